@@ -1,0 +1,3 @@
+"""Loads the serve-chaos pytest plugin for everything under this directory."""
+
+pytest_plugins = ["harness.pytest_plugin"]

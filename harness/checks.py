@@ -1,0 +1,647 @@
+"""Checks: pure functions of a History.  No I/O, no clock, no cluster.
+
+Definitions (all times epoch seconds, durations seconds):
+
+- **availability** over a window = successful / judged requests whose intended
+  send time ``t`` lies in ``[start, end)``; ``None`` when there were none.
+- **outage window** (per endpoint) = from the intended time of a failed request
+  that follows a success (or opens the run) to the intended time of the next
+  success.  If no success follows, the window is *open* and ends at its last
+  failure.  Its ``duration`` is ``end - start``.
+- **first success** after a fault = end of the first outage window that ends
+  after the fault, minus the fault time; 0 when nothing failed after the fault;
+  ``None`` when that window never closed.
+- **service restored** = the same for the *last* such window.
+- **steady state** holds at ``t`` when, over ``[t, t + hold_s]``: every probe
+  answered; the desired number of replicas is RUNNING with one unchanging set
+  of PIDs; exactly one Serve controller is alive; every node with a replica has
+  a HEALTHY proxy; no victim of the fault is still present; no request failed; and every
+  proxy that served traffic reached the replicas it should (its node's
+  replicas if it has any -- Serve prefers local replicas -- else all) and no
+  replica outside the RUNNING set.
+- **recovery time** = first steady state at or after the fault, minus the fault time.
+- **churn** by role = PIDs (pod UIDs for pods) present before the fault and
+  gone at recovery (``left``) and new ones (``appeared``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from harness.history import FaultRecord, History
+from harness.observe import Snapshot
+
+PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+ROLES = ("replica", "proxy", "controller")
+#: A proxy must have served this many successes in a window before we judge what it reached.
+MIN_REQUESTS_FOR_REACH = 10
+
+
+# ---------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class CheckResult:
+    """One judged quantity.  ``bound`` is human-readable (">= 0.999", "<= 30 s")."""
+
+    name: str
+    status: str
+    value: Any = None
+    bound: str | None = None
+    unit: str = ""
+    detail: str = ""
+
+    def line(self) -> str:
+        value = _fmt(self.value, self.unit)
+        text = f"{self.name} = {value}"
+        if self.bound:
+            text += f" (bound {self.bound})"
+        if self.detail:
+            text += f": {self.detail}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fmt(value: Any, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        if unit == "ratio":
+            return f"{value:.4f}"
+        return f"{value:.2f}{' ' + unit if unit else ''}"
+    return f"{value}{' ' + unit if unit and not isinstance(value, (list, dict)) else ''}"
+
+
+def combine(statuses: Iterable[str]) -> str:
+    """fail beats unknown beats pass."""
+    statuses = list(statuses)
+    if FAIL in statuses:
+        return FAIL
+    if UNKNOWN in statuses:
+        return UNKNOWN
+    return PASS
+
+
+# ---------------------------------------------------------------------- availability & outages
+def availability(df: pd.DataFrame, start: float | None = None, end: float | None = None) -> float | None:
+    if df.empty:
+        return None
+    mask = pd.Series(True, index=df.index)
+    if start is not None:
+        mask &= df["t"] >= start
+    if end is not None:
+        mask &= df["t"] < end
+    sel = df.loc[mask, "ok"]
+    if sel.empty:
+        return None
+    return float(sel.mean())
+
+
+@dataclass(frozen=True)
+class Window:
+    endpoint: str
+    start: float
+    end: float
+    failures: int
+    closed: bool
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+def outage_windows(df: pd.DataFrame, endpoint: str | None = None) -> list[Window]:
+    """Outage windows of each endpoint (or of ``endpoint`` only), ordered by start."""
+    windows: list[Window] = []
+    if df.empty:
+        return windows
+    groups = [(endpoint, df[df["endpoint"] == endpoint])] if endpoint else list(df.groupby("endpoint", sort=True))
+    for name, group in groups:
+        start: float | None = None
+        last_fail = 0.0
+        failures = 0
+        for t, ok in zip(group["t"].to_numpy(), group["ok"].to_numpy()):
+            if not ok:
+                if start is None:
+                    start = float(t)
+                    failures = 0
+                failures += 1
+                last_fail = float(t)
+            elif start is not None:
+                windows.append(Window(str(name), start, float(t), failures, True))
+                start = None
+        if start is not None:
+            windows.append(Window(str(name), start, last_fail, failures, False))
+    return sorted(windows, key=lambda w: (w.start, w.endpoint))
+
+
+def longest_outage(windows: list[Window]) -> Window | None:
+    return max(windows, key=lambda w: w.duration, default=None)
+
+
+def first_success_after(windows: list[Window], t_fault: float) -> float | None:
+    after = [w for w in windows if w.end >= t_fault]
+    if not after:
+        return 0.0
+    first = after[0]
+    return first.end - t_fault if first.closed else None
+
+
+def service_restored_after(windows: list[Window], t_fault: float) -> float | None:
+    after = [w for w in windows if w.end >= t_fault]
+    if not after:
+        return 0.0
+    last = after[-1]
+    return last.end - t_fault if last.closed else None
+
+
+def error_classes(df: pd.DataFrame) -> dict[str, int]:
+    if df.empty:
+        return {}
+    failed = df[~df["ok"]]
+    return {str(k): int(v) for k, v in failed["error"].fillna("unknown").value_counts().items()}
+
+
+def latency_percentiles(df: pd.DataFrame, start: float | None = None, end: float | None = None) -> dict[str, float | None]:
+    """p50/p90/p99 latency (ms) of successful requests in ``[start, end)``."""
+    sel = df[df["ok"]] if not df.empty else df
+    if start is not None and not sel.empty:
+        sel = sel[sel["t"] >= start]
+    if end is not None and not sel.empty:
+        sel = sel[sel["t"] < end]
+    if sel.empty:
+        return {"p50_ms": None, "p90_ms": None, "p99_ms": None}
+    q = sel["latency_ms"].astype(float).quantile([0.5, 0.9, 0.99])
+    return {"p50_ms": float(q[0.5]), "p90_ms": float(q[0.9]), "p99_ms": float(q[0.99])}
+
+
+# ---------------------------------------------------------------------- snapshots
+def replica_pids(snap: Snapshot, running_only: bool = True) -> frozenset[int]:
+    return frozenset(
+        int(a["pid"])
+        for a in snap.actors
+        if a["role"] == "replica" and a.get("pid") and (not running_only or a.get("state") == "RUNNING")
+    )
+
+
+def role_pids(snap: Snapshot, role: str) -> frozenset[int]:
+    return frozenset(int(a["pid"]) for a in snap.actors if a["role"] == role and a.get("pid"))
+
+
+def pod_uids(snap: Snapshot) -> dict[str, str]:
+    return {p["name"]: p.get("uid", "") for p in snap.pods if p.get("uid") and p.get("phase") in ("Running", None)}
+
+
+def victim_present(snap: Snapshot, victim: dict[str, Any]) -> bool:
+    """Whether the snapshot still shows the victim (by actor id, PID of its role, or pod UID)."""
+    role = victim.get("role")
+    if role in ROLES:
+        for actor in snap.actors:
+            if victim.get("actor_id") and actor.get("actor_id") == victim["actor_id"]:
+                return True
+            if victim.get("pid") and actor.get("pid") == victim["pid"] and actor["role"] == role:
+                return True
+        return False
+    if role == "pod":
+        return any(p.get("uid") == victim.get("uid") and p.get("phase") == "Running" for p in snap.pods)
+    return False
+
+
+def victims_observable(snap: Snapshot, victims: list[dict[str, Any]]) -> bool:
+    needs_actors = any(v.get("role") in ROLES for v in victims)
+    needs_pods = any(v.get("role") == "pod" for v in victims)
+    return (not needs_actors or snap.actors_ok) and (not needs_pods or snap.pods_ok)
+
+
+# ---------------------------------------------------------------------- steady state
+@dataclass
+class SteadyState:
+    """Why steady state does or does not hold over a window."""
+
+    holds: bool
+    reason: str = ""
+
+
+def proxy_reach_problems(snap: Snapshot, ok_requests: pd.DataFrame) -> list[str]:
+    """What proxies failed to reach, judged from successful requests grouped by serving pod."""
+    running = {
+        int(a["pid"]): a.get("pod")
+        for a in snap.actors
+        if a["role"] == "replica" and a.get("pid") and a.get("state") == "RUNNING"
+    }
+    problems: list[str] = []
+    if ok_requests.empty or not running:
+        return problems
+    for pod, group in ok_requests.groupby("pod"):
+        if not pod or len(group) < MIN_REQUESTS_FOR_REACH:
+            continue
+        seen = {int(p) for p in group["pid"].dropna()}
+        stale = seen - set(running)
+        if stale:
+            problems.append(f"proxy on {pod} answered from replicas not RUNNING: {sorted(stale)}")
+        local = {pid for pid, rpod in running.items() if rpod == pod}
+        expected = local or set(running)
+        missing = expected - seen
+        if missing:
+            problems.append(f"proxy on {pod} did not reach replicas {sorted(missing)}")
+    return problems
+
+
+def steady_state_over(
+    history: History,
+    window: list[Snapshot],
+    t0: float,
+    t1: float,
+    victims: list[dict[str, Any]],
+    reqs: pd.DataFrame | None = None,
+) -> SteadyState:
+    if len(window) < 2:
+        return SteadyState(False, "fewer than 2 probes in the window")
+    want = history.desired_replicas
+    pid_sets = set()
+    for snap in window:
+        if not snap.ok:
+            return SteadyState(False, f"dashboard not answering at {snap.t:.1f} ({', '.join(snap.errors) or 'no data'})")
+        if want and snap.replicas_running != want:
+            return SteadyState(False, f"{snap.replicas_running}/{want} replicas RUNNING")
+        pids = replica_pids(snap)
+        if want and len(pids) != want:
+            return SteadyState(False, f"{len(pids)}/{want} RUNNING replicas alive in Ray")
+        pid_sets.add(pids)
+        controllers = sum(1 for a in snap.actors if a["role"] == "controller")
+        if controllers != 1:
+            return SteadyState(False, f"{controllers} Serve controllers alive")
+        replica_nodes = {a.get("node_ip") for a in snap.actors if a["role"] == "replica" and a.get("state") == "RUNNING"}
+        proxy_nodes = {a.get("node_ip") for a in snap.actors if a["role"] == "proxy" and a.get("state") == "HEALTHY"}
+        if replica_nodes - proxy_nodes:
+            return SteadyState(False, f"no HEALTHY proxy on node(s) {sorted(map(str, replica_nodes - proxy_nodes))}")
+        for victim in victims:
+            if victim_present(snap, victim):
+                return SteadyState(False, f"victim {victim.get('role')} {victim.get('pid') or victim.get('uid') or victim.get('actor_id')} still present")
+    if len(pid_sets) != 1:
+        return SteadyState(False, "replica PIDs changing")
+    df = history.judged_requests() if reqs is None else reqs
+    if not df.empty:
+        in_window = df[(df["t"] >= t0) & (df["t"] <= t1)]
+        failed = int((~in_window["ok"]).sum())
+        if failed:
+            return SteadyState(False, f"{failed} requests failed")
+        problems = proxy_reach_problems(window[-1], in_window[in_window["ok"]])
+        if problems:
+            return SteadyState(False, "; ".join(problems))
+    return SteadyState(True)
+
+
+def first_steady_state(
+    history: History,
+    t_from: float,
+    hold_s: float,
+    victims: list[dict[str, Any]] | None = None,
+) -> tuple[float | None, str]:
+    """Earliest probe time ``t >= t_from`` where steady state holds over ``[t, t + hold_s]``.
+
+    Returns ``(t, "")`` or ``(None, reason it does not hold at the latest candidate)``.
+    """
+    victims = victims or []
+    snaps = [s for s in history.snapshots if s.t >= t_from]
+    reqs = history.judged_requests()
+    judged_until = history.judged_until()
+    if not history.requests.empty and judged_until == float("inf"):
+        judged_until = float(history.requests["t"].max())
+    last_t = snaps[-1].t if snaps else None
+    reason = "no probes after the fault"
+    for i, snap in enumerate(snaps):
+        t0 = snap.t
+        if last_t is None or last_t < t0 + hold_s:
+            reason = reason if i else "not enough probes yet"
+            break
+        if t0 + hold_s > judged_until:
+            # The window must lie where every request's outcome is known.
+            reason = "waiting for request outcomes"
+            break
+        window = [s for s in snaps[i:] if s.t <= t0 + hold_s]
+        state = steady_state_over(history, window, t0, t0 + hold_s, victims, reqs)
+        if state.holds:
+            return t0, ""
+        reason = state.reason
+    return None, reason
+
+
+# ---------------------------------------------------------------------- churn
+def snapshot_before(history: History, t: float) -> Snapshot | None:
+    before = [s for s in history.snapshots if s.t < t and s.ok]
+    return before[-1] if before else None
+
+
+def snapshot_at_or_after(history: History, t: float) -> Snapshot | None:
+    after = [s for s in history.snapshots if s.t >= t and s.ok]
+    return after[0] if after else None
+
+
+def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, list]]:
+    """PIDs by role (and pod UIDs by pod name) that left and appeared between two snapshots."""
+    out: dict[str, dict[str, list]] = {}
+    for role in ROLES:
+        b, a = role_pids(before, role), role_pids(after, role)
+        out[role] = {"before": sorted(b), "after": sorted(a), "left": sorted(b - a), "appeared": sorted(a - b)}
+    if before.pods_ok and after.pods_ok:
+        b_uids, a_uids = pod_uids(before), pod_uids(after)
+        left = sorted(name for name, uid in b_uids.items() if a_uids.get(name) != uid)
+        appeared = sorted(name for name, uid in a_uids.items() if b_uids.get(name) != uid)
+        out["pod"] = {"before": sorted(b_uids), "after": sorted(a_uids), "left": left, "appeared": appeared}
+    return out
+
+
+CHURN_KINDS = ("none", "victims", "at_least_victims", "all", "any")
+
+
+def check_churn(
+    role: str,
+    expected: str,
+    observed: dict[str, dict[str, list]] | None,
+    victims: list[dict[str, Any]],
+) -> CheckResult:
+    """Compare one role's churn with what the scenario expects.
+
+    ``none``: nothing left or appeared.  ``victims``: exactly the victims of that
+    role left and as many new ones appeared.  ``at_least_victims``: the victims
+    left (others may too) and the count is back.  ``all``: every PID changed.
+    ``any``: reported, not judged.
+    """
+    name = f"churn.{role}"
+    if expected not in CHURN_KINDS:
+        return CheckResult(name, UNKNOWN, detail=f"unknown expectation {expected!r}")
+    if observed is None or role not in observed:
+        return CheckResult(name, UNKNOWN, bound=expected, detail="no snapshot before the fault or at recovery")
+    got = observed[role]
+    left, appeared = set(got["left"]), set(got["appeared"])
+    value = {"left": sorted(left), "appeared": sorted(appeared)}
+    key = "name" if role == "pod" else "pid"
+    victim_ids = {v.get(key) for v in victims if v.get("role") == role and v.get(key) is not None}
+    if expected == "any":
+        return CheckResult(name, PASS, value, bound="any")
+    if expected == "none":
+        ok = not left and not appeared
+        detail = "" if ok else f"expected no change, {len(left)} left and {len(appeared)} appeared"
+    elif expected == "victims":
+        ok = left == victim_ids and len(appeared) == len(left)
+        detail = "" if ok else f"expected exactly {sorted(victim_ids)} replaced"
+    elif expected == "at_least_victims":
+        ok = victim_ids <= left and len(got["after"]) >= len(got["before"])
+        detail = "" if ok else f"expected at least {sorted(victim_ids)} replaced"
+    else:  # all
+        ok = bool(got["before"]) and left == set(got["before"]) and len(appeared) >= len(left)
+        detail = "" if ok else "expected every one replaced"
+    return CheckResult(name, PASS if ok else FAIL, value, bound=expected, detail=detail)
+
+
+# ---------------------------------------------------------------------- fault verification
+def fault_effect(history: History, fault: FaultRecord) -> CheckResult:
+    """Did the fault change what it should?  fail if every victim was still there at the end."""
+    name = "fault.took_effect"
+    if not fault.victims:
+        return CheckResult(name, FAIL, detail="the fault recorded no victim")
+    after = [s for s in history.snapshots if s.t >= fault.t_inject and victims_observable(s, fault.victims)]
+    if not after:
+        return CheckResult(name, UNKNOWN, detail="no usable probe after the fault")
+    gone_at: dict[int, float] = {}
+    for snap in after:
+        for i, victim in enumerate(fault.victims):
+            if i not in gone_at and not victim_present(snap, victim):
+                gone_at[i] = snap.t
+    if len(gone_at) == len(fault.victims):
+        delay = max(gone_at.values()) - fault.t_inject
+        return CheckResult(name, PASS, round(delay, 3), unit="s",
+                           detail=f"all {len(fault.victims)} victims gone")
+    missing = [v for i, v in enumerate(fault.victims) if i not in gone_at]
+    return CheckResult(name, FAIL, len(gone_at), detail=f"still present after the fault: {missing}")
+
+
+# ---------------------------------------------------------------------- SLOs
+@dataclass(frozen=True)
+class SLO:
+    """What a scenario promises.  ``None`` means "not judged".
+
+    Availabilities are ratios in [0, 1]; durations seconds; latency ms.
+    ``endpoint_availability`` maps an endpoint glob (``front``, ``pod:worker-*``)
+    to the minimum availability *during the fault* on matching endpoints.
+    """
+
+    min_availability: float | None = None
+    min_availability_during_fault: float | None = None
+    min_availability_after_recovery: float | None = None
+    max_outage_s: float | None = None
+    max_first_success_s: float | None = None
+    max_recovery_s: float | None = None
+    max_p99_ms: float | None = None
+    endpoint_availability: dict[str, float] = field(default_factory=dict)
+    #: Minimum availability during the fault through each pod's own endpoint,
+    #: except pods the fault hit (the guide's "other proxies keep accepting").
+    other_pods_min_availability_during_fault: float | None = None
+    #: The endpoint the headline figures are about.
+    primary_endpoint: str = "front"
+
+    def __post_init__(self) -> None:
+        for name in ("min_availability", "min_availability_during_fault", "min_availability_after_recovery",
+                     "other_pods_min_availability_during_fault"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a ratio in [0, 1], got {value}")
+        for name in ("max_outage_s", "max_first_success_s", "max_recovery_s", "max_p99_ms"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        for glob, value in self.endpoint_availability.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"endpoint_availability[{glob!r}] must be in [0, 1], got {value}")
+
+
+def _min_check(name: str, value: float | None, bound: float | None, unit: str = "ratio") -> CheckResult | None:
+    if bound is None:
+        return None
+    if value is None:
+        return CheckResult(name, UNKNOWN, None, f">= {bound}", unit, "no requests in the window")
+    return CheckResult(name, PASS if value >= bound else FAIL, value, f">= {bound}", unit)
+
+
+def _max_check(name: str, value: float | None, bound: float | None, unit: str, none_means: str) -> CheckResult | None:
+    if bound is None:
+        return None
+    if value is None:
+        return CheckResult(name, FAIL if none_means == FAIL else UNKNOWN, None, f"<= {bound} {unit}", unit,
+                           "never reached" if none_means == FAIL else "not measurable")
+    return CheckResult(name, PASS if value <= bound else FAIL, value, f"<= {bound} {unit}", unit)
+
+
+ExtraCheck = Callable[[History, FaultRecord], CheckResult]
+
+
+@dataclass
+class Evaluation:
+    """Metrics (plain data for the verdict JSON) and the judged checks."""
+
+    metrics: dict[str, Any]
+    checks: list[CheckResult]
+    t_recovered: float | None
+
+    @property
+    def status(self) -> str:
+        return combine(c.status for c in self.checks)
+
+    def violations(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status != PASS]
+
+
+def evaluate(
+    history: History,
+    slo: SLO,
+    expected_churn: dict[str, str],
+    hold_s: float = 5.0,
+    t_recovered: float | None = None,
+    extra_checks: Iterable[ExtraCheck] = (),
+) -> Evaluation:
+    """All metrics and SLO checks of a single-fault run."""
+    if not history.faults:
+        return Evaluation({}, [CheckResult("fault.took_effect", FAIL, detail="no fault was injected")], None)
+    fault = history.faults[0]
+    t_fault = fault.t_inject
+    reqs = history.judged_requests()
+    if t_recovered is None:
+        t_recovered, not_steady = first_steady_state(history, t_fault, hold_s, fault.victims)
+    else:
+        not_steady = ""
+    recovery_s = None if t_recovered is None else t_recovered - t_fault
+    end_fault = t_recovered if t_recovered is not None else None
+
+    windows = outage_windows(reqs)
+    endpoints = sorted(reqs["endpoint"].unique()) if not reqs.empty else []
+    per_endpoint: dict[str, Any] = {}
+    for ep in endpoints:
+        ep_df = reqs[reqs["endpoint"] == ep]
+        ep_windows = [w for w in windows if w.endpoint == ep]
+        longest = longest_outage(ep_windows)
+        per_endpoint[ep] = {
+            "requests": int(len(ep_df)),
+            "failed": int((~ep_df["ok"]).sum()),
+            "availability": availability(ep_df),
+            "availability_before_fault": availability(ep_df, None, t_fault),
+            "availability_during_fault": availability(ep_df, t_fault, end_fault),
+            "availability_after_recovery": availability(ep_df, t_recovered) if t_recovered else None,
+            "longest_outage_s": longest.duration if longest else 0.0,
+            "longest_outage_closed": longest.closed if longest else True,
+            "outage_windows": [asdict(w) for w in ep_windows],
+            "first_success_s": first_success_after(ep_windows, t_fault),
+            "service_restored_s": service_restored_after(ep_windows, t_fault),
+            "errors": error_classes(ep_df),
+            "latency": latency_percentiles(ep_df),
+            "latency_during_fault": latency_percentiles(ep_df, t_fault, end_fault),
+        }
+    before = snapshot_before(history, t_fault)
+    after = snapshot_at_or_after(history, t_recovered) if t_recovered else (
+        [s for s in history.snapshots if s.ok][-1] if any(s.ok for s in history.snapshots) else None)
+    observed_churn = churn(before, after) if before and after else None
+    effect = fault_effect(history, fault)
+    metrics: dict[str, Any] = {
+        "t_fault": t_fault,
+        "t_recovered": t_recovered,
+        "recovery_s": recovery_s,
+        "not_recovered_reason": not_steady if t_recovered is None else "",
+        "fault_effect_s": effect.value if effect.status == PASS else None,
+        "requests": int(len(reqs)),
+        "failed": int((~reqs["ok"]).sum()) if not reqs.empty else 0,
+        "availability": availability(reqs),
+        "endpoints": per_endpoint,
+        "churn": observed_churn,
+        "victims": fault.victims,
+    }
+
+    primary = per_endpoint.get(slo.primary_endpoint, {})
+    checks: list[CheckResult] = [effect]
+    prefix = f"{slo.primary_endpoint}."
+    candidates = [
+        _min_check(prefix + "availability", primary.get("availability"), slo.min_availability),
+        _min_check(prefix + "availability_during_fault", primary.get("availability_during_fault"),
+                   slo.min_availability_during_fault),
+        _min_check(prefix + "availability_after_recovery", primary.get("availability_after_recovery"),
+                   slo.min_availability_after_recovery),
+        _max_check(prefix + "longest_outage_s", primary.get("longest_outage_s") if primary else None,
+                   slo.max_outage_s, "s", UNKNOWN),
+        _max_check(prefix + "first_success_s", primary.get("first_success_s") if primary else None,
+                   slo.max_first_success_s, "s", FAIL),
+        _max_check("recovery_s", recovery_s, slo.max_recovery_s, "s", FAIL),
+        _max_check(prefix + "p99_ms", (primary.get("latency") or {}).get("p99_ms") if primary else None,
+                   slo.max_p99_ms, "ms", UNKNOWN),
+    ]
+    if slo.max_recovery_s is not None and recovery_s is None:
+        candidates[5] = CheckResult("recovery_s", FAIL, None, f"<= {slo.max_recovery_s} s", "s",
+                                    f"no steady state before the deadline ({not_steady})")
+    if primary.get("longest_outage_closed") is False and slo.max_outage_s is not None:
+        candidates[3] = CheckResult(prefix + "longest_outage_s", FAIL, primary["longest_outage_s"],
+                                    f"<= {slo.max_outage_s} s", "s", "outage still open when load stopped")
+    checks += [c for c in candidates if c is not None]
+    for glob, bound in slo.endpoint_availability.items():
+        matched = [ep for ep in endpoints if fnmatch.fnmatch(ep, glob)]
+        if not matched:
+            checks.append(CheckResult(f"{glob}.availability_during_fault", UNKNOWN, None, f">= {bound}",
+                                      "ratio", "no such endpoint in the load"))
+        for ep in matched:
+            check = _min_check(f"{ep}.availability_during_fault", per_endpoint[ep]["availability_during_fault"], bound)
+            if check is not None:
+                checks.append(check)
+    if slo.other_pods_min_availability_during_fault is not None:
+        hit = {f"pod:{v['pod']}" for v in fault.victims if v.get("pod")}
+        hit |= {f"pod:{v['name']}" for v in fault.victims if v.get("role") == "pod"}
+        others = [ep for ep in endpoints if ep.startswith("pod:") and ep not in hit]
+        if not others:
+            checks.append(CheckResult("other_pods.availability_during_fault", UNKNOWN, None,
+                                      f">= {slo.other_pods_min_availability_during_fault}", "ratio",
+                                      "no direct pod endpoint besides the victim's in the load"))
+        for ep in others:
+            check = _min_check(f"{ep}.availability_during_fault", per_endpoint[ep]["availability_during_fault"],
+                               slo.other_pods_min_availability_during_fault)
+            if check is not None:
+                checks.append(check)
+    for role, expectation in expected_churn.items():
+        checks.append(check_churn(role, expectation, observed_churn, fault.victims))
+    for extra in extra_checks:
+        try:
+            checks.append(extra(history, fault))
+        except Exception as err:  # noqa: BLE001 - a crashed check is "unknown", not a crash
+            checks.append(CheckResult(getattr(extra, "__name__", "extra"), UNKNOWN,
+                                      detail=f"check crashed: {type(err).__name__}: {err}"))
+    metrics["status_by_check"] = {c.name: c.status for c in checks}
+    return Evaluation(metrics, checks, t_recovered)
+
+
+
+
+# ---------------------------------------------------------------------- scenario-specific checks
+def proxy_restarted_by_ray(history: History, fault: FaultRecord) -> CheckResult:
+    """The guide: after ``ray.kill(proxy, no_restart=False)`` the *same* ProxyActor
+    restarts with a new PID.  pass when that happens; fail when the node's proxy
+    came back only as a different actor (or not at all)."""
+    name = "proxy.restarted_by_ray"
+    victim = next((v for v in fault.victims if v.get("role") == "proxy"), None)
+    if victim is None:
+        return CheckResult(name, UNKNOWN, detail="no proxy victim recorded")
+    replaced_at: tuple[float, str] | None = None
+    for snap in history.snapshots:
+        if snap.t < fault.t_inject or not snap.actors_ok:
+            continue
+        for actor in snap.actors:
+            if actor["role"] != "proxy" or actor.get("node_ip") != victim.get("node_ip"):
+                continue
+            if actor.get("actor_id") == victim.get("actor_id") and actor.get("pid") != victim.get("pid"):
+                return CheckResult(name, PASS, round(snap.t - fault.t_inject, 2), unit="s",
+                                   detail="same actor, new PID")
+            if actor.get("actor_id") != victim.get("actor_id") and replaced_at is None:
+                replaced_at = (snap.t, str(actor.get("actor_id")))
+    if replaced_at is not None:
+        return CheckResult(name, FAIL, None, "same actor restarts", "",
+                           f"Ray did not restart the proxy actor; a new ProxyActor {replaced_at[1][:12]} "
+                           f"replaced it {replaced_at[0] - fault.t_inject:.1f} s after the kill")
+    return CheckResult(name, FAIL, None, "same actor restarts", "", "no proxy came back on that node")

@@ -1,0 +1,345 @@
+"""The experiment engine: gate -> load -> warm-up -> inject -> observe -> stop -> heal -> check -> store.
+
+It knows the cluster only through the Cluster protocol.  Healing runs in
+``finally`` -- after a failed check, an exception, a timeout or Ctrl-C -- and
+the artifacts are written even then.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import report
+from harness.checks import Evaluation, availability, evaluate, first_steady_state
+from harness.faults import FaultPlan
+from harness.history import REQUESTS_FILE, SNAPSHOTS_FILE, FaultRecord, History, read_jsonl
+from harness.load import LoadGenerator, resolve_endpoints
+from harness.observe import Prober, Snapshot
+from harness.scenario import Scenario
+from runtime.app.serve_config import desired_replicas, health_check_settings
+from runtime.cluster import Cluster
+from runtime.errors import InfrastructureError, ServeChaosError
+from runtime.local.procs import ROLE_ENV, RUN_ENV
+
+Observer = Callable[[str, dict[str, Any]], None]
+
+
+class GateError(InfrastructureError):
+    """The cluster was not at steady state before the fault: an error, not an SLO failure."""
+
+
+class ScenarioSkipped(ServeChaosError):
+    """The target cannot perform this scenario's fault (capability missing)."""
+
+
+class SLOViolation(AssertionError):
+    """A promise the scenario states was not kept (one line per violated check)."""
+
+
+class PromiseBroken(AssertionError):
+    """A promise real Ray is known not to keep was broken again (drives a strict xfail)."""
+
+
+@dataclass(frozen=True)
+class AbortPolicy:
+    """Halt a run when front-door availability stays below ``min_availability``
+    (ratio) over the last ``window_s`` seconds."""
+
+    min_availability: float = 0.0
+    window_s: float = 30.0
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    run_id: str
+    run_dir: Path
+    status: str
+    evaluation: Evaluation | None
+    history: History
+    fault: FaultRecord | None
+    verdict: dict[str, Any]
+    error: str = ""
+    cluster_healthy: bool = True
+
+    def violation_lines(self, names: set[str] | None = None, exclude: set[str] | None = None) -> list[str]:
+        if self.evaluation is None:
+            return [f"no evaluation: {self.error}"]
+        lines = []
+        for check in self.evaluation.violations():
+            if names is not None and check.name not in names:
+                continue
+            if exclude is not None and check.name in exclude:
+                continue
+            lines.append(f"{check.line()} [{check.status}]")
+        return lines
+
+    def assert_promises(self) -> None:
+        """Fail on every violated SLO; then raise PromiseBroken for the known-broken ones.
+
+        Checks listed in ``scenario.known_broken`` are judged last and raise
+        PromiseBroken (a strict xfail); any other violation raises SLOViolation
+        first, so a known Ray bug can never hide an unexpected failure.
+        """
+        known = set(self.scenario.known_broken)
+        evidence = f"(evidence: {self.run_dir / 'verdict.json'})"
+        other = self.violation_lines(exclude=known)
+        if other:
+            raise SLOViolation("\n".join(other + [evidence]))
+        broken = self.violation_lines(names=known)
+        if broken:
+            reasons = [f"{name}: {why}" for name, why in self.scenario.known_broken.items()]
+            raise PromiseBroken("\n".join(broken + reasons + [evidence]))
+
+
+def _now_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+class Engine:
+    """Runs scenarios against one cluster.
+
+    ``confirm(plan)`` (game day ``--step``) is asked before injecting and may
+    return False to skip the fault.  ``observer(event, data)`` receives progress
+    (phase changes and a live tick about once a second) and must not raise.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        report_dir: Path,
+        seed: int | None = None,
+        observer: Observer | None = None,
+        confirm: Callable[[FaultPlan], bool] | None = None,
+        abort: AbortPolicy | None = None,
+        run_label: str | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.report_dir = Path(report_dir)
+        self.seed = seed
+        self.observer = observer
+        self.confirm = confirm
+        self.abort = abort
+        self.run_label = run_label
+
+    # ------------------------------------------------------------------ helpers
+    def _emit(self, event: str, **data: Any) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer(event, data)
+        except Exception:  # noqa: BLE001 - observers never abort a run
+            pass
+
+    def _history(self, run_dir: Path, prober: Prober | None, t_load_start: float | None,
+                 t_load_stop: float | None, scenario: Scenario, faults: list[FaultRecord],
+                 events: list[dict[str, Any]] | None = None) -> History:
+        return History.build(
+            read_jsonl(run_dir / REQUESTS_FILE),
+            snapshots=prober.copy() if prober else [],
+            faults=faults,
+            events=events or [],
+            t_load_start=t_load_start,
+            t_load_stop=t_load_stop,
+            load_timeout_s=scenario.load.timeout_s,
+            desired_replicas=desired_replicas(scenario.app.to_serve_config()),
+        )
+
+    def prepare(self, scenario: Scenario) -> None:
+        """Bring the cluster to the scenario's settings (GCS FT, Serve config) and wait for it."""
+        missing = [c for c in scenario.requires if not getattr(self.cluster.capabilities, c, False)]
+        if missing:
+            raise ScenarioSkipped(
+                f"{scenario.name} needs {', '.join(missing)}: "
+                + "; ".join(self.cluster.capabilities.why_not(c) for c in missing)
+            )
+        self._emit("phase", name="prepare")
+        if bool(self.cluster.settings().get("gcs_ft")) != scenario.gcs_ft:
+            self.cluster.set_gcs_ft(scenario.gcs_ft)
+            time.sleep(2.0)
+        desired = scenario.app.to_serve_config()
+        if self.cluster.serve_config() != desired:
+            self.cluster.apply_serve_config(desired)
+            time.sleep(2.0)
+        try:
+            self.cluster.wait_ready(timeout_s=max(120.0, scenario.gate_timeout_s))
+        except ServeChaosError as err:
+            raise GateError(f"cluster not ready before {scenario.name}: {err.what}",
+                            evidence=err.evidence, hint=err.hint) from None
+
+    # ------------------------------------------------------------------ run
+    def run(self, scenario: Scenario) -> RunResult:
+        seed = self.seed if self.seed is not None else random.SystemRandom().randrange(2**31)
+        rng = random.Random(f"{seed}:{scenario.name}")
+        run_id = f"{_now_id()}-{scenario.name}-{secrets.token_hex(2)}"
+        run_dir = self.report_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        self.prepare(scenario)
+        settings = dict(self.cluster.settings())
+        settings.update(health_check_settings(scenario.app.to_serve_config()))
+        settings["ray_version"] = report.ray_version()
+
+        endpoints = self.cluster.endpoints()
+        roles = {p.name: p.role for p in self.cluster.pods()}
+        targets = resolve_endpoints(scenario.load, endpoints, roles)
+        markers = {ROLE_ENV: "load"}
+        if self.run_label:
+            markers[RUN_ENV] = self.run_label
+        max_load_s = scenario.gate_timeout_s + scenario.warmup_s + scenario.deadline_s + 120
+        load = LoadGenerator(scenario.load, targets, run_dir / REQUESTS_FILE, max_load_s, markers)
+        prober = Prober(endpoints.dashboard, lambda: [p.to_dict() for p in self.cluster.pods()],
+                        out_path=run_dir / SNAPSHOTS_FILE)
+        faults: list[FaultRecord] = []
+        t_load_start: float | None = None
+        t_load_stop: float | None = None
+        t_gate: float | None = None
+        error = ""
+        status_override = ""
+        cluster_healthy = True
+        plan: FaultPlan | None = None
+        t_recovered_live: float | None = None
+        events_since = time.time()
+        try:
+            prober.start()
+            load.start()
+            t_load_start = time.time()
+            self._emit("phase", name="warmup", seconds=scenario.warmup_s)
+            time.sleep(scenario.warmup_s)
+            t_gate = self._gate(scenario, run_dir, prober, t_load_start)
+            snap = self._latest_ok(prober)
+            plan = scenario.fault.plan(snap, self.cluster.pods(), rng)
+            self._emit("plan", plan=plan)
+            if self.confirm is not None and not self.confirm(plan):
+                status_override = "skipped"
+                error = "fault declined at the --step prompt"
+            else:
+                self._emit("phase", name="inject", fault=plan.description)
+                record = scenario.fault.inject(self.cluster, plan)
+                faults.append(record)
+                self._emit("injected", record=record)
+                t_recovered_live, aborted = self._observe(scenario, run_dir, prober, t_load_start, faults)
+                if aborted:
+                    status_override = "aborted"
+                    error = aborted
+        except KeyboardInterrupt:
+            status_override = "interrupted"
+            error = "interrupted (Ctrl-C); the cluster was healed"
+            raise
+        except ServeChaosError as err:
+            error = err.one_line()
+            raise
+        finally:
+            self._emit("phase", name="heal")
+            load.stop()
+            t_load_stop = time.time()
+            for record in faults:
+                try:
+                    record.heal_actions = [a.to_dict() for a in scenario.fault.heal(self.cluster, record)]
+                    record.t_heal = time.time()
+                except ServeChaosError as err:
+                    error = error or f"heal failed: {err.one_line()}"
+            if not faults:
+                try:
+                    self.cluster.heal()
+                except ServeChaosError:
+                    pass
+            try:
+                self.cluster.wait_ready(timeout_s=180.0)
+            except ServeChaosError as err:
+                cluster_healthy = False
+                error = error or f"cluster did not return to steady state after healing: {err.what}"
+            prober.stop()
+            events = self._events(events_since)
+            history = self._history(run_dir, prober, t_load_start, t_load_stop, scenario, faults, events)
+            evaluation = None
+            if faults:
+                evaluation = evaluate(history, scenario.slo, scenario.expected_churn, scenario.hold_s,
+                                      extra_checks=scenario.extra_checks)
+            status = status_override or (evaluation.status if evaluation else "error")
+            verdict = report.verdict(
+                scenario=scenario, run_id=run_id, status=status, seed=seed, settings=settings,
+                started=started, finished=time.time(), evaluation=evaluation, history=history,
+                plan=plan, t_gate=t_gate, error=error, cluster_healthy=cluster_healthy,
+                t_recovered_live=t_recovered_live, target=self.cluster.name,
+            )
+            report.write_run(run_dir, history, verdict)
+            result = RunResult(scenario, run_id, run_dir, status, evaluation, history,
+                               faults[0] if faults else None, verdict, error, cluster_healthy)
+            self._emit("done", result=result)
+            self.last_result = result
+        return result
+
+    def _events(self, since: float) -> list[dict[str, Any]]:
+        fetch = getattr(self.cluster, "events", None)
+        if fetch is None:
+            return []
+        try:
+            return list(fetch(since))
+        except ServeChaosError:
+            return []
+
+    @staticmethod
+    def _latest_ok(prober: Prober) -> Snapshot:
+        for snap in reversed(prober.copy()):
+            if snap.ok:
+                return snap
+        raise GateError("no successful probe of the dashboard")
+
+    def _gate(self, scenario: Scenario, run_dir: Path, prober: Prober, t_load_start: float) -> float:
+        """Wait until steady state holds with load flowing; else GateError."""
+        self._emit("phase", name="gate", timeout_s=scenario.gate_timeout_s)
+        deadline = time.time() + scenario.gate_timeout_s
+        reason = ""
+        while time.time() < deadline:
+            now = time.time()
+            history = self._history(run_dir, prober, t_load_start, None, scenario, [])
+            # Judge only a recent window: the cluster must be steady now, not earlier.
+            t_from = max(t_load_start + 0.5, now - 2 * scenario.hold_s - 2.0)
+            t_steady, reason = first_steady_state(history, t_from, scenario.hold_s)
+            if t_steady is not None:
+                return t_steady
+            self._emit("tick", phase="gate", history=history, reason=reason)
+            time.sleep(1.0)
+        raise GateError(
+            f"steady state did not hold before the fault within {scenario.gate_timeout_s:.0f} s: {reason}",
+            evidence=str(run_dir),
+            hint="the cluster was unhealthy before the fault; check `serve-chaos status`",
+        )
+
+    def _observe(self, scenario: Scenario, run_dir: Path, prober: Prober, t_load_start: float,
+                 faults: list[FaultRecord]) -> tuple[float | None, str]:
+        """Observe until recovered (plus margins) or the deadline; returns (t_recovered, abort reason)."""
+        fault = faults[0]
+        self._emit("phase", name="observe", deadline_s=scenario.deadline_s)
+        t_recovered: float | None = None
+        while True:
+            now = time.time()
+            history = self._history(run_dir, prober, t_load_start, None, scenario, faults)
+            if t_recovered is None:
+                t_recovered, reason = first_steady_state(history, fault.t_inject, scenario.hold_s, fault.victims)
+            else:
+                reason = ""
+            self._emit("tick", phase="observe", history=history, t_fault=fault.t_inject,
+                       t_recovered=t_recovered, reason=reason)
+            if self.abort is not None:
+                recent = availability(history.judged_requests(), now - self.abort.window_s - scenario.load.timeout_s)
+                if (now - fault.t_inject > self.abort.window_s and recent is not None
+                        and recent < self.abort.min_availability):
+                    return t_recovered, (f"aborted: availability {recent:.3f} below "
+                                         f"{self.abort.min_availability} for {self.abort.window_s:.0f} s")
+            done_at = fault.t_inject + scenario.min_observe_s
+            if t_recovered is not None:
+                done_at = max(done_at, t_recovered + scenario.hold_s + scenario.after_recovery_s)
+                if now >= done_at:
+                    return t_recovered, ""
+            if now > fault.t_inject + scenario.deadline_s:
+                return t_recovered, ""
+            time.sleep(1.0)
+

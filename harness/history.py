@@ -1,0 +1,201 @@
+"""One timeline of a run: requests, faults, probe snapshots and cluster events.
+
+Everything is keyed by epoch seconds.  The frames here are what the checks
+(pure functions in ``checks.py``) and the report read; a run directory holds
+the same data as files, so a history can be rebuilt from disk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.observe import Snapshot
+
+REQUEST_COLUMNS = ["seq", "t", "t_sent", "endpoint", "ok", "error", "status", "pid", "pod", "latency_ms"]
+
+REQUESTS_FILE = "requests.jsonl"
+SNAPSHOTS_FILE = "probes.jsonl"
+FAULTS_FILE = "faults.json"
+EVENTS_FILE = "events.jsonl"
+META_FILE = "history.json"
+
+
+@dataclass
+class FaultRecord:
+    """One injected fault.
+
+    ``t_inject`` is when the fault took effect (epoch s), ``t_end`` when the
+    injecting call returned.  ``victims`` are what the fault is expected to
+    replace: dicts with ``role`` (replica / proxy / controller / pod / node)
+    and whatever identifies them (actor_id, pid, pod, uid, node).
+    """
+
+    fault: str
+    t_inject: float
+    t_end: float
+    victims: list[dict[str, Any]] = field(default_factory=list)
+    action: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    heal_actions: list[dict[str, Any]] = field(default_factory=list)
+    t_heal: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FaultRecord":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def requests_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Request records -> frame sorted by intended send time ``t``."""
+    df = pd.DataFrame.from_records(records, columns=REQUEST_COLUMNS) if records else pd.DataFrame(columns=REQUEST_COLUMNS)
+    if not df.empty:
+        df["ok"] = df["ok"].astype(bool)
+        df = df.sort_values("t", kind="stable").reset_index(drop=True)
+    return df
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL file; a torn last line (writer killed mid-write) is skipped."""
+    out = []
+    try:
+        with path.open() as fh:
+            for line in fh:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+    except FileNotFoundError:
+        pass
+    return out
+
+
+@dataclass
+class History:
+    """The timeline.  ``t_load_start``/``t_load_stop`` bracket the load (epoch s);
+    ``load_timeout_s`` is the per-request timeout (s); ``desired_replicas`` what
+    the Serve config asks for."""
+
+    requests: pd.DataFrame
+    snapshots: list[Snapshot] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    t_load_start: float | None = None
+    t_load_stop: float | None = None
+    load_timeout_s: float = 5.0
+    desired_replicas: int = 0
+
+    @classmethod
+    def build(cls, request_records: list[dict[str, Any]], **kwargs: Any) -> "History":
+        return cls(requests=requests_frame(request_records), **kwargs)
+
+    def judged_until(self) -> float:
+        """Intended send time up to which every request's outcome is recorded (epoch s).
+
+        Records are written when a request completes, so while load runs the
+        earliest request still in flight shows up as the first missing sequence
+        number; nothing from its intended time on is judged yet.  ``inf`` when
+        nothing is missing (or there is no load at all).
+        """
+        df = self.requests
+        if df.empty or df["seq"].isna().all():
+            return float("inf")
+        known = df.dropna(subset=["seq"])
+        seqs = known["seq"].astype(int).to_numpy()
+        lo, hi = int(seqs.min()), int(seqs.max())
+        if hi - lo + 1 == len(set(seqs.tolist())):
+            return float("inf")
+        present = set(seqs.tolist())
+        first_missing = next(s for s in range(lo, hi + 1) if s not in present)
+        t_lo = float(known.loc[known["seq"] == lo, "t"].iloc[0])
+        t_hi = float(known.loc[known["seq"] == hi, "t"].iloc[0])
+        interval = (t_hi - t_lo) / (hi - lo) if hi > lo else 0.0
+        return t_lo + (first_missing - lo) * interval
+
+    def judged_requests(self) -> pd.DataFrame:
+        """Requests sent before the earliest one whose outcome is not yet known."""
+        df = self.requests
+        if df.empty:
+            return df
+        cut = self.judged_until()
+        if cut == float("inf"):
+            return df
+        return df[df["t"] < cut]
+
+    def snapshots_frame(self) -> pd.DataFrame:
+        rows = [
+            {
+                "t": s.t,
+                "serve_ok": s.serve_ok,
+                "actors_ok": s.actors_ok,
+                "ok": s.ok,
+                "app_status": s.app_status,
+                "replicas_running": s.replicas_running,
+                "n_replicas": sum(a["role"] == "replica" for a in s.actors),
+                "n_proxies": sum(a["role"] == "proxy" for a in s.actors),
+                "n_controllers": sum(a["role"] == "controller" for a in s.actors),
+            }
+            for s in self.snapshots
+        ]
+        return pd.DataFrame(rows)
+
+    def actors_frame(self) -> pd.DataFrame:
+        """One row per live Serve actor per snapshot."""
+        rows = [{"t": s.t, **a} for s in self.snapshots if s.actors_ok for a in s.actors]
+        cols = ["t", "role", "actor_id", "name", "pid", "node_id", "node_ip", "pod", "state"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def pods_frame(self) -> pd.DataFrame:
+        rows = [{"t": s.t, **p} for s in self.snapshots if s.pods_ok for p in s.pods]
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------------ files
+    def save(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / REQUESTS_FILE).exists():
+            with (run_dir / REQUESTS_FILE).open("w") as fh:
+                for rec in self.requests.to_dict("records"):
+                    clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
+                    fh.write(json.dumps(clean, default=_json_default) + "\n")
+        if not (run_dir / SNAPSHOTS_FILE).exists():
+            with (run_dir / SNAPSHOTS_FILE).open("w") as fh:
+                for snap in self.snapshots:
+                    fh.write(json.dumps(snap.to_dict(), default=str) + "\n")
+        (run_dir / FAULTS_FILE).write_text(json.dumps([f.to_dict() for f in self.faults], indent=2, default=str))
+        with (run_dir / EVENTS_FILE).open("w") as fh:
+            for event in self.events:
+                fh.write(json.dumps(event, default=str) + "\n")
+        meta = {
+            "t_load_start": self.t_load_start,
+            "t_load_stop": self.t_load_stop,
+            "load_timeout_s": self.load_timeout_s,
+            "desired_replicas": self.desired_replicas,
+        }
+        (run_dir / META_FILE).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "History":
+        meta = json.loads((run_dir / META_FILE).read_text())
+        faults = [FaultRecord.from_dict(f) for f in json.loads((run_dir / FAULTS_FILE).read_text())]
+        return cls.build(
+            read_jsonl(run_dir / REQUESTS_FILE),
+            snapshots=[Snapshot.from_dict(d) for d in read_jsonl(run_dir / SNAPSHOTS_FILE)],
+            faults=faults,
+            events=read_jsonl(run_dir / EVENTS_FILE),
+            **meta,
+        )
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

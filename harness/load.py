@@ -1,0 +1,141 @@
+"""Load: Locust, headless, in a subprocess, writing one JSONL record per request."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.cluster import Endpoints
+from runtime.errors import ConfigError, InfrastructureError
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+FRONT_DOOR = "front"
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """Offered load.
+
+    ``rate`` is requests per second *per endpoint* (constant arrival rate);
+    ``timeout_s`` the per-request timeout (seconds).  ``endpoints`` names where
+    to send: ``front`` (the front door) and/or ``pod:<name>`` (one pod's own
+    proxy, like ``kubectl port-forward``) or ``pods:worker`` (every worker pod).
+    """
+
+    rate: float = 30.0
+    timeout_s: float = 5.0
+    endpoints: tuple[str, ...] = (FRONT_DOOR,)
+    max_in_flight: int = 500
+
+    def __post_init__(self) -> None:
+        if not 0 < self.rate <= 2000:
+            raise ConfigError(f"load rate must be in (0, 2000] requests/s per endpoint, got {self.rate}")
+        if not 0 < self.timeout_s <= 120:
+            raise ConfigError(f"load timeout must be in (0, 120] seconds, got {self.timeout_s}")
+        if not self.endpoints:
+            raise ConfigError("load needs at least one endpoint", hint="use 'front' or 'pod:<name>'")
+        for name in self.endpoints:
+            if name != FRONT_DOOR and not name.startswith(("pod:", "pods:")):
+                raise ConfigError(
+                    f"unknown load endpoint {name!r}",
+                    hint="use 'front', 'pod:<pod name>' or 'pods:worker'",
+                )
+
+
+def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str]) -> list[dict[str, str]]:
+    """Turn endpoint names into ``{"name", "url", "pod"}``; ``roles`` maps pod -> role."""
+    out: list[dict[str, str]] = []
+    for name in spec.endpoints:
+        if name == FRONT_DOOR:
+            out.append({"name": FRONT_DOOR, "url": endpoints.front_door + "/"})
+        elif name.startswith("pods:"):
+            role = name.split(":", 1)[1]
+            for pod, url in sorted(endpoints.pods.items()):
+                if roles.get(pod) == role:
+                    out.append({"name": f"pod:{pod}", "url": url + "/", "pod": pod})
+        else:
+            pod = name.split(":", 1)[1]
+            if pod not in endpoints.pods:
+                raise ConfigError(f"no pod named {pod!r} to aim load at",
+                                  hint=f"pods are: {', '.join(sorted(endpoints.pods))}")
+            out.append({"name": name, "url": endpoints.pods[pod] + "/", "pod": pod})
+    return out
+
+
+class LoadGenerator:
+    """A running Locust process.  ``start`` returns once the first record is written."""
+
+    def __init__(self, spec: LoadSpec, targets: list[dict[str, str]], out_path: Path,
+                 max_duration_s: float, env_markers: dict[str, str] | None = None) -> None:
+        self.spec = spec
+        self.targets = targets
+        self.out_path = out_path
+        self.max_duration_s = max_duration_s
+        self.env_markers = env_markers or {}
+        self.proc: subprocess.Popen | None = None
+        self.log_path = out_path.with_suffix(".locust.log")
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        self.out_path.parent.mkdir(parents=True, exist_ok=True)
+        self.out_path.touch()
+        env = dict(os.environ)
+        env.update(self.env_markers)
+        env.update(
+            {
+                "SC_LOAD_ENDPOINTS": json.dumps(self.targets),
+                "SC_LOAD_RATE": str(self.spec.rate),
+                "SC_LOAD_TIMEOUT_S": str(self.spec.timeout_s),
+                "SC_LOAD_MAX_IN_FLIGHT": str(self.spec.max_in_flight),
+                "SC_LOAD_OUT": str(self.out_path),
+            }
+        )
+        cmd = [
+            sys.executable, "-m", "locust",
+            "-f", str(LOCUSTFILE),
+            "--headless", "--users", "1", "--spawn-rate", "1",
+            "--run-time", f"{int(self.max_duration_s)}s",
+            "--stop-timeout", "2",
+            "--host", self.targets[0]["url"],
+            "--only-summary", "--loglevel", "WARNING",
+            "--skip-log-setup",
+        ]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise InfrastructureError(
+                    f"Locust exited at start (code {self.proc.returncode})", evidence=str(self.log_path),
+                    hint="see the Locust log",
+                )
+            if self.out_path.stat().st_size > 0:
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise InfrastructureError("Locust wrote no request record within "
+                                  f"{timeout_s:.0f} s", evidence=str(self.log_path))
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM (Locust's graceful stop: in-flight requests finish and are recorded), then SIGKILL."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)

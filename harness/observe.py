@@ -1,0 +1,212 @@
+"""Observation over HTTP only: Serve REST API + State API on the dashboard, and the cluster's pods.
+
+A ``Prober`` takes a ``Snapshot`` about once a second: every replica, proxy and
+controller (actor id, PID, node, state), the Ray nodes, and the pods.  It
+never imports Ray and never talks to a Ray process except through the
+dashboard, so it works the same against the local cluster and KubeRay.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+SERVE_DETAILS = "/api/serve/applications/"
+ACTORS_ALIVE = (
+    "/api/v0/actors?detail=1&limit=10000"
+    "&filter_keys=state&filter_predicates=%3D&filter_values=ALIVE"
+)
+NODES = "/api/v0/nodes?limit=1000"
+
+ROLE_BY_CLASS = {"ServeController": "controller", "ProxyActor": "proxy"}
+
+
+def actor_role(class_name: str) -> str | None:
+    if class_name.startswith("ServeReplica:"):
+        return "replica"
+    return ROLE_BY_CLASS.get(class_name)
+
+
+@dataclass
+class Snapshot:
+    """What the cluster looked like at ``t`` (epoch s; the probe took until ``t_end``).
+
+    ``actors`` holds one dict per live Serve actor: role, actor_id, name, pid,
+    node_ip, pod, state (Serve's replica state for replicas, the proxy status
+    for proxies, ALIVE for the controller).  ``serve_ok`` / ``actors_ok`` say
+    whether the dashboard answered; when not, ``errors`` says why.
+    """
+
+    t: float
+    t_end: float = 0.0
+    serve_ok: bool = False
+    actors_ok: bool = False
+    nodes_ok: bool = False
+    pods_ok: bool = False
+    app_status: str | None = None
+    replicas_running: int | None = None
+    actors: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.serve_ok and self.actors_ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Snapshot":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def _get_json(session: requests.Session, url: str, timeout_s: float) -> Any:
+    resp = session.get(url, timeout=timeout_s)
+    if resp.status_code != 200:
+        raise RuntimeError(f"HTTP {resp.status_code}")
+    return resp.json()
+
+
+def build_snapshot(
+    t: float,
+    serve: dict[str, Any] | None,
+    actors: list[dict[str, Any]] | None,
+    nodes: list[dict[str, Any]] | None,
+    pods: list[dict[str, Any]] | None,
+    errors: dict[str, str],
+) -> Snapshot:
+    """Join the raw API answers into one Snapshot (pure; tested on canned answers)."""
+    snap = Snapshot(t=t, errors=dict(errors))
+    pod_by_ip = {p.get("ip"): p.get("name") for p in pods or [] if p.get("ip")}
+    node_ip = {n["node_id"]: n.get("node_ip") for n in nodes or []}
+    if nodes is not None:
+        snap.nodes_ok = True
+        snap.nodes = [
+            {"node_id": n["node_id"], "ip": n.get("node_ip"), "state": n.get("state"),
+             "is_head": bool(n.get("is_head_node")), "pod": pod_by_ip.get(n.get("node_ip"))}
+            for n in nodes
+        ]
+    if pods is not None:
+        snap.pods_ok = True
+        snap.pods = pods
+    serve_state: dict[str, str] = {}
+    proxy_status: dict[str, str] = {}
+    if serve is not None:
+        snap.serve_ok = True
+        apps = serve.get("applications") or {}
+        statuses = sorted({a.get("status", "?") for a in apps.values()})
+        snap.app_status = ",".join(statuses) if statuses else "NONE"
+        running = 0
+        for app in apps.values():
+            for dep in (app.get("deployments") or {}).values():
+                for rep in dep.get("replicas") or []:
+                    serve_state[rep.get("actor_id", "")] = rep.get("state", "?")
+                    running += rep.get("state") == "RUNNING"
+                    if rep.get("node_ip"):
+                        node_ip.setdefault(rep.get("node_id", ""), rep["node_ip"])
+        snap.replicas_running = running
+        for node_id, proxy in (serve.get("proxies") or {}).items():
+            proxy_status[proxy.get("actor_id", "")] = proxy.get("status", "?")
+            node_ip.setdefault(node_id, proxy.get("node_ip"))
+    if actors is not None:
+        snap.actors_ok = True
+        for actor in actors:
+            role = actor_role(actor.get("class_name", ""))
+            if role is None:
+                continue
+            aid = actor.get("actor_id")
+            ip = node_ip.get(actor.get("node_id"))
+            if role == "replica":
+                state = serve_state.get(aid, "UNKNOWN")
+            elif role == "proxy":
+                state = proxy_status.get(aid, "UNKNOWN")
+            else:
+                state = "ALIVE"
+            snap.actors.append(
+                {
+                    "role": role,
+                    "actor_id": aid,
+                    "name": actor.get("name"),
+                    "pid": actor.get("pid"),
+                    "node_id": actor.get("node_id"),
+                    "node_ip": ip,
+                    "pod": pod_by_ip.get(ip),
+                    "state": state,
+                }
+            )
+    return snap
+
+
+class Prober:
+    """Snapshots in a background thread, every ``period_s`` seconds, into memory and JSONL."""
+
+    def __init__(self, dashboard: str, pods_fn: Callable[[], list[dict[str, Any]]],
+                 out_path: Path | None = None, period_s: float = 1.0, timeout_s: float = 2.0) -> None:
+        self.dashboard = dashboard.rstrip("/")
+        self.pods_fn = pods_fn
+        self.out_path = out_path
+        self.period_s = period_s
+        self.timeout_s = timeout_s
+        self.snapshots: list[Snapshot] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="probe")
+        self._sessions = [requests.Session() for _ in range(3)]
+
+    def snapshot(self) -> Snapshot:
+        t = time.time()
+        errors: dict[str, str] = {}
+
+        def fetch(kind: str, fn: Callable[[], Any]) -> Any:
+            try:
+                return fn()
+            except Exception as err:  # noqa: BLE001 - an unreachable API is an observation
+                errors[kind] = f"{type(err).__name__}: {str(err)[:200]}"
+                return None
+
+        base = self.dashboard
+        futures = {
+            "serve": self._pool.submit(fetch, "serve", lambda: _get_json(self._sessions[0], base + SERVE_DETAILS, self.timeout_s)),
+            "actors": self._pool.submit(fetch, "actors", lambda: _get_json(self._sessions[1], base + ACTORS_ALIVE, self.timeout_s)["data"]["result"]["result"]),
+            "nodes": self._pool.submit(fetch, "nodes", lambda: _get_json(self._sessions[2], base + NODES, self.timeout_s)["data"]["result"]["result"]),
+            "pods": self._pool.submit(fetch, "pods", self.pods_fn),
+        }
+        results = {k: f.result() for k, f in futures.items()}
+        snap = build_snapshot(t, results["serve"], results["actors"], results["nodes"], results["pods"], errors)
+        snap.t_end = time.time()
+        return snap
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            snap = self.snapshot()
+            with self._lock:
+                self.snapshots.append(snap)
+            if self.out_path is not None:
+                with self.out_path.open("a") as fh:
+                    fh.write(json.dumps(snap.to_dict(), default=str) + "\n")
+            self._stop.wait(max(0.0, self.period_s - (time.monotonic() - started)))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="prober")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def copy(self) -> list[Snapshot]:
+        with self._lock:
+            return list(self.snapshots)

@@ -1,0 +1,163 @@
+"""pytest plugin: ``--target``, ``--keep-cluster``, ``--report-dir``; a session cluster; scenario fixtures.
+
+A scenario test marks itself with ``@pytest.mark.scenario(SCENARIO)`` and asks
+for ``scenario_result``.  The run happens in that fixture's setup, so a cluster
+that is not at steady state before the fault is a test *error*, while a
+violated SLO fails the test body with one line per violation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from harness.engine import Engine, RunResult, ScenarioSkipped
+from harness.scenario import Scenario
+from runtime.cluster import Cluster
+from runtime.errors import ServeChaosError
+
+RESULTS_KEY = pytest.StashKey[list]()
+TARGETS = ("local", "kind")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("serve-chaos", "serve-chaos chaos scenarios")
+    group.addoption("--target", default="local", help="where scenarios run: local (default) or kind")
+    group.addoption("--keep-cluster", action="store_true", default=False,
+                    help="reuse a running cluster and leave it running afterwards")
+    group.addoption("--report-dir", default="reports", help="where run artifacts go (default: reports/)")
+    group.addoption("--seed", default=None, help="seed for victim choice (default: random, recorded)")
+    group.addoption("--cluster-config", default=None, help="JSON file with LocalClusterConfig fields")
+    group.addoption("--load-rate", default=None, help="requests/s per endpoint (overrides scenarios)")
+    group.addoption("--kube-context", default=None, help="kind target: kubeconfig context (default: current)")
+    group.addoption("--allow-context", action="append", default=[],
+                    help="kind target: also allow this non-kind-* context")
+    group.addoption("--namespace", default="serve-chaos", help="kind target: namespace of our resources")
+
+
+def _option_error(message: str) -> pytest.UsageError:
+    return pytest.UsageError(message)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scenario(obj): the harness.scenario.Scenario this test runs")
+    config.stash[RESULTS_KEY] = []
+    target = config.getoption("--target")
+    if target not in TARGETS:
+        raise _option_error(f"--target {target!r} is not a target; use one of: {', '.join(TARGETS)}")
+    seed = config.getoption("--seed")
+    if seed is not None:
+        try:
+            int(seed)
+        except ValueError:
+            raise _option_error(f"--seed {seed!r} is not an integer; pass e.g. --seed 42") from None
+    rate = config.getoption("--load-rate")
+    if rate is not None:
+        try:
+            value = float(rate)
+        except ValueError:
+            value = -1.0
+        if not 0 < value <= 2000:
+            raise _option_error(f"--load-rate {rate!r} must be a number of requests/s in (0, 2000]")
+    cfg = config.getoption("--cluster-config")
+    if cfg is not None and not Path(cfg).is_file():
+        raise _option_error(f"--cluster-config {cfg!r} is not a file; pass a JSON file of cluster settings")
+
+
+def make_cluster(config: pytest.Config) -> Cluster:
+    target = config.getoption("--target")
+    keep = config.getoption("--keep-cluster")
+    if target == "local":
+        from runtime.local.cluster import LocalCluster, load_config_file
+
+        cluster_cfg = load_config_file(config.getoption("--cluster-config"))
+        return LocalCluster(cluster_cfg, owner_pid=None if keep else os.getpid())
+    from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+
+    return KubeRayCluster(
+        KubeTargetConfig(
+            context=config.getoption("--kube-context"),
+            allowed_contexts=tuple(config.getoption("--allow-context")),
+            namespace=config.getoption("--namespace"),
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def chaos_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The cluster under test, brought up once per session (or reused with --keep-cluster)."""
+    keep = request.config.getoption("--keep-cluster")
+    try:
+        cluster = make_cluster(request.config)
+        cluster.up()
+    except ServeChaosError as err:
+        pytest.fail(f"cluster bring-up failed: {err.one_line()}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        if not keep:
+            cluster.down()
+
+
+@pytest.fixture(scope="session")
+def chaos_engine(request: pytest.FixtureRequest, chaos_cluster: Cluster) -> Engine:
+    seed = request.config.getoption("--seed")
+    return Engine(
+        chaos_cluster,
+        Path(request.config.getoption("--report-dir")),
+        seed=int(seed) if seed is not None else None,
+        run_label=getattr(chaos_cluster, "label", None),
+    )
+
+
+@pytest.fixture
+def scenario_result(request: pytest.FixtureRequest, chaos_engine: Engine) -> RunResult:
+    """Run the test's scenario (marker ``scenario``) and return its result."""
+    marker = request.node.get_closest_marker("scenario")
+    if marker is None or not marker.args or not isinstance(marker.args[0], Scenario):
+        raise pytest.UsageError(f"{request.node.nodeid} needs @pytest.mark.scenario(SCENARIO)")
+    scenario: Scenario = marker.args[0]
+    rate = request.config.getoption("--load-rate")
+    if rate is not None:
+        scenario = replace(scenario, load=replace(scenario.load, rate=float(rate)))
+    try:
+        result = chaos_engine.run(scenario)
+    except ScenarioSkipped as err:
+        pytest.skip(err.one_line())
+    except ServeChaosError as err:
+        pytest.fail(f"{scenario.name}: {err.one_line()}", pytrace=False)
+    request.config.stash[RESULTS_KEY].append(result)
+    if not result.cluster_healthy:
+        pytest.fail(f"{scenario.name}: {result.error}", pytrace=False)
+    return result
+
+
+def _fmt(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    results: list[RunResult] = config.stash.get(RESULTS_KEY, [])
+    if not results:
+        return
+    tr = terminalreporter
+    tr.section("serve-chaos verdicts")
+    header = f"{'scenario':<28} {'verdict':<8} {'avail':>8} {'outage_s':>9} {'first_ok_s':>10} {'recovery_s':>10}  churn"
+    tr.write_line(header)
+    for res in results:
+        metrics = res.evaluation.metrics if res.evaluation else {}
+        primary = (metrics.get("endpoints") or {}).get(res.scenario.slo.primary_endpoint, {})
+        churn = metrics.get("churn") or {}
+        churn_txt = " ".join(
+            f"{role}:-{len(c['left'])}+{len(c['appeared'])}" for role, c in churn.items() if c["left"] or c["appeared"]
+        ) or "none"
+        tr.write_line(
+            f"{res.scenario.name:<28} {res.status:<8} {_fmt(primary.get('availability'), '.4f'):>8} "
+            f"{_fmt(primary.get('longest_outage_s'), '.2f'):>9} {_fmt(primary.get('first_success_s'), '.2f'):>10} "
+            f"{_fmt(metrics.get('recovery_s'), '.2f'):>10}  {churn_txt}"
+        )
+    tr.write_line(f"artifacts: {Path(config.getoption('--report-dir')).resolve()}/<run-id>/ (verdict.json, requests.jsonl, probes.jsonl)")

@@ -1,0 +1,93 @@
+"""Declarative scenarios: steady-state gate, load, one fault, SLOs and expected churn."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.checks import CHURN_KINDS, SLO, ExtraCheck
+from harness.faults import Fault
+from harness.load import LoadSpec
+from runtime.app.serve_config import SleepyPidConfig
+from runtime.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One experiment.  Times in seconds.
+
+    - ``warmup_s``: load runs this long before the gate judges steady state.
+    - ``hold_s``: steady state must hold this long (gate and recovery).
+    - ``min_observe_s``: observe at least this long after the fault, even if
+      steady state seems to hold (Ray may not have noticed the fault yet).
+    - ``deadline_s``: stop waiting for recovery this long after the fault.
+    - ``after_recovery_s``: keep load running this long after recovery, to
+      measure availability after it.
+    - ``gate_timeout_s``: how long the pre-fault steady state may take.
+    - ``known_broken``: check name -> why real Ray breaks that promise; the
+      scenario's test turns exactly these into a strict xfail.
+    """
+
+    name: str
+    title: str
+    promise: str
+    fault: Fault
+    slo: SLO
+    expected_churn: dict[str, str]
+    load: LoadSpec = field(default_factory=LoadSpec)
+    app: SleepyPidConfig = field(default_factory=SleepyPidConfig)
+    gcs_ft: bool = True
+    warmup_s: float = 5.0
+    hold_s: float = 5.0
+    min_observe_s: float = 15.0
+    deadline_s: float = 90.0
+    after_recovery_s: float = 5.0
+    gate_timeout_s: float = 90.0
+    known_broken: dict[str, str] = field(default_factory=dict)
+    extra_requires: tuple[str, ...] = ()
+    #: Scenario-specific pure checks ``(history, fault) -> CheckResult``.
+    extra_checks: tuple[ExtraCheck, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name.replace("_", "").isalnum():
+            raise ConfigError(f"scenario name {self.name!r} must be letters, digits and underscores")
+        for role, kind in self.expected_churn.items():
+            if role not in ("replica", "proxy", "controller", "pod"):
+                raise ConfigError(f"scenario {self.name}: unknown churn role {role!r}",
+                                  hint="roles are replica, proxy, controller, pod")
+            if kind not in CHURN_KINDS:
+                raise ConfigError(f"scenario {self.name}: unknown churn expectation {kind!r}",
+                                  hint=f"use one of {', '.join(CHURN_KINDS)}")
+        for name in ("warmup_s", "hold_s", "min_observe_s", "deadline_s", "after_recovery_s", "gate_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"scenario {self.name}: {name} must be >= 0 seconds")
+        if self.deadline_s < self.min_observe_s:
+            raise ConfigError(f"scenario {self.name}: deadline_s must be >= min_observe_s")
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return tuple(self.fault.requires) + tuple(self.extra_requires)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "promise": self.promise,
+            "fault": {"name": self.fault.name, "summary": self.fault.describe(), **asdict(self.fault)},
+            "slo": asdict(self.slo),
+            "expected_churn": dict(self.expected_churn),
+            "load": asdict(self.load),
+            "app": asdict(self.app),
+            "gcs_ft": self.gcs_ft,
+            "timing": {
+                "warmup_s": self.warmup_s,
+                "hold_s": self.hold_s,
+                "min_observe_s": self.min_observe_s,
+                "deadline_s": self.deadline_s,
+                "after_recovery_s": self.after_recovery_s,
+                "gate_timeout_s": self.gate_timeout_s,
+            },
+            "known_broken": dict(self.known_broken),
+            "requires": list(self.requires),
+            "extra_checks": [getattr(c, "__name__", str(c)) for c in self.extra_checks],
+        }

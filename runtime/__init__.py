@@ -1,0 +1,1 @@
+"""The system under test and how to operate it (local embedded cluster, KubeRay)."""

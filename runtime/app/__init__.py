@@ -1,0 +1,1 @@
+"""Serve applications under test. Imported inside Ray workers: keep imports light."""

@@ -1,0 +1,47 @@
+"""The Ray Serve fault-tolerance guide's ``SleepyPid`` app, plus a health toggle.
+
+``GET /`` behaves exactly as the guide's example: it returns the PID of the
+replica that served it.  ``POST /-/chaos/health?mode=raise|hang|ok`` flips the
+replica that receives it into failing (or hanging in) ``check_health``; it
+answers with that replica's PID so the harness knows its victim.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from ray import serve
+from starlette.requests import Request
+
+#: Seconds the constructor sleeps, as in the guide (a slow model load).
+CONSTRUCTOR_SLEEP_S = float(os.environ.get("SLEEPY_PID_CONSTRUCTOR_SLEEP_S", "10"))
+HEALTH_ROUTE = "/-/chaos/health"
+HEALTH_MODES = ("ok", "raise", "hang")
+
+
+@serve.deployment(num_replicas=6, ray_actor_options={"num_cpus": 0})
+class SleepyPid:
+    def __init__(self) -> None:
+        time.sleep(CONSTRUCTOR_SLEEP_S)
+        self._health_mode = "ok"
+
+    async def __call__(self, request: Request) -> int | dict:
+        if request.url.path.rstrip("/").endswith(HEALTH_ROUTE):
+            mode = request.query_params.get("mode", "raise")
+            if mode not in HEALTH_MODES:
+                return {"error": f"mode must be one of {HEALTH_MODES}", "pid": os.getpid()}
+            self._health_mode = mode
+            return {"pid": os.getpid(), "mode": mode}
+        return os.getpid()
+
+    def check_health(self) -> None:
+        if self._health_mode == "raise":
+            raise RuntimeError("serve-chaos: health check switched to fail")
+        if self._health_mode == "hang":
+            # Blocking (not awaiting) is the point: a hung check must hit the timeout.
+            threading.Event().wait()
+
+
+app = SleepyPid.bind()

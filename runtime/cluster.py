@@ -1,0 +1,148 @@
+"""The Cluster protocol: the only way the engine (``harness/``) touches a cluster.
+
+Both the embedded local cluster (``runtime.local``) and the KubeRay target
+(``runtime.kuberay``) implement it.  All times are Unix epoch seconds (float)
+taken from ``time.time()`` on the machine running the harness, so they line up
+with request records and probe snapshots on one timeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+POD_ROLES = ("head", "worker", "redis")
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """One pod incarnation as the cluster sees it now.
+
+    ``uid`` changes with every incarnation (like a Kubernetes pod UID);
+    ``restarts`` counts incarnations after the first one of this pod name.
+    """
+
+    name: str
+    role: str
+    node: str
+    ip: str
+    phase: str  # Pending | Running | Terminating | Failed | Lost
+    ready: bool  # passes the front door's readiness check (/-/healthz)
+    uid: str
+    restarts: int
+    pid: int | None = None
+    started_at: float | None = None
+    partitioned: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A failure domain: losing it loses every pod on it."""
+
+    name: str
+    state: str  # Ready | Lost
+    pods: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where to reach the cluster from the harness.
+
+    ``front_door`` is the stable, load-balanced Serve address (a Kubernetes
+    Service analogue); ``pods`` maps a pod name to its own Serve proxy address
+    (like ``kubectl port-forward`` to that pod).
+    """
+
+    front_door: str
+    dashboard: str
+    pods: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which faults a target can perform; scenarios skip with a reason otherwise."""
+
+    kill_pod: bool = True
+    kill_node: bool = False
+    partition_pod: bool = False
+    kill_actor: bool = True
+    kill_redis: bool = False
+    switch_gcs_ft: bool = False
+    direct_pod_endpoints: bool = True
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def why_not(self, capability: str) -> str:
+        return self.reasons.get(capability, f"this target cannot {capability.replace('_', ' ')}")
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """What an operation on the cluster did, with its start and end (epoch s)."""
+
+    action: str
+    target: str
+    t_start: float
+    t_end: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@runtime_checkable
+class Cluster(Protocol):
+    """Operations the engine may use.  Every method may raise ``ServeChaosError``."""
+
+    name: str
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def up(self) -> None:
+        """Create the cluster (or attach to one this tool already runs)."""
+
+    def down(self) -> None:
+        """Remove everything this tool created for the cluster."""
+
+    def pods(self) -> list[PodInfo]: ...
+
+    def nodes(self) -> list[NodeInfo]: ...
+
+    def endpoints(self) -> Endpoints: ...
+
+    def settings(self) -> dict[str, Any]:
+        """Ray settings that shape recovery (GCS FT, reconnect timeouts, ...)."""
+
+    def serve_config(self) -> dict[str, Any]:
+        """The Serve config the operator keeps applied."""
+
+    def apply_serve_config(self, config: dict[str, Any]) -> ActionRecord:
+        """Make ``config`` the desired Serve config and apply it now."""
+
+    def kill_pod(self, pod: str, graceful: bool = True, grace_period_s: float = 30.0) -> ActionRecord:
+        """Delete a pod like ``kubectl delete pod`` (graceful) or SIGKILL it (not graceful)."""
+
+    def kill_node(self, node: str, replacement_delay_s: float = 10.0) -> ActionRecord:
+        """Lose a node abruptly: cut its network, SIGKILL its pods, replace it after a delay."""
+
+    def partition_pod(self, pod: str) -> ActionRecord:
+        """Silently drop every packet to and from a pod (its processes keep running)."""
+
+    def kill_actor(self, actor_name: str, namespace: str, no_restart: bool) -> ActionRecord:
+        """``ray.kill`` a named actor from a driver inside the head pod, as the guide does."""
+
+    def set_gcs_ft(self, enabled: bool) -> ActionRecord:
+        """Switch GCS fault tolerance on or off (restarts the cluster's Ray processes)."""
+
+    def heal(self) -> list[ActionRecord]:
+        """Undo every fault still in effect (partitions, lost nodes, stopped Redis)."""
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Block until every pod is Running and Ready and the Serve app is RUNNING."""

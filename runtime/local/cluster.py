@@ -1,0 +1,385 @@
+"""``LocalCluster``: the Cluster protocol over the local supervisor's control API."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from tenacity import RetryError, retry, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from runtime.app.serve_config import desired_replicas
+from runtime.cluster import ActionRecord, Capabilities, Endpoints, NodeInfo, PodInfo
+from runtime.errors import ConfigError, EnvironmentProblem, InfrastructureError, ServeChaosError
+from runtime.local import leftovers, netns, procs
+from runtime.local.config import LocalClusterConfig
+from runtime.local.layout import RunLayout, new_label
+from runtime.local.supervisor import TOKEN_HEADER, redis_server_binary
+
+
+class NotReady(Exception):
+    """Raised inside the readiness wait; its message says what is still missing."""
+
+
+def resolve_isolation(requested: str) -> str:
+    ok, why = netns.netns_supported()
+    if requested == "netns" and not ok:
+        raise EnvironmentProblem(
+            f"isolation 'netns' is not possible here: {why}",
+            hint="run as root, or pass --isolation loopback",
+        )
+    if requested == "auto":
+        return "netns" if ok else "loopback"
+    return requested
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def preflight(config: LocalClusterConfig) -> str:
+    """Check the machine; return the isolation mode.  One clear error per problem."""
+    if os.uname().sysname != "Linux":
+        raise EnvironmentProblem(
+            f"the embedded local cluster needs Linux, this is {os.uname().sysname}",
+            hint="run on Linux, or use --target kind",
+        )
+    redis_server_binary()
+    mode = resolve_isolation(config.isolation)
+    if not port_free("127.0.0.1", config.front_port):
+        raise EnvironmentProblem(
+            f"port {config.front_port} on 127.0.0.1 (the front door) is already in use",
+            hint="stop whatever listens there, or pass --front-port with a free port",
+        )
+    if mode == "loopback":
+        for port in [config.serve_port + i for i in range(config.workers + 1)]:
+            if not port_free("0.0.0.0", port):
+                raise EnvironmentProblem(
+                    f"port {port} (a Serve proxy port in loopback mode) is already in use",
+                    hint="free it, or pass --serve-port with a free range",
+                )
+    return mode
+
+
+class LocalCluster:
+    """A real multi-node Ray cluster on this machine, run by a background supervisor.
+
+    ``owner_pid``: the supervisor tears the cluster down when that process dies
+    (pytest passes its own PID unless --keep-cluster).  ``None`` keeps it up
+    until ``down()`` (``serve-chaos up``).
+    """
+
+    name = "local"
+
+    def __init__(self, config: LocalClusterConfig | None = None, owner_pid: int | None = None) -> None:
+        self.config = config or LocalClusterConfig()
+        self.owner_pid = owner_pid
+        self.home = Path(self.config.home)
+        self.label: str | None = None
+        self._control: dict[str, Any] | None = None
+        self._proc: subprocess.Popen | None = None
+        self._session = requests.Session()
+        self.created = False
+        self.mode: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def attach(self) -> bool:
+        """Attach to a live cluster of this tool, if there is one."""
+        live = leftovers.live_runs(self.home)
+        if not live:
+            return False
+        self.label = sorted(live)[0]
+        self._control = RunLayout(self.home, self.label).read_control()
+        if self._control is None:
+            return False
+        state = self.state()
+        self.mode = state["mode"]
+        return True
+
+    def up(self, timeout_s: float = 180.0) -> None:
+        if self.attach():
+            self.wait_ready(timeout_s)
+            return
+        mode = preflight(self.config)
+        leftovers.reap_all(self.home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.label = new_label()
+        self.mode = mode
+        layout = RunLayout(self.home, self.label)
+        layout.root.mkdir(parents=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "runtime.local.supervisor",
+            "--config",
+            self.config.to_json(),
+            "--label",
+            self.label,
+            "--mode",
+            mode,
+        ]
+        if self.owner_pid:
+            cmd += ["--owner-pid", str(self.owner_pid)]
+        env = dict(os.environ, **{procs.RUN_ENV: self.label, procs.ROLE_ENV: "supervisor"})
+        log = open(self.home / f"{self.label}.supervisor.log", "ab")
+        self._proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        self.created = True
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            self._raise_if_supervisor_died()
+            self._control = layout.read_control()
+            if self._control is not None:
+                break
+            time.sleep(0.1)
+        else:
+            self.down()
+            raise InfrastructureError("the cluster supervisor did not start within 30 s",
+                                      evidence=str(self.home / f"{self.label}.supervisor.log"))
+        try:
+            self.wait_ready(timeout_s)
+        except ServeChaosError as err:
+            # A cluster that never became ready is of no use to anyone: keep its
+            # logs for the error message, remove everything else.
+            kept = self._keep_logs()
+            self.down()
+            raise InfrastructureError(err.what, evidence=kept, hint=err.hint) from None
+        except BaseException:
+            self.down()
+            raise
+
+    def _keep_logs(self) -> str:
+        """Copy the run's logs to ``<home>/failed-bringup-logs`` so they outlive teardown."""
+        dst = self.home / "failed-bringup-logs"
+        shutil.rmtree(dst, ignore_errors=True)
+        if self.label is not None:
+            src = RunLayout(self.home, self.label).logs
+            if src.exists():
+                shutil.copytree(src, dst)
+        return str(dst)
+
+    def _raise_if_supervisor_died(self) -> None:
+        if self._proc is None or self._proc.poll() is None:
+            return
+        failed = self.home / f"{self.label}.failed"
+        why = failed.read_text().strip() if failed.exists() else f"exit code {self._proc.returncode}"
+        log = self.home / f"{self.label}.supervisor.log"
+        raise InfrastructureError(f"the cluster supervisor stopped: {why}", evidence=str(log))
+
+    def down(self, timeout_s: float = 60.0) -> None:
+        """Stop the supervisor (it tears everything down) and clean any leftovers."""
+        if self.label is None and not self.attach():
+            leftovers.reap_all(self.home)
+            return
+        pid = leftovers.live_supervisor(self.home, self.label) if self.label else None
+        try:
+            self._post("/shutdown", {})
+        except ServeChaosError:
+            pass
+        deadline = time.monotonic() + timeout_s
+        while pid and procs.alive(pid) and time.monotonic() < deadline:
+            if self._proc is not None:
+                self._proc.poll()
+            time.sleep(0.2)
+        if pid and procs.alive(pid):
+            procs.kill_and_wait([pid])
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        leftovers.reap_all(self.home)
+        for path in (self.home / f"{self.label}.supervisor.log", self.home / f"{self.label}.failed"):
+            path.unlink(missing_ok=True)
+        self.label = None
+        self._control = None
+
+    # ------------------------------------------------------------------ control API
+    def _url(self, path: str) -> str:
+        if self._control is None:
+            raise InfrastructureError("no local cluster is up", hint="run `serve-chaos up` first")
+        return self._control["url"] + path
+
+    def _headers(self) -> dict[str, str]:
+        return {TOKEN_HEADER: self._control["token"]} if self._control else {}
+
+    def _get(self, path: str) -> Any:
+        try:
+            resp = self._session.get(self._url(path), headers=self._headers(), timeout=10)
+        except requests.RequestException as err:
+            raise InfrastructureError(f"the cluster supervisor does not answer: {err}",
+                                      hint="is the cluster up? `serve-chaos status`") from None
+        return resp.json()
+
+    def _post(self, path: str, body: dict[str, Any], timeout_s: float = 120.0) -> Any:
+        try:
+            resp = self._session.post(self._url(path), headers=self._headers(), json=body, timeout=timeout_s)
+        except requests.RequestException as err:
+            raise InfrastructureError(f"the cluster supervisor does not answer: {err}") from None
+        data = resp.json()
+        if resp.status_code != 200:
+            raise ServeChaosError(data.get("error", "control call failed"), hint=data.get("hint", ""),
+                                  evidence=data.get("evidence", ""))
+        return data
+
+    def state(self) -> dict[str, Any]:
+        return self._get("/state")
+
+    def events(self, since: float = 0.0) -> list[dict[str, Any]]:
+        return self._get(f"/events?since={since}")
+
+    # ------------------------------------------------------------------ Cluster protocol
+    @property
+    def capabilities(self) -> Capabilities:
+        netns_mode = (self.mode or resolve_isolation(self.config.isolation)) == "netns"
+        why = "needs network namespaces (run as root)"
+        return Capabilities(
+            kill_pod=True,
+            kill_node=netns_mode,
+            partition_pod=netns_mode and netns.nft_available(),
+            kill_actor=True,
+            kill_redis=True,
+            switch_gcs_ft=True,
+            direct_pod_endpoints=True,
+            reasons={
+                "kill_node": f"node loss {why}",
+                "partition_pod": f"partitions {why} and nftables (apt-get install nftables)",
+            },
+        )
+
+    def pods(self) -> list[PodInfo]:
+        return [
+            PodInfo(**{k: v for k, v in p.items() if k in PodInfo.__dataclass_fields__})
+            for p in self.state()["pods"]
+        ]
+
+    def nodes(self) -> list[NodeInfo]:
+        return [
+            NodeInfo(name=n["name"], state=n["state"], pods=tuple(n["pods"]), labels=n["labels"])
+            for n in self.state()["nodes"]
+        ]
+
+    def endpoints(self) -> Endpoints:
+        state = self.state()
+        return Endpoints(
+            front_door=state["front_door"],
+            dashboard=state["dashboard"],
+            pods={
+                p["name"]: f"http://{p['ip']}:{p['serve_port']}"
+                for p in state["pods"]
+                if p["role"] != "redis" and p["ip"]
+            },
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return self.state()["settings"]
+
+    def serve_config(self) -> dict[str, Any]:
+        return self.state()["serve_config"]
+
+    def apply_serve_config(self, config: dict[str, Any]) -> ActionRecord:
+        return ActionRecord(**self._post("/serve/config", {"config": config}))
+
+    def kill_pod(self, pod: str, graceful: bool = True, grace_period_s: float = 30.0,
+                 down_for_s: float | None = None) -> ActionRecord:
+        body = {"graceful": graceful, "grace_period_s": grace_period_s, "down_for_s": down_for_s}
+        return ActionRecord(**self._post(f"/pods/{pod}/kill", body))
+
+    def kill_node(self, node: str, replacement_delay_s: float = 10.0) -> ActionRecord:
+        return ActionRecord(**self._post(f"/nodes/{node}/kill", {"replacement_delay_s": replacement_delay_s}))
+
+    def partition_pod(self, pod: str) -> ActionRecord:
+        return ActionRecord(**self._post(f"/pods/{pod}/partition", {}))
+
+    def unpartition_pod(self, pod: str) -> ActionRecord:
+        return ActionRecord(**self._post(f"/pods/{pod}/unpartition", {}))
+
+    def kill_actor(self, actor_name: str, namespace: str, no_restart: bool) -> ActionRecord:
+        body = {"name": actor_name, "namespace": namespace, "no_restart": no_restart}
+        return ActionRecord(**self._post("/actors/kill", body))
+
+    def set_gcs_ft(self, enabled: bool) -> ActionRecord:
+        return ActionRecord(**self._post("/gcs_ft", {"enabled": enabled}))
+
+    def heal(self) -> list[ActionRecord]:
+        return [ActionRecord(**r) for r in self._post("/heal", {})]
+
+    # ------------------------------------------------------------------ readiness
+    def readiness_problem(self) -> str | None:
+        """None when every pod runs, the app is RUNNING with all replicas, and the front door serves."""
+        state = self.state()
+        lost = {n["name"] for n in state["nodes"] if n["state"] != "Ready"}
+        for pod in state["pods"]:
+            if pod["node"] in lost:
+                continue
+            if pod["phase"] != "Running":
+                return f"pod {pod['name']} is {pod['phase']}"
+        try:
+            details = self._session.get(f"{state['dashboard']}/api/serve/applications/", timeout=5).json()
+        except (requests.RequestException, ValueError) as err:
+            return f"dashboard not answering ({type(err).__name__})"
+        want = desired_replicas(state["serve_config"])
+        running = 0
+        for app in (details.get("applications") or {}).values():
+            if app.get("status") != "RUNNING":
+                return f"app {app.get('name')} is {app.get('status')}"
+            for dep in app.get("deployments", {}).values():
+                running += sum(1 for r in dep.get("replicas", []) if r.get("state") == "RUNNING")
+        if running != want:
+            return f"{running}/{want} replicas RUNNING"
+        try:
+            resp = self._session.get(state["front_door"] + "/", timeout=5)
+        except requests.RequestException as err:
+            return f"front door not serving ({type(err).__name__})"
+        if resp.status_code != 200:
+            return f"front door answered {resp.status_code}"
+        return None
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(1.0), retry=retry_if_exception_type(NotReady),
+               reraise=False)
+        def check() -> None:
+            self._raise_if_supervisor_died()
+            problem = self.readiness_problem()
+            if problem:
+                raise NotReady(problem)
+
+        try:
+            check()
+        except RetryError as err:
+            last = err.last_attempt.exception()
+            raise InfrastructureError(
+                f"the local cluster was not ready within {timeout_s:.0f} s: {last}",
+                evidence=str(self.home / (self.label or "") / "logs"),
+                hint="see the pod logs there; `serve-chaos status` shows pods and replicas",
+            ) from None
+
+
+def load_config_file(path: str | None) -> LocalClusterConfig:
+    """A LocalClusterConfig from a JSON file (or the defaults)."""
+    if path is None:
+        return LocalClusterConfig()
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read cluster config {path}: {err.strerror}") from None
+    except ValueError as err:
+        raise ConfigError(f"cluster config {path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"cluster config {path} must hold a JSON object")
+    return LocalClusterConfig.from_dict(data)

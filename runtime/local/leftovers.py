@@ -1,0 +1,117 @@
+"""Find and remove what earlier runs left behind, by run label only.
+
+A run is *live* while its supervisor process (PID in ``supervisor.pid``, with
+our label in its environment) is alive.  Anything labelled by a run that is not
+live -- processes, cgroups, network namespaces, veths, bridges, state dirs --
+is a leftover.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runtime.local import cgroups, netns, procs
+from runtime.local.layout import CGROUP_RE, LINK_RE, NETNS_RE, RunLayout, labels_in_home
+
+
+@dataclass
+class Leftovers:
+    label: str
+    pids: list[int] = field(default_factory=list)
+    netns: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    cgroups: list[Path] = field(default_factory=list)
+    dirs: list[Path] = field(default_factory=list)
+
+    def empty(self) -> bool:
+        return not (self.pids or self.netns or self.links or self.cgroups or self.dirs)
+
+    def summary(self) -> str:
+        parts = []
+        for name in ("pids", "netns", "links", "cgroups", "dirs"):
+            items = getattr(self, name)
+            if items:
+                parts.append(f"{len(items)} {name}")
+        return f"run {self.label}: " + ", ".join(parts)
+
+
+def live_supervisor(home: Path, label: str) -> int | None:
+    """PID of the label's supervisor if it is alive and really ours."""
+    layout = RunLayout(home, label)
+    try:
+        pid = int(layout.supervisor_pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if not procs.alive(pid):
+        return None
+    env = procs.environ_of(pid)
+    if env.get(procs.RUN_ENV) != label or env.get(procs.ROLE_ENV) != "supervisor":
+        return None
+    return pid
+
+
+def live_runs(home: Path) -> dict[str, int]:
+    return {label: pid for label in labels_in_home(home) if (pid := live_supervisor(home, label))}
+
+
+def find(home: Path) -> list[Leftovers]:
+    """Everything labelled by runs that are not live."""
+    live = set(live_runs(home))
+    found: dict[str, Leftovers] = {}
+
+    def bucket(label: str) -> Leftovers | None:
+        if label in live:
+            return None
+        return found.setdefault(label, Leftovers(label))
+
+    for pid, markers in procs.marked_processes().items():
+        if (b := bucket(markers.get(procs.RUN_ENV, ""))) is not None:
+            b.pids.append(pid)
+    for name in netns.list_netns("sc-"):
+        if (m := NETNS_RE.match(name)) and (b := bucket(m.group(1))):
+            b.netns.append(name)
+    try:
+        links = [p.name for p in Path("/sys/class/net").iterdir()]
+    except OSError:
+        links = []
+    for name in links:
+        if (m := LINK_RE.match(name)) and (b := bucket(m.group(1) or m.group(2))):
+            b.links.append(name)
+    root = cgroups.cgroup2_root()
+    if root is not None:
+        for group in cgroups.list_groups(root, "serve-chaos-"):
+            if (m := CGROUP_RE.match(group.name)) and (b := bucket(m.group(1))):
+                b.cgroups.append(group)
+    for label in labels_in_home(home):
+        if (b := bucket(label)) is not None:
+            b.dirs.append(home / label)
+    return [b for b in found.values() if not b.empty()]
+
+
+def clean(leftovers: Leftovers) -> None:
+    """Remove one dead run's leftovers: processes first (they pin namespaces and cgroups)."""
+    for group in leftovers.cgroups:
+        cgroups.kill(group)
+    procs.kill_and_wait(leftovers.pids, timeout_s=10)
+    for group in leftovers.cgroups:
+        cgroups.remove(group, timeout_s=5)
+    for name in leftovers.netns:
+        netns.delete_netns(name)
+    for link in leftovers.links:
+        netns.delete_link(link)
+    for directory in leftovers.dirs:
+        shutil.rmtree(directory, ignore_errors=True)
+    failed = leftovers.dirs[0].parent / f"{leftovers.label}.failed" if leftovers.dirs else None
+    if failed is not None and failed.exists():
+        failed.unlink()
+
+
+def reap_all(home: Path) -> list[str]:
+    """Clean every dead run's leftovers; return one summary line per run cleaned."""
+    done = []
+    for item in find(home):
+        clean(item)
+        done.append(item.summary())
+    return done
