@@ -1,7 +1,7 @@
 """Find and remove what earlier runs left behind, by run label only.
 
-A run is *live* while its supervisor process (PID in ``supervisor.pid``, with
-our label in its environment) is alive.  Anything labelled by a run that is not
+A run is *live* while its supervisor process (marked with the run's label and
+the supervisor role in its environment) is alive.  Anything labelled by a run that is not
 live -- processes, cgroups, network namespaces, veths, bridges, state dirs --
 is a leftover.
 """
@@ -37,28 +37,33 @@ class Leftovers:
         return f"run {self.label}: " + ", ".join(parts)
 
 
+def live_supervisors() -> dict[str, int]:
+    """Label -> PID of every live supervisor on this host, whatever its home directory.
+
+    Liveness is decided from processes, not files, so a run kept in another
+    SERVE_CHAOS_HOME is never mistaken for a leftover.
+    """
+    live: dict[str, int] = {}
+    for pid, markers in procs.marked_processes().items():
+        if markers.get(procs.ROLE_ENV) == "supervisor" and procs.alive(pid):
+            live[markers.get(procs.RUN_ENV, "")] = pid
+    return live
+
+
 def live_supervisor(home: Path, label: str) -> int | None:
-    """PID of the label's supervisor if it is alive and really ours."""
-    layout = RunLayout(home, label)
-    try:
-        pid = int(layout.supervisor_pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    if not procs.alive(pid):
-        return None
-    env = procs.environ_of(pid)
-    if env.get(procs.RUN_ENV) != label or env.get(procs.ROLE_ENV) != "supervisor":
-        return None
-    return pid
+    """PID of the label's supervisor if it is alive."""
+    return live_supervisors().get(label)
 
 
 def live_runs(home: Path) -> dict[str, int]:
-    return {label: pid for label in labels_in_home(home) if (pid := live_supervisor(home, label))}
+    """Live runs whose state lives in ``home`` (the ones a client there can attach to)."""
+    return {label: pid for label, pid in live_supervisors().items()
+            if RunLayout(home, label).control_file.exists()}
 
 
 def find(home: Path) -> list[Leftovers]:
     """Everything labelled by runs that are not live."""
-    live = set(live_runs(home))
+    live = set(live_supervisors())
     found: dict[str, Leftovers] = {}
 
     def bucket(label: str) -> Leftovers | None:

@@ -88,7 +88,7 @@ def kill_and_wait(pids: Iterable[int], timeout_s: float = 5.0) -> list[int]:
     signal_pids(pids, signal.SIGKILL)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        reap_children()
+        reap(pids)
         left = [p for p in pids if alive(p)]
         if not left:
             return []
@@ -103,6 +103,16 @@ def become_subreaper() -> bool:
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+def reap(pids: Iterable[int]) -> None:
+    """Reap those of ``pids`` that are our exited children -- and no other child of ours."""
+    with CHILD_WAIT_LOCK:
+        for pid in pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def reap_children() -> list[tuple[int, int]]:

@@ -1,0 +1,45 @@
+"""The scenario catalogue: every ``Scenario`` object defined in ``scenarios/test_*.py``."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from harness.scenario import Scenario
+from runtime.errors import ConfigError
+
+#: Run order for ``all``: cheap actor faults first, whole-cluster restarts last.
+ORDER = (
+    "replica_failure",
+    "proxy_failure",
+    "controller_failure",
+)
+
+
+def load_scenarios() -> dict[str, Scenario]:
+    import scenarios
+
+    found: dict[str, Scenario] = {}
+    for info in pkgutil.iter_modules(scenarios.__path__):
+        if not info.name.startswith("test_"):
+            continue
+        module = importlib.import_module(f"scenarios.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Scenario):
+                found[value.name] = value
+    rank = {name: i for i, name in enumerate(ORDER)}
+    return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
+
+def select(names: list[str]) -> list[Scenario]:
+    """Scenarios by name; ``all`` means every one.  Unknown names: one-line ConfigError."""
+    catalogue = load_scenarios()
+    if not names or names == ["all"]:
+        return list(catalogue.values())
+    chosen = []
+    for name in names:
+        if name not in catalogue:
+            raise ConfigError(f"unknown scenario {name!r}",
+                              hint=f"choose from: all, {', '.join(catalogue)} (see `serve-chaos list`)")
+        chosen.append(catalogue[name])
+    return chosen

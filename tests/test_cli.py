@@ -1,0 +1,72 @@
+"""The CLI: bad input ends in one line on stderr and a non-zero exit, never a traceback."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+
+def cli(*args: str, home: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SERVE_CHAOS_HOME=home)
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+@pytest.fixture
+def home():
+    # Short on purpose: the home path's length is limited (Ray socket paths).
+    base = tempfile.mkdtemp(prefix="sct", dir="/tmp")
+    yield os.path.join(base, "h")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (("run", "nope"), 1, "unknown scenario 'nope'"),
+    (("run", "all", "--seed", "x"), 1, "--seed 'x' is not an integer"),
+    (("run", "all", "--load-rate", "-3"), 1, "--load-rate -3.0 must be in (0, 2000]"),
+    (("run", "all", "--load-rate", "abc"), 2, "Invalid value for '--load-rate'"),
+    (("bogus",), 2, "No such command 'bogus'"),
+    (("status", "--bad"), 2, "No such option: --bad"),
+    (("up", "--workers", "99"), 1, "workers must be between 1 and 8"),
+    (("up", "--isolation", "vm"), 1, "isolation must be auto, netns or loopback"),
+    (("up", "--config", "/nonexistent.json"), 1, "cannot read cluster config /nonexistent.json"),
+])
+def test_bad_input_is_one_line(args, code, words, home):
+    proc = cli(*args, home=home)
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert words in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_status_without_a_cluster(home):
+    proc = cli("status", home=home)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: no serve-chaos cluster is up. Hint: start one with `serve-chaos up`"
+
+
+def test_malformed_config_file(tmp_path, home):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    proc = cli("up", "--config", str(bad), home=home)
+    assert proc.returncode == 1 and "is not valid JSON" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(home):
+    proc = cli("run", "replica_failure", "--dry-run", "--seed", "7", home=home)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "dry run: nothing is touched" in out and "ray.kill one RUNNING SleepyPid replica" in out
+    assert "seed 7" in out and "SLOs:" in out
+    assert not os.path.exists(home)
+
+
+def test_list_shows_promises():
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, COLUMNS="200"))
+    assert proc.returncode == 0
+    assert "replica_failure" in proc.stdout and "controller_failure" in proc.stdout

@@ -1,0 +1,94 @@
+"""Validation of cluster, app, load and scenario settings: bad values are one-line ConfigErrors."""
+
+import pytest
+
+from harness.catalog import load_scenarios, select
+from harness.checks import SLO
+from harness.faults import ReplicaKill
+from harness.load import LoadSpec, resolve_endpoints
+from harness.scenario import Scenario
+from runtime.app.serve_config import SleepyPidConfig, desired_replicas, health_check_settings
+from runtime.cluster import Endpoints
+from runtime.errors import ConfigError
+from runtime.local.config import LocalClusterConfig
+
+
+def test_default_app_is_the_guides_sleepy_pid():
+    config = SleepyPidConfig().to_serve_config()
+    (app,) = config["applications"]
+    (dep,) = app["deployments"]
+    assert app["route_prefix"] == "/" and app["import_path"] == "runtime.app.sleepy_pid:app"
+    assert dep == {"name": "SleepyPid", "num_replicas": 6, "ray_actor_options": {"num_cpus": 0}}
+    assert config["proxy_location"] == "EveryNode"
+    assert desired_replicas(config) == 6
+    assert health_check_settings(config) == {"health_check_period_s": 10.0, "health_check_timeout_s": 30.0,
+                                             "max_replicas_per_node": None}
+
+
+def test_app_options_are_written_and_validated():
+    config = SleepyPidConfig(num_replicas=3, health_check_period_s=1, health_check_timeout_s=2,
+                             max_replicas_per_node=1).to_serve_config()
+    dep = config["applications"][0]["deployments"][0]
+    assert (dep["health_check_period_s"], dep["health_check_timeout_s"], dep["max_replicas_per_node"]) == (1, 2, 1)
+    for bad in ({"num_replicas": 0}, {"health_check_period_s": 0}, {"max_replicas_per_node": 0}):
+        with pytest.raises(ConfigError):
+            SleepyPidConfig(**bad)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"workers": 0}, "workers"),
+    ({"isolation": "docker"}, "isolation"),
+    ({"front_port": 70000}, "front_port"),
+    ({"home": "/tmp/" + "x" * 60}, "107 bytes"),
+])
+def test_cluster_config_errors_are_one_line(change, words):
+    with pytest.raises(ConfigError) as err:
+        LocalClusterConfig(**change)
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cluster_config_round_trips_through_json():
+    import json
+
+    cfg = LocalClusterConfig(workers=3, gcs_ft=False)
+    assert LocalClusterConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    with pytest.raises(ConfigError):
+        LocalClusterConfig.from_dict({"wokers": 2})
+
+
+def test_load_spec_validation_and_endpoint_resolution():
+    with pytest.raises(ConfigError):
+        LoadSpec(rate=0)
+    with pytest.raises(ConfigError):
+        LoadSpec(endpoints=("http://x",))
+    eps = Endpoints(front_door="http://127.0.0.1:18000", dashboard="http://d",
+                    pods={"head": "http://h:8000", "worker-1": "http://a:8000", "worker-2": "http://b:8000"})
+    roles = {"head": "head", "worker-1": "worker", "worker-2": "worker"}
+    got = resolve_endpoints(LoadSpec(endpoints=("front", "pods:worker", "pod:head")), eps, roles)
+    assert [(e["name"], e["url"]) for e in got] == [
+        ("front", "http://127.0.0.1:18000/"), ("pod:worker-1", "http://a:8000/"),
+        ("pod:worker-2", "http://b:8000/"), ("pod:head", "http://h:8000/")]
+    with pytest.raises(ConfigError):
+        resolve_endpoints(LoadSpec(endpoints=("pod:nope",)), eps, roles)
+
+
+def test_scenario_validation():
+    base = dict(name="x", title="t", promise="p", fault=ReplicaKill(), slo=SLO(), expected_churn={})
+    Scenario(**base)
+    with pytest.raises(ConfigError):
+        Scenario(**{**base, "expected_churn": {"replica": "some"}})
+    with pytest.raises(ConfigError):
+        Scenario(**{**base, "expected_churn": {"gpu": "none"}})
+    with pytest.raises(ConfigError):
+        Scenario(**{**base, "name": "bad name!"})
+    with pytest.raises(ConfigError):
+        Scenario(**{**base, "deadline_s": 5, "min_observe_s": 10})
+
+
+def test_catalogue_has_the_guides_failures_and_rejects_unknown_names():
+    names = set(load_scenarios())
+    assert {"replica_failure", "proxy_failure", "controller_failure"} <= names
+    with pytest.raises(ConfigError) as err:
+        select(["nope"])
+    assert "unknown scenario 'nope'" in str(err.value)
+    assert [s.name for s in select(["all"])] == list(load_scenarios())

@@ -1,0 +1,27 @@
+"""The pytest plugin's options: bad values stop the run with one line."""
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--target", "mars"], "--target 'mars' is not a target"),
+    (["--seed", "abc"], "--seed 'abc' is not an integer"),
+    (["--load-rate", "0"], "--load-rate '0' must be a number"),
+    (["--cluster-config", "/nope.json"], "--cluster-config '/nope.json' is not a file"),
+])
+def test_bad_options_are_usage_errors(pytester, args, words):
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert any(words in line for line in result.errlines), result.errlines
+
+
+def test_scenario_marker_is_required(pytester):
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makepyfile("def test_x(scenario_result):\n    pass\n")
+    result = pytester.runpytest_subprocess()
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*needs @pytest.mark.scenario(SCENARIO)*"])
