@@ -209,7 +209,8 @@ def run(
     finally:
         if results:
             _print_verdicts(results, report_dir)
-        if not keep_cluster:
+        # A cluster that was already up (`serve-chaos up`) is not ours to remove.
+        if not keep_cluster and cluster.created:
             with console.status("tearing the cluster down ..."):
                 cluster.down()
     if any(r.status not in ("pass",) for r in results):

@@ -99,7 +99,8 @@ def chaos_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     try:
         yield cluster
     finally:
-        if not keep:
+        # Delete a cluster only if this session created it (pytest-kind's rule).
+        if not keep and getattr(cluster, "created", True):
             cluster.down()
 
 
@@ -115,12 +116,13 @@ def chaos_engine(request: pytest.FixtureRequest, chaos_cluster: Cluster) -> Engi
 
 
 @pytest.fixture
-def scenario_result(request: pytest.FixtureRequest, chaos_engine: Engine) -> RunResult:
+def scenario_result(request: pytest.FixtureRequest) -> RunResult:
     """Run the test's scenario (marker ``scenario``) and return its result."""
     marker = request.node.get_closest_marker("scenario")
     if marker is None or not marker.args or not isinstance(marker.args[0], Scenario):
         raise pytest.UsageError(f"{request.node.nodeid} needs @pytest.mark.scenario(SCENARIO)")
     scenario: Scenario = marker.args[0]
+    chaos_engine: Engine = request.getfixturevalue("chaos_engine")
     rate = request.config.getoption("--load-rate")
     if rate is not None:
         scenario = replace(scenario, load=replace(scenario.load, rate=float(rate)))

@@ -50,13 +50,20 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def preflight(config: LocalClusterConfig) -> str:
-    """Check the machine; return the isolation mode.  One clear error per problem."""
+def check_platform() -> None:
     if os.uname().sysname != "Linux":
         raise EnvironmentProblem(
             f"the embedded local cluster needs Linux, this is {os.uname().sysname}",
             hint="run on Linux, or use --target kind",
         )
+
+
+def preflight(config: LocalClusterConfig) -> str:
+    """Check the machine; return the isolation mode.  One clear error per problem.
+
+    Run after leftovers of dead runs are reaped: they may hold the ports.
+    """
+    check_platform()
     redis_server_binary()
     mode = resolve_isolation(config.isolation)
     if not port_free("127.0.0.1", config.front_port):
@@ -113,8 +120,9 @@ class LocalCluster:
         if self.attach():
             self.wait_ready(timeout_s)
             return
-        mode = preflight(self.config)
+        check_platform()
         leftovers.reap_all(self.home)
+        mode = preflight(self.config)
         self.home.mkdir(parents=True, exist_ok=True)
         self.label = new_label()
         self.mode = mode

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.local import cgroups, netns, procs
-from runtime.local.layout import CGROUP_RE, LINK_RE, NETNS_RE, RunLayout, labels_in_home
+from runtime.local.layout import CGROUP_RE, LABEL_RE, LINK_RE, NETNS_RE, RunLayout, labels_in_home
 
 
 @dataclass
@@ -24,13 +24,14 @@ class Leftovers:
     links: list[str] = field(default_factory=list)
     cgroups: list[Path] = field(default_factory=list)
     dirs: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
 
     def empty(self) -> bool:
-        return not (self.pids or self.netns or self.links or self.cgroups or self.dirs)
+        return not (self.pids or self.netns or self.links or self.cgroups or self.dirs or self.files)
 
     def summary(self) -> str:
         parts = []
-        for name in ("pids", "netns", "links", "cgroups", "dirs"):
+        for name in ("pids", "netns", "links", "cgroups", "dirs", "files"):
             items = getattr(self, name)
             if items:
                 parts.append(f"{len(items)} {name}")
@@ -92,6 +93,14 @@ def find(home: Path) -> list[Leftovers]:
     for label in labels_in_home(home):
         if (b := bucket(label)) is not None:
             b.dirs.append(home / label)
+    try:
+        files = [p for p in home.iterdir() if p.is_file()]
+    except OSError:
+        files = []
+    for path in files:
+        label = path.name.split(".", 1)[0]
+        if LABEL_RE.match(label) and (b := bucket(label)) is not None:
+            b.files.append(path)
     return [b for b in found.values() if not b.empty()]
 
 
@@ -108,9 +117,8 @@ def clean(leftovers: Leftovers) -> None:
         netns.delete_link(link)
     for directory in leftovers.dirs:
         shutil.rmtree(directory, ignore_errors=True)
-    failed = leftovers.dirs[0].parent / f"{leftovers.label}.failed" if leftovers.dirs else None
-    if failed is not None and failed.exists():
-        failed.unlink()
+    for path in leftovers.files:
+        path.unlink(missing_ok=True)
 
 
 def reap_all(home: Path) -> list[str]:
