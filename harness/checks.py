@@ -321,7 +321,7 @@ def first_steady_state(
             break
         if t0 + hold_s > judged_until:
             # The window must lie where every request's outcome is known.
-            reason = "waiting for request outcomes"
+            reason = (f"{reason}; later windows not judged yet" if i else "waiting for request outcomes")
             break
         window = [s for s in snaps[i:] if s.t <= t0 + hold_s]
         state = steady_state_over(history, window, t0, t0 + hold_s, victims, reqs)
@@ -333,7 +333,8 @@ def first_steady_state(
 
 # ---------------------------------------------------------------------- churn
 def snapshot_before(history: History, t: float) -> Snapshot | None:
-    before = [s for s in history.snapshots if s.t < t and s.ok]
+    """The last good snapshot whose probing *finished* before ``t`` (so none of it saw the fault)."""
+    before = [s for s in history.snapshots if (s.t_end or s.t) < t and s.ok]
     return before[-1] if before else None
 
 
@@ -503,18 +504,26 @@ def evaluate(
     hold_s: float = 5.0,
     t_recovered: float | None = None,
     extra_checks: Iterable[ExtraCheck] = (),
+    recovery_from: float | None = None,
 ) -> Evaluation:
-    """All metrics and SLO checks of a single-fault run."""
+    """All metrics and SLO checks of a single-fault run.
+
+    ``recovery_from`` (epoch s): for a fault with a duration (a partition), the
+    time it ended; steady state is searched from then, and the recovery SLO
+    applies to the time after the fault ended.
+    """
     if not history.faults:
         return Evaluation({}, [CheckResult("fault.took_effect", FAIL, detail="no fault was injected")], None)
     fault = history.faults[0]
     t_fault = fault.t_inject
     reqs = history.judged_requests()
+    t_search = recovery_from if recovery_from is not None else t_fault
     if t_recovered is None:
-        t_recovered, not_steady = first_steady_state(history, t_fault, hold_s, fault.victims)
+        t_recovered, not_steady = first_steady_state(history, t_search, hold_s, fault.victims)
     else:
         not_steady = ""
     recovery_s = None if t_recovered is None else t_recovered - t_fault
+    recovery_after_end_s = None if t_recovered is None or recovery_from is None else t_recovered - recovery_from
     end_fault = t_recovered if t_recovered is not None else None
 
     windows = outage_windows(reqs)
@@ -541,14 +550,21 @@ def evaluate(
             "latency_during_fault": latency_percentiles(ep_df, t_fault, end_fault),
         }
     before = snapshot_before(history, t_fault)
-    after = snapshot_at_or_after(history, t_recovered) if t_recovered else (
-        [s for s in history.snapshots if s.ok][-1] if any(s.ok for s in history.snapshots) else None)
+    if t_recovered is not None:
+        after = snapshot_at_or_after(history, t_recovered)
+    else:
+        # Not recovered: the last picture before the load stopped and healing began.
+        end = history.t_load_stop if history.t_load_stop is not None else float("inf")
+        late = [s for s in history.snapshots if s.ok and s.t < end]
+        after = late[-1] if late else None
     observed_churn = churn(before, after) if before and after else None
     effect = fault_effect(history, fault)
     metrics: dict[str, Any] = {
         "t_fault": t_fault,
         "t_recovered": t_recovered,
         "recovery_s": recovery_s,
+        "fault_duration_s": None if recovery_from is None else recovery_from - t_fault,
+        "recovery_after_fault_end_s": recovery_after_end_s,
         "not_recovered_reason": not_steady if t_recovered is None else "",
         "fault_effect_s": effect.value if effect.status == PASS else None,
         "requests": int(len(reqs)),
@@ -561,6 +577,8 @@ def evaluate(
 
     primary = per_endpoint.get(slo.primary_endpoint, {})
     checks: list[CheckResult] = [effect]
+    recovery_name = "recovery_s" if recovery_from is None else "recovery_after_fault_end_s"
+    recovery_judged = recovery_s if recovery_from is None else recovery_after_end_s
     prefix = f"{slo.primary_endpoint}."
     candidates = [
         _min_check(prefix + "availability", primary.get("availability"), slo.min_availability),
@@ -572,12 +590,12 @@ def evaluate(
                    slo.max_outage_s, "s", UNKNOWN),
         _max_check(prefix + "first_success_s", primary.get("first_success_s") if primary else None,
                    slo.max_first_success_s, "s", FAIL),
-        _max_check("recovery_s", recovery_s, slo.max_recovery_s, "s", FAIL),
+        _max_check(recovery_name, recovery_judged, slo.max_recovery_s, "s", FAIL),
         _max_check(prefix + "p99_ms", (primary.get("latency") or {}).get("p99_ms") if primary else None,
                    slo.max_p99_ms, "ms", UNKNOWN),
     ]
-    if slo.max_recovery_s is not None and recovery_s is None:
-        candidates[5] = CheckResult("recovery_s", FAIL, None, f"<= {slo.max_recovery_s} s", "s",
+    if slo.max_recovery_s is not None and recovery_judged is None:
+        candidates[5] = CheckResult(recovery_name, FAIL, None, f"<= {slo.max_recovery_s} s", "s",
                                     f"no steady state before the deadline ({not_steady})")
     if primary.get("longest_outage_closed") is False and slo.max_outage_s is not None:
         candidates[3] = CheckResult(prefix + "longest_outage_s", FAIL, primary["longest_outage_s"],

@@ -10,18 +10,18 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from harness import report
-from harness.checks import Evaluation, availability, evaluate, first_steady_state
+from harness.checks import FAIL, CheckResult, Evaluation, availability, evaluate, first_steady_state
 from harness.faults import FaultPlan
-from harness.history import REQUESTS_FILE, SNAPSHOTS_FILE, FaultRecord, History, read_jsonl
+from harness.history import REQUESTS_FILE, SNAPSHOTS_FILE, FaultRecord, History, read_jsonl, requests_frame
 from harness.load import LoadGenerator, resolve_endpoints
 from harness.observe import Prober, Snapshot
-from harness.scenario import Scenario
+from harness.scenario import Phase, Scenario
 from runtime.app.serve_config import desired_replicas, health_check_settings
 from runtime.cluster import Cluster
 from runtime.errors import InfrastructureError, ServeChaosError
@@ -187,12 +187,14 @@ class Engine:
         settings["ray_version"] = report.ray_version()
 
         endpoints = self.cluster.endpoints()
-        roles = {p.name: p.role for p in self.cluster.pods()}
-        targets = resolve_endpoints(scenario.load, endpoints, roles)
+        pods = self.cluster.pods()
+        roles = {p.name: p.role for p in pods}
+        targets = resolve_endpoints(scenario.load, endpoints, roles, {p.name for p in pods if p.ready})
         markers = {ROLE_ENV: "load"}
         if self.run_label:
             markers[RUN_ENV] = self.run_label
-        max_load_s = scenario.gate_timeout_s + scenario.warmup_s + scenario.deadline_s + 120
+        phases = scenario.phases()
+        max_load_s = scenario.gate_timeout_s + scenario.warmup_s + sum(p.deadline_s for p in phases) + 300
         load = LoadGenerator(scenario.load, targets, run_dir / REQUESTS_FILE, max_load_s, markers)
         prober = Prober(endpoints.dashboard, lambda: [p.to_dict() for p in self.cluster.pods()],
                         out_path=run_dir / SNAPSHOTS_FILE)
@@ -203,9 +205,10 @@ class Engine:
         error = ""
         status_override = ""
         cluster_healthy = True
-        plan: FaultPlan | None = None
-        t_recovered_live: float | None = None
+        plans: list[FaultPlan] = []
+        recovered_live: list[float | None] = []
         events_since = time.time()
+        result: RunResult | None = None
         try:
             prober.start()
             load.start()
@@ -213,21 +216,26 @@ class Engine:
             self._emit("phase", name="warmup", seconds=scenario.warmup_s)
             time.sleep(scenario.warmup_s)
             t_gate = self._gate(scenario, run_dir, prober, t_load_start)
-            snap = self._latest_ok(prober)
-            plan = scenario.fault.plan(snap, self.cluster.pods(), rng)
-            self._emit("plan", plan=plan)
-            if self.confirm is not None and not self.confirm(plan):
-                status_override = "skipped"
-                error = "fault declined at the --step prompt"
-            else:
+            for phase in phases:
+                plan = phase.fault.plan(self._latest_ok(prober), self.cluster.pods(), rng)
+                plans.append(plan)
+                self._emit("plan", plan=plan, phase=phase.name)
+                if self.confirm is not None and not self.confirm(plan):
+                    status_override = status_override or "skipped"
+                    error = error or f"fault {phase.name} declined at the --step prompt"
+                    break
                 self._emit("phase", name="inject", fault=plan.description)
-                record = scenario.fault.inject(self.cluster, plan)
+                record = phase.fault.inject(self.cluster, plan)
+                record.phase = phase.name
                 faults.append(record)
                 self._emit("injected", record=record)
-                t_recovered_live, aborted = self._observe(scenario, run_dir, prober, t_load_start, faults)
+                t_rec, aborted = self._observe(scenario, phase, run_dir, prober, t_load_start, faults)
+                recovered_live.append(t_rec)
                 if aborted:
-                    status_override = "aborted"
-                    error = aborted
+                    status_override, error = "aborted", aborted
+                    break
+                if t_rec is None:
+                    break  # a follow-up only means something after a recovery
         except KeyboardInterrupt:
             status_override = "interrupted"
             error = "interrupted (Ctrl-C); the cluster was healed"
@@ -239,42 +247,61 @@ class Engine:
             self._emit("phase", name="heal")
             load.stop()
             t_load_stop = time.time()
-            for record in faults:
-                try:
-                    record.heal_actions = [a.to_dict() for a in scenario.fault.heal(self.cluster, record)]
-                    record.t_heal = time.time()
-                except ServeChaosError as err:
-                    error = error or f"heal failed: {err.one_line()}"
-            if not faults:
-                try:
-                    self.cluster.heal()
-                except ServeChaosError:
-                    pass
+            error = self._heal(phases, faults, error)
             try:
                 self.cluster.wait_ready(timeout_s=180.0)
+                self._settle(scenario, run_dir, prober)
             except ServeChaosError as err:
                 cluster_healthy = False
                 error = error or f"cluster did not return to steady state after healing: {err.what}"
             prober.stop()
             events = self._events(events_since)
             history = self._history(run_dir, prober, t_load_start, t_load_stop, scenario, faults, events)
-            evaluation = None
-            if faults:
-                evaluation = evaluate(history, scenario.slo, scenario.expected_churn, scenario.hold_s,
-                                      extra_checks=scenario.extra_checks)
+            evaluation = evaluate_phases(history, scenario, phases) if faults else None
             status = status_override or (evaluation.status if evaluation else "error")
             verdict = report.verdict(
                 scenario=scenario, run_id=run_id, status=status, seed=seed, settings=settings,
                 started=started, finished=time.time(), evaluation=evaluation, history=history,
-                plan=plan, t_gate=t_gate, error=error, cluster_healthy=cluster_healthy,
-                t_recovered_live=t_recovered_live, target=self.cluster.name,
+                plans=plans, t_gate=t_gate, error=error, cluster_healthy=cluster_healthy,
+                t_recovered_live=recovered_live, target=self.cluster.name,
             )
             report.write_run(run_dir, history, verdict)
             result = RunResult(scenario, run_id, run_dir, status, evaluation, history,
                                faults[0] if faults else None, verdict, error, cluster_healthy)
-            self._emit("done", result=result)
             self.last_result = result
+            self._emit("done", result=result)
         return result
+
+    def _heal(self, phases: list[Phase], faults: list[FaultRecord], error: str) -> str:
+        """Heal every injected fault (latest first), then whatever the cluster still has in effect."""
+        by_name = {p.name: p for p in phases}
+        for record in reversed(faults):
+            fault = by_name[record.phase].fault
+            try:
+                actions = fault.heal(self.cluster, record)
+                record.heal_actions += [a.to_dict() for a in actions]
+                record.t_heal = record.t_heal or time.time()
+            except ServeChaosError as err:
+                error = error or f"heal of {record.fault} failed: {err.one_line()}"
+        try:
+            self.cluster.heal()
+        except ServeChaosError as err:
+            error = error or f"heal failed: {err.one_line()}"
+        return error
+
+    def _settle(self, scenario: Scenario, run_dir: Path, prober: Prober, timeout_s: float = 180.0) -> None:
+        """Wait until the probes (no load) show steady state: the next scenario starts clean."""
+        t0 = time.time()
+        deadline = t0 + timeout_s
+        reason = ""
+        while time.time() < deadline:
+            history = History(requests=requests_frame([]), snapshots=prober.copy(),
+                              desired_replicas=desired_replicas(scenario.app.to_serve_config()))
+            t_ok, reason = first_steady_state(history, t0, 3.0)
+            if t_ok is not None:
+                return
+            time.sleep(1.0)
+        raise InfrastructureError(f"no steady state within {timeout_s:.0f} s after healing: {reason}")
 
     def _events(self, since: float) -> list[dict[str, Any]]:
         fetch = getattr(self.cluster, "events", None)
@@ -313,33 +340,87 @@ class Engine:
             hint="the cluster was unhealthy before the fault; check `serve-chaos status`",
         )
 
-    def _observe(self, scenario: Scenario, run_dir: Path, prober: Prober, t_load_start: float,
+    def _observe(self, scenario: Scenario, phase: Phase, run_dir: Path, prober: Prober, t_load_start: float,
                  faults: list[FaultRecord]) -> tuple[float | None, str]:
-        """Observe until recovered (plus margins) or the deadline; returns (t_recovered, abort reason)."""
-        fault = faults[0]
-        self._emit("phase", name="observe", deadline_s=scenario.deadline_s)
+        """Observe one phase until recovered (plus margins) or its deadline.
+
+        A fault with ``duration_s`` is ended (healed) that long after it began;
+        recovery is then judged from the end of the fault.  Returns
+        ``(t_recovered, abort reason)``.
+        """
+        fault = faults[-1]
+        duration = getattr(phase.fault, "duration_s", None)
+        self._emit("phase", name="observe", deadline_s=phase.deadline_s, fault_duration_s=duration)
         t_recovered: float | None = None
         while True:
             now = time.time()
+            if duration is not None and fault.t_heal is None and now >= fault.t_inject + duration:
+                actions = phase.fault.end(self.cluster, fault)
+                fault.heal_actions += [a.to_dict() for a in actions]
+                fault.t_heal = time.time()
+                self._emit("phase", name="fault ended", fault=fault.fault)
             history = self._history(run_dir, prober, t_load_start, None, scenario, faults)
-            if t_recovered is None:
-                t_recovered, reason = first_steady_state(history, fault.t_inject, scenario.hold_s, fault.victims)
+            t_from = fault.t_heal if duration is not None else fault.t_inject
+            if t_recovered is None and t_from is not None:
+                t_recovered, reason = first_steady_state(history, t_from, scenario.hold_s, fault.victims)
             else:
-                reason = ""
+                reason = "fault still in effect" if t_from is None else ""
             self._emit("tick", phase="observe", history=history, t_fault=fault.t_inject,
                        t_recovered=t_recovered, reason=reason)
             if self.abort is not None:
-                recent = availability(history.judged_requests(), now - self.abort.window_s - scenario.load.timeout_s)
+                recent = availability(history.judged_requests(), now - self.abort.window_s)
                 if (now - fault.t_inject > self.abort.window_s and recent is not None
                         and recent < self.abort.min_availability):
                     return t_recovered, (f"aborted: availability {recent:.3f} below "
                                          f"{self.abort.min_availability} for {self.abort.window_s:.0f} s")
-            done_at = fault.t_inject + scenario.min_observe_s
+            done_at = fault.t_inject + phase.min_observe_s
             if t_recovered is not None:
                 done_at = max(done_at, t_recovered + scenario.hold_s + scenario.after_recovery_s)
                 if now >= done_at:
                     return t_recovered, ""
-            if now > fault.t_inject + scenario.deadline_s:
+            if now > fault.t_inject + phase.deadline_s:
                 return t_recovered, ""
             time.sleep(1.0)
 
+
+
+def evaluate_phases(history: History, scenario: Scenario, phases: list[Phase]) -> Evaluation:
+    """Evaluate each injected fault on its own slice of the timeline and merge the results.
+
+    Phase *i* sees everything before the next fault; the first phase's checks
+    keep their names, a follow-up's are prefixed with its name.
+    """
+    by_name = {p.name: p for p in phases}
+    merged: Evaluation | None = None
+    for i, record in enumerate(history.faults):
+        phase = by_name[record.phase]
+        t_next = history.faults[i + 1].t_inject if i + 1 < len(history.faults) else float("inf")
+        # Requests still in flight when the next fault hit belong to that fault.
+        t_cut = t_next - history.load_timeout_s
+        sliced = History(
+            requests=history.requests[history.requests["t"] < t_cut] if not history.requests.empty else history.requests,
+            snapshots=[s for s in history.snapshots if s.t < t_next],
+            faults=[record],
+            events=history.events,
+            t_load_start=history.t_load_start,
+            t_load_stop=history.t_load_stop if t_next == float("inf") else None,
+            load_timeout_s=history.load_timeout_s,
+            desired_replicas=history.desired_replicas,
+        )
+        t_from = record.t_heal if getattr(phase.fault, "duration_s", None) else None
+        ev = evaluate(sliced, phase.slo, phase.expected_churn, scenario.hold_s,
+                      extra_checks=phase.extra_checks, recovery_from=t_from)
+        if merged is None:
+            merged = ev
+            merged.metrics["phase"] = phase.name
+            continue
+        prefix = f"{phase.name}."
+        merged.checks += [replace(c, name=prefix + c.name) for c in ev.checks]
+        merged.metrics.setdefault("followups", {})[phase.name] = ev.metrics
+        merged.metrics["status_by_check"].update({prefix + k: v for k, v in ev.metrics["status_by_check"].items()})
+    assert merged is not None
+    missing = [p.name for p in phases if p.name not in {f.phase for f in history.faults}]
+    if missing:
+        merged.checks.append(CheckResult("phases.completed", FAIL, len(history.faults), f"== {len(phases)}", "",
+                                         f"not run (an earlier phase did not recover): {', '.join(missing)}"))
+    return merged

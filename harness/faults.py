@@ -50,6 +50,10 @@ class Fault:
         """Undo what is still in effect; the default asks the cluster to heal everything."""
         return cluster.heal()
 
+    def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        """End a fault with a ``duration_s`` (a partition lifted, Redis back).  Default: heal."""
+        return self.heal(cluster, record)
+
     def describe(self) -> str:
         return self.summary
 
@@ -134,12 +138,52 @@ class ProxyKill(ActorKill):
 
 @dataclass(frozen=True)
 class ControllerKill(ActorKill):
+    """Kill the controller.  Healing restarts the proxies that outlived it.
+
+    A controller recreated as a new actor is not found again by proxies that
+    were subscribed to the old one (their long-poll client ends on the dead
+    actor: ray-project/ray#63784); they keep routing to a frozen replica set.
+    Restarting them is the operator's remedy, done after the measurements.
+    """
+
     name: ClassVar[str] = "controller_kill"
     role: ClassVar[str] = "controller"
     no_restart: ClassVar[bool] = True
     summary: ClassVar[str] = "ray.kill the Serve controller with no_restart=True"
 
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        plan = super().plan(snap, pods, rng)
+        plan.params["proxies_before"] = sorted(a["name"] for a in snap.actors if a["role"] == "proxy" and a.get("name"))
+        return plan
+
+    def heal(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        actions = cluster.heal()
+        proxies = record.params.get("proxies_before") or []
+        if proxies:
+            actions.append(cluster.kill_actor(proxies, "serve", no_restart=True, ignore_missing=True))
+        return actions
+
+
+@dataclass(frozen=True)
+class MassReplicaKill(Fault):
+    """``ray.kill`` every RUNNING replica at once (one driver, back-to-back kills)."""
+
+    name: ClassVar[str] = "all_replicas_kill"
+    requires: ClassVar[tuple[str, ...]] = ("kill_actor",)
+    summary: ClassVar[str] = "ray.kill every RUNNING replica with no_restart=True"
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        victims = [_actor_victim(a) for a in snap.actors if a["role"] == "replica" and a.get("state") == "RUNNING"]
+        if not victims:
+            raise FaultNotApplicable("no RUNNING replica to kill")
+        return FaultPlan(self.name, f"ray.kill all {len(victims)} replicas (no_restart=True)", victims,
+                         {"no_restart": True})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        action = cluster.kill_actor([v["name"] for v in plan.victims], "serve", no_restart=True)
+        return _record(plan, action, action.details.get("t_kill_start"))
+
 
 CATALOGUE: dict[str, type[Fault]] = {
-    cls.name: cls for cls in (ReplicaKill, ProxyKill, ControllerKill)
+    cls.name: cls for cls in (ReplicaKill, ProxyKill, ControllerKill, MassReplicaKill)
 }

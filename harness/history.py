@@ -43,6 +43,8 @@ class FaultRecord:
     params: dict[str, Any] = field(default_factory=dict)
     heal_actions: list[dict[str, Any]] = field(default_factory=list)
     t_heal: float | None = None
+    #: Which phase of the scenario injected it ("main" or a follow-up's name).
+    phase: str = "main"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,8 +105,11 @@ class History:
 
         Records are written when a request completes, so while load runs the
         earliest request still in flight shows up as the first missing sequence
-        number; nothing from its intended time on is judged yet.  ``inf`` when
-        nothing is missing (or there is no load at all).
+        number; nothing from its intended time on is judged yet.  A missing
+        number older than the newest send minus the request timeout (and a 1 s
+        margin) cannot be in flight any more: it was lost (the load process
+        died mid-request) and does not hold judging back.  ``inf`` when nothing
+        is pending (or there is no load at all).
         """
         df = self.requests
         if df.empty or df["seq"].isna().all():
@@ -112,14 +117,21 @@ class History:
         known = df.dropna(subset=["seq"])
         seqs = known["seq"].astype(int).to_numpy()
         lo, hi = int(seqs.min()), int(seqs.max())
-        if hi - lo + 1 == len(set(seqs.tolist())):
-            return float("inf")
         present = set(seqs.tolist())
-        first_missing = next(s for s in range(lo, hi + 1) if s not in present)
+        if hi - lo + 1 == len(present):
+            return float("inf")
         t_lo = float(known.loc[known["seq"] == lo, "t"].iloc[0])
         t_hi = float(known.loc[known["seq"] == hi, "t"].iloc[0])
         interval = (t_hi - t_lo) / (hi - lo) if hi > lo else 0.0
-        return t_lo + (first_missing - lo) * interval
+        newest_send = float(known["t_sent"].max()) if known["t_sent"].notna().any() else t_hi
+        horizon = newest_send - self.load_timeout_s - 1.0
+        for seq in range(lo, hi + 1):
+            if seq in present:
+                continue
+            t_missing = t_lo + (seq - lo) * interval
+            if t_missing > horizon:
+                return t_missing
+        return float("inf")
 
     def judged_requests(self) -> pd.DataFrame:
         """Requests sent before the earliest one whose outcome is not yet known."""

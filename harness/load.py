@@ -48,8 +48,14 @@ class LoadSpec:
                 )
 
 
-def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str]) -> list[dict[str, str]]:
-    """Turn endpoint names into ``{"name", "url", "pod"}``; ``roles`` maps pod -> role."""
+def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str],
+                      ready: set[str] | None = None) -> list[dict[str, str]]:
+    """Turn endpoint names into ``{"name", "url", "pod"}``; ``roles`` maps pod -> role.
+
+    ``pods:<role>`` takes only pods in ``ready`` (when given): Serve runs a proxy
+    only on nodes that host replicas, and a port-forward to a pod without one
+    would measure nothing but refusals.
+    """
     out: list[dict[str, str]] = []
     for name in spec.endpoints:
         if name == FRONT_DOOR:
@@ -57,7 +63,7 @@ def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str
         elif name.startswith("pods:"):
             role = name.split(":", 1)[1]
             for pod, url in sorted(endpoints.pods.items()):
-                if roles.get(pod) == role:
+                if roles.get(pod) == role and (ready is None or pod in ready):
                     out.append({"name": f"pod:{pod}", "url": url + "/", "pod": pod})
         else:
             pod = name.split(":", 1)[1]

@@ -43,11 +43,11 @@ def verdict(
     finished: float,
     evaluation: Evaluation | None,
     history: History,
-    plan: FaultPlan | None,
+    plans: list[FaultPlan],
     t_gate: float | None,
     error: str,
     cluster_healthy: bool,
-    t_recovered_live: float | None,
+    t_recovered_live: list[float | None],
     target: str,
 ) -> dict[str, Any]:
     """Everything a reader needs to judge the run without the raw files."""
@@ -71,7 +71,8 @@ def verdict(
         "t_gate": t_gate,
         "ray_recovery_s": metrics.get("recovery_s"),
         "settings": settings,
-        "plan": {"description": plan.description, "victims": plan.victims, "params": plan.params} if plan else None,
+        "plans": [{"fault": p.fault, "description": p.description, "victims": p.victims, "params": p.params}
+                  for p in plans],
         "faults": [f.to_dict() for f in history.faults],
         "metrics": metrics,
         "checks": checks,

@@ -13,6 +13,33 @@ from runtime.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class Phase:
+    """One fault of a scenario with what it is judged by (times in seconds)."""
+
+    name: str
+    fault: Fault
+    slo: SLO
+    expected_churn: dict[str, str]
+    extra_checks: tuple[ExtraCheck, ...] = ()
+    min_observe_s: float = 15.0
+    deadline_s: float = 90.0
+
+
+@dataclass(frozen=True)
+class Followup:
+    """A fault injected after the scenario's fault recovered, to prove the cluster
+    still heals (e.g. replicas after the Serve controller was replaced)."""
+
+    name: str
+    fault: Fault
+    slo: SLO
+    expected_churn: dict[str, str]
+    extra_checks: tuple[ExtraCheck, ...] = ()
+    min_observe_s: float = 10.0
+    deadline_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class Scenario:
     """One experiment.  Times in seconds.
 
@@ -47,6 +74,8 @@ class Scenario:
     extra_requires: tuple[str, ...] = ()
     #: Scenario-specific pure checks ``(history, fault) -> CheckResult``.
     extra_checks: tuple[ExtraCheck, ...] = ()
+    #: Faults injected one after another once the previous one recovered.
+    followups: tuple[Followup, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum():
@@ -63,10 +92,22 @@ class Scenario:
                 raise ConfigError(f"scenario {self.name}: {name} must be >= 0 seconds")
         if self.deadline_s < self.min_observe_s:
             raise ConfigError(f"scenario {self.name}: deadline_s must be >= min_observe_s")
+        names = [f.name for f in self.followups]
+        if len(set(names)) != len(names) or "main" in names:
+            raise ConfigError(f"scenario {self.name}: follow-up names must be unique and not 'main'")
 
     @property
     def requires(self) -> tuple[str, ...]:
-        return tuple(self.fault.requires) + tuple(self.extra_requires)
+        needs = list(self.fault.requires) + list(self.extra_requires)
+        for followup in self.followups:
+            needs += [c for c in followup.fault.requires if c not in needs]
+        return tuple(dict.fromkeys(needs))
+
+    def phases(self) -> list[Phase]:
+        main = Phase("main", self.fault, self.slo, self.expected_churn, self.extra_checks,
+                     self.min_observe_s, self.deadline_s)
+        return [main] + [Phase(f.name, f.fault, f.slo, f.expected_churn, f.extra_checks,
+                               f.min_observe_s, f.deadline_s) for f in self.followups]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -90,4 +131,7 @@ class Scenario:
             "known_broken": dict(self.known_broken),
             "requires": list(self.requires),
             "extra_checks": [getattr(c, "__name__", str(c)) for c in self.extra_checks],
+            "followups": [{"name": f.name, "fault": f.fault.describe(), "slo": asdict(f.slo),
+                           "expected_churn": dict(f.expected_churn), "deadline_s": f.deadline_s}
+                          for f in self.followups],
         }

@@ -135,14 +135,18 @@ class Cluster(Protocol):
     def partition_pod(self, pod: str) -> ActionRecord:
         """Silently drop every packet to and from a pod (its processes keep running)."""
 
-    def kill_actor(self, actor_name: str, namespace: str, no_restart: bool) -> ActionRecord:
-        """``ray.kill`` a named actor from a driver inside the head pod, as the guide does."""
+    def kill_actor(self, actor_name: str | list[str], namespace: str, no_restart: bool,
+                   ignore_missing: bool = False) -> ActionRecord:
+        """``ray.kill`` named actors (one or several) from a driver inside the head pod, as the guide does."""
 
     def set_gcs_ft(self, enabled: bool) -> ActionRecord:
         """Switch GCS fault tolerance on or off (restarts the cluster's Ray processes)."""
 
     def heal(self) -> list[ActionRecord]:
         """Undo every fault still in effect (partitions, lost nodes, stopped Redis)."""
+
+    def events(self, since: float = 0.0) -> list[dict[str, Any]]:
+        """What the operator side did (pod starts, crashes, config re-applies) since ``since``."""
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Block until every pod is Running and Ready and the Serve app is RUNNING."""

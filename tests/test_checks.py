@@ -305,3 +305,32 @@ def test_slo_rejects_nonsense_bounds():
         SLO(max_recovery_s=-1)
     with pytest.raises(ValueError):
         SLO(endpoint_availability={"front": 2.0})
+
+
+def test_a_lost_request_does_not_hold_judging_back_forever():
+    reqs = syn.requests(0, 30, RATE)
+    del reqs[50]  # seq 50 (t=5.0) never recorded, yet sends continued 25 s beyond it: lost, not in flight
+    hist = syn.history(reqs, [], load_timeout_s=5.0)
+    assert hist.judged_until() == float("inf")
+    assert len(hist.judged_requests()) == 299
+
+
+def test_phase_evaluation_slices_the_timeline_per_fault():
+    from harness.engine import evaluate_phases
+    from harness.faults import MassReplicaKill, ReplicaKill
+    from harness.scenario import Followup, Scenario
+
+    sc = Scenario(name="two", title="t", promise="p", fault=ReplicaKill(), slo=SLO(max_recovery_s=30.0),
+                  expected_churn={"replica": "victims"},
+                  followups=(Followup("again", MassReplicaKill(), SLO(max_recovery_s=5.0), {"replica": "all"}),))
+    hist = replica_kill_history()
+    second = FaultRecord("all_replicas_kill", 45.0, 45.0, victims=[syn.replica(101, "head")], phase="again")
+    hist.faults.append(second)
+    ev = evaluate_phases(hist, sc, sc.phases())
+    names = {c.name: c.status for c in ev.checks}
+    assert names["recovery_s"] == PASS
+    assert ev.metrics["recovery_s"] == pytest.approx(13.5)
+    # 101 never leaves in this timeline: the follow-up changed nothing and never recovered.
+    assert names["again.fault.took_effect"] == FAIL
+    assert names["again.recovery_s"] == FAIL
+    assert "again" in ev.metrics["followups"]

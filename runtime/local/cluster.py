@@ -317,8 +317,9 @@ class LocalCluster:
     def unpartition_pod(self, pod: str) -> ActionRecord:
         return ActionRecord(**self._post(f"/pods/{pod}/unpartition", {}))
 
-    def kill_actor(self, actor_name: str, namespace: str, no_restart: bool) -> ActionRecord:
-        body = {"name": actor_name, "namespace": namespace, "no_restart": no_restart}
+    def kill_actor(self, actor_name: str | list[str], namespace: str, no_restart: bool,
+                   ignore_missing: bool = False) -> ActionRecord:
+        body = {"name": actor_name, "namespace": namespace, "no_restart": no_restart, "ignore_missing": ignore_missing}
         return ActionRecord(**self._post("/actors/kill", body))
 
     def set_gcs_ft(self, enabled: bool) -> ActionRecord:

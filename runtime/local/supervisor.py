@@ -724,7 +724,10 @@ class Supervisor:
         return ActionRecord("apply_serve_config", "serve", t0, time.time(), {"hash": self._config_hash(config)[:12]})
 
     # ------------------------------------------------------------------ actor kill (exec in head)
-    def kill_actor(self, name: str, namespace: str, no_restart: bool) -> ActionRecord:
+    def kill_actor(self, names: str | list[str], namespace: str, no_restart: bool,
+                   ignore_missing: bool = False) -> ActionRecord:
+        names = [names] if isinstance(names, str) else list(names)
+        name = names[0] if len(names) == 1 else f"{len(names)} actors"
         head = self.pods["head"]
         if head.phase != "Running":
             raise ServeChaosError("the head pod is not Running; cannot exec into it")
@@ -734,11 +737,13 @@ class Supervisor:
             "runtime.raykill",
             f"--address={head.ip}:{self.config.gcs_port}",
             f"--node-ip={head.ip}",
-            f"--name={name}",
+            *[f"--name={n}" for n in names],
             f"--namespace={namespace}",
         ]
         if no_restart:
             cmd.append("--no-restart")
+        if ignore_missing:
+            cmd.append("--ignore-missing")
         if head.net is not None:
             cmd = netns.nsenter_prefix(head.net) + cmd
         t0 = time.time()
@@ -978,7 +983,8 @@ class Supervisor:
         if parts[:1] == ["nodes"] and len(parts) == 3 and parts[2] == "kill":
             return self.kill_node(parts[1], body.get("replacement_delay_s")).to_dict()
         if parts == ["actors", "kill"]:
-            return self.kill_actor(body["name"], body.get("namespace", "serve"), bool(body.get("no_restart"))).to_dict()
+            return self.kill_actor(body["name"], body.get("namespace", "serve"), bool(body.get("no_restart")),
+                                   bool(body.get("ignore_missing"))).to_dict()
         if parts == ["serve", "config"]:
             return self.apply_serve_config(body["config"]).to_dict()
         if parts == ["gcs_ft"]:
