@@ -201,9 +201,14 @@ def victim_present(snap: Snapshot, victim: dict[str, Any]) -> bool:
     role = victim.get("role")
     if role in ROLES:
         for actor in snap.actors:
-            if victim.get("actor_id") and actor.get("actor_id") == victim["actor_id"]:
-                return True
-            if victim.get("pid") and actor.get("pid") == victim["pid"] and actor["role"] == role:
+            if actor["role"] != role:
+                continue
+            # An actor Ray restarted keeps its id but gets a new process: a PID
+            # identifies the incarnation, the id only when no PID is known.
+            if victim.get("pid"):
+                if actor.get("pid") == victim["pid"]:
+                    return True
+            elif victim.get("actor_id") and actor.get("actor_id") == victim["actor_id"]:
                 return True
         return False
     if role == "pod":
@@ -287,6 +292,10 @@ def steady_state_over(
     df = history.judged_requests() if reqs is None else reqs
     if not df.empty:
         in_window = df[(df["t"] >= t0) & (df["t"] <= t1)]
+        # A port-forward to a deleted pod stays dead; it says nothing about the cluster.
+        gone = {f"pod:{v['name']}" for v in victims if v.get("role") == "pod"}
+        if gone:
+            in_window = in_window[~in_window["endpoint"].isin(gone)]
         failed = int((~in_window["ok"]).sum())
         if failed:
             return SteadyState(False, f"{failed} requests failed")
@@ -345,19 +354,29 @@ def snapshot_at_or_after(history: History, t: float) -> Snapshot | None:
 
 def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, list]]:
     """PIDs by role (and pod UIDs by pod name) that left and appeared between two snapshots."""
-    out: dict[str, dict[str, list]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for role in ROLES:
         b, a = role_pids(before, role), role_pids(after, role)
-        out[role] = {"before": sorted(b), "after": sorted(a), "left": sorted(b - a), "appeared": sorted(a - b)}
+        where = {int(x["pid"]): x.get("pod") for s in (before, after) for x in s.actors
+                 if x["role"] == role and x.get("pid")}
+        out[role] = {"before": sorted(b), "after": sorted(a), "left": sorted(b - a), "appeared": sorted(a - b),
+                     "pods": {pid: where.get(pid) for pid in sorted((b - a) | (a - b))}}
     if before.pods_ok and after.pods_ok:
         b_uids, a_uids = pod_uids(before), pod_uids(after)
         left = sorted(name for name, uid in b_uids.items() if a_uids.get(name) != uid)
         appeared = sorted(name for name, uid in a_uids.items() if b_uids.get(name) != uid)
-        out["pod"] = {"before": sorted(b_uids), "after": sorted(a_uids), "left": left, "appeared": appeared}
+        out["pod"] = {"before": sorted(b_uids), "after": sorted(a_uids), "left": left, "appeared": appeared,
+                      "pods": {name: name for name in set(left) | set(appeared)}}
     return out
 
 
-CHURN_KINDS = ("none", "victims", "at_least_victims", "all", "any")
+CHURN_KINDS = ("none", "victims", "victims_left", "at_least_victims", "all", "any")
+#: ``none_outside:<pod>[,<pod>...]``: nothing changed except on those pods.
+NONE_OUTSIDE = "none_outside:"
+
+
+def valid_churn_kind(kind: str) -> bool:
+    return kind in CHURN_KINDS or (kind.startswith(NONE_OUTSIDE) and len(kind) > len(NONE_OUTSIDE))
 
 
 def check_churn(
@@ -369,12 +388,14 @@ def check_churn(
     """Compare one role's churn with what the scenario expects.
 
     ``none``: nothing left or appeared.  ``victims``: exactly the victims of that
-    role left and as many new ones appeared.  ``at_least_victims``: the victims
+    role left and as many new ones appeared.  ``victims_left``: exactly the
+    victims left, whatever appeared (a lost node's proxy need not come back
+    elsewhere).  ``at_least_victims``: the victims
     left (others may too) and the count is back.  ``all``: every PID changed.
     ``any``: reported, not judged.
     """
     name = f"churn.{role}"
-    if expected not in CHURN_KINDS:
+    if not valid_churn_kind(expected):
         return CheckResult(name, UNKNOWN, detail=f"unknown expectation {expected!r}")
     if observed is None or role not in observed:
         return CheckResult(name, UNKNOWN, bound=expected, detail="no snapshot before the fault or at recovery")
@@ -385,12 +406,22 @@ def check_churn(
     victim_ids = {v.get(key) for v in victims if v.get("role") == role and v.get(key) is not None}
     if expected == "any":
         return CheckResult(name, PASS, value, bound="any")
+    if expected.startswith(NONE_OUTSIDE):
+        allowed = set(expected[len(NONE_OUTSIDE):].split(","))
+        where = got.get("pods", {})
+        outside = sorted(p for p in left | appeared if where.get(p) not in allowed)
+        ok = not outside
+        return CheckResult(name, PASS if ok else FAIL, value, bound=expected,
+                           detail="" if ok else f"changed outside {sorted(allowed)}: {outside}")
     if expected == "none":
         ok = not left and not appeared
         detail = "" if ok else f"expected no change, {len(left)} left and {len(appeared)} appeared"
     elif expected == "victims":
         ok = left == victim_ids and len(appeared) == len(left)
         detail = "" if ok else f"expected exactly {sorted(victim_ids)} replaced"
+    elif expected == "victims_left":
+        ok = left == victim_ids
+        detail = "" if ok else f"expected exactly {sorted(victim_ids)} to leave"
     elif expected == "at_least_victims":
         ok = victim_ids <= left and len(got["after"]) >= len(got["before"])
         detail = "" if ok else f"expected at least {sorted(victim_ids)} replaced"
@@ -440,6 +471,9 @@ class SLO:
     max_recovery_s: float | None = None
     max_p99_ms: float | None = None
     endpoint_availability: dict[str, float] = field(default_factory=dict)
+    #: Longest time (s) from the fault until every victim is gone (e.g. an unhealthy
+    #: replica killed, a lost node's actors declared dead).
+    max_fault_effect_s: float | None = None
     #: Minimum availability during the fault through each pod's own endpoint,
     #: except pods the fault hit (the guide's "other proxies keep accepting").
     other_pods_min_availability_during_fault: float | None = None
@@ -452,7 +486,7 @@ class SLO:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a ratio in [0, 1], got {value}")
-        for name in ("max_outage_s", "max_first_success_s", "max_recovery_s", "max_p99_ms"):
+        for name in ("max_outage_s", "max_first_success_s", "max_recovery_s", "max_p99_ms", "max_fault_effect_s"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
@@ -479,6 +513,7 @@ def _max_check(name: str, value: float | None, bound: float | None, unit: str, n
 
 
 ExtraCheck = Callable[[History, FaultRecord], CheckResult]
+ExtraMetric = Callable[[History, FaultRecord], dict[str, Any]]
 
 
 @dataclass
@@ -505,6 +540,8 @@ def evaluate(
     t_recovered: float | None = None,
     extra_checks: Iterable[ExtraCheck] = (),
     recovery_from: float | None = None,
+    extra_metrics: Iterable[ExtraMetric] = (),
+    verify: ExtraCheck | None = None,
 ) -> Evaluation:
     """All metrics and SLO checks of a single-fault run.
 
@@ -558,7 +595,7 @@ def evaluate(
         late = [s for s in history.snapshots if s.ok and s.t < end]
         after = late[-1] if late else None
     observed_churn = churn(before, after) if before and after else None
-    effect = fault_effect(history, fault)
+    effect = (verify or fault_effect)(history, fault)
     metrics: dict[str, Any] = {
         "t_fault": t_fault,
         "t_recovered": t_recovered,
@@ -613,6 +650,8 @@ def evaluate(
     if slo.other_pods_min_availability_during_fault is not None:
         hit = {f"pod:{v['pod']}" for v in fault.victims if v.get("pod")}
         hit |= {f"pod:{v['name']}" for v in fault.victims if v.get("role") == "pod"}
+        if fault.params.get("pod"):
+            hit.add(f"pod:{fault.params['pod']}")
         others = [ep for ep in endpoints if ep.startswith("pod:") and ep not in hit]
         if not others:
             checks.append(CheckResult("other_pods.availability_during_fault", UNKNOWN, None,
@@ -631,6 +670,16 @@ def evaluate(
         except Exception as err:  # noqa: BLE001 - a crashed check is "unknown", not a crash
             checks.append(CheckResult(getattr(extra, "__name__", "extra"), UNKNOWN,
                                       detail=f"check crashed: {type(err).__name__}: {err}"))
+    if slo.max_fault_effect_s is not None:
+        checks.append(_max_check("fault.effect_s", effect.value if effect.status == PASS else None,
+                                 slo.max_fault_effect_s, "s", FAIL))
+    extra: dict[str, Any] = {}
+    for fn in extra_metrics:
+        try:
+            extra.update(fn(history, fault))
+        except Exception as err:  # noqa: BLE001 - a broken metric must not hide the verdict
+            extra[getattr(fn, "__name__", "metric")] = f"failed: {type(err).__name__}: {err}"
+    metrics["extra"] = extra
     metrics["status_by_check"] = {c.name: c.status for c in checks}
     return Evaluation(metrics, checks, t_recovered)
 
@@ -663,3 +712,178 @@ def proxy_restarted_by_ray(history: History, fault: FaultRecord) -> CheckResult:
                            f"Ray did not restart the proxy actor; a new ProxyActor {replaced_at[1][:12]} "
                            f"replaced it {replaced_at[0] - fault.t_inject:.1f} s after the kill")
     return CheckResult(name, FAIL, None, "same actor restarts", "", "no proxy came back on that node")
+
+
+# ---------------------------------------------------------------------- scenario metrics
+def _after(history: History, fault: FaultRecord) -> list[Snapshot]:
+    return [s for s in history.snapshots if s.t >= fault.t_inject]
+
+
+def ray_node_death(history: History, fault: FaultRecord) -> dict[str, Any]:
+    """Seconds from the fault until the State API lists the victim's Ray node(s) DEAD."""
+    ids = list(fault.params.get("ray_node_ids") or [])
+    dead_at: dict[str, float] = {}
+    for snap in _after(history, fault):
+        if not snap.nodes_ok:
+            continue
+        for node in snap.nodes:
+            if node["node_id"] in ids and node.get("state") == "DEAD" and node["node_id"] not in dead_at:
+                dead_at[node["node_id"]] = snap.t
+    declared = len(dead_at) == len(ids) and bool(ids)
+    return {"ray_node_ids": ids,
+            "ray_node_dead_s": (max(dead_at.values()) - fault.t_inject) if declared else None}
+
+
+def dashboard_downtime(history: History, fault: FaultRecord) -> dict[str, Any]:
+    """How long the dashboard (GCS-backed APIs on the head) did not answer after the fault (s)."""
+    down_from = None
+    for snap in _after(history, fault):
+        if not snap.serve_ok and down_from is None:
+            down_from = snap.t
+        elif snap.serve_ok and down_from is not None:
+            return {"dashboard_down_s": snap.t - fault.t_inject, "dashboard_first_failure_s": down_from - fault.t_inject}
+    if down_from is None:
+        return {"dashboard_down_s": 0.0}
+    return {"dashboard_down_s": None, "dashboard_first_failure_s": down_from - fault.t_inject}
+
+
+def replicas_by_pod(snap: Snapshot) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for actor in snap.actors:
+        if actor["role"] == "replica" and actor.get("state") == "RUNNING":
+            out[actor.get("pod") or "?"] = out.get(actor.get("pod") or "?", 0) + 1
+    return dict(sorted(out.items()))
+
+
+def replica_spread(history: History, fault: FaultRecord) -> dict[str, Any]:
+    """Replicas per pod before the fault and at the end, what the fault cost and the floor reached."""
+    before = snapshot_before(history, fault.t_inject)
+    good = [s for s in history.snapshots if s.ok and (history.t_load_stop is None or s.t < history.t_load_stop)]
+    after = good[-1] if good else None
+    victim_pids = {v.get("pid") for v in fault.victims if v.get("role") == "replica"}
+    floor = None
+    for snap in _after(history, fault):
+        if not snap.ok:
+            continue
+        alive = sum(1 for a in snap.actors if a["role"] == "replica" and a.get("state") == "RUNNING"
+                    and a.get("pid") not in victim_pids)
+        floor = alive if floor is None else min(floor, alive)
+    return {
+        "replicas_per_pod_before": replicas_by_pod(before) if before else None,
+        "replicas_per_pod_after": replicas_by_pod(after) if after else None,
+        "replicas_lost_with_fault": len(victim_pids),
+        "min_running_replicas_during_fault": floor,
+    }
+
+
+def recreated_pods(history: History, fault: FaultRecord) -> dict[str, Any]:
+    """What became of each pod the fault deleted: its new incarnation, node, replicas, proxy, readiness."""
+    victims = {v["name"]: v for v in fault.victims if v.get("role") == "pod"}
+    good = [s for s in history.snapshots if s.ok and s.pods_ok and (history.t_load_stop is None or s.t < history.t_load_stop)]
+    if not good or not victims:
+        return {"recreated_pods": {}}
+    last = good[-1]
+    out = {}
+    for pod in last.pods:
+        if pod["name"] not in victims:
+            continue
+        out[pod["name"]] = {
+            "recreated": pod.get("uid") != victims[pod["name"]].get("uid"),
+            "node": pod.get("node"),
+            "ready": pod.get("ready"),
+            "replicas": sum(1 for a in last.actors if a["role"] == "replica" and a.get("pod") == pod["name"]),
+            "proxy": any(a["role"] == "proxy" for a in last.actors if a.get("pod") == pod["name"]),
+        }
+    return {"recreated_pods": out}
+
+
+def strict_spread(history: History, fault: FaultRecord) -> CheckResult:
+    """``max_replicas_per_node=1`` promise: before the fault no node hosted two replicas."""
+    before = snapshot_before(history, fault.t_inject)
+    if before is None:
+        return CheckResult("spread.max_replicas_per_pod", UNKNOWN, detail="no probe before the fault")
+    per_pod = replicas_by_pod(before)
+    worst = max(per_pod.values(), default=0)
+    return CheckResult("spread.max_replicas_per_pod", PASS if worst <= 1 else FAIL, worst, "<= 1", "",
+                       "" if worst <= 1 else f"replicas per pod: {per_pod}")
+
+
+def capacity_floor(history: History, fault: FaultRecord) -> CheckResult:
+    """Losing a node costs at most the replicas on it: RUNNING replicas other than the
+    victims never dropped below the desired count minus the victims."""
+    spread = replica_spread(history, fault)
+    floor = spread["min_running_replicas_during_fault"]
+    bound = history.desired_replicas - spread["replicas_lost_with_fault"]
+    if floor is None:
+        return CheckResult("capacity.min_running_replicas", UNKNOWN, detail="no usable probe after the fault")
+    return CheckResult("capacity.min_running_replicas", PASS if floor >= bound else FAIL, floor, f">= {bound}", "",
+                       "" if floor >= bound else "the fault cost more replicas than the lost node hosted")
+
+
+def serve_when_ready(history: History, fault: FaultRecord) -> CheckResult:
+    """A pod that comes back into the front door's rotation must serve what it is sent.
+
+    For every direct pod endpoint in the load: once the pod was seen not ready
+    after the fault and then ready again, requests sent to it while it stayed
+    ready must succeed.  Catches proxies that pass ``/-/healthz`` before they
+    can route (their requests hang or get 404).
+    """
+    name = "pods.serve_when_ready"
+    reqs = history.judged_requests()
+    direct = sorted({e for e in reqs["endpoint"].unique() if e.startswith("pod:")}) if not reqs.empty else []
+    if not direct:
+        return CheckResult(name, UNKNOWN, detail="no direct pod endpoint in the load")
+    snaps = [s for s in history.snapshots if s.t >= fault.t_inject and s.pods_ok]
+    bad: list[str] = []
+    total = 0
+    for endpoint in direct:
+        pod = endpoint.split(":", 1)[1]
+        seen_down = False
+        start = None
+        windows = []
+        last_ready_t = None
+        for snap in snaps:
+            ready = any(p.get("name") == pod and p.get("ready") for p in snap.pods)
+            if not ready:
+                if start is not None:
+                    windows.append((start, last_ready_t))
+                    start = None
+                seen_down = True
+            else:
+                last_ready_t = snap.t
+                if seen_down and start is None:
+                    start = snap.t
+        if start is not None:
+            windows.append((start, last_ready_t))
+        ep = reqs[reqs["endpoint"] == endpoint]
+        for t0, t1 in windows:
+            failed = ep[(ep["t"] >= t0) & (ep["t"] <= t1) & (~ep["ok"])]
+            if len(failed):
+                total += len(failed)
+                errors = ",".join(sorted(set(failed["error"].fillna("?"))))
+                bad.append(f"{pod}: {len(failed)} {errors} from {failed['t'].min() - fault.t_inject:.1f} s "
+                           f"to {failed['t'].max() - fault.t_inject:.1f} s after the fault while ready")
+    if bad:
+        return CheckResult(name, FAIL, total, "0 failed", "", "; ".join(bad))
+    return CheckResult(name, PASS, 0, "0 failed")
+
+
+def partition_effect(history: History, fault: FaultRecord) -> CheckResult:
+    """A partition took effect when its pod stopped answering: its direct requests
+    failed, or the front door's readiness check dropped it, while it lasted."""
+    name = "fault.took_effect"
+    pod = fault.params.get("pod")
+    end = fault.t_heal if fault.t_heal is not None else float("inf")
+    reqs = history.judged_requests()
+    if not reqs.empty:
+        direct = reqs[(reqs["endpoint"] == f"pod:{pod}") & (reqs["t"] >= fault.t_inject) & (reqs["t"] < end)]
+        if len(direct) and (~direct["ok"]).any():
+            first = float(direct.loc[~direct["ok"], "t"].min())
+            return CheckResult(name, PASS, round(first - fault.t_inject, 3), unit="s",
+                               detail=f"requests straight to {pod} failed")
+    for snap in history.snapshots:
+        if fault.t_inject <= snap.t < end and snap.pods_ok:
+            if any(p.get("name") == pod and not p.get("ready") for p in snap.pods):
+                return CheckResult(name, PASS, round(snap.t - fault.t_inject, 3), unit="s",
+                                   detail=f"{pod} left the front door's rotation")
+    return CheckResult(name, FAIL, detail=f"{pod} kept answering and stayed ready: the partition changed nothing")

@@ -189,6 +189,10 @@ def run(
     from runtime.local.cluster import LocalCluster
 
     cfg = _local_config(config, None, None, None, None)
+    if config is None:
+        from runtime.app.serve_config import SCENARIO_APP
+
+        cfg = cfg.with_(app=SCENARIO_APP)
     cluster = LocalCluster(cfg, owner_pid=None if keep_cluster else os.getpid())
     results = []
     try:

@@ -160,11 +160,11 @@ class Engine:
                 + "; ".join(self.cluster.capabilities.why_not(c) for c in missing)
             )
         self._emit("phase", name="prepare")
-        if bool(self.cluster.settings().get("gcs_ft")) != scenario.gcs_ft:
-            self.cluster.set_gcs_ft(scenario.gcs_ft)
-            time.sleep(2.0)
         desired = scenario.app.to_serve_config()
-        if self.cluster.serve_config() != desired:
+        if bool(self.cluster.settings().get("gcs_ft")) != scenario.gcs_ft:
+            self.cluster.set_gcs_ft(scenario.gcs_ft, serve_config=desired)
+            time.sleep(2.0)
+        elif self.cluster.serve_config() != desired:
             self.cluster.apply_serve_config(desired)
             time.sleep(2.0)
         try:
@@ -409,7 +409,8 @@ def evaluate_phases(history: History, scenario: Scenario, phases: list[Phase]) -
         )
         t_from = record.t_heal if getattr(phase.fault, "duration_s", None) else None
         ev = evaluate(sliced, phase.slo, phase.expected_churn, scenario.hold_s,
-                      extra_checks=phase.extra_checks, recovery_from=t_from)
+                      extra_checks=phase.extra_checks, recovery_from=t_from, extra_metrics=phase.extra_metrics,
+                      verify=phase.fault.verify)
         if merged is None:
             merged = ev
             merged.metrics["phase"] = phase.name

@@ -9,10 +9,12 @@ replaced; the engine then verifies that the victims really went away.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from harness.history import FaultRecord
+from harness.checks import CheckResult, fault_effect, partition_effect
+from harness.history import FaultRecord, History
 from harness.observe import Snapshot
 from runtime.cluster import ActionRecord, Cluster, PodInfo
 from runtime.errors import InfrastructureError
@@ -53,6 +55,10 @@ class Fault:
     def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
         """End a fault with a ``duration_s`` (a partition lifted, Redis back).  Default: heal."""
         return self.heal(cluster, record)
+
+    def verify(self, history: History, record: FaultRecord) -> CheckResult:
+        """Did the fault happen?  Default: every recorded victim went away."""
+        return fault_effect(history, record)
 
     def describe(self) -> str:
         return self.summary
@@ -184,6 +190,199 @@ class MassReplicaKill(Fault):
         return _record(plan, action, action.details.get("t_kill_start"))
 
 
+def _pod_victims(snap: Snapshot, pods: list[PodInfo], names: set[str]) -> list[dict[str, Any]]:
+    """A pod-level fault's victims: the pods themselves and every Serve actor on them."""
+    victims: list[dict[str, Any]] = [
+        {"role": "pod", "name": p.name, "uid": p.uid, "node": p.node, "ip": p.ip} for p in pods if p.name in names
+    ]
+    victims += [_actor_victim(a) for a in snap.actors if a.get("pod") in names]
+    return victims
+
+
+def _serving_pods(snap: Snapshot, pods: list[PodInfo], role: str) -> list[PodInfo]:
+    """Running pods of ``role`` that host at least one RUNNING replica (so the fault costs something)."""
+    hosting = {a.get("pod") for a in snap.actors if a["role"] == "replica" and a.get("state") == "RUNNING"}
+    return [p for p in pods if p.role == role and p.phase == "Running" and p.name in hosting]
+
+
+@dataclass(frozen=True)
+class PodKill(Fault):
+    """Delete a pod like ``kubectl delete pod``: preStop ``ray stop`` (workers), SIGTERM,
+    grace period, SIGKILL; the supervisor recreates it.  ``graceful=False`` is a force delete."""
+
+    name: ClassVar[str] = "pod_kill"
+    requires: ClassVar[tuple[str, ...]] = ("kill_pod",)
+    summary: ClassVar[str] = "delete one pod (kubectl delete pod)"
+    pod_role: str = "worker"
+    graceful: bool = True
+    grace_period_s: float = 30.0
+    #: The head without GCS FT: every Ray pod and Serve actor is expected to be replaced.
+    restarts_cluster: bool = False
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        if self.pod_role == "head":
+            candidates = [p for p in pods if p.role == "head" and p.phase == "Running"]
+        else:
+            candidates = _serving_pods(snap, pods, self.pod_role)
+        pod = _pick(candidates, rng, f"Running {self.pod_role} pod hosting replicas")
+        if self.restarts_cluster:
+            victims = _pod_victims(snap, pods, {p.name for p in pods if p.role in ("head", "worker")})
+        else:
+            victims = _pod_victims(snap, pods, {pod.name})
+        if pod.role == "head" and not self.restarts_cluster:
+            victims += [_actor_victim(a) for a in snap.actors if a["role"] == "controller" and a.get("pod") != pod.name]
+        how = "graceful" if self.graceful else "force"
+        return FaultPlan(self.name, f"delete pod {pod.name} ({how}) on {pod.node}: "
+                                    f"{sum(v['role'] == 'replica' for v in victims)} replicas on it",
+                         victims, {"pod": pod.name, "graceful": self.graceful, "grace_period_s": self.grace_period_s})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        action = cluster.kill_pod(plan.params["pod"], graceful=self.graceful, grace_period_s=self.grace_period_s)
+        return _record(plan, action)
+
+    def describe(self) -> str:
+        return f"delete a {self.pod_role} pod ({'graceful' if self.graceful else 'force'})"
+
+
+@dataclass(frozen=True)
+class NodeLoss(Fault):
+    """Lose a node abruptly: its network goes silent, then its pods are SIGKILLed; a
+    replacement pod comes up on a spare node after ``replacement_delay_s``."""
+
+    name: ClassVar[str] = "node_loss"
+    requires: ClassVar[tuple[str, ...]] = ("kill_node",)
+    summary: ClassVar[str] = "lose a worker node (network cut, then SIGKILL)"
+    pod_role: str = "worker"
+    replacement_delay_s: float = 10.0
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        pod = _pick(_serving_pods(snap, pods, self.pod_role), rng, f"{self.pod_role} node hosting replicas")
+        on_node = {p.name for p in pods if p.node == pod.node}
+        victims = _pod_victims(snap, pods, on_node)
+        ray_nodes = [n for n in snap.nodes if n.get("pod") in on_node]
+        return FaultPlan(self.name, f"lose node {pod.node} (pods {', '.join(sorted(on_node))}; "
+                                    f"{sum(v['role'] == 'replica' for v in victims)} replicas)",
+                         victims, {"node": pod.node, "replacement_delay_s": self.replacement_delay_s,
+                                   "ray_node_ids": [n["node_id"] for n in ray_nodes]})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        action = cluster.kill_node(plan.params["node"], replacement_delay_s=self.replacement_delay_s)
+        return _record(plan, action)
+
+
+@dataclass(frozen=True)
+class PodPartition(Fault):
+    """Cut one pod off the network (silent drops both ways) for ``duration_s``, then heal."""
+
+    name: ClassVar[str] = "pod_partition"
+    requires: ClassVar[tuple[str, ...]] = ("partition_pod",)
+    summary: ClassVar[str] = "partition one worker pod from everything, then heal"
+    pod_role: str = "worker"
+    duration_s: float = 30.0
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        pod = _pick(_serving_pods(snap, pods, self.pod_role), rng, f"{self.pod_role} pod hosting replicas")
+        ray_nodes = [n["node_id"] for n in snap.nodes if n.get("pod") == pod.name]
+        # Nothing is expected to go away: the pod is only unreachable for a while.
+        return FaultPlan(self.name, f"partition pod {pod.name} for {self.duration_s:g} s", [],
+                         {"pod": pod.name, "duration_s": self.duration_s, "ray_node_ids": ray_nodes})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        return _record(plan, cluster.partition_pod(plan.params["pod"]))
+
+    def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        return [cluster.unpartition_pod(record.params["pod"])]
+
+    def verify(self, history: History, record: FaultRecord) -> CheckResult:
+        return partition_effect(history, record)
+
+    def describe(self) -> str:
+        return f"partition a {self.pod_role} pod for {self.duration_s:g} s, then heal"
+
+
+@dataclass(frozen=True)
+class RedisLoss(Fault):
+    """SIGKILL the Redis pod (the GCS store) and keep it down for ``duration_s``."""
+
+    name: ClassVar[str] = "redis_loss"
+    requires: ClassVar[tuple[str, ...]] = ("kill_redis",)
+    summary: ClassVar[str] = "kill Redis (the GCS store) while the head is up; it returns after a while"
+    duration_s: float = 20.0
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        redis = _pick([p for p in pods if p.role == "redis" and p.phase == "Running"], rng, "Running Redis pod")
+        return FaultPlan(self.name, f"kill {redis.name} for {self.duration_s:g} s",
+                         [{"role": "pod", "name": redis.name, "uid": redis.uid, "ip": redis.ip}],
+                         {"pod": redis.name, "duration_s": self.duration_s})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        action = cluster.kill_pod(plan.params["pod"], graceful=False, down_for_s=self.duration_s)
+        return _record(plan, action)
+
+    def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        # Release the hold now (the supervisor would also let it go by itself).
+        return cluster.heal()
+
+
+@dataclass(frozen=True)
+class HealthCheckFailure(Fault):
+    """Make one replica's ``check_health`` raise (or hang) through the app's own route.
+
+    The switch is an HTTP request through the front door, so the victim is
+    whichever replica Serve routes it to; the reply names its PID.
+    """
+
+    name: ClassVar[str] = "health_check_failure"
+    requires: ClassVar[tuple[str, ...]] = ("kill_actor",)
+    mode: str = "raise"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("raise", "hang"):
+            raise ValueError(f"mode must be raise or hang, got {self.mode!r}")
+
+    def describe(self) -> str:
+        return f"one replica's check_health starts to {self.mode} (switched on over HTTP)"
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        replicas = {a["pid"]: _actor_victim(a) for a in snap.actors
+                    if a["role"] == "replica" and a.get("state") == "RUNNING" and a.get("pid")}
+        if not replicas:
+            raise FaultNotApplicable("no RUNNING replica to make unhealthy")
+        return FaultPlan(self.name, f"POST /-/chaos/health?mode={self.mode} through the front door "
+                                    "(the replica it reaches is the victim)", [],
+                         {"mode": self.mode, "replicas": {str(k): v for k, v in replicas.items()}})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        import requests
+
+        from runtime.app.serve_config import HEALTH_ROUTE
+
+        url = f"{cluster.endpoints().front_door}{HEALTH_ROUTE}?mode={self.mode}"
+        t0 = time.time()
+        try:
+            resp = requests.post(url, timeout=10)
+            body = resp.json()
+        except (requests.RequestException, ValueError) as err:
+            raise InfrastructureError(f"could not switch a replica's health check: {err}") from None
+        t1 = time.time()
+        pid = body.get("pid")
+        victim = plan.params["replicas"].get(str(pid))
+        if victim is None:
+            raise InfrastructureError(f"the health switch reached PID {pid}, which was not a RUNNING replica")
+        plan.victims = [victim]
+        plan.description = f"check_health of replica pid {pid} on {victim.get('pod')} now {self.mode}s"
+        action = ActionRecord("health_switch", victim["name"], t0, t1, {"pid": pid, "mode": self.mode})
+        return _record(plan, action, t1)
+
+    def heal(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        """If Serve never replaced the victim, kill it so a healthy replica takes its place."""
+        actions = cluster.heal()
+        for victim in record.victims:
+            actions.append(cluster.kill_actor(victim["name"], "serve", no_restart=True, ignore_missing=True))
+        return actions
+
+
 CATALOGUE: dict[str, type[Fault]] = {
-    cls.name: cls for cls in (ReplicaKill, ProxyKill, ControllerKill, MassReplicaKill)
+    cls.name: cls for cls in (ReplicaKill, ProxyKill, ControllerKill, MassReplicaKill, PodKill, NodeLoss,
+                              PodPartition, RedisLoss, HealthCheckFailure)
 }

@@ -17,6 +17,7 @@ import pytest
 
 from harness.engine import Engine, RunResult, ScenarioSkipped
 from harness.scenario import Scenario
+from runtime.app.serve_config import SCENARIO_APP
 from runtime.cluster import Cluster
 from runtime.errors import ServeChaosError
 
@@ -74,7 +75,11 @@ def make_cluster(config: pytest.Config) -> Cluster:
     if target == "local":
         from runtime.local.cluster import LocalCluster, load_config_file
 
-        cluster_cfg = load_config_file(config.getoption("--cluster-config"))
+        path = config.getoption("--cluster-config")
+        cluster_cfg = load_config_file(path)
+        if path is None:
+            # Deploy the scenarios' app from the start: no redeploy before the first one.
+            cluster_cfg = cluster_cfg.with_(app=SCENARIO_APP)
         return LocalCluster(cluster_cfg, owner_pid=None if keep else os.getpid())
     from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.checks import CHURN_KINDS, SLO, ExtraCheck
+from harness.checks import CHURN_KINDS, SLO, ExtraCheck, ExtraMetric, valid_churn_kind
 from harness.faults import Fault
 from harness.load import LoadSpec
-from runtime.app.serve_config import SleepyPidConfig
+from runtime.app.serve_config import SCENARIO_APP, SleepyPidConfig
 from runtime.errors import ConfigError
 
 
@@ -23,6 +23,7 @@ class Phase:
     extra_checks: tuple[ExtraCheck, ...] = ()
     min_observe_s: float = 15.0
     deadline_s: float = 90.0
+    extra_metrics: tuple[ExtraMetric, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Scenario:
     slo: SLO
     expected_churn: dict[str, str]
     load: LoadSpec = field(default_factory=LoadSpec)
-    app: SleepyPidConfig = field(default_factory=SleepyPidConfig)
+    app: SleepyPidConfig = SCENARIO_APP
     gcs_ft: bool = True
     warmup_s: float = 5.0
     hold_s: float = 5.0
@@ -76,6 +77,8 @@ class Scenario:
     extra_checks: tuple[ExtraCheck, ...] = ()
     #: Faults injected one after another once the previous one recovered.
     followups: tuple[Followup, ...] = ()
+    #: Scenario-specific measurements ``(history, fault) -> dict`` (reported, not judged).
+    extra_metrics: tuple[ExtraMetric, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum():
@@ -84,9 +87,9 @@ class Scenario:
             if role not in ("replica", "proxy", "controller", "pod"):
                 raise ConfigError(f"scenario {self.name}: unknown churn role {role!r}",
                                   hint="roles are replica, proxy, controller, pod")
-            if kind not in CHURN_KINDS:
+            if not valid_churn_kind(kind):
                 raise ConfigError(f"scenario {self.name}: unknown churn expectation {kind!r}",
-                                  hint=f"use one of {', '.join(CHURN_KINDS)}")
+                                  hint=f"use one of {', '.join(CHURN_KINDS)}, none_outside:<pod>")
         for name in ("warmup_s", "hold_s", "min_observe_s", "deadline_s", "after_recovery_s", "gate_timeout_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"scenario {self.name}: {name} must be >= 0 seconds")
@@ -105,7 +108,7 @@ class Scenario:
 
     def phases(self) -> list[Phase]:
         main = Phase("main", self.fault, self.slo, self.expected_churn, self.extra_checks,
-                     self.min_observe_s, self.deadline_s)
+                     self.min_observe_s, self.deadline_s, self.extra_metrics)
         return [main] + [Phase(f.name, f.fault, f.slo, f.expected_churn, f.extra_checks,
                                f.min_observe_s, f.deadline_s) for f in self.followups]
 

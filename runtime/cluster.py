@@ -139,8 +139,9 @@ class Cluster(Protocol):
                    ignore_missing: bool = False) -> ActionRecord:
         """``ray.kill`` named actors (one or several) from a driver inside the head pod, as the guide does."""
 
-    def set_gcs_ft(self, enabled: bool) -> ActionRecord:
-        """Switch GCS fault tolerance on or off (restarts the cluster's Ray processes)."""
+    def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
+        """Switch GCS fault tolerance on or off (restarts the cluster's Ray processes);
+        the restarted cluster deploys ``serve_config`` if given."""
 
     def heal(self) -> list[ActionRecord]:
         """Undo every fault still in effect (partitions, lost nodes, stopped Redis)."""

@@ -334,3 +334,39 @@ def test_phase_evaluation_slices_the_timeline_per_fault():
     assert names["again.fault.took_effect"] == FAIL
     assert names["again.recovery_s"] == FAIL
     assert "again" in ev.metrics["followups"]
+
+
+def test_victims_left_ignores_what_appeared():
+    observed = {"proxy": {"before": [1, 2, 3], "after": [1, 2], "left": [3], "appeared": []}}
+    victims = [{"role": "proxy", "pid": 3}]
+    assert check_churn("proxy", "victims_left", observed, victims).status == PASS
+    assert check_churn("proxy", "victims", observed, victims).status == FAIL
+    observed["proxy"]["left"] = [2, 3]
+    assert check_churn("proxy", "victims_left", observed, victims).status == FAIL
+
+
+def test_restarted_actor_with_same_id_is_a_new_incarnation():
+    victim = syn.controller(300)
+    restarted = dict(syn.controller(301), actor_id=victim["actor_id"])
+    snap = syn.snapshot(1.0, syn.BASE_REPLICAS + [restarted])
+    assert not checks.victim_present(snap, victim)
+    assert checks.victim_present(syn.snapshot(1.0, syn.BASE_REPLICAS + [victim]), victim)
+
+
+def test_pod_that_is_ready_again_must_serve():
+    from harness.checks import serve_when_ready
+
+    def pod_list(t):
+        ready = not (10 <= t < 20)
+        return [dict(p, ready=ready if p["name"] == "worker-1" else True) for p in syn.pods()]
+
+    # worker-1 is back in rotation from t=20 but its requests time out until t=25.
+    reqs = syn.requests(0, 40, RATE, endpoint="pod:worker-1",
+                        fail=lambda t: "timeout" if 10 <= t < 25 else None)
+    snaps = [syn.snapshot(float(t), syn.BASE_REPLICAS + syn.BASE_SYSTEM, pod_list=pod_list(t)) for t in range(40)]
+    fault = FaultRecord("pod_kill", 9.5, 9.5, victims=[{"role": "pod", "name": "worker-1", "uid": "x"}])
+    result = serve_when_ready(syn.history(reqs, snaps, [fault]), fault)
+    assert result.status == FAIL and result.value == 50
+    assert "worker-1: 50 timeout from 10.5 s to 15.4 s" in result.detail
+    healthy = syn.requests(0, 40, RATE, endpoint="pod:worker-1", fail=lambda t: "timeout" if 10 <= t < 20 else None)
+    assert serve_when_ready(syn.history(healthy, snaps, [fault]), fault).status == PASS

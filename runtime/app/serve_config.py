@@ -13,6 +13,9 @@ IMPORT_PATH = "runtime.app.sleepy_pid:app"
 #: Serve's own defaults, written out so a verdict can say what was in effect.
 SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S = 10.0
 SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S = 30.0
+#: The app's own route that switches the receiving replica's check_health.
+HEALTH_ROUTE = "/-/chaos/health"
+HEALTH_MODES = ("ok", "raise", "hang")
 
 
 @dataclass(frozen=True)
@@ -104,3 +107,11 @@ def health_check_settings(serve_config: dict[str, Any]) -> dict[str, float]:
                 "max_replicas_per_node": dep.get("max_replicas_per_node"),
             }
     return {}
+
+
+#: The app the scenarios run: the guide's SleepyPid, at most 2 replicas per node.
+#: Serve's soft spreading placed 6 replicas 4/2/0, 3/2/1 and 6/0/0 on a head and
+#: two workers here, so a worker fault would often hit nothing; 2 per node
+#: makes every node host exactly 2 on every run.  The spreading scenarios
+#: measure the unset and the strict (1 per node) settings explicitly.
+SCENARIO_APP = SleepyPidConfig(max_replicas_per_node=2)

@@ -15,10 +15,10 @@ import time
 from ray import serve
 from starlette.requests import Request
 
+from runtime.app.serve_config import HEALTH_MODES, HEALTH_ROUTE
+
 #: Seconds the constructor sleeps, as in the guide (a slow model load).
 CONSTRUCTOR_SLEEP_S = float(os.environ.get("SLEEPY_PID_CONSTRUCTOR_SLEEP_S", "10"))
-HEALTH_ROUTE = "/-/chaos/health"
-HEALTH_MODES = ("ok", "raise", "hang")
 
 
 @serve.deployment(num_replicas=6, ray_actor_options={"num_cpus": 0})

@@ -322,8 +322,8 @@ class LocalCluster:
         body = {"name": actor_name, "namespace": namespace, "no_restart": no_restart, "ignore_missing": ignore_missing}
         return ActionRecord(**self._post("/actors/kill", body))
 
-    def set_gcs_ft(self, enabled: bool) -> ActionRecord:
-        return ActionRecord(**self._post("/gcs_ft", {"enabled": enabled}))
+    def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
+        return ActionRecord(**self._post("/gcs_ft", {"enabled": enabled, "serve_config": serve_config}))
 
     def heal(self) -> list[ActionRecord]:
         return [ActionRecord(**r) for r in self._post("/heal", {})]

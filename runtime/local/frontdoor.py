@@ -109,13 +109,19 @@ class HAProxyAdmin:
         return b"".join(chunks).decode(errors="replace")
 
     def point(self, slot: str, ip: str, port: int) -> None:
-        """Aim ``slot`` at a new pod address and let checks decide readiness."""
-        self.command(f"set server {BACKEND}/{slot} addr {ip} port {port}")
-        self.command(f"enable server {BACKEND}/{slot}")
+        """Aim ``slot`` at a new pod address; it takes traffic only after a check passes.
+
+        Leaving maintenance makes HAProxy 2.8 mark a server UP at once, so the
+        health is forced down in the same CLI line: a new pod, like one behind a
+        readiness gate, gets no request before its proxy answers /-/healthz.
+        """
+        srv = f"{BACKEND}/{slot}"
+        self.command(f"set server {srv} addr {ip} port {port}; set server {srv} state ready; "
+                     f"set server {srv} health down")
 
     def remove(self, slot: str) -> None:
         """Take ``slot`` out of rotation now (a deleted pod leaves the endpoints)."""
-        self.command(f"disable server {BACKEND}/{slot}")
+        self.command(f"set server {BACKEND}/{slot} state maint")
 
     def states(self) -> dict[str, str]:
         """Slot -> HAProxy status (UP, DOWN, MAINT, ...)."""

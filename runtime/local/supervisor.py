@@ -44,8 +44,8 @@ from runtime.local.commands import run
 from runtime.local.config import KUBERAY_RAYSERVICE_ENV, LocalClusterConfig
 from runtime.local.frontdoor import FrontDoorConfig, HAProxyAdmin, haproxy_binary
 from runtime.local.layout import RunLayout
+from runtime.ray_settings import RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S, node_health_check
 
-RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S = 60
 TOKEN_HEADER = "X-Serve-Chaos-Token"
 LOOP_PERIOD_S = 0.2
 
@@ -388,7 +388,7 @@ class Supervisor:
             pod.uid = str(uuid.uuid4())
             pod.restarts = 0
             pod.ip = self._allocate_ip(pod)
-            if self.mode == "netns":
+            if self.mode == "netns" and pod.net is None:
                 # A stable-IP pod (head/redis) may be coming back while its old
                 # network still sits silent on a lost node: free the address first.
                 for node in self.nodes.values():
@@ -482,7 +482,14 @@ class Supervisor:
         self.event("pod_crashed", pod=pod.name, exit_code=code, ran_s=round(ran_s, 2), backoff_s=delay)
 
     def _discard_net(self, pod: Pod) -> None:
-        if pod.net is not None:
+        """Drop a deleted pod's network -- except for Redis and the head.
+
+        Those are reached through Services (a stable address); while no pod
+        backs a Service, connections to it are refused at once.  Keeping the
+        namespace (nothing listening) gives that: peers get RST and retry, not
+        silence, which would leave their SYNs backing off for a minute.
+        """
+        if pod.net is not None and pod.ip not in self.fixed_ips.values():
             netns.delete_pod_net(pod.net)
             self._release_ip(pod.ip)
             pod.net = None
@@ -523,9 +530,11 @@ class Supervisor:
         )
 
     def _graceful_stop(self, pod: Pod, main_pid: int | None, grace_period_s: float) -> None:
-        """preStop ``ray stop`` (SIGTERM to the pod's Ray processes), SIGTERM, grace, SIGKILL."""
+        """preStop ``ray stop`` on workers (SIGTERM to the pod's Ray processes, as ``ray stop``
+        does inside a container), then SIGTERM to the main process, the grace period, SIGKILL."""
         deadline = time.monotonic() + grace_period_s
-        if pod.role != "redis":
+        if pod.role == "worker":
+            # Only the workers carry the preStop hook in the guide's RayService.
             others = [p for p in self._pod_members(pod) if p != main_pid]
             procs.signal_pids(others, signal.SIGTERM)
             stop_by = min(deadline, time.monotonic() + self.config.timing.prestop_timeout_s)
@@ -564,10 +573,9 @@ class Supervisor:
                 if pod.net is not None:
                     node.dead_nets.append(pod.net)
                     pod.net = None
+                # The front door keeps the dead endpoint until its readiness probe
+                # fails, as a Service does; nothing to tell it here.
                 self._kill_pod_processes(pod)
-                if pod.role != "redis" and self.haproxy_admin is not None:
-                    # The Service keeps the dead endpoint until its readiness probe fails.
-                    pass
         self.event("node_lost", node=node_name, pods=[p["pod"] for p in before], delay_s=delay)
         return ActionRecord(
             action="kill_node",
@@ -648,9 +656,12 @@ class Supervisor:
         return records
 
     # ------------------------------------------------------------------ GCS FT switch
-    def set_gcs_ft(self, enabled: bool) -> ActionRecord:
+    def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
         t0 = time.time()
         with self.lock:
+            if serve_config is not None:
+                # The restarted cluster deploys this config once, instead of the old one first.
+                self.desired_serve_config = serve_config
             changed = enabled != self.gcs_ft
             self.gcs_ft = enabled
             self.storage_namespace = self._new_storage_namespace()
@@ -702,6 +713,10 @@ class Supervisor:
             reason = "config changed"
         if not reason or time.time() - self.last_serve_put < 5.0:
             return
+        if not self.applied_serve_hash and not apps and not self._all_ray_pods_joined(session):
+            # KubeRay applies serveConfigV2 only once the RayCluster is ready; deploying
+            # earlier puts every replica on the head (the only node there yet).
+            return
         self.last_serve_put = time.time()
         t0 = time.time()
         try:
@@ -714,6 +729,18 @@ class Supervisor:
             self.event("serve_applied", reason=reason, took_s=round(time.time() - t0, 2))
         else:
             self.event("serve_apply_failed", reason=reason, status=put.status_code, body=put.text[:300])
+
+    def _all_ray_pods_joined(self, session: requests.Session) -> bool:
+        """Every Running head/worker pod has an ALIVE Ray node at its IP."""
+        with self.lock:
+            ips = {p.ip for p in self.pods.values() if p.role in ("head", "worker") and p.phase == "Running"}
+        try:
+            resp = session.get(f"{self.dashboard_url()}/api/v0/nodes?limit=1000", timeout=3)
+            nodes = resp.json()["data"]["result"]["result"]
+        except (requests.RequestException, ValueError, KeyError):
+            return False
+        alive = {n.get("node_ip") for n in nodes if n.get("state") == "ALIVE"}
+        return ips <= alive
 
     def apply_serve_config(self, config: dict[str, Any]) -> ActionRecord:
         t0 = time.time()
@@ -785,8 +812,6 @@ class Supervisor:
                         pod.node = target
                         pod.phase = "Pending"
                         pod.displaced = False
-                    if pod.role == "worker" and not self._redis_ok_for_workers():
-                        pass
                     try:
                         self._start_pod(pod)
                     except ServeChaosError as err:
@@ -800,9 +825,6 @@ class Supervisor:
         if self.owner_pid and not procs.alive(self.owner_pid):
             self.event("owner_gone", owner_pid=self.owner_pid)
             self.stop.set()
-
-    def _redis_ok_for_workers(self) -> bool:
-        return True
 
     def _readiness_loop(self) -> None:
         while not self.stop.wait(1.0):
@@ -859,6 +881,7 @@ class Supervisor:
                 self.config.gcs_reconnect_timeout_s if self.gcs_ft else RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S
             ),
             **{k: v for k, v in KUBERAY_RAYSERVICE_ENV.items()},
+            **node_health_check(),
             "readiness_period_s": timing.readiness_period_s,
             "pod_recreate_delay_s": timing.recreate_delay_s,
             "operator_period_s": timing.operator_period_s,
@@ -988,7 +1011,7 @@ class Supervisor:
         if parts == ["serve", "config"]:
             return self.apply_serve_config(body["config"]).to_dict()
         if parts == ["gcs_ft"]:
-            return self.set_gcs_ft(bool(body["enabled"])).to_dict()
+            return self.set_gcs_ft(bool(body["enabled"]), body.get("serve_config")).to_dict()
         if parts == ["heal"]:
             return [r.to_dict() for r in self.heal()]
         if parts == ["shutdown"]:

@@ -1,0 +1,44 @@
+"""GCS store lost (beyond the guide): Redis dies while the head is up, then comes back.
+
+No document promises anything here.  What a user needs: requests keep being
+served (the data path does not touch the GCS store), the workers and their
+replicas are untouched, and once Redis is back the cluster returns to steady
+state.  Ray 2.60's GCS fails fast -- it exits after 5 failed Redis PINGs
+("Failed to run redis cmds: [PING] for 5 times"), a few seconds in -- so the
+head pod restarts and waits for Redis; what lives on the head (its replicas,
+its proxy, the controller) is replaced, which the churn expectations allow.
+Redis persists to an append-only file, like a Redis with a volume.
+"""
+
+import pytest
+
+from harness.checks import SLO, dashboard_downtime, replica_spread
+from harness.faults import RedisLoss
+from harness.load import LoadSpec
+from harness.scenario import Scenario
+
+GCS_STORE_LOST = Scenario(
+    name="gcs_store_lost",
+    title="kill Redis (the GCS store) for 20 s while the head is up, under load",
+    promise="Serving continues while Redis is gone; after it returns the cluster heals to steady state.",
+    fault=RedisLoss(duration_s=20.0),
+    load=LoadSpec(rate=15.0, endpoints=("front", "pod:head", "pods:worker")),
+    slo=SLO(
+        # Requests in flight on the head when its GCS exits may fail; no outage.
+        min_availability_during_fault=0.99,
+        max_outage_s=1.0,
+        endpoint_availability={"pod:worker-*": 1.0},
+        # after Redis is back: the head's GCS reloads, the controller and the
+        # head's replicas come back (10 s constructor)
+        max_recovery_s=60.0,
+    ),
+    expected_churn={"replica": "none_outside:head", "proxy": "none_outside:head", "controller": "any",
+                    "pod": "none_outside:head,redis"},
+    extra_metrics=(dashboard_downtime, replica_spread),
+    deadline_s=120.0,
+)
+
+
+@pytest.mark.scenario(GCS_STORE_LOST)
+def test_gcs_store_lost(scenario_result):
+    scenario_result.assert_promises()

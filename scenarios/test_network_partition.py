@@ -1,0 +1,39 @@
+"""Network partition of one worker pod (beyond the guide; needs network namespaces).
+
+The pod is cut off -- every packet to and from it silently dropped, its
+processes still running -- for 15 s, then healed.  15 s is well inside every
+failure detector: Ray declares a silent node dead after ~65 s, Serve replaces a
+proxy after 3 failed 10 s health checks.  So nothing should be replaced.  What a
+user would want: the other pods keep serving; the front door drops the pod
+within a readiness period; after the heal it serves again and the cluster is
+back at steady state with the very same processes.
+"""
+
+import pytest
+
+from harness.checks import SLO, ray_node_death, replica_spread
+from harness.faults import PodPartition
+from harness.load import LoadSpec
+from harness.scenario import Scenario
+
+NETWORK_PARTITION = Scenario(
+    name="network_partition",
+    title="partition a worker pod for 15 s under load, then heal",
+    promise="Other pods keep serving; after the heal the partitioned pod serves again, nothing restarted.",
+    fault=PodPartition(pod_role="worker", duration_s=15.0),
+    load=LoadSpec(rate=15.0, endpoints=("front", "pod:head", "pods:worker")),
+    slo=SLO(
+        other_pods_min_availability_during_fault=1.0,
+        # after the heal: one readiness period (5 s) to rejoin the front door, plus slack
+        max_recovery_s=20.0,
+    ),
+    expected_churn={"replica": "none", "proxy": "none", "controller": "none", "pod": "none"},
+    extra_metrics=(ray_node_death, replica_spread),
+    min_observe_s=20.0,
+    deadline_s=120.0,
+)
+
+
+@pytest.mark.scenario(NETWORK_PARTITION)
+def test_network_partition(scenario_result):
+    scenario_result.assert_promises()

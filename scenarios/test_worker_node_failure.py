@@ -1,0 +1,49 @@
+"""Worker node lost (the guide: "Worker node failure", the node variant).
+
+Abrupt: the node's network goes silent first (peers see timeouts, not
+refusals), then every pod on it is SIGKILLed; a replacement worker pod comes
+up on a spare node 10 s later.  Promise: the other nodes keep serving; the
+lost node's replicas are respawned on healthy nodes.  Measured: how long Ray
+takes to declare the node dead, and the recovery after it.  The app keeps the
+guide's default (soft) spreading, so the report also states the spread Serve
+achieved and what losing one node cost (``strict_spreading`` is the contrast).
+"""
+
+import pytest
+
+from harness.checks import SLO, capacity_floor, ray_node_death, recreated_pods, replica_spread
+from harness.faults import NodeLoss
+from harness.load import LoadSpec
+from harness.scenario import Scenario
+from runtime.app.serve_config import SleepyPidConfig
+from runtime.ray_settings import silent_node_death_bound_s
+
+#: The GCS declares a silent node dead after 5 checks that each time out:
+#: 5 x (10 s timeout + 3 s period) = 65 s with Ray's defaults, plus one probe (1 s period, 2 s timeout).
+NODE_DEATH_BOUND_S = silent_node_death_bound_s() + 3.0
+
+WORKER_NODE_FAILURE = Scenario(
+    name="worker_node_failure",
+    title="lose a worker node (silent network, then SIGKILL) under load",
+    promise="Other nodes keep serving; the lost node's replicas are respawned elsewhere; other replicas keep their PIDs.",
+    fault=NodeLoss(pod_role="worker", replacement_delay_s=10.0),
+    # The guide's app exactly: max_replicas_per_node unset.
+    app=SleepyPidConfig(),
+    load=LoadSpec(rate=15.0, endpoints=("front", "pod:head", "pods:worker")),
+    slo=SLO(
+        other_pods_min_availability_during_fault=1.0,
+        max_fault_effect_s=NODE_DEATH_BOUND_S,
+        # Node declared dead, then replacement replicas (10 s constructor) on the
+        # surviving and the replacement node (up 10 s after the loss).
+        max_recovery_s=NODE_DEATH_BOUND_S + 25.0,
+    ),
+    expected_churn={"replica": "victims", "pod": "victims", "proxy": "victims_left", "controller": "none"},
+    extra_checks=(capacity_floor,),
+    extra_metrics=(ray_node_death, replica_spread, recreated_pods),
+    deadline_s=150.0,
+)
+
+
+@pytest.mark.scenario(WORKER_NODE_FAILURE)
+def test_worker_node_failure(scenario_result):
+    scenario_result.assert_promises()

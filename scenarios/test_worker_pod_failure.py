@@ -1,0 +1,36 @@
+"""Worker pod deleted (the guide: "Worker node failure", the pod variant).
+
+`kubectl delete pod` on a worker: preStop `ray stop`, SIGTERM, grace period,
+SIGKILL; KubeRay recreates the pod.  Promise: traffic keeps flowing; the
+killed pod's replicas are replaced elsewhere and all other replicas keep their
+PIDs.  The report says what became of the recreated pod (Serve does not
+rebalance replicas onto it, so it often runs no proxy and is not Ready).
+"""
+
+import pytest
+
+from harness.checks import SLO, recreated_pods, replica_spread
+from harness.faults import PodKill
+from harness.scenario import Scenario
+
+WORKER_POD_FAILURE = Scenario(
+    name="worker_pod_failure",
+    title="kubectl delete a worker pod (preStop ray stop, SIGTERM, grace) under load",
+    promise="Traffic keeps flowing; only the deleted pod's replicas (and its proxy) are replaced; the pod is recreated.",
+    fault=PodKill(pod_role="worker", graceful=True),
+    slo=SLO(
+        # Requests in flight on the stopping replicas and proxy may fail; no
+        # promise covers them, so a handful is allowed, an outage is not.
+        min_availability_during_fault=0.99,
+        max_outage_s=1.0,
+        # Graceful stop tells GCS at once; then the 10 s constructor.
+        max_recovery_s=45.0,
+    ),
+    expected_churn={"replica": "victims", "pod": "victims", "proxy": "victims_left", "controller": "none"},
+    extra_metrics=(recreated_pods, replica_spread),
+)
+
+
+@pytest.mark.scenario(WORKER_POD_FAILURE)
+def test_worker_pod_failure(scenario_result):
+    scenario_result.assert_promises()
