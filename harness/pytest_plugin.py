@@ -69,6 +69,21 @@ def pytest_configure(config: pytest.Config) -> None:
         raise _option_error(f"--cluster-config {cfg!r} is not a file; pass a JSON file of cluster settings")
 
 
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Run scenario tests in the catalogue's order (fewest redeploys and restarts); others first."""
+    from harness.catalog import ORDER
+
+    rank = {name: i for i, name in enumerate(ORDER)}
+
+    def key(item: Any) -> tuple[int, int]:
+        marker = item.get_closest_marker("scenario")
+        if marker is None or not marker.args or not isinstance(marker.args[0], Scenario):
+            return (-1, 0)
+        return (0, rank.get(marker.args[0].name, len(rank)))
+
+    items.sort(key=key)
+
+
 def make_cluster(config: pytest.Config) -> Cluster:
     target = config.getoption("--target")
     keep = config.getoption("--keep-cluster")

@@ -21,7 +21,7 @@ class Phase:
     slo: SLO
     expected_churn: dict[str, str]
     extra_checks: tuple[ExtraCheck, ...] = ()
-    min_observe_s: float = 15.0
+    min_observe_s: float = 10.0
     deadline_s: float = 90.0
     extra_metrics: tuple[ExtraMetric, ...] = ()
 
@@ -65,11 +65,11 @@ class Scenario:
     load: LoadSpec = field(default_factory=LoadSpec)
     app: SleepyPidConfig = SCENARIO_APP
     gcs_ft: bool = True
-    warmup_s: float = 5.0
-    hold_s: float = 5.0
-    min_observe_s: float = 15.0
+    warmup_s: float = 3.0
+    hold_s: float = 3.0
+    min_observe_s: float = 10.0
     deadline_s: float = 90.0
-    after_recovery_s: float = 5.0
+    after_recovery_s: float = 3.0
     gate_timeout_s: float = 90.0
     known_broken: dict[str, str] = field(default_factory=dict)
     extra_requires: tuple[str, ...] = ()

@@ -41,7 +41,7 @@ CONTROLLER_FAILURE = Scenario(
             # 10 s constructor + detection; measured 26 s on a cluster whose controller was never replaced.
             slo=SLO(max_recovery_s=45.0),
             expected_churn={"replica": "all", "controller": "none", "pod": "none", "proxy": "any"},
-            deadline_s=60.0,
+            deadline_s=45.0,
         ),
     ),
     known_broken={"replicas_after_recovery.recovery_s": STALE_PROXIES},

@@ -19,9 +19,9 @@ from harness.scenario import Scenario
 
 GCS_STORE_LOST = Scenario(
     name="gcs_store_lost",
-    title="kill Redis (the GCS store) for 20 s while the head is up, under load",
+    title="kill Redis (the GCS store) for 10 s while the head is up, under load",
     promise="Serving continues while Redis is gone; after it returns the cluster heals to steady state.",
-    fault=RedisLoss(duration_s=20.0),
+    fault=RedisLoss(duration_s=10.0),
     load=LoadSpec(rate=15.0, endpoints=("front", "pod:head", "pods:worker")),
     slo=SLO(
         # Requests in flight on the head when its GCS exits may fail; no outage.
