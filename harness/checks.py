@@ -27,7 +27,7 @@ Definitions (all times epoch seconds, durations seconds):
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 import pandas as pd
@@ -477,6 +477,8 @@ class SLO:
     #: Minimum availability during the fault through each pod's own endpoint,
     #: except pods the fault hit (the guide's "other proxies keep accepting").
     other_pods_min_availability_during_fault: float | None = None
+    #: Longest outage (s) allowed through each pod's own endpoint, except pods the fault hit.
+    other_pods_max_outage_s: float | None = None
     #: The endpoint the headline figures are about.
     primary_endpoint: str = "front"
 
@@ -486,7 +488,8 @@ class SLO:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a ratio in [0, 1], got {value}")
-        for name in ("max_outage_s", "max_first_success_s", "max_recovery_s", "max_p99_ms", "max_fault_effect_s"):
+        for name in ("max_outage_s", "max_first_success_s", "max_recovery_s", "max_p99_ms", "max_fault_effect_s",
+                     "other_pods_max_outage_s"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
@@ -647,12 +650,25 @@ def evaluate(
             check = _min_check(f"{ep}.availability_during_fault", per_endpoint[ep]["availability_during_fault"], bound)
             if check is not None:
                 checks.append(check)
+    hit = {f"pod:{v['pod']}" for v in fault.victims if v.get("pod")}
+    hit |= {f"pod:{v['name']}" for v in fault.victims if v.get("role") == "pod"}
+    if fault.params.get("pod"):
+        hit.add(f"pod:{fault.params['pod']}")
+    others = [ep for ep in endpoints if ep.startswith("pod:") and ep not in hit]
+    if slo.other_pods_max_outage_s is not None:
+        if not others:
+            checks.append(CheckResult("other_pods.longest_outage_s", UNKNOWN, None,
+                                      f"<= {slo.other_pods_max_outage_s} s", "s",
+                                      "no direct pod endpoint besides the victim's in the load"))
+        for ep in others:
+            closed = per_endpoint[ep]["longest_outage_closed"]
+            check = _max_check(f"{ep}.longest_outage_s", per_endpoint[ep]["longest_outage_s"],
+                               slo.other_pods_max_outage_s, "s", UNKNOWN)
+            if check is not None and not closed:
+                check = replace(check, status=FAIL, detail="outage still open when load stopped")
+            if check is not None:
+                checks.append(check)
     if slo.other_pods_min_availability_during_fault is not None:
-        hit = {f"pod:{v['pod']}" for v in fault.victims if v.get("pod")}
-        hit |= {f"pod:{v['name']}" for v in fault.victims if v.get("role") == "pod"}
-        if fault.params.get("pod"):
-            hit.add(f"pod:{fault.params['pod']}")
-        others = [ep for ep in endpoints if ep.startswith("pod:") and ep not in hit]
         if not others:
             checks.append(CheckResult("other_pods.availability_during_fault", UNKNOWN, None,
                                       f">= {slo.other_pods_min_availability_during_fault}", "ratio",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
@@ -162,6 +163,19 @@ def _parse_seed(seed: Optional[str]) -> Optional[int]:
         raise ConfigError(f"--seed {seed!r} is not an integer", hint="pass e.g. --seed 42") from None
 
 
+def _validate_run_options(repeat: int, abort_below: Optional[float], abort_after: float,
+                          load_rate: Optional[float]) -> None:
+    if repeat < 1:
+        raise ConfigError(f"--repeat {repeat} must be at least 1")
+    if abort_below is not None and not 0.0 <= abort_below <= 1.0:
+        raise ConfigError(f"--abort-below {abort_below} must be an availability ratio in [0, 1]",
+                          hint="e.g. --abort-below 0.5 halts when fewer than half the requests succeed")
+    if abort_after <= 0:
+        raise ConfigError(f"--abort-after {abort_after} must be > 0 seconds")
+    if load_rate is not None and not 0 < load_rate <= 2000:
+        raise ConfigError(f"--load-rate {load_rate} must be in (0, 2000] requests/s")
+
+
 @app.command()
 def run(
     scenarios: list[str] = typer.Argument(..., help="scenario names, or `all`"),
@@ -172,55 +186,220 @@ def run(
     step: bool = typer.Option(False, help="ask before each fault"),
     load_rate: Optional[float] = typer.Option(None, help="requests/s per endpoint"),
     config: Optional[str] = typer.Option(None, help="JSON file with local cluster settings"),
+    repeat: int = typer.Option(1, help="run each scenario N times and classify it stable or flaky"),
+    abort_below: Optional[float] = typer.Option(None, help="halt when front-door availability stays below this"),
+    abort_after: float = typer.Option(30.0, help="... for this many seconds (abort window)"),
+    history_dir: Optional[Path] = typer.Option(None, help="record verdicts here and show trends"),
+    html: Optional[Path] = typer.Option(None, help="HTML report path (default: <report-dir>/report-<time>.html)"),
 ) -> None:
-    """Run scenarios against the embedded cluster (brought up if needed) and print verdicts."""
+    """Run scenarios against the embedded cluster (brought up if needed), show them live, report."""
     from harness.catalog import select
 
+    _validate_run_options(repeat, abort_below, abort_after, load_rate)
     chosen = select(scenarios)
     if load_rate is not None:
-        if not 0 < load_rate <= 2000:
-            raise ConfigError(f"--load-rate {load_rate} must be in (0, 2000] requests/s")
         chosen = [replace(sc, load=replace(sc.load, rate=load_rate)) for sc in chosen]
     seed_value = _parse_seed(seed)
     if dry_run:
-        _print_plan(chosen, seed_value)
+        _print_plan(chosen, seed_value, abort_below, abort_after)
         return
-    from harness.engine import Engine, ScenarioSkipped
+    code = _run_scenarios(chosen, seed_value, report_dir, keep_cluster, step, config, repeat,
+                          abort_below, abort_after, history_dir, html)
+    if code:
+        raise typer.Exit(code)
+
+
+def _run_scenarios(chosen: list, seed: Optional[int], report_dir: Path, keep_cluster: bool, step: bool,
+                   config: Optional[str], repeat: int, abort_below: Optional[float], abort_after: float,
+                   history_dir: Optional[Path], html: Optional[Path]) -> int:
+    """Bring up (or attach to) the cluster, run, always report; return the exit code."""
+    from harness.engine import AbortPolicy, Engine, ScenarioSkipped
+    from harness.live import LiveView
+    from harness.trends import HistoryStore
+    from runtime.app.serve_config import SCENARIO_APP
     from runtime.local.cluster import LocalCluster
 
+    store = HistoryStore(history_dir) if history_dir is not None else None
     cfg = _local_config(config, None, None, None, None)
     if config is None:
-        from runtime.app.serve_config import SCENARIO_APP
-
         cfg = cfg.with_(app=SCENARIO_APP)
     cluster = LocalCluster(cfg, owner_pid=None if keep_cluster else os.getpid())
-    results = []
+    view = LiveView(console)
+    results: list = []
+    interrupted = False
+    engine = None
+
+    def confirm(plan: Any) -> bool:
+        view.pause()
+        try:
+            return typer.confirm(f"inject: {plan.description}?", default=True)
+        except Exception as exc:  # noqa: BLE001 - click's Abort on Ctrl-C at the prompt
+            if type(exc).__name__ == "Abort":
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            view.resume()
+
     try:
         with console.status("bringing the cluster up ..."):
             cluster.up()
-        engine = Engine(cluster, report_dir, seed=seed_value, observer=_print_progress,
-                        confirm=_confirm if step else None, run_label=cluster.label)
+        abort = AbortPolicy(abort_below, abort_after) if abort_below is not None else None
+        engine = Engine(cluster, report_dir, seed=seed, observer=view, confirm=confirm if step else None,
+                        abort=abort, run_label=cluster.label)
         for sc in chosen:
-            console.rule(f"[bold]{sc.name}[/bold]: {sc.title}")
-            try:
-                results.append(engine.run(sc))
-            except ScenarioSkipped as err:
-                console.print(f"skipped: {err.one_line()}")
+            for i in range(repeat):
+                label = sc.name + (f" ({i + 1}/{repeat})" if repeat > 1 else "")
+                console.rule(f"[bold]{label}[/bold]: {sc.title}")
+                view.start(label, sc.load.rate)
+                try:
+                    results.append(engine.run(sc))
+                except ScenarioSkipped as err:
+                    console.print(f"skipped: {err.one_line()}")
+                finally:
+                    view.stop()
     except KeyboardInterrupt:
-        last = getattr(locals().get("engine"), "last_result", None)
+        interrupted = True
+        last = getattr(engine, "last_result", None)
+        if last is not None and (not results or results[-1] is not last):
+            results.append(last)
         err_console.print("interrupted: the cluster was healed" + (f"; artifacts in {last.run_dir}" if last else ""))
-        raise
     finally:
         if results:
             _print_verdicts(results, report_dir)
+            if repeat > 1:
+                _print_repeat_summary(results)
+            _write_reports(results, report_dir, store, html)
         # A cluster that was already up (`serve-chaos up`) is not ours to remove.
         if not keep_cluster and cluster.created:
             with console.status("tearing the cluster down ..."):
                 cluster.down()
-    if any(r.status not in ("pass",) for r in results):
-        unexplained = [r for r in results if r.status != "pass" and not _only_known_broken(r)]
-        if unexplained:
-            raise typer.Exit(1)
+    if interrupted:
+        return 130
+    unexplained = [r for r in results if r.status != "pass" and not _only_known_broken(r)]
+    return 1 if unexplained else 0
+
+
+def _write_reports(results: list, report_dir: Path, store: Any, html: Optional[Path]) -> None:
+    from harness import report
+
+    run_dirs = [r.run_dir for r in results]
+    if store is not None:
+        for res in results:
+            store.add(res.verdict)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = html or report_dir / f"report-{stamp}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.render_html(run_dirs, store))
+    (out.with_suffix(".md")).write_text(report.render_markdown(run_dirs))
+    (out.with_suffix(".junit.xml")).write_text(report.render_junit(run_dirs))
+    console.print(f"report: {out.resolve()} (+ .md, .junit.xml)")
+
+
+def _print_repeat_summary(results: list) -> None:
+    import statistics
+
+    table = Table(title="repeatability")
+    for col in ("scenario", "runs", "verdicts", "class", "availability min/med/max", "recovery s min/med/max"):
+        table.add_column(col)
+    by: dict[str, list] = {}
+    for res in results:
+        by.setdefault(res.scenario.name, []).append(res)
+    for name, runs in by.items():
+        statuses = [r.status for r in runs]
+        avail = [((r.evaluation.metrics.get("endpoints") or {}).get("front") or {}).get("availability")
+                 for r in runs if r.evaluation]
+        rec = [r.evaluation.metrics.get("recovery_s") for r in runs if r.evaluation]
+
+        def spread(values: list) -> str:
+            vals = [v for v in values if v is not None]
+            if not vals:
+                return "-"
+            return f"{min(vals):.3f} / {statistics.median(vals):.3f} / {max(vals):.3f}"
+
+        table.add_row(name, str(len(runs)), " ".join(statuses), "stable" if len(set(statuses)) == 1 else "flaky",
+                      spread(avail), spread(rec))
+    console.print(table)
+
+
+@app.command()
+def nightly(
+    scenarios: list[str] = typer.Argument(None, help="scenario names (default: all)"),
+    history_dir: Path = typer.Option(Path("reports/history"), help="verdict history across nights"),
+    report_dir: Path = typer.Option(Path("reports"), help="where run artifacts go"),
+    seed: Optional[str] = typer.Option(None, help="seed (default: random, recorded)"),
+    repeat: int = typer.Option(1, help="runs per scenario"),
+) -> None:
+    """The nightly job: run the scenarios, record verdicts, write the HTML report with trends."""
+    from harness.catalog import select
+
+    _validate_run_options(repeat, None, 30.0, None)
+    chosen = select(list(scenarios or ["all"]))
+    stamp = time.strftime("%Y%m%d", time.gmtime())
+    code = _run_scenarios(chosen, _parse_seed(seed), report_dir, False, False, None, repeat, None, 30.0,
+                          history_dir, report_dir / f"nightly-{stamp}.html")
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def soak(
+    duration: float = typer.Option(600.0, help="seconds of faults"),
+    seed: Optional[str] = typer.Option(None, help="seed for the fault sequence and victims"),
+    min_interval: float = typer.Option(20.0, help="seconds between faults, at least"),
+    max_interval: float = typer.Option(60.0, help="seconds between faults, at most"),
+    faults: Optional[str] = typer.Option(None, help="comma-separated scenario names to draw faults from"),
+    report_dir: Path = typer.Option(Path("reports"), help="where run artifacts go"),
+    history_dir: Optional[Path] = typer.Option(None, help="record the verdict here"),
+    keep_cluster: bool = typer.Option(False, help="leave the cluster running afterwards"),
+    dry_run: bool = typer.Option(False, help="print the fault sequence and touch nothing"),
+) -> None:
+    """Soak: random faults from the catalogue at random intervals, with the same checks and a report."""
+    import random
+
+    from harness.soak import SOAK_FAULTS, build_soak
+
+    seed_value = _parse_seed(seed)
+    if seed_value is None:
+        seed_value = random.SystemRandom().randrange(2**31)
+    names = tuple(n.strip() for n in faults.split(",")) if faults else SOAK_FAULTS
+    scenario = build_soak(duration, seed_value, min_interval, max_interval, names)
+    if dry_run:
+        console.print(f"{scenario.title}")
+        console.print(f"1. {scenario.fault.describe()} (after the gate)")
+        for i, f in enumerate(scenario.followups, start=2):
+            console.print(f"{i}. {f.fault.describe()} {f.delay_s:g} s after the previous recovery")
+        console.print(f"stops injecting after {duration:g} s; each fault judged by its scenario's SLOs")
+        return
+    code = _run_scenarios([scenario], seed_value, report_dir, keep_cluster, False, None, 1, None, 30.0,
+                          history_dir, None)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("report")
+def report_cmd(
+    run_dirs: list[Path] = typer.Argument(..., help="run directories, or directories holding them"),
+    out: Path = typer.Option(Path("report.html"), help="HTML file to write"),
+    history_dir: Optional[Path] = typer.Option(None, help="history store: record these runs and show trends"),
+    markdown: Optional[Path] = typer.Option(None, help="also write a Markdown summary here"),
+    junit: Optional[Path] = typer.Option(None, help="also write JUnit XML here"),
+) -> None:
+    """Write a self-contained HTML report (plots embedded) from run artifacts."""
+    from harness import report
+    from harness.trends import HistoryStore
+
+    dirs = report.collect_runs(run_dirs)
+    store = HistoryStore(history_dir) if history_dir is not None else None
+    if store is not None:
+        for d in dirs:
+            store.add(report.load_verdict(d))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.render_html(dirs, store))
+    if markdown is not None:
+        markdown.write_text(report.render_markdown(dirs))
+    if junit is not None:
+        junit.write_text(report.render_junit(dirs))
+    console.print(f"wrote {out} ({len(dirs)} runs)")
 
 
 def _only_known_broken(result: Any) -> bool:
@@ -229,7 +408,8 @@ def _only_known_broken(result: Any) -> bool:
     return {c.name for c in result.evaluation.violations()} <= set(result.scenario.known_broken)
 
 
-def _print_plan(chosen: list, seed: Optional[int]) -> None:
+def _print_plan(chosen: list, seed: Optional[int], abort_below: Optional[float] = None,
+                abort_after: float = 30.0) -> None:
     import random
 
     from runtime.local.cluster import LocalCluster
@@ -262,20 +442,15 @@ def _print_plan(chosen: list, seed: Optional[int]) -> None:
         slo = {k: v for k, v in sc.describe()["slo"].items() if v not in (None, {}, "front")}
         console.print(f"SLOs: {slo}")
         console.print(f"expected churn: {sc.expected_churn}")
+        for follow in sc.followups:
+            console.print(f"then:    {follow.name}: {follow.fault.describe()} once recovered")
         if sc.known_broken:
             console.print(f"known broken in Ray 2.60: {sc.known_broken}")
-
-
-def _print_progress(event: str, data: dict[str, Any]) -> None:
-    if event == "phase":
-        extra = " ".join(f"{k}={v}" for k, v in data.items() if k != "name")
-        console.log(f"{data['name']} {extra}")
-    elif event == "plan":
-        console.log(f"plan: {data['plan'].description}")
-
-
-def _confirm(plan: Any) -> bool:
-    return typer.confirm(f"inject: {plan.description}?", default=True)
+        if abort_below is not None:
+            console.print(f"abort: halt, heal and report if front-door availability stays below "
+                          f"{abort_below} for {abort_after:g} s")
+        else:
+            console.print("abort: none (Ctrl-C heals the cluster and still reports)")
 
 
 def _print_verdicts(results: list, report_dir: Path) -> None:
@@ -308,8 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user mistakes end in one line on stderr and a non-zero exit, never a traceback."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv if argv is not None else sys.argv[1:], prog_name="serve-chaos",
-                     standalone_mode=False)
+        # Without standalone mode, click returns (not raises) the code of a typer.Exit.
+        code = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="serve-chaos",
+                            standalone_mode=False)
     except ServeChaosError as exc:
         err_console.print(f"error: {exc.one_line()}", markup=False, highlight=False, soft_wrap=True)
         return 1
@@ -317,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - typer/click signal exits and usage errors this way
         return _click_exit(exc)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _click_exit(exc: Exception) -> int:

@@ -7,8 +7,11 @@ the artifacts are written even then.
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
+import signal
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -18,7 +21,7 @@ from typing import Any, Callable
 from harness import report
 from harness.checks import FAIL, CheckResult, Evaluation, availability, evaluate, first_steady_state
 from harness.faults import FaultPlan
-from harness.history import REQUESTS_FILE, SNAPSHOTS_FILE, FaultRecord, History, read_jsonl, requests_frame
+from harness.history import REQUESTS_FILE, SNAPSHOTS_FILE, FaultRecord, History, JsonlTail, read_jsonl, requests_frame
 from harness.load import LoadGenerator, resolve_endpoints
 from harness.observe import Prober, Snapshot
 from harness.scenario import Phase, Scenario
@@ -98,6 +101,39 @@ class RunResult:
             raise PromiseBroken("\n".join(broken + reasons + [evidence]))
 
 
+def _strip_health(config: dict[str, Any]) -> dict[str, Any]:
+    """A Serve config without the per-deployment health-check settings."""
+    out = json.loads(json.dumps(config))
+    for app in out.get("applications", []):
+        for dep in app.get("deployments", []):
+            dep.pop("health_check_period_s", None)
+            dep.pop("health_check_timeout_s", None)
+    return out
+
+
+class DeferredInterrupt:
+    """Hold Ctrl-C while healing: a second Ctrl-C must not leave the cluster broken.
+
+    Only the main thread receives signals; elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._old: Any = None
+
+    def __enter__(self) -> "DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, *_args: Any) -> None:
+        self.interrupted = True
+
+    def __exit__(self, *_exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
 def _now_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
@@ -127,6 +163,7 @@ class Engine:
         self.confirm = confirm
         self.abort = abort
         self.run_label = run_label
+        self._tail: JsonlTail | None = None
 
     # ------------------------------------------------------------------ helpers
     def _emit(self, event: str, **data: Any) -> None:
@@ -140,8 +177,15 @@ class Engine:
     def _history(self, run_dir: Path, prober: Prober | None, t_load_start: float | None,
                  t_load_stop: float | None, scenario: Scenario, faults: list[FaultRecord],
                  events: list[dict[str, Any]] | None = None) -> History:
+        path = run_dir / REQUESTS_FILE
+        if t_load_stop is not None:
+            records = read_jsonl(path)  # final: everything, read afresh
+        else:
+            if self._tail is None or self._tail.path != path:
+                self._tail = JsonlTail(path)
+            records = self._tail.read()
         return History.build(
-            read_jsonl(run_dir / REQUESTS_FILE),
+            records,
             snapshots=prober.copy() if prober else [],
             faults=faults,
             events=events or [],
@@ -165,7 +209,10 @@ class Engine:
             self.cluster.set_gcs_ft(scenario.gcs_ft, serve_config=desired)
             time.sleep(2.0)
         elif self.cluster.serve_config() != desired:
-            self.cluster.apply_serve_config(desired)
+            current = self.cluster.serve_config()
+            # Health-check settings are reconfigured in place; anything else would roll
+            # every replica one batch at a time, so redeploy afresh instead.
+            self.cluster.apply_serve_config(desired, replace=_strip_health(current) != _strip_health(desired))
             time.sleep(2.0)
         try:
             self.cluster.wait_ready(timeout_s=max(120.0, scenario.gate_timeout_s))
@@ -217,6 +264,12 @@ class Engine:
             time.sleep(scenario.warmup_s)
             t_gate = self._gate(scenario, run_dir, prober, t_load_start)
             for phase in phases:
+                if faults and scenario.stop_after_s is not None and \
+                        time.time() - faults[0].t_inject >= scenario.stop_after_s:
+                    break  # a soak's time is up: the remaining phases are simply not run
+                if phase.delay_s:
+                    self._emit("phase", name="wait", seconds=phase.delay_s)
+                    self._wait(phase.delay_s, scenario, run_dir, prober, t_load_start, faults)
                 plan = phase.fault.plan(self._latest_ok(prober), self.cluster.pods(), rng)
                 plans.append(plan)
                 self._emit("plan", plan=plan, phase=phase.name)
@@ -245,15 +298,19 @@ class Engine:
             raise
         finally:
             self._emit("phase", name="heal")
-            load.stop()
-            t_load_stop = time.time()
-            error = self._heal(phases, faults, error)
-            try:
-                self.cluster.wait_ready(timeout_s=180.0)
-                self._settle(scenario, run_dir, prober)
-            except ServeChaosError as err:
-                cluster_healthy = False
-                error = error or f"cluster did not return to steady state after healing: {err.what}"
+            with DeferredInterrupt() as deferred:
+                load.stop()
+                t_load_stop = time.time()
+                error = self._heal(phases, faults, error)
+                try:
+                    self.cluster.wait_ready(timeout_s=180.0)
+                    self._settle(scenario, run_dir, prober)
+                except ServeChaosError as err:
+                    cluster_healthy = False
+                    error = error or f"cluster did not return to steady state after healing: {err.what}"
+            if deferred.interrupted and not status_override:
+                status_override = "interrupted"
+                error = error or "interrupted (Ctrl-C) while healing; healing completed"
             prober.stop()
             events = self._events(events_since)
             history = self._history(run_dir, prober, t_load_start, t_load_stop, scenario, faults, events)
@@ -270,7 +327,19 @@ class Engine:
                                faults[0] if faults else None, verdict, error, cluster_healthy)
             self.last_result = result
             self._emit("done", result=result)
+        if deferred.interrupted:
+            raise KeyboardInterrupt
         return result
+
+    def _wait(self, seconds: float, scenario: Scenario, run_dir: Path, prober: Prober, t_load_start: float,
+              faults: list[FaultRecord]) -> None:
+        """Let load run between faults, still ticking the live view once a second."""
+        end = time.time() + seconds
+        while time.time() < end:
+            history = self._history(run_dir, prober, t_load_start, None, scenario, faults)
+            self._emit("tick", phase="wait", history=history, t_fault=faults[-1].t_inject if faults else None,
+                       t_recovered=None, reason=f"next fault in {end - time.time():.0f} s")
+            time.sleep(min(1.0, max(0.0, end - time.time())))
 
     def _heal(self, phases: list[Phase], faults: list[FaultRecord], error: str) -> str:
         """Heal every injected fault (latest first), then whatever the cluster still has in effect."""
@@ -421,6 +490,9 @@ def evaluate_phases(history: History, scenario: Scenario, phases: list[Phase]) -
         merged.metrics["status_by_check"].update({prefix + k: v for k, v in ev.metrics["status_by_check"].items()})
     assert merged is not None
     missing = [p.name for p in phases if p.name not in {f.phase for f in history.faults}]
+    if missing and scenario.stop_after_s is not None and history.faults:
+        merged.metrics["phases_not_run"] = missing
+        missing = []
     if missing:
         merged.checks.append(CheckResult("phases.completed", FAIL, len(history.faults), f"== {len(phases)}", "",
                                          f"not run (an earlier phase did not recover): {', '.join(missing)}"))

@@ -63,6 +63,36 @@ def requests_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+class JsonlTail:
+    """Reads a JSONL file that another process appends to, parsing each line once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        self._offset = 0
+        self._partial = b""
+
+    def read(self) -> list[dict[str, Any]]:
+        """All complete records so far (a half-written last line waits for the next call)."""
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return self.records
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line.strip():
+                try:
+                    self.records.append(json.loads(line))
+                except ValueError:
+                    continue
+        return self.records
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL file; a torn last line (writer killed mid-write) is skipped."""
     out = []

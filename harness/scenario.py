@@ -24,6 +24,8 @@ class Phase:
     min_observe_s: float = 10.0
     deadline_s: float = 90.0
     extra_metrics: tuple[ExtraMetric, ...] = ()
+    #: Seconds to wait (load still running) after the previous phase before injecting.
+    delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Followup:
     extra_checks: tuple[ExtraCheck, ...] = ()
     min_observe_s: float = 10.0
     deadline_s: float = 60.0
+    extra_metrics: tuple[ExtraMetric, ...] = ()
+    delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Scenario:
     hold_s: float = 3.0
     min_observe_s: float = 10.0
     deadline_s: float = 90.0
-    after_recovery_s: float = 3.0
+    after_recovery_s: float = 0.0
     gate_timeout_s: float = 90.0
     known_broken: dict[str, str] = field(default_factory=dict)
     extra_requires: tuple[str, ...] = ()
@@ -79,6 +83,8 @@ class Scenario:
     followups: tuple[Followup, ...] = ()
     #: Scenario-specific measurements ``(history, fault) -> dict`` (reported, not judged).
     extra_metrics: tuple[ExtraMetric, ...] = ()
+    #: Soak runs: inject no new phase once this many seconds passed since the first fault.
+    stop_after_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum():
@@ -110,7 +116,7 @@ class Scenario:
         main = Phase("main", self.fault, self.slo, self.expected_churn, self.extra_checks,
                      self.min_observe_s, self.deadline_s, self.extra_metrics)
         return [main] + [Phase(f.name, f.fault, f.slo, f.expected_churn, f.extra_checks,
-                               f.min_observe_s, f.deadline_s) for f in self.followups]
+                               f.min_observe_s, f.deadline_s, f.extra_metrics, f.delay_s) for f in self.followups]
 
     def describe(self) -> dict[str, Any]:
         return {

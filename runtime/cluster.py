@@ -123,8 +123,9 @@ class Cluster(Protocol):
     def serve_config(self) -> dict[str, Any]:
         """The Serve config the operator keeps applied."""
 
-    def apply_serve_config(self, config: dict[str, Any]) -> ActionRecord:
-        """Make ``config`` the desired Serve config and apply it now."""
+    def apply_serve_config(self, config: dict[str, Any], replace: bool = False) -> ActionRecord:
+        """Make ``config`` the desired Serve config and apply it now; ``replace`` deletes
+        the apps first and deploys afresh (setup between scenarios, not a measured rollout)."""
 
     def kill_pod(self, pod: str, graceful: bool = True, grace_period_s: float = 30.0) -> ActionRecord:
         """Delete a pod like ``kubectl delete pod`` (graceful) or SIGKILL it (not graceful)."""

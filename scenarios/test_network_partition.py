@@ -23,6 +23,8 @@ NETWORK_PARTITION = Scenario(
     fault=PodPartition(pod_role="worker", duration_s=15.0),
     load=LoadSpec(rate=15.0, endpoints=("front", "pod:head", "pods:worker")),
     slo=SLO(
+        # Every node hosts 2 replicas (the scenario app) and proxies prefer their
+        # node's replicas, so no healthy proxy sends anything into the partition.
         other_pods_min_availability_during_fault=1.0,
         # after the heal: one readiness period (5 s) to rejoin the front door, plus slack
         max_recovery_s=20.0,

@@ -24,6 +24,7 @@ STRICT_SPREADING = Scenario(
     fault=NodeLoss(pod_role="worker", replacement_delay_s=10.0),
     app=SleepyPidConfig(num_replicas=3, max_replicas_per_node=1),
     slo=SLO(
+        max_outage_s=1.0,
         max_fault_effect_s=NODE_DEATH_BOUND_S,
         max_recovery_s=NODE_DEATH_BOUND_S + 25.0,
     ),

@@ -370,3 +370,15 @@ def test_pod_that_is_ready_again_must_serve():
     assert "worker-1: 50 timeout from 10.5 s to 15.4 s" in result.detail
     healthy = syn.requests(0, 40, RATE, endpoint="pod:worker-1", fail=lambda t: "timeout" if 10 <= t < 20 else None)
     assert serve_when_ready(syn.history(healthy, snaps, [fault]), fault).status == PASS
+
+
+def test_jsonl_tail_parses_each_line_once_and_waits_for_half_lines(tmp_path):
+    from harness.history import JsonlTail
+
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2')
+    tail = JsonlTail(path)
+    assert tail.read() == [{"a": 1}]
+    with path.open("a") as fh:
+        fh.write('}\n{"a": 3}\n')
+    assert tail.read() == [{"a": 1}, {"a": 2}, {"a": 3}]

@@ -300,8 +300,8 @@ class LocalCluster:
     def serve_config(self) -> dict[str, Any]:
         return self.state()["serve_config"]
 
-    def apply_serve_config(self, config: dict[str, Any]) -> ActionRecord:
-        return ActionRecord(**self._post("/serve/config", {"config": config}))
+    def apply_serve_config(self, config: dict[str, Any], replace: bool = False) -> ActionRecord:
+        return ActionRecord(**self._post("/serve/config", {"config": config, "replace": replace}))
 
     def kill_pod(self, pod: str, graceful: bool = True, grace_period_s: float = 30.0,
                  down_for_s: float | None = None) -> ActionRecord:

@@ -1,0 +1,77 @@
+"""Soak mode: random faults from the catalogue at random intervals, for a set duration.
+
+Each fault keeps the SLOs and churn expectations of the scenario it comes
+from, so a soak run is judged fault by fault with the same checks as the
+single-fault scenarios.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from harness.catalog import load_scenarios
+from harness.load import LoadSpec
+from harness.scenario import Followup, Scenario
+from runtime.app.serve_config import SCENARIO_APP
+from runtime.errors import ConfigError
+
+#: Faults a soak may draw.  The controller kill is left out: the proxies it
+#: leaves subscribed to a dead controller (ray-project/ray#63784) would poison
+#: every later fault until they are restarted at the end.
+SOAK_FAULTS = (
+    "replica_failure",
+    "proxy_failure",
+    "worker_pod_failure",
+    "health_check_raise_fast",
+    "network_partition",
+    "gcs_store_lost",
+    "worker_node_failure",
+)
+MAX_FAULTS = 200
+
+
+def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_interval_s: float = 60.0,
+               names: tuple[str, ...] = SOAK_FAULTS, rate: float = 15.0) -> Scenario:
+    """A scenario whose phases are faults drawn with ``seed``; time between them uniform in the bounds (s)."""
+    if duration_s <= 0:
+        raise ConfigError(f"soak duration must be > 0 seconds, got {duration_s}")
+    if not 0 <= min_interval_s <= max_interval_s:
+        raise ConfigError(f"soak intervals must satisfy 0 <= min ({min_interval_s}) <= max ({max_interval_s})")
+    catalogue = load_scenarios()
+    unknown = [n for n in names if n not in catalogue]
+    if unknown:
+        raise ConfigError(f"unknown soak fault(s): {', '.join(unknown)}", hint=f"choose from: {', '.join(SOAK_FAULTS)}")
+    rng = random.Random(f"soak:{seed}")
+    count = min(MAX_FAULTS, max(1, math.ceil(duration_s / max(min_interval_s, 1.0)) + 1))
+    picks = [catalogue[rng.choice(names)] for _ in range(count)]
+    first, rest = picks[0], picks[1:]
+    known = dict(first.known_broken)
+    followups = []
+    for i, sc in enumerate(rest, start=2):
+        name = f"{i:02d}_{sc.name}"
+        followups.append(Followup(
+            name=name, fault=sc.fault, slo=sc.slo, expected_churn=sc.expected_churn,
+            extra_checks=sc.extra_checks, extra_metrics=sc.extra_metrics,
+            min_observe_s=sc.min_observe_s, deadline_s=sc.deadline_s,
+            delay_s=round(rng.uniform(min_interval_s, max_interval_s), 1),
+        ))
+        known.update({f"{name}.{check}": why for check, why in sc.known_broken.items()})
+    return Scenario(
+        name="soak",
+        title=f"soak: random faults every {min_interval_s:g}-{max_interval_s:g} s for {duration_s:g} s (seed {seed})",
+        promise="Every fault keeps the promise of the scenario it comes from.",
+        fault=first.fault,
+        slo=first.slo,
+        expected_churn=first.expected_churn,
+        extra_checks=first.extra_checks,
+        extra_metrics=first.extra_metrics,
+        # One app for all faults: spread 2 per node, fast health checks.
+        app=SCENARIO_APP.with_(health_check_period_s=1.0, health_check_timeout_s=2.0),
+        load=LoadSpec(rate=rate, endpoints=("front", "pod:head", "pods:worker")),
+        followups=tuple(followups),
+        known_broken=known,
+        min_observe_s=first.min_observe_s,
+        deadline_s=first.deadline_s,
+        stop_after_s=duration_s,
+    )

@@ -1,0 +1,91 @@
+"""Reports from run artifacts: HTML with embedded plots, Markdown, JUnit, trends and regressions."""
+
+import xml.etree.ElementTree as ET
+
+import pandas as pd
+import pytest
+
+from harness import report
+from harness.checks import SLO, evaluate
+from harness.faults import ReplicaKill
+from harness.scenario import Scenario
+from harness.trends import HistoryStore, flag_regressions
+from runtime.errors import ConfigError
+from tests import test_checks as tc
+
+SCENARIO = Scenario(name="replica_failure", title="t", promise="p", fault=ReplicaKill(),
+                    slo=SLO(max_recovery_s=30.0), expected_churn={"replica": "victims"})
+
+
+def write_run(root, run_id, started, history, scenario=SCENARIO, known=None):
+    ev = evaluate(history, scenario.slo, scenario.expected_churn, 3.0)
+    sc = scenario if known is None else Scenario(**{**scenario.__dict__, "known_broken": known})
+    verdict = report.verdict(scenario=sc, run_id=run_id, status=ev.status, seed=1, settings={"gcs_ft": True},
+                             started=started, finished=started + 60, evaluation=ev, history=history, plans=[],
+                             t_gate=None, error="", cluster_healthy=True, t_recovered_live=[], target="local")
+    run_dir = root / run_id
+    report.write_run(run_dir, history, verdict)
+    return run_dir
+
+
+def test_html_markdown_junit_from_runs(tmp_path):
+    good = write_run(tmp_path, "r1", 1000.0, tc.replica_kill_history())
+    bad = write_run(tmp_path, "r2", 2000.0, tc.replica_kill_history(fail=tc.fail_between((25, 27), kind="5xx")),
+                    scenario=Scenario(**{**SCENARIO.__dict__, "slo": SLO(max_outage_s=1.0)}))
+    runs = report.collect_runs([tmp_path])
+    assert runs == [good.resolve(), bad.resolve()]
+    html = report.render_html(runs)
+    assert html.count("<img") == 2 and "data:image/png;base64," in html
+    assert "<td>pass</td>" in html and "<td>fail</td>" in html
+    assert "front.longest_outage_s" in html
+    md = report.render_markdown(runs)
+    assert "| replica_failure | fail |" in md and "front.longest_outage_s = 2.00 s" in md
+    suite = ET.fromstring(report.render_junit(runs))
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    assert suite.findall("testcase")[1].find("failure") is not None
+
+
+def test_known_ray_deviation_is_labelled_not_failed(tmp_path):
+    run = write_run(tmp_path, "r1", 1000.0, tc.replica_kill_history(fail=tc.fail_between((25, 27), kind="5xx")),
+                    scenario=Scenario(**{**SCENARIO.__dict__, "slo": SLO(max_outage_s=1.0)}),
+                    known={"front.longest_outage_s": "a known Ray bug"})
+    row = report.verdict_row(report.load_verdict(run))
+    assert row["status"] == "fail (known Ray deviation)"
+    suite = ET.fromstring(report.render_junit([run]))
+    assert suite.get("failures") == "0" and suite.get("skipped") == "1"
+
+
+def test_not_a_run_dir_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        report.collect_runs([tmp_path])
+    assert "is not a run directory" in str(err.value)
+    with pytest.raises(ConfigError):
+        report.collect_runs([tmp_path / "missing"])
+
+
+def test_regression_needs_a_baseline_and_beats_the_noise():
+    rows = [{"scenario": "s", "target": "local", "gcs_ft": True, "started_at": float(i), "availability": a,
+             "recovery_s": r, "run_id": str(i)}
+            for i, (a, r) in enumerate([(1.0, 10.0), (1.0, 11.0), (1.0, 10.5), (1.0, 12.0), (0.95, 30.0)])]
+    flagged = flag_regressions(pd.DataFrame(rows))
+    assert flagged["regression"].tolist() == [False, False, False, False, True]
+    assert "recovery 30.0 s > baseline" in flagged.iloc[-1]["why"]
+    assert "availability 0.9500" in flagged.iloc[-1]["why"]
+    # within the noise floor: +2.5 s on a 10 s baseline is not a regression
+    rows[-1].update(availability=0.9995, recovery_s=12.5)
+    assert not flag_regressions(pd.DataFrame(rows))["regression"].any()
+
+
+def test_html_shows_trend_and_flags_tonight(tmp_path):
+    store = HistoryStore(tmp_path / "hist")
+    runs = []
+    for i, extra in enumerate([(), (), ((25, 40),)]):
+        fail = tc.fail_between(*extra, kind="5xx") if extra else (lambda t: None)
+        run = write_run(tmp_path / "runs", f"r{i}", 1000.0 * (i + 1), tc.replica_kill_history(fail=fail))
+        store.add(report.load_verdict(run))
+        runs.append(run)
+    assert not store.add(report.load_verdict(runs[0]))  # recorded once only
+    html = report.render_html(runs, store)
+    assert "Trends across runs" in html
+    assert "Regressions tonight: replica_failure" in html
+    assert html.count("<img") == 4  # three timelines and one trend
