@@ -159,6 +159,14 @@ def service_restored_after(windows: list[Window], t_fault: float) -> float | Non
     return last.end - t_fault if last.closed else None
 
 
+def failure_span(df: pd.DataFrame, t_fault: float) -> float:
+    """Seconds from the first to the last failed request sent at or after the fault (0 if none)."""
+    if df.empty:
+        return 0.0
+    failed = df[(~df["ok"]) & (df["t"] >= t_fault)]["t"]
+    return float(failed.max() - failed.min()) if len(failed) else 0.0
+
+
 def error_classes(df: pd.DataFrame) -> dict[str, int]:
     if df.empty:
         return {}
@@ -359,8 +367,12 @@ def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, list]]:
         b, a = role_pids(before, role), role_pids(after, role)
         where = {int(x["pid"]): x.get("pod") for s in (before, after) for x in s.actors
                  if x["role"] == role and x.get("pid")}
+        serving = {x.get("pod") for x in before.actors if x["role"] == "replica" and x.get("state") == "RUNNING"}
+        # A proxy on a node without replicas carries no traffic; Serve drains and
+        # replaces such proxies as replicas move.
+        idle = sorted(pid for pid in b if where.get(pid) not in serving) if role == "proxy" else []
         out[role] = {"before": sorted(b), "after": sorted(a), "left": sorted(b - a), "appeared": sorted(a - b),
-                     "pods": {pid: where.get(pid) for pid in sorted((b - a) | (a - b))}}
+                     "pods": {pid: where.get(pid) for pid in sorted((b - a) | (a - b))}, "idle_before": idle}
     if before.pods_ok and after.pods_ok:
         b_uids, a_uids = pod_uids(before), pod_uids(after)
         left = sorted(name for name, uid in b_uids.items() if a_uids.get(name) != uid)
@@ -370,7 +382,7 @@ def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, list]]:
     return out
 
 
-CHURN_KINDS = ("none", "victims", "victims_left", "at_least_victims", "all", "any")
+CHURN_KINDS = ("none", "victims", "victims_left", "victims_or_idle", "at_least_victims", "all", "any")
 #: ``none_outside:<pod>[,<pod>...]``: nothing changed except on those pods.
 NONE_OUTSIDE = "none_outside:"
 
@@ -390,7 +402,8 @@ def check_churn(
     ``none``: nothing left or appeared.  ``victims``: exactly the victims of that
     role left and as many new ones appeared.  ``victims_left``: exactly the
     victims left, whatever appeared (a lost node's proxy need not come back
-    elsewhere).  ``at_least_victims``: the victims
+    elsewhere).  ``victims_or_idle``: the victims left, and any other that left
+    was idle (a proxy on a node without replicas).  ``at_least_victims``: the victims
     left (others may too) and the count is back.  ``all``: every PID changed.
     ``any``: reported, not judged.
     """
@@ -422,6 +435,10 @@ def check_churn(
     elif expected == "victims_left":
         ok = left == victim_ids
         detail = "" if ok else f"expected exactly {sorted(victim_ids)} to leave"
+    elif expected == "victims_or_idle":
+        idle = set(got.get("idle_before", []))
+        ok = victim_ids <= left and left <= victim_ids | idle
+        detail = "" if ok else f"expected {sorted(victim_ids)} to leave, others only if idle ({sorted(idle)})"
     elif expected == "at_least_victims":
         ok = victim_ids <= left and len(got["after"]) >= len(got["before"])
         detail = "" if ok else f"expected at least {sorted(victim_ids)} replaced"
@@ -471,6 +488,9 @@ class SLO:
     max_recovery_s: float | None = None
     max_p99_ms: float | None = None
     endpoint_availability: dict[str, float] = field(default_factory=dict)
+    #: Longest span (s) from the first to the last failed request after the fault on
+    #: the primary endpoint: how long errors went on, however interleaved.
+    max_failure_span_s: float | None = None
     #: Longest time (s) from the fault until every victim is gone (e.g. an unhealthy
     #: replica killed, a lost node's actors declared dead).
     max_fault_effect_s: float | None = None
@@ -489,7 +509,7 @@ class SLO:
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a ratio in [0, 1], got {value}")
         for name in ("max_outage_s", "max_first_success_s", "max_recovery_s", "max_p99_ms", "max_fault_effect_s",
-                     "other_pods_max_outage_s"):
+                     "other_pods_max_outage_s", "max_failure_span_s"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
@@ -584,6 +604,7 @@ def evaluate(
             "longest_outage_closed": longest.closed if longest else True,
             "outage_windows": [asdict(w) for w in ep_windows],
             "first_success_s": first_success_after(ep_windows, t_fault),
+            "failure_span_s": failure_span(ep_df, t_fault),
             "service_restored_s": service_restored_after(ep_windows, t_fault),
             "errors": error_classes(ep_df),
             "latency": latency_percentiles(ep_df),
@@ -633,6 +654,8 @@ def evaluate(
         _max_check(recovery_name, recovery_judged, slo.max_recovery_s, "s", FAIL),
         _max_check(prefix + "p99_ms", (primary.get("latency") or {}).get("p99_ms") if primary else None,
                    slo.max_p99_ms, "ms", UNKNOWN),
+        _max_check(prefix + "failure_span_s", primary.get("failure_span_s") if primary else None,
+                   slo.max_failure_span_s, "s", UNKNOWN),
     ]
     if slo.max_recovery_s is not None and recovery_judged is None:
         candidates[5] = CheckResult(recovery_name, FAIL, None, f"<= {slo.max_recovery_s} s", "s",

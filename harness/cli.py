@@ -191,6 +191,9 @@ def run(
     abort_after: float = typer.Option(30.0, help="... for this many seconds (abort window)"),
     history_dir: Optional[Path] = typer.Option(None, help="record verdicts here and show trends"),
     html: Optional[Path] = typer.Option(None, help="HTML report path (default: <report-dir>/report-<time>.html)"),
+    target: str = typer.Option("local", help="local (embedded cluster) or kind"),
+    kube_context: Optional[str] = typer.Option(None, help="kind target: kubeconfig context"),
+    allow_context: list[str] = typer.Option([], help="kind target: also allow this non-kind-* context"),
 ) -> None:
     """Run scenarios against the embedded cluster (brought up if needed), show them live, report."""
     from harness.catalog import select
@@ -204,26 +207,25 @@ def run(
         _print_plan(chosen, seed_value, abort_below, abort_after)
         return
     code = _run_scenarios(chosen, seed_value, report_dir, keep_cluster, step, config, repeat,
-                          abort_below, abort_after, history_dir, html)
+                          abort_below, abort_after, history_dir, html,
+                          target=target, kube_context=kube_context, allowed=tuple(allow_context))
     if code:
         raise typer.Exit(code)
 
 
 def _run_scenarios(chosen: list, seed: Optional[int], report_dir: Path, keep_cluster: bool, step: bool,
                    config: Optional[str], repeat: int, abort_below: Optional[float], abort_after: float,
-                   history_dir: Optional[Path], html: Optional[Path]) -> int:
+                   history_dir: Optional[Path], html: Optional[Path], target: str = "local",
+                   kube_context: Optional[str] = None, allowed: tuple[str, ...] = ()) -> int:
     """Bring up (or attach to) the cluster, run, always report; return the exit code."""
     from harness.engine import AbortPolicy, Engine, ScenarioSkipped
     from harness.live import LiveView
+    from harness.targets import build_cluster
     from harness.trends import HistoryStore
-    from runtime.app.serve_config import SCENARIO_APP
-    from runtime.local.cluster import LocalCluster
 
     store = HistoryStore(history_dir) if history_dir is not None else None
-    cfg = _local_config(config, None, None, None, None)
-    if config is None:
-        cfg = cfg.with_(app=SCENARIO_APP)
-    cluster = LocalCluster(cfg, owner_pid=None if keep_cluster else os.getpid())
+    cluster = build_cluster(target, config_file=config, owner_pid=None if keep_cluster else os.getpid(),
+                            kube_context=kube_context, allowed_contexts=allowed)
     view = LiveView(console)
     results: list = []
     interrupted = False
@@ -245,7 +247,7 @@ def _run_scenarios(chosen: list, seed: Optional[int], report_dir: Path, keep_clu
             cluster.up()
         abort = AbortPolicy(abort_below, abort_after) if abort_below is not None else None
         engine = Engine(cluster, report_dir, seed=seed, observer=view, confirm=confirm if step else None,
-                        abort=abort, run_label=cluster.label)
+                        abort=abort, run_label=getattr(cluster, "label", None))
         for sc in chosen:
             for i in range(repeat):
                 label = sc.name + (f" ({i + 1}/{repeat})" if repeat > 1 else "")
@@ -476,6 +478,106 @@ def _print_verdicts(results: list, report_dir: Path) -> None:
         for line in res.violation_lines():
             console.print(f"  {res.scenario.name}: {line}")
     console.print(f"artifacts: {report_dir.resolve()}")
+
+
+# ---------------------------------------------------------------------- kind target
+kind_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                       help="The Kubernetes target: a kind cluster with KubeRay.")
+app.add_typer(kind_app, name="kind")
+
+
+@kind_app.command("up")
+def kind_up(
+    name: str = typer.Option("serve-chaos", help="kind cluster name (context kind-<name>)"),
+    config: Path = typer.Option(None, help="kind config (default: the repository's kind-config.yaml)"),
+    preload: bool = typer.Option(False, help="docker pull and `kind load` the Ray and Redis images first"),
+    gcs_ft: str = typer.Option("options", help="options (gcsFaultToleranceOptions) | legacy | off"),
+    workers: int = typer.Option(2, help="Ray worker pods"),
+    namespace: str = typer.Option("serve-chaos", help="namespace for our objects"),
+) -> None:
+    """Create (or reuse) the kind cluster, install KubeRay 1.7.0 unless present, apply the RayService."""
+    from runtime.kuberay import kind
+    from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+    from runtime.kuberay.manifests import KubeRayConfig
+
+    ray_cfg = KubeRayConfig(gcs_ft=gcs_ft, workers=workers, namespace=namespace)
+    kind.require("kind")
+    kind.require("helm")
+    kind.docker_daemon_up()
+    context = f"kind-{name}"
+    if name in kind.clusters():
+        console.print(f"reusing kind cluster {name}")
+    else:
+        with console.status(f"creating kind cluster {name} (a few minutes) ..."):
+            kind.create(name, config or kind.DEFAULT_KIND_CONFIG)
+        _mark_created(context)
+    if preload:
+        with console.status("loading images into the kind nodes ..."):
+            kind.load_images(name, [ray_cfg.ray_image, ray_cfg.redis_image])
+    if not _kuberay_installed(context):
+        with console.status("installing the KubeRay operator 1.7.0 with helm ..."):
+            kind.install_operator(context)
+    cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace, ray=ray_cfg))
+    with console.status("applying the RayService and waiting until it serves ..."):
+        cluster.up()
+    console.print(f"ready: context {context}, Serve on {cluster.endpoints().front_door}; "
+                  f"run `pytest scenarios/ --target kind`")
+
+
+@kind_app.command("down")
+def kind_down(name: str = typer.Option("serve-chaos", help="kind cluster name")) -> None:
+    """Delete the kind cluster, only if serve-chaos created it."""
+    from runtime.kuberay import kind
+
+    kind.require("kind")
+    if name not in kind.clusters():
+        raise ServeChaosError(f"there is no kind cluster named {name!r}", hint="see `kind get clusters`")
+    if not _created_by_us(f"kind-{name}"):
+        raise ServeChaosError(f"kind cluster {name!r} was not created by serve-chaos; refusing to delete it",
+                              hint=f"delete it yourself with `kind delete cluster --name {name}`")
+    with console.status(f"deleting kind cluster {name} ..."):
+        kind.delete(name)
+    console.print(f"kind cluster {name} deleted")
+
+
+def _core(context: str) -> Any:
+    from kubernetes import client
+    from kubernetes import config as kconfig
+
+    return client.CoreV1Api(kconfig.new_client_from_config(context=context))
+
+
+def _mark_created(context: str) -> None:
+    from runtime.kuberay.kind import CREATED_MARKER
+    from runtime.kuberay.manifests import MANAGED_BY
+
+    _core(context).create_namespaced_config_map("kube-system", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": CREATED_MARKER, "labels": dict(MANAGED_BY)},
+        "data": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})
+
+
+def _created_by_us(context: str) -> bool:
+    from runtime.kuberay import safety
+    from runtime.kuberay.kind import CREATED_MARKER
+
+    try:
+        marker = _core(context).read_namespaced_config_map(CREATED_MARKER, "kube-system")
+    except Exception:  # noqa: BLE001 - absent (404) or unreachable: not provably ours
+        return False
+    return safety.is_ours(marker)
+
+
+def _kuberay_installed(context: str) -> bool:
+    from kubernetes import client
+    from kubernetes import config as kconfig
+
+    try:
+        client.ApiextensionsV1Api(kconfig.new_client_from_config(context=context)).read_custom_resource_definition(
+            "rayservices.ray.io")
+    except Exception:  # noqa: BLE001 - no CRD: not installed
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------- entry point

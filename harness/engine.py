@@ -301,10 +301,15 @@ class Engine:
             with DeferredInterrupt() as deferred:
                 load.stop()
                 t_load_stop = time.time()
-                error = self._heal(phases, faults, error)
+                all_recovered = bool(faults) and len(recovered_live) == len(faults) and \
+                    all(t is not None for t in recovered_live)
+                error, healed = self._heal(phases, faults, error, all_recovered)
                 try:
                     self.cluster.wait_ready(timeout_s=180.0)
-                    self._settle(scenario, run_dir, prober)
+                    if healed or not all_recovered:
+                        # Something was undone or never recovered: wait for steady state
+                        # so the next scenario starts clean.
+                        self._settle(scenario, run_dir, prober)
                 except ServeChaosError as err:
                     cluster_healthy = False
                     error = error or f"cluster did not return to steady state after healing: {err.what}"
@@ -341,22 +346,32 @@ class Engine:
                        t_recovered=None, reason=f"next fault in {end - time.time():.0f} s")
             time.sleep(min(1.0, max(0.0, end - time.time())))
 
-    def _heal(self, phases: list[Phase], faults: list[FaultRecord], error: str) -> str:
-        """Heal every injected fault (latest first), then whatever the cluster still has in effect."""
+    def _heal(self, phases: list[Phase], faults: list[FaultRecord], error: str,
+              all_recovered: bool) -> tuple[str, bool]:
+        """Heal every injected fault (latest first), then whatever the cluster still has in effect.
+
+        A fault Ray fully recovered from is healed only if its heal still has work
+        to do (``heal_after_recovery``).  Returns the error text and whether
+        anything was healed.
+        """
         by_name = {p.name: p for p in phases}
+        healed = False
         for record in reversed(faults):
             fault = by_name[record.phase].fault
+            if all_recovered and not fault.heal_after_recovery:
+                continue
             try:
                 actions = fault.heal(self.cluster, record)
                 record.heal_actions += [a.to_dict() for a in actions]
                 record.t_heal = record.t_heal or time.time()
+                healed = healed or bool(actions)
             except ServeChaosError as err:
                 error = error or f"heal of {record.fault} failed: {err.one_line()}"
         try:
-            self.cluster.heal()
+            healed = bool(self.cluster.heal()) or healed
         except ServeChaosError as err:
             error = error or f"heal failed: {err.one_line()}"
-        return error
+        return error, healed
 
     def _settle(self, scenario: Scenario, run_dir: Path, prober: Prober, timeout_s: float = 180.0) -> None:
         """Wait until the probes (no load) show steady state: the next scenario starts clean."""

@@ -41,6 +41,8 @@ class Fault:
     name: ClassVar[str] = "fault"
     requires: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
+    #: Whether ``heal`` has work to do even after Ray recovered by itself.
+    heal_after_recovery: ClassVar[bool] = False
 
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
         raise NotImplementedError
@@ -156,6 +158,7 @@ class ControllerKill(ActorKill):
     role: ClassVar[str] = "controller"
     no_restart: ClassVar[bool] = True
     summary: ClassVar[str] = "ray.kill the Serve controller with no_restart=True"
+    heal_after_recovery: ClassVar[bool] = True
 
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
         plan = super().plan(snap, pods, rng)

@@ -17,12 +17,11 @@ import pytest
 
 from harness.engine import Engine, RunResult, ScenarioSkipped
 from harness.scenario import Scenario
-from runtime.app.serve_config import SCENARIO_APP
+from harness.targets import TARGETS, build_cluster
 from runtime.cluster import Cluster
 from runtime.errors import ServeChaosError
 
 RESULTS_KEY = pytest.StashKey[list]()
-TARGETS = ("local", "kind")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--allow-context", action="append", default=[],
                     help="kind target: also allow this non-kind-* context")
     group.addoption("--namespace", default="serve-chaos", help="kind target: namespace of our resources")
+    group.addoption("--node-loss-hook", default=None,
+                    help="kube target: command that removes node {node} (non-kind clusters)")
 
 
 def _option_error(message: str) -> pytest.UsageError:
@@ -85,25 +86,15 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def make_cluster(config: pytest.Config) -> Cluster:
-    target = config.getoption("--target")
     keep = config.getoption("--keep-cluster")
-    if target == "local":
-        from runtime.local.cluster import LocalCluster, load_config_file
-
-        path = config.getoption("--cluster-config")
-        cluster_cfg = load_config_file(path)
-        if path is None:
-            # Deploy the scenarios' app from the start: no redeploy before the first one.
-            cluster_cfg = cluster_cfg.with_(app=SCENARIO_APP)
-        return LocalCluster(cluster_cfg, owner_pid=None if keep else os.getpid())
-    from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
-
-    return KubeRayCluster(
-        KubeTargetConfig(
-            context=config.getoption("--kube-context"),
-            allowed_contexts=tuple(config.getoption("--allow-context")),
-            namespace=config.getoption("--namespace"),
-        )
+    return build_cluster(
+        config.getoption("--target"),
+        config_file=config.getoption("--cluster-config"),
+        owner_pid=None if keep else os.getpid(),
+        kube_context=config.getoption("--kube-context"),
+        allowed_contexts=tuple(config.getoption("--allow-context")),
+        namespace=config.getoption("--namespace"),
+        node_loss_hook=config.getoption("--node-loss-hook"),
     )
 
 

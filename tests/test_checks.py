@@ -382,3 +382,22 @@ def test_jsonl_tail_parses_each_line_once_and_waits_for_half_lines(tmp_path):
     with path.open("a") as fh:
         fh.write('}\n{"a": 3}\n')
     assert tail.read() == [{"a": 1}, {"a": 2}, {"a": 3}]
+
+
+def test_failure_span_counts_interleaved_errors():
+    from harness.checks import failure_span
+
+    df = requests_frame(syn.requests(0, 30, RATE, fail=lambda t: "5xx" if 10 <= t < 16 and int(t * 10) % 3 == 0 else None))
+    assert failure_span(df, 5.0) == pytest.approx(5.7)  # first failure at 10.2, last at 15.9
+    assert failure_span(df, 20.0) == 0.0
+
+
+def test_idle_proxies_may_go_with_a_node_loss():
+    before = syn.snapshot(0.0, [syn.replica(101, "head"), syn.replica(105, "worker-2")] + syn.BASE_SYSTEM)
+    after = syn.snapshot(9.0, [syn.replica(101, "head"), syn.replica(107, "worker-1")]
+                         + [syn.proxy(201, "head"), syn.proxy(250, "worker-1"), syn.controller(300)])
+    observed = churn(before, after)
+    assert observed["proxy"]["idle_before"] == [202]  # worker-1 had no replica
+    victims = [{"role": "proxy", "pid": 203}]
+    assert check_churn("proxy", "victims_or_idle", observed, victims).status == PASS
+    assert check_churn("proxy", "victims_left", observed, victims).status == FAIL

@@ -92,3 +92,18 @@ def test_catalogue_has_the_guides_failures_and_rejects_unknown_names():
         select(["nope"])
     assert "unknown scenario 'nope'" in str(err.value)
     assert [s.name for s in select(["all"])] == list(load_scenarios())
+
+
+def test_app_module_is_self_contained_and_agrees_with_the_harness():
+    import ast
+    from pathlib import Path
+
+    from runtime.app import serve_config
+
+    source = Path(serve_config.__file__).with_name("sleepy_pid.py").read_text()
+    tree = ast.parse(source)
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any(m and m.startswith("runtime") for m in imported)
+    consts = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+              for t in n.targets if isinstance(t, ast.Name) and t.id in ("HEALTH_ROUTE", "HEALTH_MODES")}
+    assert consts == {"HEALTH_ROUTE": serve_config.HEALTH_ROUTE, "HEALTH_MODES": serve_config.HEALTH_MODES}

@@ -15,7 +15,11 @@ import time
 from ray import serve
 from starlette.requests import Request
 
-from runtime.app.serve_config import HEALTH_MODES, HEALTH_ROUTE
+# Self-contained on purpose: the kind target ships this very file to the pods in
+# a ConfigMap, without the rest of the package.  runtime.app.serve_config holds
+# the same two constants for the harness (a test keeps them equal).
+HEALTH_ROUTE = "/-/chaos/health"
+HEALTH_MODES = ("ok", "raise", "hang")
 
 #: Seconds the constructor sleeps, as in the guide (a slow model load).
 CONSTRUCTOR_SLEEP_S = float(os.environ.get("SLEEPY_PID_CONSTRUCTOR_SLEEP_S", "10"))

@@ -1,0 +1,1 @@
+"""The Kubernetes target: kind + KubeRay (or any cluster the user allows)."""

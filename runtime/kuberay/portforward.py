@@ -1,0 +1,73 @@
+"""A local TCP endpoint that reaches one pod's port, like ``kubectl port-forward``.
+
+Built on the official client's port-forward stream.  Every accepted local
+connection opens its own stream (the load opens a new connection per
+request, as independent clients would); when the pod dies, connections fail,
+exactly as a port-forward to a deleted pod does.  Written by hand because the
+client offers the stream but no listener.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from typing import Any, Callable
+
+
+class PodPortForwarder:
+    def __init__(self, open_stream: Callable[[], Any], remote_port: int) -> None:
+        """``open_stream()`` returns a kubernetes ``PortForward`` for the pod and ``remote_port``."""
+        self.open_stream = open_stream
+        self.remote_port = remote_port
+        self.listener: socket.socket | None = None
+        self.stopped = threading.Event()
+
+    def start(self) -> int:
+        """Listen on 127.0.0.1 (ephemeral port); return that port."""
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        threading.Thread(target=self._accept, daemon=True, name="port-forward").start()
+        return self.listener.getsockname()[1]
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.listener is not None:
+            self.listener.close()
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        while not self.stopped.is_set():
+            try:
+                local, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pump, args=(local,), daemon=True).start()
+
+    def _pump(self, local: socket.socket) -> None:
+        try:
+            stream = self.open_stream()
+            remote = stream.socket(self.remote_port)
+        except Exception:  # noqa: BLE001 - the pod is gone or unreachable: refuse this connection
+            local.close()
+            return
+        try:
+            peers = {local: remote, remote: local}
+            while not self.stopped.is_set():
+                readable, _, _ = select.select(list(peers), [], [], 1.0)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peers[sock].sendall(data)
+        except OSError:
+            return
+        finally:
+            local.close()
+            try:
+                remote.close()
+                stream.close()
+            except Exception:  # noqa: BLE001 - best effort on a dying stream
+                pass
