@@ -325,8 +325,9 @@ def first_steady_state(
     """
     victims = victims or []
     snaps = [s for s in history.snapshots if s.t >= t_from]
-    reqs = history.judged_requests()
-    judged_until = history.judged_until()
+    gone = {f"pod:{v['name']}" for v in victims if v.get("role") == "pod"}
+    reqs = history.judged_requests(gone)
+    judged_until = history.judged_until(gone)
     if not history.requests.empty and judged_until == float("inf"):
         judged_until = float(history.requests["t"].max())
     last_t = snaps[-1].t if snaps else None

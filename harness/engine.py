@@ -226,9 +226,9 @@ class Engine:
         rng = random.Random(f"{seed}:{scenario.name}")
         run_id = f"{_now_id()}-{scenario.name}-{secrets.token_hex(2)}"
         run_dir = self.report_dir / run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
         self.prepare(scenario)
+        run_dir.mkdir(parents=True, exist_ok=True)
         settings = dict(self.cluster.settings())
         settings.update(health_check_settings(scenario.app.to_serve_config()))
         settings["ray_version"] = report.ray_version()
@@ -283,6 +283,7 @@ class Engine:
                 faults.append(record)
                 self._emit("injected", record=record)
                 t_rec, aborted = self._observe(scenario, phase, run_dir, prober, t_load_start, faults)
+                record.t_recovered_observed = t_rec
                 recovered_live.append(t_rec)
                 if aborted:
                     status_override, error = "aborted", aborted
@@ -493,6 +494,7 @@ def evaluate_phases(history: History, scenario: Scenario, phases: list[Phase]) -
         )
         t_from = record.t_heal if getattr(phase.fault, "duration_s", None) else None
         ev = evaluate(sliced, phase.slo, phase.expected_churn, scenario.hold_s,
+                      t_recovered=record.t_recovered_observed,
                       extra_checks=phase.extra_checks, recovery_from=t_from, extra_metrics=phase.extra_metrics,
                       verify=phase.fault.verify)
         if merged is None:

@@ -45,6 +45,10 @@ class FaultRecord:
     t_heal: float | None = None
     #: Which phase of the scenario injected it ("main" or a follow-up's name).
     phase: str = "main"
+    #: When the engine saw steady state again while observing (epoch s), from the
+    #: history as it was then -- kept so the verdict does not depend on what the
+    #: next fault did to requests still in flight.
+    t_recovered_observed: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,7 +134,7 @@ class History:
     def build(cls, request_records: list[dict[str, Any]], **kwargs: Any) -> "History":
         return cls(requests=requests_frame(request_records), **kwargs)
 
-    def judged_until(self) -> float:
+    def judged_until(self, exclude: frozenset[str] | set[str] = frozenset()) -> float:
         """Intended send time up to which every request's outcome is recorded (epoch s).
 
         Records are written when a request completes, so while load runs the
@@ -138,8 +142,11 @@ class History:
         number; nothing from its intended time on is judged yet.  A missing
         number older than the newest send minus the request timeout (and a 1 s
         margin) cannot be in flight any more: it was lost (the load process
-        died mid-request) and does not hold judging back.  ``inf`` when nothing
-        is pending (or there is no load at all).
+        died mid-request) and does not hold judging back.  Requests to the
+        endpoints in ``exclude`` (say, a port-forward to a deleted pod, whose
+        requests all hang until they time out) do not hold it back either: the
+        load sends to its endpoints in turn, so ``seq % endpoints`` names the
+        endpoint of a missing request.  ``inf`` when nothing is pending.
         """
         df = self.requests
         if df.empty or df["seq"].isna().all():
@@ -155,20 +162,32 @@ class History:
         interval = (t_hi - t_lo) / (hi - lo) if hi > lo else 0.0
         newest_send = float(known["t_sent"].max()) if known["t_sent"].notna().any() else t_hi
         horizon = newest_send - self.load_timeout_s - 1.0
+        skip = self._excluded_residues(known, exclude)
         for seq in range(lo, hi + 1):
-            if seq in present:
+            if seq in present or (skip and seq % skip[0] in skip[1]):
                 continue
             t_missing = t_lo + (seq - lo) * interval
             if t_missing > horizon:
                 return t_missing
         return float("inf")
 
-    def judged_requests(self) -> pd.DataFrame:
+    @staticmethod
+    def _excluded_residues(known: pd.DataFrame, exclude: frozenset[str] | set[str]) -> tuple[int, set[int]] | None:
+        """(number of endpoints, residues of the excluded ones) if every endpoint keeps one residue."""
+        if not exclude:
+            return None
+        n = int(known["endpoint"].nunique())
+        residues = known.groupby("endpoint")["seq"].agg(lambda s: frozenset((s.astype(int) % n).tolist()))
+        if n < 2 or any(len(r) != 1 for r in residues):
+            return None
+        return n, {next(iter(residues[e])) for e in exclude if e in residues.index}
+
+    def judged_requests(self, exclude: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
         """Requests sent before the earliest one whose outcome is not yet known."""
         df = self.requests
         if df.empty:
             return df
-        cut = self.judged_until()
+        cut = self.judged_until(exclude)
         if cut == float("inf"):
             return df
         return df[df["t"] < cut]

@@ -401,3 +401,41 @@ def test_idle_proxies_may_go_with_a_node_loss():
     victims = [{"role": "proxy", "pid": 203}]
     assert check_churn("proxy", "victims_or_idle", observed, victims).status == PASS
     assert check_churn("proxy", "victims_left", observed, victims).status == FAIL
+
+
+def test_requests_hanging_on_a_dead_endpoint_do_not_hold_judging_back():
+    # Two endpoints in turn (even seqs front, odd seqs pod:worker-1); worker-1's
+    # requests from t=10 on are still hanging (sends go on until t=12).
+    reqs = []
+    for i in range(240):
+        t = i * 0.05
+        ep = "front" if i % 2 == 0 else "pod:worker-1"
+        if ep == "pod:worker-1" and t >= 10:
+            continue
+        reqs.append({"seq": i, "t": t, "t_sent": t, "endpoint": ep, "ok": True, "error": None, "status": 200,
+                     "pid": 101, "pod": "head", "latency_ms": 1.0})
+    hist = syn.history(reqs, [], load_timeout_s=5.0)
+    assert hist.judged_until() == pytest.approx(10.05)
+    assert hist.judged_until({"pod:worker-1"}) == float("inf")
+    assert len(hist.judged_requests({"pod:worker-1"})) == len(reqs)
+
+
+def test_observed_recovery_survives_an_early_follow_up():
+    from harness.engine import evaluate_phases
+    from harness.faults import MassReplicaKill, ReplicaKill
+    from harness.scenario import Followup, Scenario
+
+    sc = Scenario(name="two", title="t", promise="p", fault=ReplicaKill(), slo=SLO(max_recovery_s=30.0),
+                  expected_churn={"replica": "victims"},
+                  followups=(Followup("again", MassReplicaKill(), SLO(), {"replica": "any"}),))
+    hist = replica_kill_history()
+    hist.faults.append(FaultRecord("all_replicas_kill", 37.0, 37.0, victims=[], phase="again"))
+    # Requests in flight when the follow-up hit are cut from the first slice, so the
+    # slice alone no longer holds a judged 3 s window after 33.5 ...
+    ev = evaluate_phases(hist, sc, sc.phases())
+    assert {c.name: c.status for c in ev.checks}["recovery_s"] == FAIL
+    # ... but the engine saw it while observing, from the history as it was then.
+    hist.faults[0].t_recovered_observed = 33.5
+    ev = evaluate_phases(hist, sc, sc.phases())
+    assert ev.metrics["recovery_s"] == pytest.approx(13.5)
+    assert {c.name: c.status for c in ev.checks}["recovery_s"] == PASS

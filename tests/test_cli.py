@@ -33,6 +33,13 @@ def home():
     (("up", "--workers", "99"), 1, "workers must be between 1 and 8"),
     (("up", "--isolation", "vm"), 1, "isolation must be auto, netns or loopback"),
     (("up", "--config", "/nonexistent.json"), 1, "cannot read cluster config /nonexistent.json"),
+    (("run", "all", "--repeat", "0"), 1, "--repeat 0 must be at least 1"),
+    (("run", "all", "--abort-below", "2"), 1, "--abort-below 2.0 must be an availability ratio"),
+    (("report", "/nonexistent/run"), 1, "/nonexistent/run does not exist"),
+    (("report", "/tmp"), 1, "/tmp is not a run directory"),
+    (("soak", "--duration", "-5"), 1, "soak duration must be > 0 seconds"),
+    (("soak", "--faults", "replica_failure,nope", "--dry-run"), 1, "unknown soak fault(s): nope"),
+    (("run", "all", "--target", "mars"), 1, "--target 'mars' is not a target"),
 ])
 def test_bad_input_is_one_line(args, code, words, home):
     proc = cli(*args, home=home)
@@ -70,3 +77,11 @@ def test_list_shows_promises():
                           timeout=120, env=dict(os.environ, COLUMNS="200"))
     assert proc.returncode == 0
     assert "replica_failure" in proc.stdout and "controller_failure" in proc.stdout
+
+
+def test_soak_dry_run_prints_a_seeded_sequence(home):
+    first = cli("soak", "--duration", "120", "--seed", "5", "--dry-run", home=home)
+    again = cli("soak", "--duration", "120", "--seed", "5", "--dry-run", home=home)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout
+    assert "stops injecting after 120 s" in first.stdout and "s after the previous recovery" in first.stdout
