@@ -72,11 +72,14 @@ def preflight(config: LocalClusterConfig) -> str:
             hint="stop whatever listens there, or pass --front-port with a free port",
         )
     if mode == "loopback":
-        for port in [config.serve_port + i for i in range(config.workers + 1)]:
+        # Without namespaces these bind on every address of the host.
+        wanted = {port: "a Serve proxy port" for port in [config.serve_port + i for i in range(config.workers + 1)]}
+        wanted[config.gcs_port] = "the GCS port"
+        for port, what in wanted.items():
             if not port_free("0.0.0.0", port):
                 raise EnvironmentProblem(
-                    f"port {port} (a Serve proxy port in loopback mode) is already in use",
-                    hint="free it, or pass --serve-port with a free range",
+                    f"port {port} ({what} in loopback isolation) is already in use",
+                    hint="free it, or use root for namespace isolation",
                 )
     return mode
 

@@ -133,6 +133,11 @@ class Supervisor:
         self.cgroup_base: Path | None = None
         self.pending_cgroup_removal: list[Path] = []
         self.gcs_ft = config.gcs_ft
+        # Without namespaces the GCS binds its port on every address, so Redis
+        # (same host, another 127.0.x.y) must not share it.
+        self.redis_port = config.redis_port
+        if mode == "loopback" and config.redis_port == config.gcs_port:
+            self.redis_port = config.redis_port + 1
         self.started_at = time.time()
         self.subnet: ipaddress.IPv4Network | None = None
         self.free_ips: list[str] = []
@@ -309,7 +314,7 @@ class Supervisor:
             data_dir.mkdir(exist_ok=True)
             conf = temp_dir / "redis.conf"
             conf.write_text(
-                f"bind {pod.ip}\nport {cfg.redis_port}\nprotected-mode no\n"
+                f"bind {pod.ip}\nport {self.redis_port}\nprotected-mode no\n"
                 f"requirepass {self.redis_password}\n"
                 # Persistent like a PVC-backed Redis, so a restarted Redis keeps
                 # the GCS tables (the point of the GCS-store-lost scenario).
@@ -347,7 +352,7 @@ class Supervisor:
                 *common,
             ]
             if self.gcs_ft:
-                env["RAY_REDIS_ADDRESS"] = f"{self.fixed_ips['redis']}:{cfg.redis_port}"
+                env["RAY_REDIS_ADDRESS"] = f"{self.fixed_ips['redis']}:{self.redis_port}"
                 env["RAY_external_storage_namespace"] = self.storage_namespace
                 cmd.append(f"--redis-password={self.redis_password}")
             return cmd, env
@@ -368,16 +373,13 @@ class Supervisor:
         return cmd, env
 
     def _allocate_ip(self, pod: Pod) -> str:
+        """Head and Redis keep their address (a Service); a new worker pod gets a new one."""
         if pod.role in self.fixed_ips:
             return self.fixed_ips[pod.role]
-        if self.mode == "loopback":
-            # One stable address per worker slot: without namespaces the address
-            # is all that tells pods apart.
-            return str(list(self.subnet.hosts())[19 + pod.slot_index])
         return self.free_ips.pop(0)
 
     def _release_ip(self, ip: str) -> None:
-        if self.mode == "netns" and ip and ip not in self.fixed_ips.values() and ip not in self.free_ips:
+        if ip and ip not in self.fixed_ips.values() and ip not in self.free_ips:
             self.free_ips.append(ip)
 
     def _start_pod(self, pod: Pod) -> None:
@@ -490,10 +492,12 @@ class Supervisor:
         namespace (nothing listening) gives that: peers get RST and retry, not
         silence, which would leave their SYNs backing off for a minute.
         """
-        if pod.net is not None and pod.ip not in self.fixed_ips.values():
+        if pod.ip in self.fixed_ips.values():
+            return
+        if pod.net is not None:
             netns.delete_pod_net(pod.net)
-            self._release_ip(pod.ip)
             pod.net = None
+        self._release_ip(pod.ip)
 
     def _begin_delete(self, pod: Pod, graceful: bool, grace_period_s: float, reason: str,
                       down_for_s: float | None = None) -> ActionRecord:
@@ -917,7 +921,7 @@ class Supervisor:
     def bring_up(self) -> None:
         redis = self.pods["redis"]
         self._start_pod(redis)
-        wait_tcp(redis.ip, self.config.redis_port, 20.0, "redis-server")
+        wait_tcp(redis.ip, self.redis_port, 20.0, "redis-server")
         self._start_pod(self.pods["head"])
         for pod in self.pods.values():
             if pod.role == "worker":
