@@ -337,6 +337,22 @@ class Engine:
             raise KeyboardInterrupt
         return result
 
+    def _abort_reason(self, history: History, fault: FaultRecord) -> str:
+        """Availability over the last ``window_s`` of *judged* requests (hung requests are
+        judged only when they time out) below the floor, for a full window after the fault."""
+        assert self.abort is not None
+        reqs = history.judged_requests()
+        if reqs.empty:
+            return ""
+        end = min(history.judged_until(), float(reqs["t"].max()))
+        if end - fault.t_inject < self.abort.window_s:
+            return ""
+        recent = availability(reqs, end - self.abort.window_s)
+        if recent is not None and recent < self.abort.min_availability:
+            return (f"aborted: availability {recent:.3f} below {self.abort.min_availability} "
+                    f"for {self.abort.window_s:.0f} s")
+        return ""
+
     def _wait(self, seconds: float, scenario: Scenario, run_dir: Path, prober: Prober, t_load_start: float,
               faults: list[FaultRecord]) -> None:
         """Let load run between faults, still ticking the live view once a second."""
@@ -453,11 +469,9 @@ class Engine:
             self._emit("tick", phase="observe", history=history, t_fault=fault.t_inject,
                        t_recovered=t_recovered, reason=reason)
             if self.abort is not None:
-                recent = availability(history.judged_requests(), now - self.abort.window_s)
-                if (now - fault.t_inject > self.abort.window_s and recent is not None
-                        and recent < self.abort.min_availability):
-                    return t_recovered, (f"aborted: availability {recent:.3f} below "
-                                         f"{self.abort.min_availability} for {self.abort.window_s:.0f} s")
+                aborted = self._abort_reason(history, fault)
+                if aborted:
+                    return t_recovered, aborted
             done_at = fault.t_inject + phase.min_observe_s
             if t_recovered is not None:
                 done_at = max(done_at, t_recovered + scenario.hold_s + scenario.after_recovery_s)

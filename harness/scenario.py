@@ -69,7 +69,7 @@ class Scenario:
     load: LoadSpec = field(default_factory=LoadSpec)
     app: SleepyPidConfig = SCENARIO_APP
     gcs_ft: bool = True
-    warmup_s: float = 3.0
+    warmup_s: float = 2.0
     hold_s: float = 3.0
     min_observe_s: float = 10.0
     deadline_s: float = 90.0

@@ -23,12 +23,14 @@ SOAK_FAULTS = (
     "replica_failure",
     "proxy_failure",
     "worker_pod_failure",
-    "health_check_raise_fast",
+    "health_check_raise_default",
     "network_partition",
     "gcs_store_lost",
     "worker_node_failure",
 )
 MAX_FAULTS = 200
+#: One app for every fault of a soak: the scenarios' app (Serve's default health checks).
+SOAK_APP = SCENARIO_APP
 
 
 def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_interval_s: float = 60.0,
@@ -42,6 +44,12 @@ def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_i
     unknown = [n for n in names if n not in catalogue]
     if unknown:
         raise ConfigError(f"unknown soak fault(s): {', '.join(unknown)}", hint=f"choose from: {', '.join(SOAK_FAULTS)}")
+    # Every fault keeps its scenario's SLOs, and those bounds follow from the
+    # health-check settings: a scenario that needs others cannot join the soak.
+    clash = [n for n in names if catalogue[n].app.effective_health_check() != SOAK_APP.effective_health_check()]
+    if clash:
+        raise ConfigError(f"soak fault(s) {', '.join(clash)} need other health-check settings than the soak's app",
+                          hint=f"choose from: {', '.join(SOAK_FAULTS)}")
     rng = random.Random(f"soak:{seed}")
     count = min(MAX_FAULTS, max(1, math.ceil(duration_s / max(min_interval_s, 1.0)) + 1))
     picks = [catalogue[rng.choice(names)] for _ in range(count)]
@@ -66,8 +74,7 @@ def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_i
         expected_churn=first.expected_churn,
         extra_checks=first.extra_checks,
         extra_metrics=first.extra_metrics,
-        # One app for all faults: spread 2 per node, fast health checks.
-        app=SCENARIO_APP.with_(health_check_period_s=1.0, health_check_timeout_s=2.0),
+        app=SOAK_APP,
         load=LoadSpec(rate=rate, endpoints=("front", "pod:head", "pods:worker")),
         followups=tuple(followups),
         known_broken=known,

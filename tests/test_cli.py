@@ -39,6 +39,7 @@ def home():
     (("report", "/tmp"), 1, "/tmp is not a run directory"),
     (("soak", "--duration", "-5"), 1, "soak duration must be > 0 seconds"),
     (("soak", "--faults", "replica_failure,nope", "--dry-run"), 1, "unknown soak fault(s): nope"),
+    (("soak", "--faults", "health_check_raise_fast", "--dry-run"), 1, "need other health-check settings"),
     (("run", "all", "--target", "mars"), 1, "--target 'mars' is not a target"),
 ])
 def test_bad_input_is_one_line(args, code, words, home):
