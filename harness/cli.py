@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.interrupts import interrupt_on_stop_signals
 from runtime.errors import ConfigError, ServeChaosError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -584,6 +585,7 @@ def _kuberay_installed(context: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user mistakes end in one line on stderr and a non-zero exit, never a traceback."""
     command = typer.main.get_command(app)
+    interrupt_on_stop_signals()
     try:
         # Without standalone mode, click returns (not raises) the code of a typer.Exit.
         code = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="serve-chaos",

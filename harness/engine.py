@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import random
 import secrets
-import signal
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -22,6 +20,7 @@ from harness import report
 from harness.checks import FAIL, CheckResult, Evaluation, availability, evaluate, first_steady_state
 from harness.faults import FaultPlan
 from harness.history import REQUESTS_FILE, SNAPSHOTS_FILE, FaultRecord, History, JsonlTail, read_jsonl, requests_frame
+from harness.interrupts import DeferredInterrupt
 from harness.load import LoadGenerator, resolve_endpoints
 from harness.observe import Prober, Snapshot
 from harness.scenario import Phase, Scenario
@@ -109,29 +108,6 @@ def _strip_health(config: dict[str, Any]) -> dict[str, Any]:
             dep.pop("health_check_period_s", None)
             dep.pop("health_check_timeout_s", None)
     return out
-
-
-class DeferredInterrupt:
-    """Hold Ctrl-C while healing: a second Ctrl-C must not leave the cluster broken.
-
-    Only the main thread receives signals; elsewhere this does nothing.
-    """
-
-    def __init__(self) -> None:
-        self.interrupted = False
-        self._old: Any = None
-
-    def __enter__(self) -> "DeferredInterrupt":
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._note)
-        return self
-
-    def _note(self, *_args: Any) -> None:
-        self.interrupted = True
-
-    def __exit__(self, *_exc: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
 
 
 def _now_id() -> str:

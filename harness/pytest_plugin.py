@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import pytest
 
 from harness.engine import Engine, RunResult, ScenarioSkipped
+from harness.interrupts import interrupt_on_stop_signals
 from harness.scenario import Scenario
 from harness.targets import TARGETS, build_cluster
 from runtime.cluster import Cluster
@@ -102,6 +103,8 @@ def make_cluster(config: pytest.Config) -> Cluster:
 def chaos_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """The cluster under test, brought up once per session (or reused with --keep-cluster)."""
     keep = request.config.getoption("--keep-cluster")
+    # A CI timeout's SIGTERM then heals the fault in effect and tears down like Ctrl-C.
+    interrupt_on_stop_signals()
     try:
         cluster = make_cluster(request.config)
         cluster.up()
