@@ -28,10 +28,16 @@ CHILD = textwrap.dedent("""
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
 def test_stop_signal_is_held_while_healing_then_interrupts(sig):
-    # SIGINT starts ignored, as in a background job of a non-interactive shell.
+    def start_like_a_background_job() -> None:
+        # SIGINT ignored, as a background job of a non-interactive shell inherits it;
+        # the others at their defaults (a harness under nohup keeps SIGHUP ignored).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, sig], capture_output=True, text=True, timeout=30,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        preexec_fn=start_like_a_background_job,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     assert proc.stdout.split("\n")[:2] == ["healed True", "interrupted"], proc.stdout + proc.stderr
