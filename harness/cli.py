@@ -19,8 +19,11 @@ from runtime.errors import ConfigError, ServeChaosError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Chaos experiments for Ray Serve end-to-end fault tolerance.")
-console = Console()
-err_console = Console(stderr=True)
+# Rich assumes 80 columns when output is not a terminal, which truncates the verdict
+# table in CI logs and files; a log has no width, so give it room unless COLUMNS says.
+_LOG_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+console = Console(width=_LOG_WIDTH)
+err_console = Console(stderr=True, width=_LOG_WIDTH)
 
 
 # ---------------------------------------------------------------------- cluster config

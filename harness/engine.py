@@ -268,7 +268,7 @@ class Engine:
                     break  # a follow-up only means something after a recovery
         except KeyboardInterrupt:
             status_override = "interrupted"
-            error = "interrupted (Ctrl-C); the cluster was healed"
+            error = "interrupted (Ctrl-C or SIGTERM); the cluster was healed"
             raise
         except ServeChaosError as err:
             error = err.one_line()
@@ -292,7 +292,7 @@ class Engine:
                     error = error or f"cluster did not return to steady state after healing: {err.what}"
             if deferred.interrupted and not status_override:
                 status_override = "interrupted"
-                error = error or "interrupted (Ctrl-C) while healing; healing completed"
+                error = error or "interrupted (Ctrl-C or SIGTERM) while healing; healing completed"
             prober.stop()
             events = self._events(events_since)
             history = self._history(run_dir, prober, t_load_start, t_load_stop, scenario, faults, events)
