@@ -29,19 +29,11 @@ class Phase:
 
 
 @dataclass(frozen=True)
-class Followup:
+class Followup(Phase):
     """A fault injected after the scenario's fault recovered, to prove the cluster
     still heals (e.g. replicas after the Serve controller was replaced)."""
 
-    name: str
-    fault: Fault
-    slo: SLO
-    expected_churn: dict[str, str]
-    extra_checks: tuple[ExtraCheck, ...] = ()
-    min_observe_s: float = 10.0
     deadline_s: float = 60.0
-    extra_metrics: tuple[ExtraMetric, ...] = ()
-    delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -115,8 +107,7 @@ class Scenario:
     def phases(self) -> list[Phase]:
         main = Phase("main", self.fault, self.slo, self.expected_churn, self.extra_checks,
                      self.min_observe_s, self.deadline_s, self.extra_metrics)
-        return [main] + [Phase(f.name, f.fault, f.slo, f.expected_churn, f.extra_checks,
-                               f.min_observe_s, f.deadline_s, f.extra_metrics, f.delay_s) for f in self.followups]
+        return [main, *self.followups]
 
     def describe(self) -> dict[str, Any]:
         return {
