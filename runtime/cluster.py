@@ -12,14 +12,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 POD_ROLES = ("head", "worker", "redis")
+#: Load endpoint prefix for "the current pod of this role" (follows a recreated head).
+ROLE_ENDPOINT = "role:"
 
 
 @dataclass(frozen=True)
 class PodInfo:
     """One pod incarnation as the cluster sees it now.
 
-    ``uid`` changes with every incarnation (like a Kubernetes pod UID);
-    ``restarts`` counts incarnations after the first one of this pod name.
+    ``uid`` changes when the pod is recreated (a Kubernetes pod UID);
+    ``restarts`` counts container restarts in place (same UID, as the kubelet
+    restarts a crashed container).  ``incarnation`` tells them all apart.
     """
 
     name: str
@@ -34,8 +37,17 @@ class PodInfo:
     started_at: float | None = None
     partitioned: bool = False
 
+    @property
+    def incarnation(self) -> str:
+        return incarnation(self.uid, self.restarts)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def incarnation(uid: str, restarts: int | None) -> str:
+    """One life of a pod: a new UID (recreated) or a restart in place (same UID) starts a new one."""
+    return f"{uid}#{restarts or 0}"
 
 
 @dataclass(frozen=True)
@@ -57,12 +69,15 @@ class Endpoints:
 
     ``front_door`` is the stable, load-balanced Serve address (a Kubernetes
     Service analogue); ``pods`` maps a pod name to its own Serve proxy address
-    (like ``kubectl port-forward`` to that pod).
+    (like ``kubectl port-forward`` to that pod); ``roles`` maps a role to an
+    address that always reaches the *current* pod of that role (the head on
+    KubeRay gets a new name when it is recreated).
     """
 
     front_door: str
     dashboard: str
     pods: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,8 @@ class Capabilities:
     kill_redis: bool = False
     switch_gcs_ft: bool = False
     direct_pod_endpoints: bool = True
+    #: How long (s) the target may need to settle after a restart of its Ray cluster.
+    ready_timeout_s: float = 120.0
     reasons: dict[str, str] = field(default_factory=dict)
 
     def why_not(self, capability: str) -> str:
@@ -96,17 +113,49 @@ class ActionRecord:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ClusterStatus:
+    """A point-in-time description of a cluster for people (``serve-chaos status``).
+
+    ``mode`` is how pods are isolated (netns / loopback) or the kube context.
+    """
+
+    target: str
+    label: str
+    mode: str
+    gcs_ft: bool
+    front_door: str
+    dashboard: str
+    pods: tuple[PodInfo, ...]
+    nodes: tuple[NodeInfo, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @runtime_checkable
 class Cluster(Protocol):
-    """Operations the engine may use.  Every method may raise ``ServeChaosError``."""
+    """Operations the engine may use.  Every method may raise ``ServeChaosError``.
+
+    ``name`` is the target (``local``, ``kind``, ``kube``); ``label`` names this
+    cluster instance (a run label locally, the context on Kubernetes) and marks
+    the processes the harness starts for it; ``created`` says whether this
+    object created the cluster (only then may ``down`` remove it).
+    """
 
     name: str
+    label: str | None
+    created: bool
 
     @property
     def capabilities(self) -> Capabilities: ...
 
     def up(self) -> None:
         """Create the cluster (or attach to one this tool already runs)."""
+
+    def attach(self) -> bool:
+        """Find a running cluster of this tool; True when there is one (nothing is created)."""
 
     def down(self) -> None:
         """Remove everything this tool created for the cluster."""
@@ -127,14 +176,23 @@ class Cluster(Protocol):
         """Make ``config`` the desired Serve config and apply it now; ``replace`` deletes
         the apps first and deploys afresh (setup between scenarios, not a measured rollout)."""
 
-    def kill_pod(self, pod: str, graceful: bool = True, grace_period_s: float = 30.0) -> ActionRecord:
-        """Delete a pod like ``kubectl delete pod`` (graceful) or SIGKILL it (not graceful)."""
+    def status(self) -> ClusterStatus:
+        """What ``serve-chaos status`` shows: pods, nodes, GCS FT and addresses."""
+
+    def kill_pod(self, pod: str, graceful: bool = True, grace_period_s: float = 30.0,
+                 down_for_s: float | None = None) -> ActionRecord:
+        """Delete a pod like ``kubectl delete pod`` (graceful) or SIGKILL it (not graceful).
+
+        ``down_for_s`` (Redis only): keep it away that long (s) before it may return."""
 
     def kill_node(self, node: str, replacement_delay_s: float = 10.0) -> ActionRecord:
         """Lose a node abruptly: cut its network, SIGKILL its pods, replace it after a delay."""
 
     def partition_pod(self, pod: str) -> ActionRecord:
         """Silently drop every packet to and from a pod (its processes keep running)."""
+
+    def unpartition_pod(self, pod: str) -> ActionRecord:
+        """Lift a partition made by ``partition_pod``."""
 
     def kill_actor(self, actor_name: str | list[str], namespace: str, no_restart: bool,
                    ignore_missing: bool = False) -> ActionRecord:
@@ -150,5 +208,8 @@ class Cluster(Protocol):
     def events(self, since: float = 0.0) -> list[dict[str, Any]]:
         """What the operator side did (pod starts, crashes, config re-applies) since ``since``."""
 
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        """Block until every pod is Running and Ready and the Serve app is RUNNING."""
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        """Block until every pod is Running and Ready and the Serve app is RUNNING.
+
+        ``timeout_s`` None: the target's own default (a new RayCluster on Kubernetes
+        takes minutes where a local pod takes seconds)."""

@@ -1,56 +1,100 @@
-"""The Kubernetes target without a cluster: manifests against the KubeRay v1.7.0 CRDs,
-safety rules, victim selection and the requests KubeRayCluster sends.
+"""The Kubernetes target without a cluster: manifests against Kubernetes' and KubeRay's own
+schemas, and ``KubeRayCluster`` against a model of what KubeRay v1.7.0 really creates
+(``tests/kuberay_fake.py`` cites the upstream file behind each behaviour).
 
-The kind target itself is exercised on kind by .github/workflows/kind-chaos.yml.
+What only a real kind cluster can show is exercised by .github/workflows/kind-chaos.yml.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 import yaml
 
-from harness.faults import NodeLoss, PodKill
+from harness.catalog import load_scenarios
+from harness.checks import check_churn, churn, valid_churn_kind
+from harness.faults import FaultNotApplicable, NodeLoss, PodKill
+from harness.load import resolve_endpoints
 from harness.observe import Snapshot
-from runtime.errors import ConfigError, ServeChaosError
+from runtime.cluster import POD_ROLES
+from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
 from runtime.kuberay import manifests, safety
+from runtime.kuberay.api import KubeApi
 from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
 from runtime.kuberay.manifests import KubeRayConfig
-from tests.kube_fake import FakeKube, pod
+from tests.kuberay_fake import FakeApiClient, FakeKubeRay, Store, selects
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "shared" / "kuberay"
-needs_crds = pytest.mark.skipif(not (CRD_DIR / "ray.io_rayservices.yaml").exists(),
-                                reason=f"KubeRay CRDs not found at {CRD_DIR} (only our CI machines have them)")
+#: The Kubernetes version of kind's node image the target is written for (runtime/kuberay/kind.py).
+KUBE_VERSION = "1.35.0"
 PASSWORD = "s3cret-pw-4c0ffee"
 
 
-def rendered(mode: str = "options") -> list[dict]:
-    return manifests.render(KubeRayConfig(gcs_ft=mode), PASSWORD)
+def rendered(mode: str = "options", active: str | None = None) -> list[dict]:
+    return manifests.render(KubeRayConfig(gcs_ft=mode), PASSWORD, active_cluster=active)
 
 
-# ---------------------------------------------------------------------- manifests
-@needs_crds
+def crd_dir() -> Path:
+    """The KubeRay v1.7.0 CRDs: a missing copy fails the test, it never skips it."""
+    assert (CRD_DIR / "ray.io_rayservices.yaml").exists(), f"KubeRay v1.7.0 CRDs not found at {CRD_DIR}"
+    return CRD_DIR
+
+
+# ---------------------------------------------------------------------- manifests against schemas
 @pytest.mark.parametrize("mode", ["options", "legacy", "off"])
 def test_rayservice_is_valid_against_the_v1_7_crd(mode):
     from runtime.kuberay import schema
 
     (rs,) = [o for o in rendered(mode) if o["kind"] == "RayService"]
-    assert schema.errors(rs, CRD_DIR) == []
-    # the embedded cluster spec is a valid RayCluster spec too
+    assert schema.errors(rs, crd_dir()) == []
     rc = {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": "x"},
           "spec": rs["spec"]["rayClusterConfig"]}
-    assert schema.errors(rc, CRD_DIR) == []
+    assert schema.errors(rc, crd_dir()) == []
 
 
-@needs_crds
 def test_schema_check_is_strict_about_unknown_fields():
     from runtime.kuberay import schema
 
     (rs,) = [o for o in rendered() if o["kind"] == "RayService"]
     rs["spec"]["rayClusterConfig"]["gcsFaultTolerance"] = {}
-    assert any("gcsFaultTolerance" in e for e in schema.errors(rs, CRD_DIR))
+    assert any("gcsFaultTolerance" in e for e in schema.errors(rs, crd_dir()))
+
+
+def builtin_objects(mode: str) -> list[dict]:
+    """Every built-in object we send, including those embedded in the RayService."""
+    objects = [o for o in rendered(mode, active="serve-chaos-abcde") if o["kind"] != "RayService"]
+    (rs,) = [o for o in rendered(mode) if o["kind"] == "RayService"]
+    cluster = rs["spec"]["rayClusterConfig"]
+    for i, template in enumerate([cluster["headGroupSpec"]["template"]]
+                                 + [g["template"] for g in cluster["workerGroupSpecs"]]):
+        objects.append({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": f"t{i}"},
+                        "template": template})
+    objects.append({"apiVersion": "v1", "kind": "Service", **rs["spec"]["serveService"]})
+    return objects
+
+
+@pytest.mark.parametrize("mode", ["options", "legacy", "off"])
+def test_builtin_objects_are_valid_for_kinds_kubernetes(mode):
+    import kubernetes_validate
+
+    for obj in builtin_objects(mode):
+        kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+
+
+def test_builtin_validation_is_strict():
+    import kubernetes_validate
+    from kubernetes_validate.utils import ValidationError
+
+    (svc,) = [o for o in rendered() if o["kind"] == "Service" and o["metadata"]["name"].endswith("redis")]
+    svc["spec"]["selectr"] = {}
+    with pytest.raises(ValidationError):
+        kubernetes_validate.validate(svc, KUBE_VERSION, strict=True)
 
 
 def test_gcs_ft_forms():
@@ -59,9 +103,12 @@ def test_gcs_ft_forms():
     assert opts["redisAddress"] == "serve-chaos-redis.serve-chaos.svc.cluster.local:6379"
     assert opts["redisPassword"] == {"valueFrom": {"secretKeyRef": {"name": "serve-chaos-redis-password",
                                                                     "key": "password"}}}
+    # A fixed storage namespace would make a new RayCluster resurrect the old one's state.
+    assert "externalStorageNamespace" not in opts
     assert "redis-password" not in rs["options"]["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]
     legacy = rs["legacy"]
-    assert legacy["metadata"]["annotations"] == {"ray.io/ft-enabled": "true"}
+    assert legacy["metadata"]["annotations"]["ray.io/ft-enabled"] == "true"
+    assert "ray.io/ft-enabled" not in rs["options"]["metadata"]["annotations"]
     head_env = legacy["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "RAY_REDIS_ADDRESS", "value": opts["redisAddress"]} in head_env
     assert "gcsFaultToleranceOptions" not in legacy["spec"]["rayClusterConfig"]
@@ -69,24 +116,52 @@ def test_gcs_ft_forms():
     assert "gcsFaultToleranceOptions" not in off and not any(o["kind"] == "Deployment" for o in rendered("off"))
 
 
-def test_worker_prestop_app_and_placement():
+def test_redis_keeps_its_data_on_a_volume():
+    objs = {(o["kind"], o["metadata"]["name"]): o for o in rendered()}
+    deploy = objs[("Deployment", "serve-chaos-redis")]
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deploy["spec"]["template"]["spec"]
+    claim = next(v for v in pod["volumes"] if v["name"] == "data")["persistentVolumeClaim"]["claimName"]
+    pvc = objs[("PersistentVolumeClaim", claim)]
+    assert pvc["spec"]["storageClassName"] == "standard"
+    assert {"name": "data", "mountPath": "/data"} in pod["containers"][0]["volumeMounts"]
+    conf = objs[("ConfigMap", "serve-chaos-redis-config")]["data"]["redis.conf"]
+    assert "appendonly yes" in conf and "dir /data" in conf
+
+
+def test_placement_keeps_head_and_redis_off_worker_nodes_and_fits_small_nodes():
     rs = next(o for o in rendered() if o["kind"] == "RayService")
-    worker = rs["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
+    cluster = rs["spec"]["rayClusterConfig"]
+    worker = cluster["workerGroupSpecs"][0]
     container = worker["template"]["spec"]["containers"][0]
     assert container["lifecycle"] == {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}}
     assert worker["template"]["spec"]["nodeSelector"] == {"serve-chaos/role": "worker"}
-    head = rs["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]
+    head = cluster["headGroupSpec"]["template"]["spec"]
     assert head["nodeSelector"] == {"serve-chaos/role": "head"}
-    serve = yaml.safe_load(rs["spec"]["serveConfigV2"])
-    (app,) = serve["applications"]
-    assert app["import_path"] == "runtime.app.sleepy_pid:app" and app["deployments"][0]["num_replicas"] == 6
-    cm = next(o for o in rendered() if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "serve-chaos-app")
-    assert "class SleepyPid" in cm["data"]["sleepy_pid.py"]
+    redis = next(o for o in rendered() if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert redis["nodeSelector"] == {"serve-chaos/role": "head"}
+    # A kind node offers the host's cores; a 2-vCPU runner cannot schedule a 2-CPU request.
+    for spec in (head, worker["template"]["spec"]):
+        request = spec["containers"][0]["resources"]["requests"]["cpu"]
+        assert request.endswith("m") and int(request[:-1]) < 1000
     kind_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "kind-config.yaml").read_text())
     roles = [n.get("labels", {}).get("serve-chaos/role") for n in kind_cfg["nodes"] if n["role"] == "worker"]
     assert roles == ["head", "worker", "worker"]
     ports = {m["containerPort"] for m in kind_cfg["nodes"][0]["extraPortMappings"]}
     assert ports == {manifests.SERVE_NODE_PORT, manifests.DASHBOARD_NODE_PORT}
+
+
+def test_serve_service_is_kuberays_with_our_node_port():
+    rs = next(o for o in rendered() if o["kind"] == "RayService")
+    svc = rs["spec"]["serveService"]
+    (port,) = svc["spec"]["ports"]
+    head_ports = rs["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]
+    # KubeRay keeps a user port whose name matches a head container port named "serve".
+    assert port["name"] == "serve" and {"containerPort": 8000, "name": "serve"} in head_ports
+    assert svc["spec"]["type"] == "NodePort" and port["nodePort"] == manifests.SERVE_NODE_PORT
+    assert "selector" not in svc["spec"]  # KubeRay sets it to the active cluster
+    # No Service of our own for Serve: its selector would not follow an upgrade.
+    assert not any(o["kind"] == "Service" and "ray.io/serve" in o["spec"].get("selector", {}) for o in rendered())
 
 
 def test_every_object_is_labelled_ours():
@@ -121,12 +196,44 @@ def test_foreign_namespace_is_refused():
         safety.check_namespace({"metadata": {"labels": {}}}, "default")
 
 
-def test_cluster_refuses_a_non_kind_context():
-    with pytest.raises(ConfigError):
-        KubeRayCluster(KubeTargetConfig(), api_client=FakeKube(), context_name="arn:aws:eks:prod")
+# ---------------------------------------------------------------------- a dashboard and Serve endpoint
+class FakeServe:
+    """Real HTTP on loopback answering as the Ray dashboard and the Serve endpoint would."""
+
+    def __init__(self, details: Callable[[], dict[str, Any]]) -> None:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                body = json.dumps(fake.details()).encode() if self.path.startswith("/api/serve") else b"1234"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.details = details
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
-# ---------------------------------------------------------------------- what the client sends
+def serve_details(config: dict[str, Any]) -> dict[str, Any]:
+    """What ``GET /api/serve/applications/`` answers when ``config`` is deployed and RUNNING."""
+    apps = {}
+    for app in config["applications"]:
+        deployments = {d["name"]: {"replicas": [{"state": "RUNNING"}] * d.get("num_replicas", 1)}
+                       for d in app["deployments"]}
+        apps[app["name"]] = {"status": "RUNNING", "deployed_app_config": app, "deployments": deployments}
+    return {"applications": apps, "controller_info": {"actor_id": "c"}}
+
+
 class FakeCli:
     def __init__(self):
         self.calls = []
@@ -141,114 +248,419 @@ class FakeCli:
         self.calls.append(("start", node))
 
 
+class Kube:
+    """A KubeRayCluster on the fake API, the fake operator, and a fake dashboard."""
+
+    def __init__(self) -> None:
+        self.store = Store()
+        self.operator = FakeKubeRay(self.store)
+        self.cli = FakeCli()
+        self.deployed: dict[str, Any] | None = None
+        self.serve = FakeServe(lambda: serve_details(self.deployed or {"applications": []}))
+        target = KubeTargetConfig(serve_host_port=self.serve.port, dashboard_host_port=self.serve.port)
+        self.cluster = KubeRayCluster(target, api=KubeApi(lambda: FakeApiClient(self.store)),
+                                      context_name="kind-serve-chaos", cli=self.cli)
+
+    def bring_up(self) -> str:
+        """Apply, let the operator and the kubelet do their work; returns the active cluster."""
+        self.cluster.apply(self.cluster.manifests())
+        self.operator.reconcile()
+        cluster = self.serving()
+        self.operator.run_pods(cluster)
+        self.operator.proxy_healthy(cluster)
+        self.operator.reconcile()
+        self.deployed = self.cluster.serve_config()
+        return cluster
+
+    def serving(self) -> str:
+        return self.cluster.state().serving_cluster
+
+    def close(self) -> None:
+        self.cluster._stop_forwarders()
+        self.serve.close()
+
+
 @pytest.fixture
 def kube():
-    api = FakeKube()
-    api.pods = {"h": pod("h", "head", node="kind-worker"), "w1": pod("w1", "worker", node="kind-worker2"),
-                "r": pod("r", "redis", node="kind-worker3"),
-                "stranger": pod("stranger", "worker", labels={"app": "theirs"})}
-    cli = FakeCli()
-    cluster = KubeRayCluster(KubeTargetConfig(), api_client=api, context_name="kind-serve-chaos", cli=cli)
-    return api, cluster, cli
+    k = Kube()
+    yield k
+    k.close()
 
 
-def test_pods_are_listed_by_our_labels(kube):
-    api, cluster, _ = kube
-    pods = {p.name: p for p in cluster.pods()}
-    call = api.calls[-1]
-    assert call["method"] == "GET" and call["path"] == "/api/v1/namespaces/serve-chaos/pods"
-    assert call["query"]["labelSelector"] == ["app.kubernetes.io/managed-by=serve-chaos,"
-                                              "app.kubernetes.io/part-of=serve-chaos"]
-    assert pods["h"].role == "head" and pods["w1"].role == "worker" and pods["r"].role == "redis"
-    assert pods["w1"].node == "kind-worker2" and pods["w1"].ready and pods["w1"].restarts == 1
+def test_cluster_refuses_a_non_kind_context():
+    store = Store()
+    with pytest.raises(ConfigError):
+        KubeRayCluster(KubeTargetConfig(), api=KubeApi(lambda: FakeApiClient(store)), context_name="arn:aws:eks:prod")
 
 
+# ---------------------------------------------------------------------- services reach the pods they must
+def test_every_service_selector_is_a_subset_of_the_labels_of_the_pods_it_must_reach(kube):
+    active = kube.bring_up()
+    assert kube.cluster.readiness_problem() is None  # pins the dashboard on the active cluster
+    pods = kube.operator.pods()
+    by_role = {role: [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == role]
+               for role in ("head", "worker")}
+    redis_pods = [p for p in pods if p["metadata"]["labels"].get("serve-chaos/component") == "redis"]
+    must_reach = {
+        "serve-chaos-serve-svc": by_role["head"] + by_role["worker"],
+        "serve-chaos-dashboard-nodeport": by_role["head"],
+        "serve-chaos-redis": redis_pods,
+        "serve-chaos-head-svc": by_role["head"],
+    }
+    services = {s["metadata"]["name"]: s for s in kube.store.list("Service", "serve-chaos")}
+    for name, targets in must_reach.items():
+        selector = services[name]["spec"]["selector"]
+        assert targets, name
+        for pod in targets:
+            assert selects(selector, pod["metadata"]["labels"]), (name, selector, pod["metadata"]["labels"])
+        reached = {p["metadata"]["name"] for p in pods if selects(selector, p["metadata"]["labels"])}
+        assert reached == {p["metadata"]["name"] for p in targets}, name
+    assert services["serve-chaos-serve-svc"]["spec"]["selector"]["ray.io/cluster"] == active
+    assert services["serve-chaos-serve-svc"]["spec"]["type"] == "NodePort"
+    # The selector of the NodePort Services before this fix: labels KubeRay never puts on pods.
+    old = {"ray.io/originated-from-crd": "RayService", "ray.io/originated-from-cr-name": "serve-chaos"}
+    assert not any(selects(old, p["metadata"]["labels"]) for p in pods)
+
+
+def test_head_leaves_the_serve_service_until_its_proxy_is_healthy(kube):
+    kube.cluster.apply(kube.cluster.manifests())
+    kube.operator.reconcile()
+    cluster = kube.serving()
+    kube.operator.run_pods(cluster)
+    kube.operator.reconcile()
+    head = next(p for p in kube.operator.pods(cluster) if p["metadata"]["labels"]["ray.io/node-type"] == "head")
+    assert head["metadata"]["labels"]["ray.io/serve"] == "false"
+    assert kube.cluster.readiness_problem() is not None
+
+
+# ---------------------------------------------------------------------- readiness and upgrades
+def test_readiness_walks_through_an_upgrade(kube):
+    old = kube.bring_up()
+    assert kube.cluster.readiness_problem() is None
+    kube.operator.lag = True
+    kube.cluster.set_gcs_ft(False)
+    assert "not reconciled" in kube.cluster.readiness_problem()
+    kube.operator.lag = False
+    kube.operator.reconcile()
+    problem = kube.cluster.readiness_problem()
+    assert "upgrade is under way" in problem
+    new = kube.cluster.state().pending
+    assert new and new != old
+    # While upgrading, the cluster under test is still the active one: no victim in the new one.
+    assert {p.name for p in kube.cluster.pods() if p.role != "redis"} <= \
+        {p["metadata"]["name"] for p in kube.operator.pods(old)}
+    kube.operator.run_pods(new)
+    kube.operator.proxy_healthy(new)
+    kube.operator.reconcile()
+    assert kube.cluster.state().active == new and kube.cluster.state().pending is None
+    assert kube.cluster.readiness_problem() is None
+    assert {p.name for p in kube.cluster.pods() if p.role != "redis"} == \
+        {p["metadata"]["name"] for p in kube.operator.pods(new)}
+    # The old cluster lives on for 60 s; its pods are never ours to judge.
+    assert kube.operator.pods(old)
+    dashboard = kube.store.get("Service", "serve-chaos", "serve-chaos-dashboard-nodeport")
+    assert dashboard["spec"]["selector"]["ray.io/cluster"] == new
+    # The operator deleted the old (GCS-FT) cluster; its Redis cleanup pod copies the head's labels.
+    kube.operator.now += 61
+    kube.operator.reconcile()
+    cleanup = [p for p in kube.operator.pods() if p["metadata"]["labels"].get("ray.io/node-type") == "redis-cleanup"]
+    assert cleanup and cleanup[0]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "serve-chaos"
+    assert all(p.role != "redis-cleanup" and p.name != cleanup[0]["metadata"]["name"] for p in kube.cluster.pods())
+    assert kube.cluster.readiness_problem() is None
+
+
+def test_the_deployed_serve_config_must_be_the_desired_one(kube):
+    kube.bring_up()
+    kube.deployed = kube.cluster.ray.app.with_(num_replicas=3).to_serve_config()
+    assert "not deployed as configured" in kube.cluster.readiness_problem()
+
+
+def test_apply_removes_a_field_we_stop_sending(kube):
+    kube.cluster.ray = kube.cluster.ray.__class__(**{**kube.cluster.ray.__dict__, "gcs_ft": "legacy"})
+    kube.bring_up()
+    rs = kube.store.get("RayService", "serve-chaos", "serve-chaos")
+    assert rs["metadata"]["annotations"]["ray.io/ft-enabled"] == "true"
+    kube.cluster.set_gcs_ft(True)  # -> gcsFaultToleranceOptions
+    rs = kube.store.get("RayService", "serve-chaos", "serve-chaos")
+    assert "ray.io/ft-enabled" not in rs["metadata"]["annotations"]
+    assert rs["spec"]["rayClusterConfig"]["gcsFaultToleranceOptions"]
+    patches = [c for c in kube.store.calls if c["method"] == "PATCH"]
+    assert patches and all(c["headers"]["Content-Type"] == "application/apply-patch+yaml" for c in patches)
+    assert all(c["query"]["fieldManager"] == ["serve-chaos"] and c["query"]["force"] == ["true"] for c in patches)
+
+
+# ---------------------------------------------------------------------- roles, not names
+def test_a_recreated_head_is_still_the_head(kube):
+    kube.bring_up()
+    (head,) = [p for p in kube.cluster.pods() if p.role == "head"]
+    assert head.name.startswith(f"{kube.serving()}-head-")
+    kube.cluster.kill_pod(head.name)
+    kube.operator.reconcile()
+    (new_head,) = [p for p in kube.cluster.pods() if p.role == "head"]
+    assert new_head.name != head.name and new_head.name.startswith(f"{kube.serving()}-head-")
+    workers = [p.name for p in kube.cluster.pods() if p.role == "worker"]
+    assert all(w.startswith(f"{kube.serving()}-workers-worker-") for w in workers)
+
+
+def test_a_container_restart_in_place_is_a_new_incarnation(kube):
+    kube.bring_up()
+    worker = next(p for p in kube.cluster.pods() if p.role == "worker")
+    before = Snapshot(t=0.0, pods_ok=True, pods=[p.to_dict() for p in kube.cluster.pods()], actors_ok=True,
+                      serve_ok=True)
+    kube.operator.restart_container(worker.name)
+    again = next(p for p in kube.cluster.pods() if p.name == worker.name)
+    assert again.uid == worker.uid and again.restarts == worker.restarts + 1
+    assert again.incarnation != worker.incarnation
+    after = Snapshot(t=1.0, pods_ok=True, pods=[p.to_dict() for p in kube.cluster.pods()], actors_ok=True,
+                     serve_ok=True)
+    observed = churn(before, after)
+    assert observed["pod"]["left"] == [worker.incarnation]
+    victims = [{"role": "pod", "name": p.name, "uid": p.uid, "restarts": p.restarts}
+               for p in kube.cluster.pods() if p.role == "worker" and p.name == worker.name]
+    assert check_churn("pod", "victims", observed, [{**victims[0], "restarts": worker.restarts}]).status == "pass"
+
+
+def kube_snapshot(kube: Kube, pids_per_pod: tuple[int, ...] = (101, 102)) -> Snapshot:
+    """Replicas with the *same* PIDs on every pod, as separate PID namespaces give them."""
+    pods = kube.cluster.pods()
+    actors = []
+    for pod in pods:
+        if pod.role not in ("head", "worker"):
+            continue
+        for pid in pids_per_pod:
+            actors.append({"role": "replica", "actor_id": f"{pod.name}-{pid}", "name": f"SERVE_REPLICA::a#d#{pid}",
+                           "pid": pid, "pod": pod.name, "node_ip": pod.ip, "state": "RUNNING"})
+        actors.append({"role": "proxy", "actor_id": f"proxy-{pod.name}", "name": f"SERVE_PROXY_ACTOR-{pod.name}",
+                       "pid": 50, "pod": pod.name, "node_ip": pod.ip, "state": "HEALTHY"})
+    actors.append({"role": "controller", "actor_id": "ctrl", "name": "SERVE_CONTROLLER_ACTOR", "pid": 60,
+                   "pod": next(p.name for p in pods if p.role == "head"), "state": "ALIVE"})
+    return Snapshot(t=0.0, serve_ok=True, actors_ok=True, pods_ok=True, nodes_ok=True,
+                    pods=[p.to_dict() for p in pods], actors=actors, replicas_running=len(actors) - 4,
+                    nodes=[{"node_id": f"n-{p.name}", "pod": p.name, "state": "ALIVE"} for p in pods])
+
+
+def test_every_scenario_resolves_on_kuberay_named_pods(kube):
+    kube.bring_up()
+    pods = kube.cluster.pods()
+    roles = {p.name: p.role for p in pods}
+    endpoints = kube.cluster.endpoints()
+    snap = kube_snapshot(kube)
+    caps = kube.cluster.capabilities
+    for name, scenario in load_scenarios().items():
+        targets = resolve_endpoints(scenario.load, endpoints, roles, {p.name for p in pods if p.ready})
+        assert targets, name
+        for phase in scenario.phases():
+            for scope in phase.slo.endpoint_availability:
+                role = scope.split(":", 1)[1] if scope.startswith("pods:") else None
+                assert role in POD_ROLES or any(t["name"] == scope for t in targets), (name, scope)
+            for kind in phase.expected_churn.values():
+                assert valid_churn_kind(kind)
+                if kind.startswith("none_outside:"):
+                    assert set(kind.split(":", 1)[1].split(",")) <= set(POD_ROLES), (name, kind)
+            if all(getattr(caps, c) for c in phase.fault.requires):
+                try:
+                    plan = phase.fault.plan(snap, pods, random.Random(1))
+                except FaultNotApplicable as err:
+                    pytest.fail(f"{name}: {err}")
+                assert all(v.get("pod", roles.get(v.get("name"), "x")) in roles or v.get("role") == "pod"
+                           for v in plan.victims), name
+
+
+def test_replicas_with_equal_pids_on_different_pods_are_different_replicas(kube):
+    from harness.checks import replica_keys, victim_present
+
+    kube.bring_up()
+    snap = kube_snapshot(kube)
+    assert len(replica_keys(snap)) == 6  # 2 per pod, PIDs 101 and 102 on each
+    victim = next(a for a in snap.actors if a["role"] == "replica" and a["pid"] == 101)
+    without = Snapshot(**{**snap.__dict__, "actors": [a for a in snap.actors if a is not victim]})
+    assert victim_present(snap, victim) and not victim_present(without, victim)
+
+
+def test_the_head_endpoint_follows_the_head(kube, monkeypatch):
+    kube.bring_up()
+    endpoints = kube.cluster.endpoints()
+    assert set(endpoints.roles) == {"head"}
+    opened = []
+    monkeypatch.setattr("kubernetes.stream.portforward",
+                        lambda fn, name, ns, **kw: opened.append(name) or (_ for _ in ()).throw(OSError("no")))
+    _uid, forwarder, _port = kube.cluster._forwarders["role:head"]
+    head = next(p.name for p in kube.cluster.pods() if p.role == "head")
+    with pytest.raises(OSError):
+        forwarder.open_stream()
+    kube.cluster.kill_pod(head)
+    kube.operator.reconcile()
+    with pytest.raises(InfrastructureError):  # the new head is not Running yet: connections are refused
+        forwarder.open_stream()
+    kube.operator.run_pods()
+    with pytest.raises(OSError):
+        forwarder.open_stream()
+    assert opened[0] == head and opened[1] != head and opened[1].startswith(f"{kube.serving()}-head-")
+
+
+# ---------------------------------------------------------------------- what the client sends
 @pytest.mark.parametrize("graceful, grace", [(True, None), (False, "0")])
 def test_pod_delete_is_a_kubectl_delete(kube, graceful, grace):
-    api, cluster, _ = kube
-    record = cluster.kill_pod("w1", graceful=graceful)
-    delete = next(c for c in api.calls if c["method"] == "DELETE")
-    assert delete["path"] == "/api/v1/namespaces/serve-chaos/pods/w1"
+    kube.bring_up()
+    worker = next(p for p in kube.cluster.pods() if p.role == "worker")
+    record = kube.cluster.kill_pod(worker.name, graceful=graceful)
+    delete = next(c for c in kube.store.calls if c["method"] == "DELETE")
+    assert delete["path"] == f"/api/v1/namespaces/serve-chaos/pods/{worker.name}"
     assert delete["query"].get("gracePeriodSeconds", [None])[0] == grace
-    assert record.details["uid"] == "uid-w1"
+    assert record.details["uid"] == worker.uid
 
 
 def test_a_pod_without_our_label_is_never_deleted(kube):
-    api, cluster, _ = kube
+    kube.bring_up()
+    kube.store.put({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stranger", "namespace": "serve-chaos",
+                                                                    "labels": {"app": "theirs"}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "Running"}})
     with pytest.raises(ConfigError):
-        cluster.kill_pod("stranger")
-    assert "DELETE" not in {c["method"] for c in api.calls}
+        kube.cluster.kill_pod("stranger")
+    assert "DELETE" not in {c["method"] for c in kube.store.calls}
+
+
+def test_redis_hold_scales_to_zero_and_heal_returns_it(kube):
+    kube.bring_up()
+    redis = next(p for p in kube.cluster.pods() if p.role == "redis")
+    kube.cluster.kill_pod(redis.name, graceful=False, down_for_s=300)
+    assert kube.store.get("Deployment", "serve-chaos", "serve-chaos-redis")["spec"]["replicas"] == 0
+    records = kube.cluster.heal()
+    assert [r.action for r in records] == ["release_redis"]
+    assert kube.store.get("Deployment", "serve-chaos", "serve-chaos-redis")["spec"]["replicas"] == 1
+    assert kube.cluster.heal() == []
 
 
 def test_node_loss_on_kind_cuts_network_then_kills_then_deletes_the_node(kube):
-    api, cluster, cli = kube
-    cluster.kill_node("kind-worker2", replacement_delay_s=0.0)
-    assert cli.calls == [("network", "kind-worker2", False), ("kill", "kind-worker2")]
-    for timer in cluster._timers:
+    kube.bring_up()
+    worker = next(p for p in kube.cluster.pods() if p.role == "worker")
+    kube.cluster.kill_node(worker.node, replacement_delay_s=0.0)
+    assert kube.cli.calls == [("network", worker.node, False), ("kill", worker.node)]
+    for timer in list(kube.cluster._timers):
         timer.join(5)
-    assert "/api/v1/nodes/kind-worker2" in api.paths("DELETE")
-    cluster.heal()
-    assert cli.calls[-2:] == [("network", "kind-worker2", True), ("start", "kind-worker2")]
+    assert f"/api/v1/nodes/{worker.node}" in [c["path"] for c in kube.store.calls if c["method"] == "DELETE"]
+    kube.cluster.heal()
+    assert kube.cli.calls[-2:] == [("network", worker.node, True), ("start", worker.node)]
     with pytest.raises(ServeChaosError):
-        cluster.kill_node("control-plane-without-our-pods")
+        kube.cluster.kill_node("control-plane-without-our-pods")
 
 
-def test_serve_config_goes_into_the_rayservice_as_a_merge_patch(kube):
-    api, cluster, _ = kube
-    api.objects["RayService/serve-chaos"] = {"apiVersion": "ray.io/v1", "kind": "RayService",
-                                             "metadata": {"name": "serve-chaos", "labels": dict(manifests.MANAGED_BY)}}
-    config = KubeRayConfig().app.with_(health_check_period_s=1.0).to_serve_config()
-    cluster.apply_serve_config(config)
-    patch = next(c for c in api.calls if c["method"] == "PATCH")
-    assert patch["path"] == "/apis/ray.io/v1/namespaces/serve-chaos/rayservices/serve-chaos"
-    assert patch["headers"]["Content-Type"] == "application/merge-patch+json"
-    body = patch["body"]
-    assert yaml.safe_load(body["spec"]["serveConfigV2"])["applications"] == config["applications"]
-    assert json.loads(body["metadata"]["annotations"]["serve-chaos/serve-config"]) == config
-
-
-def test_up_creates_objects_in_order_in_our_namespace(kube, monkeypatch):
-    api, cluster, _ = kube
-    monkeypatch.setattr(cluster, "wait_ready", lambda timeout_s=0: None)
-    cluster.up()
-    posts = [c for c in api.calls if c["method"] == "POST"]
-    kinds = [c["body"]["kind"] for c in posts]
+def test_up_applies_objects_in_order_in_our_namespace(kube):
+    kube.cluster.apply(kube.cluster.manifests())
+    applied = [c for c in kube.store.calls if c["method"] == "PATCH"]
+    kinds = [c["body"]["kind"] for c in applied]
     assert kinds[:2] == ["Namespace", "ConfigMap"] and kinds.index("Secret") < kinds.index("RayService")
-    assert posts[kinds.index("RayService")]["path"] == "/apis/ray.io/v1/namespaces/serve-chaos/rayservices"
-    assert posts[kinds.index("Deployment")]["path"] == "/apis/apps/v1/namespaces/serve-chaos/deployments"
+    assert applied[kinds.index("RayService")]["path"] == "/apis/ray.io/v1/namespaces/serve-chaos/rayservices/serve-chaos"
+    assert applied[kinds.index("Deployment")]["path"] == "/apis/apps/v1/namespaces/serve-chaos/deployments/serve-chaos-redis"
 
 
-def test_actor_kill_execs_ray_kill_in_the_head_pod(kube, monkeypatch):
-    _, cluster, _ = kube
+def test_the_password_is_generated_once(kube):
+    kube.bring_up()
+    first = dict(kube.store.get("Secret", "serve-chaos", "serve-chaos-redis-password")["data"])
+    kube.cluster.apply(kube.cluster.manifests())
+    assert kube.store.get("Secret", "serve-chaos", "serve-chaos-redis-password")["data"] == first
+    assert not [c for c in kube.store.calls if c["method"] == "PATCH" and c["body"]["kind"] == "Secret"][1:]
+
+
+def test_down_deletes_the_rayservice_first_and_waits_for_its_clusters(kube, monkeypatch):
+    kube.bring_up()
+    calls = []
+    real_delete = kube.cluster.custom.delete_namespaced_custom_object
+
+    def delete(*args, **kwargs):
+        calls.append("delete rayservice")
+        out = real_delete(*args, **kwargs)
+        # The operator then deletes the clusters (after the GCS-FT cleanup)
+        for name in [c["metadata"]["name"] for c in kube.operator.clusters()]:
+            kube.store.delete("RayCluster", "serve-chaos", name)
+        return out
+
+    monkeypatch.setattr(kube.cluster.custom, "delete_namespaced_custom_object", delete)
+    kube.cluster.down(timeout_s=5)
+    paths = [c["path"] for c in kube.store.calls if c["method"] == "DELETE"]
+    assert calls == ["delete rayservice"] and paths[-1] == "/api/v1/namespaces/serve-chaos"
+
+
+def test_down_gives_up_in_one_line_when_clusters_never_go(kube):
+    kube.bring_up()
+    with pytest.raises(InfrastructureError) as err:
+        kube.cluster.down(timeout_s=1)
+    assert "RayClusters still being deleted" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_actor_kill_execs_ray_kill_in_the_head_pod_on_a_client_of_its_own(kube, monkeypatch):
+    kube.bring_up()
     seen = {}
 
     def fake_stream(fn, name, namespace, **kwargs):
-        seen.update(name=name, namespace=namespace, **kwargs)
+        seen.update(name=name, namespace=namespace, client=fn.__self__.api_client, **kwargs)
         return '{"killed": [{"name": "X", "actor_id": "a1", "t": 1.0}], "actor_id": "a1", ' \
                '"t_kill_start": 1.0, "t_kill_end": 1.1, "connect_s": 0.1, "no_restart": true}'
 
     monkeypatch.setattr("kubernetes.stream.stream", fake_stream)
-    record = cluster.kill_actor("SERVE_CONTROLLER_ACTOR", "serve", no_restart=True)
-    assert seen["name"] == "h" and seen["namespace"] == "serve-chaos" and seen["container"] == "ray-head"
+    record = kube.cluster.kill_actor("SERVE_CONTROLLER_ACTOR", "serve", no_restart=True)
+    head = next(p for p in kube.cluster.pods() if p.role == "head")
+    assert seen["name"] == head.name and seen["namespace"] == "serve-chaos" and seen["container"] == "ray-head"
+    assert seen["client"] is not kube.cluster.api.rest
     command = seen["command"]
     assert command[:2] == ["python", "-c"] and "ray.kill(handle, no_restart=args.no_restart)" in command[2]
     assert "--name=SERVE_CONTROLLER_ACTOR" in command and "--no-restart" in command
     assert record.details["t_kill_start"] == 1.0
 
 
-# ---------------------------------------------------------------------- victim selection on kube pods
-def test_victims_are_chosen_among_our_worker_pods_that_host_replicas(kube):
-    import random
-
-    _, cluster, _ = kube
-    pods = cluster.pods()
-    snap = Snapshot(t=0.0, serve_ok=True, actors_ok=True, pods_ok=True, pods=[p.to_dict() for p in pods], actors=[
-        {"role": "replica", "actor_id": "a", "pid": 5, "pod": "w1", "state": "RUNNING", "name": "R"},
-        {"role": "replica", "actor_id": "b", "pid": 6, "pod": "h", "state": "RUNNING", "name": "S"}],
-        nodes=[{"node_id": "n1", "pod": "w1"}])
+def test_victims_are_chosen_among_worker_pods_that_host_replicas(kube):
+    kube.bring_up()
+    pods = kube.cluster.pods()
+    snap = kube_snapshot(kube)
     plan = PodKill(pod_role="worker").plan(snap, pods, random.Random(1))
-    assert plan.params["pod"] == "w1"
-    assert {v["role"] for v in plan.victims} == {"pod", "replica"}
+    assert plan.params["pod"] in {p.name for p in pods if p.role == "worker"}
+    assert {v["role"] for v in plan.victims} == {"pod", "replica", "proxy"}
     plan = NodeLoss(pod_role="worker").plan(snap, pods, random.Random(1))
-    assert plan.params["node"] == "kind-worker2" and plan.params["ray_node_ids"] == ["n1"]
-    assert not cluster.capabilities.partition_pod and cluster.capabilities.kill_node
+    assert plan.params["node"] == "kind-worker2"
+    assert not kube.cluster.capabilities.partition_pod and kube.cluster.capabilities.kill_node
+
+
+# ---------------------------------------------------------------------- kind and helm commands
+def test_images_are_saved_for_the_host_platform_and_loaded_only_where_they_run(monkeypatch):
+    from runtime.kuberay import kind
+
+    commands = []
+
+    def fake_run(cmd, timeout_s=600.0, check=True):
+        commands.append(cmd)
+
+        class Done:
+            stdout = "linux/arm64\n"
+        return Done()
+
+    monkeypatch.setattr(kind, "run", fake_run)
+    kind.load_images("sc", {"rayproject/ray:2.60.0": ["sc-worker", "sc-worker2"], "redis:7.2": ["sc-worker"],
+                            "unused:1": []})
+    loads = [c for c in commands if c[:3] == ["kind", "load", "image-archive"]]
+    saves = [c for c in commands if c[:2] == ["docker", "save"]]
+    assert not any(c[:3] == ["kind", "load", "docker-image"] for c in commands)  # kubernetes-sigs/kind#3795
+    assert [s[s.index("--platform") + 1] for s in saves] == ["linux/arm64", "linux/arm64"]
+    assert [c[c.index("--nodes") + 1] for c in loads] == ["sc-worker,sc-worker2", "sc-worker"]
+    assert not any("unused:1" in c for c in commands)
+
+
+def test_the_operator_is_placed_by_a_node_selector(monkeypatch):
+    from runtime.kuberay import kind
+
+    commands = []
+    monkeypatch.setattr(kind, "run", lambda cmd, timeout_s=600.0, check=True: commands.append(cmd))
+    kind.install_operator("kind-sc", {"serve-chaos/role": "head"})
+    helm = next(c for c in commands if "upgrade" in c)
+    assert helm[helm.index("--set-string") + 1] == "nodeSelector.serve-chaos/role=head"
+    assert helm[helm.index("--version") + 1] == "1.7.0"
+
+
+def test_up_waits_for_a_terminating_namespace(kube, monkeypatch):
+    kube.cluster.apply(kube.cluster.manifests()[:1])
+    ns = kube.store.get("Namespace", "", "serve-chaos")
+    ns["metadata"]["deletionTimestamp"] = "2026-11-26T00:00:00Z"
+    with pytest.raises(InfrastructureError) as err:
+        kube.cluster._wait_namespace_usable(timeout_s=1)
+    assert "namespace serve-chaos is still terminating" in str(err.value)
+    del ns["metadata"]["deletionTimestamp"]
+    kube.cluster._wait_namespace_usable(timeout_s=1)

@@ -115,3 +115,32 @@ def health_check_settings(serve_config: dict[str, Any]) -> dict[str, float]:
 #: makes every node host exactly 2 on every run.  The spreading scenarios
 #: measure the unset and the strict (1 per node) settings explicitly.
 SCENARIO_APP = SleepyPidConfig(max_replicas_per_node=2)
+
+
+def _subset_differs(want: Any, got: Any) -> bool:
+    """Whether ``got`` lacks or changes anything ``want`` sets (dicts compared key by key)."""
+    if isinstance(want, dict):
+        return not isinstance(got, dict) or any(_subset_differs(v, got.get(k)) for k, v in want.items())
+    if isinstance(want, (int, float)) and isinstance(got, (int, float)) and not isinstance(want, bool):
+        return float(want) != float(got)
+    return want != got
+
+
+def deployed_config_problem(desired: dict[str, Any], details: dict[str, Any]) -> str | None:
+    """Why the Serve REST API's ``applications`` (``GET /api/serve/applications/``) do not
+    run ``desired``, or None.  Every field the desired config sets must be deployed as set;
+    Serve fills in the rest with its defaults."""
+    apps = details.get("applications") or {}
+    for app in desired.get("applications", []):
+        name = app.get("name", "default")
+        deployed = (apps.get(name) or {}).get("deployed_app_config")
+        if not deployed:
+            return f"application {name} is not deployed"
+        for key in ("import_path", "route_prefix"):
+            if key in app and deployed.get(key) != app[key]:
+                return f"application {name} runs {key} {deployed.get(key)!r}, not {app[key]!r}"
+        by_name = {d.get("name"): d for d in deployed.get("deployments") or []}
+        for dep in app.get("deployments", []):
+            if _subset_differs(dep, by_name.get(dep.get("name"), {})):
+                return f"deployment {name}/{dep.get('name')} is not deployed as configured"
+    return None

@@ -1,16 +1,20 @@
 """``KubeRayCluster``: the Cluster protocol on Kubernetes, through the official client.
 
-Pods are found by labels (ours plus KubeRay's ``ray.io/node-type``); a pod kill
-is a graceful (or forced) delete; a node loss on kind kills the node's
-container after cutting its network, and deletes the Node object after the
-replacement delay, as the guide's ``kubectl delete node`` does; actor kills run
-``ray.kill`` through exec into the head pod; the dashboard and the Serve
-endpoint are NodePorts (kind maps them to the host) and each pod is reachable
-through a port-forward.  Every mutating call first checks the safety rules.
+The cluster under test is the RayService's *active* RayCluster (``status.py``):
+its pods are found by KubeRay's labels and roles are read from them, so a head
+recreated under a new name is still "the head".  A pod kill is a graceful (or
+forced) delete; a node loss on kind cuts and kills the node's container and
+deletes the Node object after the replacement delay, as the guide's
+``kubectl delete node`` does; actor kills run ``ray.kill`` through exec into the
+head pod; the Serve Service (KubeRay's, shaped by ``spec.serveService``) and
+the dashboard are NodePorts kind maps to the host; each pod, and "the current
+head", is reachable through a port-forward.  Every mutating call first checks
+the safety rules.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import threading
@@ -20,18 +24,28 @@ from pathlib import Path
 from typing import Any, Callable
 
 import requests
-import yaml
 
-from runtime.app.serve_config import desired_replicas
-from runtime.cluster import ActionRecord, Capabilities, Endpoints, NodeInfo, PodInfo
-from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
+from runtime.app.serve_config import deployed_config_problem, desired_replicas
+from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
+from runtime.errors import InfrastructureError, ServeChaosError
 from runtime.kuberay import kind, safety
-from runtime.kuberay.manifests import KubeRayConfig, REDIS_SECRET_KEY, render, serve_config_v2
+from runtime.kuberay.api import RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_PLURAL, KubeApi, load_configuration
+from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
+                                      render)
 from runtime.kuberay.portforward import PodPortForwarder
+from runtime.kuberay.status import RayServiceState, container_restarts, pod_role
 from runtime.ray_settings import node_health_check
+from runtime.waiting import NotYet, wait_until
 
-SERVE_CONFIG_ANNOTATION = "serve-chaos/serve-config"
-RAY_GROUP, RAY_VERSION, RAY_PLURAL = "ray.io", "v1", "rayservices"
+#: kubernetes ``pkg/controller/podgc/gc_controller.go``: pods bound to a deleted Node are
+#: collected only after ``quarantineTime`` (40 s), checked every ``gcCheckPeriod`` (20 s).
+PODGC_QUARANTINE_S = 40.0
+PODGC_PERIOD_S = 20.0
+#: ``rayservice_controller.go`` RayClusterDeletionDelayDuration (ours does not override it).
+RAYCLUSTER_DELETION_DELAY_S = 60.0
+#: ``utils/constant.go`` RAYCLUSTER_GCS_FT_DELETION_TIMEOUT_DEFAULT: the longest a GCS-FT
+#: RayCluster's Redis cleanup finalizer holds its deletion.
+GCS_FT_DELETION_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -61,46 +75,29 @@ class KubeTargetConfig:
         return replace(base, namespace=self.namespace, name=self.name)
 
 
-def _load_api(target: KubeTargetConfig) -> tuple[Any, str]:
-    """An ApiClient for the chosen context, and that context's name."""
-    from kubernetes import config as kconfig
-
-    try:
-        contexts, active = kconfig.list_kube_config_contexts(config_file=target.kubeconfig)
-    except Exception as err:  # noqa: BLE001 - kubeconfig missing or unreadable
-        raise ConfigError(f"cannot read a kubeconfig: {err}",
-                          hint="create a cluster with `serve-chaos kind up` or point KUBECONFIG at one") from None
-    name = target.context or (active or {}).get("name")
-    if target.context and target.context not in {c["name"] for c in contexts}:
-        raise ConfigError(f"kubeconfig has no context {target.context!r}",
-                          hint="see `kubectl config get-contexts`")
-    safety.check_context(name, target.allowed_contexts)
-    return kconfig.new_client_from_config(config_file=target.kubeconfig, context=name), name
-
-
 class KubeRayCluster:
     """The RayService under test on a Kubernetes cluster."""
 
-    def __init__(self, target: KubeTargetConfig | None = None, api_client: Any = None,
+    def __init__(self, target: KubeTargetConfig | None = None, api: KubeApi | None = None,
                  context_name: str | None = None, cli: Any = kind) -> None:
         self.target = target or KubeTargetConfig()
-        if api_client is None:
-            api_client, context_name = _load_api(self.target)
+        if api is None:
+            configuration, context_name = load_configuration(self.target.kubeconfig, self.target.context,
+                                                             self.target.allowed_contexts)
+            api = KubeApi.from_configuration(configuration)
         else:
             safety.check_context(context_name, self.target.allowed_contexts)
-        from kubernetes import client
-
         self.context = context_name or ""
-        self.api = api_client
-        self.core = client.CoreV1Api(api_client)
-        self.apps = client.AppsV1Api(api_client)
-        self.custom = client.CustomObjectsApi(api_client)
+        self.api = api
+        self.core, self.apps, self.custom = api.core, api.apps, api.custom
         self.cli = cli
         self.ray = self.target.ray_config()
         self.ns = self.target.namespace
         self.name = "kind" if self.context.startswith("kind-") else "kube"
+        self.label: str | None = self.context
         self.created = False
         self.killed_nodes: list[str] = []
+        self.redis_held = False
         self._forwarders: dict[str, tuple[str, PodPortForwarder, int]] = {}
         self._timers: list[threading.Timer] = []
         self._session = requests.Session()
@@ -110,16 +107,22 @@ class KubeRayCluster:
     def is_kind(self) -> bool:
         return self.context.startswith("kind-")
 
-    @property
-    def kind_cluster(self) -> str:
-        return self.context[len("kind-"):] if self.is_kind else ""
-
-    def _selector(self, extra: str = "") -> str:
-        base = f"{safety.MANAGED_SELECTOR},app.kubernetes.io/part-of={self.ray.name}"
-        return f"{base},{extra}" if extra else base
+    def _selector(self) -> str:
+        return f"{safety.MANAGED_SELECTOR},app.kubernetes.io/part-of={self.ray.name}"
 
     def _our_pods(self) -> list[Any]:
         return list(self.core.list_namespaced_pod(self.ns, label_selector=self._selector()).items)
+
+    def _rayservice(self) -> dict[str, Any]:
+        obj = self.api.read("RayService", self.ray.name, self.ns)
+        if obj is None:
+            raise InfrastructureError(f"there is no RayService {self.ray.name} in namespace {self.ns}",
+                                      hint="create it with `serve-chaos up --target kind` (or `serve-chaos kind up`)")
+        safety.check_owned(obj, f"RayService {self.ray.name}")
+        return obj
+
+    def state(self) -> RayServiceState:
+        return RayServiceState.of(self._rayservice())
 
     def _pod(self, name: str) -> Any:
         from kubernetes.client.exceptions import ApiException
@@ -133,107 +136,96 @@ class KubeRayCluster:
         safety.check_owned(pod, f"pod {name}")
         return pod
 
+    def _cluster_pods(self) -> list[tuple[str, Any]]:
+        """(role, pod) for every pod of the cluster under test: the serving RayCluster's and Redis."""
+        serving = self.state().serving_cluster
+        out = []
+        for pod in self._our_pods():
+            role = pod_role(dict(pod.metadata.labels or {}), serving)
+            if role is not None:
+                out.append((role, pod))
+        return out
+
     def _head_pod(self) -> Any:
-        heads = [p for p in self._our_pods() if (p.metadata.labels or {}).get("ray.io/node-type") == "head"
+        heads = [p for role, p in self._cluster_pods() if role == "head"
                  and p.status and p.status.phase == "Running" and not p.metadata.deletion_timestamp]
         if not heads:
-            raise InfrastructureError("no Running head pod", hint="`kubectl -n serve-chaos get pods`")
+            raise InfrastructureError("no Running head pod in the active RayCluster",
+                                      hint=f"`kubectl -n {self.ns} get pods -l ray.io/node-type=head`")
         return heads[0]
-
-    def _rayservice(self) -> dict[str, Any]:
-        obj = self.custom.get_namespaced_custom_object(RAY_GROUP, RAY_VERSION, self.ns, RAY_PLURAL, self.ray.name)
-        safety.check_owned(obj, f"RayService {self.ray.name}")
-        return obj
-
-    # ------------------------------------------------------------------ lifecycle
-    def _namespace(self) -> Any | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return self.core.read_namespace(self.ns)
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
 
     def _password(self) -> str:
         """The Redis password: kept in the Secret; generated once, never printed."""
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            secret = self.core.read_namespaced_secret(self.ray.secret_name, self.ns)
-        except ApiException as err:
-            if err.status != 404:
-                raise
+        secret = self.api.read("Secret", self.ray.secret_name, self.ns)
+        if secret is None:
             return secrets.token_hex(16)
         safety.check_owned(secret, f"secret {self.ray.secret_name}")
-        import base64
-
         return base64.b64decode((secret.data or {})[REDIS_SECRET_KEY]).decode()
 
-    def apply(self, objects: list[dict[str, Any]]) -> None:
-        """Create each object, or patch it if it exists (ours only)."""
-        from kubernetes.client.exceptions import ApiException
+    def manifests(self, serve_config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """What ``up`` applies (the desired Serve config is recorded on the RayService)."""
+        desired = serve_config or self.ray.app.to_serve_config()
+        active = None
+        existing = self.api.read("RayService", self.ray.name, self.ns)
+        if existing is not None:
+            active = RayServiceState.of(existing).serving_cluster
+        return render(self.ray, self._password(), desired, active)
 
+    def apply(self, objects: list[dict[str, Any]]) -> None:
         for obj in objects:
-            kind_name, name = obj["kind"], obj["metadata"]["name"]
-            creators: dict[str, tuple[Callable, Callable, Callable]] = {
-                "Namespace": (lambda o: self.core.create_namespace(o), lambda n: self.core.read_namespace(n),
-                              lambda n, o: self.core.patch_namespace(n, o)),
-                "ConfigMap": (lambda o: self.core.create_namespaced_config_map(self.ns, o),
-                              lambda n: self.core.read_namespaced_config_map(n, self.ns),
-                              lambda n, o: self.core.patch_namespaced_config_map(n, self.ns, o)),
-                "Secret": (lambda o: self.core.create_namespaced_secret(self.ns, o),
-                           lambda n: self.core.read_namespaced_secret(n, self.ns),
-                           lambda n, o: None),  # never rewrite the password
-                "Service": (lambda o: self.core.create_namespaced_service(self.ns, o),
-                            lambda n: self.core.read_namespaced_service(n, self.ns),
-                            lambda n, o: self.core.patch_namespaced_service(n, self.ns, o)),
-                "Deployment": (lambda o: self.apps.create_namespaced_deployment(self.ns, o),
-                               lambda n: self.apps.read_namespaced_deployment(n, self.ns),
-                               lambda n, o: self.apps.patch_namespaced_deployment(n, self.ns, o)),
-                "RayService": (lambda o: self.custom.create_namespaced_custom_object(
-                                   RAY_GROUP, RAY_VERSION, self.ns, RAY_PLURAL, o),
-                               lambda n: self.custom.get_namespaced_custom_object(
-                                   RAY_GROUP, RAY_VERSION, self.ns, RAY_PLURAL, n),
-                               lambda n, o: self.custom.patch_namespaced_custom_object(
-                                   RAY_GROUP, RAY_VERSION, self.ns, RAY_PLURAL, n, o)),
-            }
-            create, read, patch = creators[kind_name]
-            try:
-                create(obj)
-            except ApiException as err:
-                if err.status != 409:
-                    raise InfrastructureError(f"creating {kind_name} {name} failed: {err.reason}",
-                                              evidence=str(err.body)[:200]) from None
-                safety.check_owned(read(name), f"{kind_name} {name}")
-                patch(name, obj)
+            self.api.apply(obj)
+
+    # ------------------------------------------------------------------ lifecycle
+    def attach(self) -> bool:
+        existing = self.api.read("RayService", self.ray.name, self.ns)
+        return existing is not None and safety.is_ours(existing)
+
+    def _wait_namespace_usable(self, timeout_s: float = GCS_FT_DELETION_TIMEOUT_S + 60) -> None:
+        """A namespace being deleted refuses new objects (403): wait until it is gone."""
+        def check() -> None:
+            ns = self.api.read("Namespace", self.ns, "")
+            safety.check_namespace(ns, self.ns)
+            if ns is not None and ns.metadata.deletion_timestamp:
+                raise NotYet(f"namespace {self.ns} is still terminating")
+
+        wait_until(check, timeout_s, period_s=2.0, what=f"namespace {self.ns} to be usable",
+                   hint=f"`kubectl get namespace {self.ns} -o yaml` shows what holds it")
 
     def up(self, timeout_s: float = 900.0) -> None:
-        """Apply the namespace, Redis, the app and the RayService, then wait until it serves."""
-        safety.check_namespace(self._namespace(), self.ns)
-        desired = self.ray.app.to_serve_config()
-        objects = render(self.ray, self._password())
-        for obj in objects:
-            if obj["kind"] == "RayService":
-                obj["metadata"].setdefault("annotations", {})[SERVE_CONFIG_ANNOTATION] = json.dumps(desired)
-        self.apply(objects)
-        self.created = True
+        """Apply the namespace, Redis, the app and the RayService, pin the dashboard, wait until it serves."""
+        self._wait_namespace_usable()
+        self.created = not self.attach()
+        self.apply(self.manifests(self.serve_config() if not self.created else None))
         self.wait_ready(timeout_s)
 
-    def down(self, timeout_s: float = 300.0) -> None:
-        """Delete what we created: the RayService, Redis, Services, ConfigMaps, Secret, then the namespace."""
-        for fwd in self._forwarders.values():
-            fwd[1].stop()
-        self._forwarders.clear()
-        for timer in self._timers:
-            timer.cancel()
+    def down(self, timeout_s: float = GCS_FT_DELETION_TIMEOUT_S + 120) -> None:
+        """Delete what we created.  The RayService goes first and its RayClusters must be gone
+        before Redis: a GCS-FT RayCluster's finalizer runs a cleanup Job against Redis
+        (``raycluster_controller.go``); deleting the namespace at once would leave it
+        Terminating until that Job gives up."""
+        self._stop_forwarders()
         self.heal()
-        ns = self._namespace()
+        ns = self.api.read("Namespace", self.ns, "")
         if ns is None:
             return
         safety.check_namespace(ns, self.ns)
+        if self.attach():
+            self.custom.delete_namespaced_custom_object(RAY_GROUP, RAY_VERSION, self.ns, RAY_PLURAL, self.ray.name)
+
+        def clusters_gone() -> None:
+            left = self.custom.list_namespaced_custom_object(RAY_GROUP, RAY_VERSION, self.ns, RAYCLUSTER_PLURAL)
+            names = [c["metadata"]["name"] for c in left.get("items", [])]
+            if names:
+                raise NotYet(f"RayClusters still being deleted: {', '.join(names)}")
+
+        wait_until(clusters_gone, timeout_s, period_s=2.0, what="the RayClusters to be deleted",
+                   hint=f"`kubectl -n {self.ns} get rayclusters,jobs,pods`")
         self.core.delete_namespace(self.ns)
+
+    def _stop_forwarders(self) -> None:
+        for _uid, fwd, _port in self._forwarders.values():
+            fwd.stop()
+        self._forwarders.clear()
 
     # ------------------------------------------------------------------ Cluster protocol
     @property
@@ -247,6 +239,7 @@ class KubeRayCluster:
             kill_redis=self.ray.gcs_ft != "off",
             switch_gcs_ft=True,
             direct_pod_endpoints=True,
+            ready_timeout_s=600.0,
             reasons={
                 "kill_node": "node loss on a non-kind cluster needs --node-loss-hook (a command that removes {node})",
                 "partition_pod": "partitions are not implemented on the Kubernetes target (use the local target)",
@@ -256,19 +249,14 @@ class KubeRayCluster:
 
     def pods(self) -> list[PodInfo]:
         out = []
-        for pod in self._our_pods():
-            labels = pod.metadata.labels or {}
-            role = labels.get("ray.io/node-type") or ("redis" if labels.get("serve-chaos/component") == "redis" else "")
-            if not role:
-                continue
+        for role, pod in self._cluster_pods():
             status = pod.status
             ready = any(c.type == "Ready" and c.status == "True" for c in (status.conditions or []))
             phase = "Terminating" if pod.metadata.deletion_timestamp else (status.phase or "Pending")
-            restarts = sum(cs.restart_count or 0 for cs in (status.container_statuses or []))
             started = status.start_time.timestamp() if status.start_time else None
-            out.append(PodInfo(name=pod.metadata.name, role="worker" if role == "worker" else role,
-                               node=pod.spec.node_name or "", ip=status.pod_ip or "", phase=phase, ready=ready,
-                               uid=pod.metadata.uid, restarts=restarts, started_at=started))
+            out.append(PodInfo(name=pod.metadata.name, role=role, node=pod.spec.node_name or "",
+                               ip=status.pod_ip or "", phase=phase, ready=ready, uid=pod.metadata.uid,
+                               restarts=container_restarts(pod), started_at=started))
         return out
 
     def nodes(self) -> list[NodeInfo]:
@@ -284,51 +272,82 @@ class KubeRayCluster:
 
     def endpoints(self) -> Endpoints:
         host = self.target.host
-        pods = {}
         live = {p.name: p for p in self.pods() if p.role in ("head", "worker") and p.phase == "Running"}
-        for name, (uid, fwd, port) in list(self._forwarders.items()):
+        for name, (uid, fwd, _port) in list(self._forwarders.items()):
+            if name.startswith("role:"):
+                continue
             if name not in live or live[name].uid != uid:
                 fwd.stop()
                 del self._forwarders[name]
-        for name, pod in live.items():
-            if name not in self._forwarders:
-                fwd = PodPortForwarder(self._portforward_opener(name), 8000)
-                self._forwarders[name] = (pod.uid, fwd, fwd.start())
-            pods[name] = f"http://{host}:{self._forwarders[name][2]}"
+        pods = {name: self._forwarder(name, pod.uid, lambda n=name: n) for name, pod in live.items()}
+        head = self._forwarder("role:head", "", lambda: self._head_pod().metadata.name)
         return Endpoints(front_door=f"http://{host}:{self.target.serve_host_port}",
-                         dashboard=f"http://{host}:{self.target.dashboard_host_port}", pods=pods)
+                         dashboard=f"http://{host}:{self.target.dashboard_host_port}",
+                         pods={n: f"http://{host}:{port}" for n, port in pods.items()},
+                         roles={"head": f"http://{host}:{head}"})
 
-    def _portforward_opener(self, pod: str) -> Callable[[], Any]:
-        from kubernetes.stream import portforward
+    def _forwarder(self, key: str, uid: str, resolve: Callable[[], str]) -> int:
+        """The local port of a forwarder to port 8000 of the pod ``resolve()`` names at each connection."""
+        if key not in self._forwarders:
+            fwd = PodPortForwarder(self._portforward_opener(resolve), 8000)
+            self._forwarders[key] = (uid, fwd, fwd.start())
+        return self._forwarders[key][2]
 
-        return lambda: portforward(self.core.connect_get_namespaced_pod_portforward, pod, self.ns, ports="8000")
+    def _portforward_opener(self, resolve: Callable[[], str]) -> Callable[[], tuple[Any, Callable[[], None]]]:
+        def open_stream() -> tuple[Any, Callable[[], None]]:
+            from kubernetes.stream import portforward
+
+            pod = resolve()
+            core, close = self.api.stream_core()
+            try:
+                return portforward(core.connect_get_namespaced_pod_portforward, pod, self.ns, ports="8000"), close
+            except BaseException:
+                close()
+                raise
+
+        return open_stream
 
     def settings(self) -> dict[str, Any]:
-        spec = self._rayservice().get("spec", {})
-        cluster = spec.get("rayClusterConfig", {})
-        gcs_ft = "gcsFaultToleranceOptions" in cluster or \
-            (self._rayservice().get("metadata", {}).get("annotations") or {}).get("ray.io/ft-enabled") == "true"
+        obj = self._rayservice()
+        cluster = obj.get("spec", {}).get("rayClusterConfig", {})
+        gcs_ft = bool(cluster.get("gcsFaultToleranceOptions")) or \
+            (obj.get("metadata", {}).get("annotations") or {}).get("ray.io/ft-enabled") == "true"
         return {
             "target": self.name,
             "context": self.context,
             "gcs_ft": gcs_ft,
             "gcs_ft_form": self.ray.gcs_ft if gcs_ft else "off",
-            "gcs_rpc_server_reconnect_timeout_s_workers": self.ray.gcs_reconnect_timeout_s if gcs_ft else 60,
+            # KubeRay sets it on workers when GCS FT is on (common/pod.go configureGCSFaultTolerance).
+            "gcs_rpc_server_reconnect_timeout_s_workers": 600 if gcs_ft else 60,
             "ray_image": self.ray.ray_image,
             "workers": self.ray.workers,
+            "ray_cluster": RayServiceState.of(obj).serving_cluster,
+            "podgc_quarantine_s": PODGC_QUARANTINE_S,
+            "podgc_period_s": PODGC_PERIOD_S,
+            # KubeRay's readiness probe on workers: period 5 s, failureThreshold 1 (ray-facts.md).
+            "readiness_period_s": 5.0,
             **node_health_check({}),
         }
 
     def serve_config(self) -> dict[str, Any]:
         annotations = self._rayservice().get("metadata", {}).get("annotations") or {}
-        return json.loads(annotations.get(SERVE_CONFIG_ANNOTATION, "{}"))
+        return json.loads(annotations.get(SERVE_CONFIG_ANNOTATION, "{}")) or self.ray.app.to_serve_config()
+
+    def status(self) -> ClusterStatus:
+        state = self.state()
+        endpoints = Endpoints(front_door=f"http://{self.target.host}:{self.target.serve_host_port}",
+                              dashboard=f"http://{self.target.host}:{self.target.dashboard_host_port}")
+        return ClusterStatus(target=self.name, label=f"{self.ns}/{self.ray.name}", mode=self.context,
+                             gcs_ft=bool(self.settings()["gcs_ft"]), front_door=endpoints.front_door,
+                             dashboard=endpoints.dashboard, pods=tuple(self.pods()), nodes=tuple(self.nodes()),
+                             extra={"active_ray_cluster": state.active, "pending_ray_cluster": state.pending,
+                                    "settled": state.problem() or "yes"})
 
     def apply_serve_config(self, config: dict[str, Any], replace: bool = False) -> ActionRecord:
+        """Make ``config`` the RayService's serveConfigV2; the operator deploys it in place
+        (it has no delete-then-deploy, so ``replace`` changes nothing here)."""
         t0 = time.time()
-        self._rayservice()
-        body = {"metadata": {"annotations": {SERVE_CONFIG_ANNOTATION: json.dumps(config)}},
-                "spec": {"serveConfigV2": yaml.safe_dump({"applications": config["applications"]}, sort_keys=False)}}
-        self.custom.patch_namespaced_custom_object(RAY_GROUP, RAY_VERSION, self.ns, RAY_PLURAL, self.ray.name, body)
+        self.apply([o for o in self.manifests(config) if o["kind"] == "RayService"])
         return ActionRecord("apply_serve_config", self.ray.name, t0, time.time(), {"replace": replace})
 
     def kill_pod(self, pod: str, graceful: bool = True, grace_period_s: float = 30.0,
@@ -341,7 +360,8 @@ class KubeRayCluster:
         if down_for_s is not None and labels.get("serve-chaos/component") == "redis":
             # Keep Redis away: scale its Deployment to 0, back to 1 after the hold.
             self._scale_redis(0)
-            self._timers.append(threading.Timer(down_for_s, self._scale_redis, args=(1,)))
+            self.redis_held = True
+            self._timers.append(threading.Timer(down_for_s, self._release_redis))
             self._timers[-1].start()
         grace = None if graceful else 0
         if graceful and grace_period_s != 30.0:
@@ -353,6 +373,11 @@ class KubeRayCluster:
         name = self.ray.redis_service
         safety.check_owned(self.apps.read_namespaced_deployment(name, self.ns), f"deployment {name}")
         self.apps.patch_namespaced_deployment_scale(name, self.ns, {"spec": {"replicas": replicas}})
+
+    def _release_redis(self) -> None:
+        if self.redis_held:
+            self._scale_redis(1)
+            self.redis_held = False
 
     def kill_node(self, node: str, replacement_delay_s: float = 10.0) -> ActionRecord:
         t0 = time.time()
@@ -372,7 +397,8 @@ class KubeRayCluster:
             t_cut = time.time()
         else:
             raise ServeChaosError(self.capabilities.why_not("kill_node"))
-        # The guide deletes the Node object; its pods are then recreated elsewhere.
+        # The guide deletes the Node object; PodGC then collects its pods (after its
+        # quarantine) and KubeRay recreates them elsewhere.
         timer = threading.Timer(replacement_delay_s, self._delete_node, args=(node,))
         timer.start()
         self._timers.append(timer)
@@ -407,8 +433,13 @@ class KubeRayCluster:
         if ignore_missing:
             command.append("--ignore-missing")
         t0 = time.time()
-        output = stream(self.core.connect_get_namespaced_pod_exec, head.metadata.name, self.ns,
-                        container="ray-head", command=command, stderr=True, stdin=False, stdout=True, tty=False)
+        core, close = self.api.stream_core()
+        try:
+            output = stream(core.connect_get_namespaced_pod_exec, head.metadata.name, self.ns,
+                            container=head.spec.containers[0].name, command=command, stderr=True, stdin=False,
+                            stdout=True, tty=False)
+        finally:
+            close()
         lines = [ln for ln in str(output).splitlines() if ln.startswith("{")]
         result = json.loads(lines[-1]) if lines else {"error": "no output from the driver"}
         if "error" in result:
@@ -417,23 +448,23 @@ class KubeRayCluster:
                             result)
 
     def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
-        """Switch GCS FT by rewriting the RayService (KubeRay then rolls out a new RayCluster)."""
+        """Switch GCS FT by re-applying the RayService; KubeRay rolls out a new RayCluster
+        (a zero-downtime upgrade) and readiness waits until it is the active one."""
         t0 = time.time()
-        self.ray = replace(self.ray, gcs_ft="options" if enabled else "off")
-        objects = render(self.ray, self._password())
         desired = serve_config or self.serve_config()
-        for obj in objects:
-            if obj["kind"] == "RayService":
-                obj["metadata"].setdefault("annotations", {})[SERVE_CONFIG_ANNOTATION] = json.dumps(desired)
-                obj["spec"]["serveConfigV2"] = yaml.safe_dump({"applications": desired["applications"]},
-                                                              sort_keys=False)
-                if not enabled:
-                    obj["spec"]["rayClusterConfig"]["gcsFaultToleranceOptions"] = None
-        self.apply(objects)
+        self.ray = replace(self.ray, gcs_ft="options" if enabled else "off")
+        self.apply(self.manifests(desired))
         return ActionRecord("set_gcs_ft", self.ray.name, t0, time.time(), {"enabled": enabled})
 
     def heal(self) -> list[ActionRecord]:
         records = []
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if self.redis_held:
+            t0 = time.time()
+            self._release_redis()
+            records.append(ActionRecord("release_redis", self.ray.redis_service, t0, time.time(), {}))
         for node in list(self.killed_nodes):
             t0 = time.time()
             self.cli.node_network(node, connect=True)
@@ -453,42 +484,62 @@ class KubeRayCluster:
         return sorted(out, key=lambda e: e["t"])
 
     # ------------------------------------------------------------------ readiness
+    def _pin_dashboard(self, active: str) -> None:
+        """Keep the dashboard Service on the active cluster's head (it changes with every upgrade)."""
+        svc = self.api.read("Service", self.ray.dashboard_service, self.ns)
+        if svc is None or (svc.spec.selector or {}).get("ray.io/cluster") != active:
+            self.api.apply(dashboard_service(self.ray, active))
+
     def readiness_problem(self) -> str | None:
-        status = self._rayservice().get("status") or {}
-        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-        if status.get("serviceStatus") != "Running" and conditions.get("Ready") != "True":
-            return f"RayService not ready ({status.get('serviceStatus') or conditions or 'no status'})"
-        for pod in self.pods():
+        state = self.state()
+        problem = state.problem()
+        if problem:
+            return problem
+        self._pin_dashboard(state.active or "")
+        pods = self.pods()
+        heads = [p for p in pods if p.role == "head"]
+        workers = [p for p in pods if p.role == "worker"]
+        if len(heads) != 1 or len(workers) != self.ray.workers:
+            return f"{len(heads)} head and {len(workers)}/{self.ray.workers} worker pods in RayCluster {state.active}"
+        for pod in pods:
             if pod.phase != "Running":
                 return f"pod {pod.name} is {pod.phase}"
-        endpoints = self.endpoints()
+        return self._serve_problem()
+
+    def _serve_problem(self) -> str | None:
+        host = self.target.host
+        dashboard = f"http://{host}:{self.target.dashboard_host_port}"
         try:
-            details = self._session.get(f"{endpoints.dashboard}/api/serve/applications/", timeout=5).json()
+            details = self._session.get(f"{dashboard}/api/serve/applications/", timeout=5).json()
         except (requests.RequestException, ValueError) as err:
             return f"dashboard not answering ({type(err).__name__})"
-        want = desired_replicas(self.serve_config())
+        desired = self.serve_config()
+        mismatch = deployed_config_problem(desired, details)
+        if mismatch:
+            return mismatch
+        want = desired_replicas(desired)
         running = sum(1 for app in (details.get("applications") or {}).values()
                       for dep in app.get("deployments", {}).values()
                       for r in dep.get("replicas", []) if r.get("state") == "RUNNING")
         if running != want:
             return f"{running}/{want} replicas RUNNING"
         try:
-            if self._session.get(endpoints.front_door + "/", timeout=5).status_code != 200:
+            if self._session.get(f"http://{host}:{self.target.serve_host_port}/", timeout=5).status_code != 200:
                 return "Serve endpoint not answering 200"
         except requests.RequestException as err:
             return f"Serve endpoint not reachable ({type(err).__name__})"
         return None
 
-    def wait_ready(self, timeout_s: float = 600.0) -> None:
-        deadline = time.time() + timeout_s
-        problem = "not checked"
-        while time.time() < deadline:
-            try:
-                problem = self.readiness_problem()
-            except ServeChaosError as err:
-                problem = err.what
-            if problem is None:
-                return
-            time.sleep(3.0)
-        raise InfrastructureError(f"the RayService was not ready within {timeout_s:.0f} s: {problem}",
-                                  hint=f"`kubectl -n {self.ns} describe rayservice {self.ray.name}`")
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        # A new RayCluster (a GCS FT switch) pulls, schedules and starts every pod.
+        timeout_s = self.capabilities.ready_timeout_s if timeout_s is None else timeout_s
+
+        def check() -> None:
+            problem = self.readiness_problem()
+            if problem:
+                raise NotYet(problem)
+
+        wait_until(check, timeout_s, period_s=3.0, what="the RayService to be ready",
+                   hint=f"`kubectl -n {self.ns} describe rayservice {self.ray.name}`",
+                   retry_on=(NotYet, ServeChaosError))
+

@@ -1,4 +1,5 @@
-"""kind, helm and docker, driven through their CLIs (each missing tool gets one line naming it).
+"""kind, helm and docker, driven through their CLIs (each missing tool gets one line naming it),
+and what only a kind cluster needs: its creation with a marker, the operator, preloaded images.
 
 ``kind up`` creates the cluster from ``kind-config.yaml`` (or reuses an existing
 one), installs the KubeRay operator with its helm chart unless present, can
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from runtime.errors import EnvironmentProblem, InfrastructureError
 
@@ -20,6 +24,8 @@ KUBERAY_CHART_VERSION = "1.7.0"
 KUBERAY_REPO = "https://ray-project.github.io/kuberay-helm/"
 OPERATOR_NAMESPACE = "kuberay-system"
 CREATED_MARKER = "serve-chaos-created-this-cluster"
+#: The node image KubeRay v1.7.0's own CI runs on (ray-facts.md), for kind v0.31.
+KIND_NODE_IMAGE = "kindest/node:v1.35.0"
 INSTALL_HINTS = {
     "kind": "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
     "helm": "install helm: https://helm.sh/docs/intro/install/",
@@ -60,7 +66,7 @@ def clusters() -> list[str]:
     return [line.strip() for line in run(["kind", "get", "clusters"]).stdout.splitlines() if line.strip()]
 
 
-def create(name: str, config: Path = DEFAULT_KIND_CONFIG, image: str | None = None) -> None:
+def create(name: str, config: Path = DEFAULT_KIND_CONFIG, image: str | None = KIND_NODE_IMAGE) -> None:
     cmd = ["kind", "create", "cluster", "--name", name, "--config", str(config), "--wait", "180s"]
     if image:
         cmd += ["--image", image]
@@ -71,17 +77,79 @@ def delete(name: str) -> None:
     run(["kind", "delete", "cluster", "--name", name], timeout_s=300)
 
 
-def load_images(name: str, images: list[str]) -> None:
-    for image in images:
-        run(["docker", "pull", image], timeout_s=1800, check=False)
-        run(["kind", "load", "docker-image", image, "--name", name], timeout_s=1800)
+def host_platform() -> str:
+    """``os/arch`` of the Docker daemon, e.g. ``linux/amd64``."""
+    return run(["docker", "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"], timeout_s=30).stdout.strip()
 
 
-def install_operator(context: str) -> None:
+def load_images(name: str, images: dict[str, list[str]]) -> None:
+    """Load each image onto the kind nodes listed for it (not onto nodes that never run it).
+
+    ``kind load docker-image`` fails for multi-platform images under Docker's
+    containerd image store (kubernetes-sigs/kind#3795): it saves the whole index
+    while only the host's platform was pulled.  So: pull, save the host
+    platform only, and load that archive.
+    """
+    platform = host_platform()
+    for image, nodes in images.items():
+        if not nodes:
+            continue
+        run(["docker", "pull", "--platform", platform, image], timeout_s=1800)
+        with tempfile.TemporaryDirectory(prefix="serve-chaos-image-") as tmp:
+            archive = Path(tmp) / "image.tar"
+            run(["docker", "save", "--platform", platform, "-o", str(archive), image], timeout_s=1800)
+            run(["kind", "load", "image-archive", str(archive), "--name", name, "--nodes", ",".join(nodes)],
+                timeout_s=1800)
+
+
+def install_operator(context: str, node_selector: dict[str, str] | None = None) -> None:
+    """The KubeRay operator from its helm chart, placed by ``node_selector`` (chart value ``nodeSelector``)."""
     run(["helm", "repo", "add", "kuberay", KUBERAY_REPO, "--force-update"], timeout_s=120)
-    run(["helm", "upgrade", "--install", "kuberay-operator", KUBERAY_CHART, "--version", KUBERAY_CHART_VERSION,
-         "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--kube-context", context,
-         "--wait", "--timeout", "300s"], timeout_s=420)
+    cmd = ["helm", "upgrade", "--install", "kuberay-operator", KUBERAY_CHART, "--version", KUBERAY_CHART_VERSION,
+           "--namespace", OPERATOR_NAMESPACE, "--create-namespace", "--kube-context", context,
+           "--wait", "--timeout", "300s"]
+    for key, value in (node_selector or {}).items():
+        cmd += ["--set-string", f"nodeSelector.{key}={value}"]
+    run(cmd, timeout_s=420)
+
+
+# ---------------------------------------------------------------------- markers and checks over the API
+def mark_created(core: Any) -> None:
+    """Leave the proof that serve-chaos created this cluster (``kind down`` requires it)."""
+    from runtime.kuberay.manifests import MANAGED_BY
+
+    core.create_namespaced_config_map("kube-system", {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": CREATED_MARKER, "labels": dict(MANAGED_BY)},
+        "data": {"created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})
+
+
+def created_by_us(core: Any) -> bool:
+    from runtime.kuberay import safety
+
+    try:
+        marker = core.read_namespaced_config_map(CREATED_MARKER, "kube-system")
+    except Exception:  # noqa: BLE001 - absent (404) or unreachable: not provably ours
+        return False
+    return safety.is_ours(marker)
+
+
+def kuberay_installed(api_client: Any) -> bool:
+    from kubernetes import client
+
+    try:
+        client.ApiextensionsV1Api(api_client).read_custom_resource_definition("rayservices.ray.io")
+    except Exception:  # noqa: BLE001 - no CRD: not installed
+        return False
+    return True
+
+
+def nodes_with_roles(core: Any, roles: tuple[str, ...]) -> list[str]:
+    """Names of the nodes labelled ``serve-chaos/role`` with one of ``roles``."""
+    from runtime.kuberay.manifests import ROLE_LABEL
+
+    return sorted(n.metadata.name for n in core.list_node().items
+                  if (n.metadata.labels or {}).get(ROLE_LABEL) in roles)
 
 
 # ---------------------------------------------------------------------- node faults (kind nodes are containers)

@@ -1,14 +1,19 @@
 """Every Kubernetes object of the kind target, generated from one source.
 
-- Redis: Secret (password), ConfigMap (redis.conf without the password),
-  Service and Deployment -- the guide's development Redis, password from the Secret.
+- Redis: Secret (password), ConfigMap (redis.conf without the password), a
+  PersistentVolumeClaim for its append-only file, Service and Deployment
+  (strategy Recreate: one pod owns the volume at a time).
 - The app: a ConfigMap carrying ``runtime/app/sleepy_pid.py`` itself, mounted
   into every Ray pod, so the stock ``rayproject/ray`` image serves it unchanged.
-- RayService ``ray.io/v1`` with ``serveConfigV2`` and GCS FT either through
+- RayService ``ray.io/v1`` with ``serveConfigV2``, GCS FT either through
   ``gcsFaultToleranceOptions`` (KubeRay 1.7), the guide's legacy form
-  (annotation ``ray.io/ft-enabled`` + ``RAY_REDIS_ADDRESS``), or off.
-- NodePort Services for the Serve endpoint and the dashboard (kind maps them to
-  the host).
+  (annotation ``ray.io/ft-enabled`` + ``RAY_REDIS_ADDRESS``), or off; and
+  ``spec.serveService`` as a NodePort, so KubeRay owns the Serve Service and
+  keeps its selector on the active RayCluster (``common/service.go``
+  BuildServeService: ``ray.io/cluster=<active>``, ``ray.io/serve=true``).
+- A NodePort Service for the dashboard, selecting the head pod by labels
+  KubeRay puts on pods (``common/pod.go`` labelPod), pinned to the active
+  RayCluster once it is known (serve-chaos re-pins it after an upgrade).
 Every object carries ``app.kubernetes.io/managed-by: serve-chaos``: the target
 touches nothing without it.
 """
@@ -16,6 +21,7 @@ touches nothing without it.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,19 @@ APP_MOUNT = "/home/ray/serve-chaos"
 REDIS_SECRET_KEY = "password"
 SERVE_NODE_PORT = 30800
 DASHBOARD_NODE_PORT = 30826
+#: Labels KubeRay v1.7.0 puts on every Ray pod (``ray-operator/controllers/ray/common/pod.go``
+#: labelPod; keys in ``utils/constant.go``).
+RAY_CLUSTER_LABEL = "ray.io/cluster"
+RAY_NODE_TYPE_LABEL = "ray.io/node-type"
+RAY_SERVE_LABEL = "ray.io/serve"
+#: ``rayv1.RedisCleanupNode``: the node type of the pod of the Redis cleanup Job, which
+#: is built from the head pod (``raycluster_controller.go`` buildRedisCleanupJob).
+REDIS_CLEANUP_NODE_TYPE = "redis-cleanup"
+#: Node role labels of kind-config.yaml.  Redis and the operator sit with the head,
+#: never on a worker node a node-loss scenario may kill.
+ROLE_LABEL = "serve-chaos/role"
+#: The desired Serve config as JSON on the RayService, so any later command knows it.
+SERVE_CONFIG_ANNOTATION = "serve-chaos/serve-config"
 
 
 @dataclass(frozen=True)
@@ -39,8 +58,13 @@ class KubeRayConfig:
 
     ``gcs_ft``: ``options`` (gcsFaultToleranceOptions), ``legacy`` (annotation +
     RAY_REDIS_ADDRESS, as in the guide) or ``off``.  ``workers``: worker pods.
-    ``node_selectors``: place the head and the workers on labelled nodes so a
-    node loss does not take the head (kind-config.yaml labels them).
+    ``num_cpus``: Ray's logical CPUs per pod (rayStartParams); ``cpu_request``
+    and ``cpu_limit`` what a pod asks of its node: kind nodes share the host's
+    cores, so a 2-vCPU runner cannot schedule a pod that requests 2.
+    ``node_selectors``: place the head (with Redis) and the workers on labelled
+    nodes so a node loss never takes the head or Redis (kind-config.yaml labels them).
+    ``redis_storage``: size of Redis's volume on ``storage_class`` (kind's
+    ``standard`` is its local-path provisioner).
     """
 
     namespace: str = "serve-chaos"
@@ -50,19 +74,22 @@ class KubeRayConfig:
     gcs_ft: str = "options"
     workers: int = 2
     app: SleepyPidConfig = SCENARIO_APP
-    head_cpus: str = "2"
-    worker_cpus: str = "1"
+    num_cpus: int = 1
+    cpu_request: str = "250m"
+    cpu_limit: str = "1"
     memory: str = "2Gi"
+    memory_request: str = "1Gi"
     node_selectors: bool = True
     worker_prestop: bool = True
-    gcs_reconnect_timeout_s: int = 600
+    redis_storage: str = "1Gi"
+    storage_class: str = "standard"
     labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.gcs_ft not in GCS_FT_MODES:
             raise ConfigError(f"gcs_ft must be one of {', '.join(GCS_FT_MODES)}, got {self.gcs_ft!r}")
-        if not 1 <= self.workers <= 20:
-            raise ConfigError(f"workers must be between 1 and 20, got {self.workers}")
+        if not isinstance(self.workers, int) or not 1 <= self.workers <= 20:
+            raise ConfigError(f"workers must be a whole number between 1 and 20, got {self.workers!r}")
         if not self.namespace or not self.namespace.replace("-", "").isalnum() or self.namespace != self.namespace.lower():
             raise ConfigError(f"namespace {self.namespace!r} is not a valid Kubernetes namespace name")
 
@@ -73,6 +100,15 @@ class KubeRayConfig:
     @property
     def secret_name(self) -> str:
         return f"{self.name}-redis-password"
+
+    @property
+    def serve_service(self) -> str:
+        """KubeRay's default name for a RayService's Serve Service (``utils.GenerateServeServiceName``)."""
+        return f"{self.name}-serve-svc"
+
+    @property
+    def dashboard_service(self) -> str:
+        return f"{self.name}-dashboard-nodeport"
 
 
 def labels(config: KubeRayConfig, component: str) -> dict[str, str]:
@@ -89,39 +125,56 @@ def namespace(config: KubeRayConfig) -> dict[str, Any]:
             "metadata": {"name": config.namespace, "labels": labels(config, "namespace")}}
 
 
+def redis_selector(config: KubeRayConfig) -> dict[str, str]:
+    return {"serve-chaos/component": "redis", "app.kubernetes.io/part-of": config.name}
+
+
 def redis_objects(config: KubeRayConfig, password: str) -> list[dict[str, Any]]:
-    """The guide's development Redis, with the password kept in a Secret only."""
-    sel = {"serve-chaos/component": "redis", "app.kubernetes.io/part-of": config.name}
+    """The guide's development Redis with its data on a volume and the password in a Secret only.
+
+    The append-only file lives on a PersistentVolumeClaim: scaling Redis to 0 and
+    back must not empty the GCS store (an emptied store is ray-project/ray#33854,
+    not the fault under test).  ``Recreate`` keeps two Redis pods off one volume.
+    """
+    claim = f"{config.name}-redis-data"
+    pod_spec: dict[str, Any] = {
+        "containers": [{
+            "name": "redis",
+            "image": config.redis_image,
+            "command": ["sh", "-c",
+                        'exec redis-server /usr/local/etc/redis/redis.conf --requirepass "$REDIS_PASSWORD"'],
+            "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {
+                "name": config.secret_name, "key": REDIS_SECRET_KEY}}}],
+            "ports": [{"containerPort": 6379, "name": "redis"}],
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+            "volumeMounts": [{"name": "config", "mountPath": "/usr/local/etc/redis/redis.conf",
+                              "subPath": "redis.conf"},
+                             {"name": "data", "mountPath": "/data"}],
+        }],
+        "volumes": [{"name": "config", "configMap": {"name": f"{config.name}-redis-config"}},
+                    {"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
+    }
+    if config.node_selectors:
+        pod_spec["nodeSelector"] = {ROLE_LABEL: "head"}
     return [
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": _meta(config, config.secret_name, "redis"),
          "stringData": {REDIS_SECRET_KEY: password}},
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(config, f"{config.name}-redis-config", "redis"),
-         # AOF persistence: a restarted Redis comes back with the GCS tables.
-         "data": {"redis.conf": "port 6379\nbind 0.0.0.0\nprotected-mode no\nappendonly yes\n"}},
+         "data": {"redis.conf": "port 6379\nbind 0.0.0.0\nprotected-mode no\n"
+                                "appendonly yes\nappendfsync everysec\ndir /data\n"}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(config, claim, "redis"),
+         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": config.storage_class,
+                  "resources": {"requests": {"storage": config.redis_storage}}}},
         {"apiVersion": "v1", "kind": "Service", "metadata": _meta(config, config.redis_service, "redis"),
-         "spec": {"type": "ClusterIP", "ports": [{"name": "redis", "port": 6379}], "selector": sel}},
+         "spec": {"type": "ClusterIP", "ports": [{"name": "redis", "port": 6379, "targetPort": 6379}],
+                  "selector": redis_selector(config)}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(config, config.redis_service, "redis"),
          "spec": {
              "replicas": 1,
-             "selector": {"matchLabels": sel},
-             "template": {
-                 "metadata": {"labels": labels(config, "redis")},
-                 "spec": {
-                     "containers": [{
-                         "name": "redis",
-                         "image": config.redis_image,
-                         "command": ["sh", "-c",
-                                     'exec redis-server /usr/local/etc/redis/redis.conf --requirepass "$REDIS_PASSWORD"'],
-                         "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {
-                             "name": config.secret_name, "key": REDIS_SECRET_KEY}}}],
-                         "ports": [{"containerPort": 6379}],
-                         "volumeMounts": [{"name": "config", "mountPath": "/usr/local/etc/redis/redis.conf",
-                                           "subPath": "redis.conf"}],
-                     }],
-                     "volumes": [{"name": "config", "configMap": {"name": f"{config.name}-redis-config"}}],
-                 },
-             },
+             "strategy": {"type": "Recreate"},
+             "selector": {"matchLabels": redis_selector(config)},
+             "template": {"metadata": {"labels": labels(config, "redis")}, "spec": pod_spec},
          }},
     ]
 
@@ -144,7 +197,7 @@ def _app_volume(config: KubeRayConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return volume, mount
 
 
-def _container(config: KubeRayConfig, name: str, cpus: str, env: list[dict[str, Any]],
+def _container(config: KubeRayConfig, name: str, env: list[dict[str, Any]],
                ports: list[dict[str, Any]], lifecycle: dict[str, Any] | None) -> dict[str, Any]:
     _, mount = _app_volume(config)
     container: dict[str, Any] = {
@@ -152,8 +205,8 @@ def _container(config: KubeRayConfig, name: str, cpus: str, env: list[dict[str, 
         "image": config.ray_image,
         "env": [{"name": "PYTHONPATH", "value": APP_MOUNT}, *env],
         "ports": ports,
-        "resources": {"limits": {"cpu": cpus, "memory": config.memory},
-                      "requests": {"cpu": cpus, "memory": config.memory}},
+        "resources": {"limits": {"cpu": config.cpu_limit, "memory": config.memory},
+                      "requests": {"cpu": config.cpu_request, "memory": config.memory_request}},
         "volumeMounts": [mount],
     }
     if lifecycle:
@@ -161,45 +214,60 @@ def _container(config: KubeRayConfig, name: str, cpus: str, env: list[dict[str, 
     return container
 
 
-def rayservice(config: KubeRayConfig) -> dict[str, Any]:
-    volume, _ = _app_volume(config)
-    redis_address = f"{config.redis_service}.{config.namespace}.svc.cluster.local:6379"
-    head_env: list[dict[str, Any]] = []
-    worker_env: list[dict[str, Any]] = []
-    head_params: dict[str, str] = {"dashboard-host": "0.0.0.0", "num-cpus": config.head_cpus}
-    annotations: dict[str, str] = {}
-    cluster: dict[str, Any] = {"rayVersion": config.ray_image.rsplit(":", 1)[-1].split("-")[0]}
+def redis_address(config: KubeRayConfig) -> str:
+    return f"{config.redis_service}.{config.namespace}.svc.cluster.local:6379"
+
+
+def _gcs_ft(config: KubeRayConfig, cluster: dict[str, Any], head_env: list[dict[str, Any]],
+            head_params: dict[str, str]) -> dict[str, str]:
+    """Fill in the GCS FT form; returns the RayService annotations it needs.
+
+    No ``externalStorageNamespace``: KubeRay then uses the RayCluster's UID
+    (``common/pod.go`` configureRedisFT), so a new RayCluster after an upgrade
+    never resurrects the old one's state, and the old one's Redis cleanup Job
+    deletes only its own keys.  KubeRay itself sets
+    ``RAY_gcs_rpc_server_reconnect_timeout_s=600`` on workers in both forms.
+    """
     if config.gcs_ft == "options":
         cluster["gcsFaultToleranceOptions"] = {
-            "redisAddress": redis_address,
+            "redisAddress": redis_address(config),
             "redisPassword": {"valueFrom": {"secretKeyRef": {"name": config.secret_name, "key": REDIS_SECRET_KEY}}},
         }
-    elif config.gcs_ft == "legacy":
-        annotations["ray.io/ft-enabled"] = "true"
+        return {}
+    if config.gcs_ft == "legacy":
         head_env += [
-            {"name": "RAY_REDIS_ADDRESS", "value": redis_address},
+            {"name": "RAY_REDIS_ADDRESS", "value": redis_address(config)},
             {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": config.secret_name,
                                                                       "key": REDIS_SECRET_KEY}}},
         ]
         # Expanded by the shell KubeRay starts Ray in; the literal never leaves the Secret.
         head_params["redis-password"] = "$REDIS_PASSWORD"
-        worker_env.append({"name": "RAY_gcs_rpc_server_reconnect_timeout_s",
-                           "value": str(config.gcs_reconnect_timeout_s)})
+        return {"ray.io/ft-enabled": "true"}
+    return {}
+
+
+def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    volume, _ = _app_volume(config)
+    head_env: list[dict[str, Any]] = []
+    head_params: dict[str, str] = {"dashboard-host": "0.0.0.0", "num-cpus": str(config.num_cpus)}
+    cluster: dict[str, Any] = {"rayVersion": config.ray_image.rsplit(":", 1)[-1].split("-")[0]}
+    desired = serve_config or config.app.to_serve_config()
+    annotations = {**_gcs_ft(config, cluster, head_env, head_params),
+                   SERVE_CONFIG_ANNOTATION: json.dumps(desired, sort_keys=True)}
     head_pod_spec: dict[str, Any] = {
-        "containers": [_container(config, "ray-head", config.head_cpus, head_env, [
+        "containers": [_container(config, "ray-head", head_env, [
             {"containerPort": 6379, "name": "gcs"}, {"containerPort": 8265, "name": "dashboard"},
             {"containerPort": 10001, "name": "client"}, {"containerPort": 8000, "name": "serve"}], None)],
         "volumes": [volume],
     }
     prestop = {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}} if config.worker_prestop else None
     worker_pod_spec: dict[str, Any] = {
-        "containers": [_container(config, "ray-worker", config.worker_cpus, worker_env,
-                                  [{"containerPort": 8000, "name": "serve"}], prestop)],
+        "containers": [_container(config, "ray-worker", [], [{"containerPort": 8000, "name": "serve"}], prestop)],
         "volumes": [volume],
     }
     if config.node_selectors:
-        head_pod_spec["nodeSelector"] = {"serve-chaos/role": "head"}
-        worker_pod_spec["nodeSelector"] = {"serve-chaos/role": "worker"}
+        head_pod_spec["nodeSelector"] = {ROLE_LABEL: "head"}
+        worker_pod_spec["nodeSelector"] = {ROLE_LABEL: "worker"}
     pod_labels = labels(config, "ray")
     cluster["headGroupSpec"] = {
         "rayStartParams": head_params,
@@ -210,51 +278,66 @@ def rayservice(config: KubeRayConfig) -> dict[str, Any]:
         "replicas": config.workers,
         "minReplicas": config.workers,
         "maxReplicas": config.workers,
-        "rayStartParams": {},
+        "rayStartParams": {"num-cpus": str(config.num_cpus)},
         "template": {"metadata": {"labels": pod_labels}, "spec": worker_pod_spec},
     }]
-    meta = _meta(config, config.name, "rayservice")
-    if annotations:
-        meta["annotations"] = annotations
+    meta = {**_meta(config, config.name, "rayservice"), "annotations": annotations}
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
         "metadata": meta,
         "spec": {
-            "serveConfigV2": serve_config_v2(config.app),
+            "serveConfigV2": serve_config_v2(desired),
             "rayClusterConfig": cluster,
+            "serveService": serve_service(config),
         },
     }
 
 
-def serve_config_v2(app: SleepyPidConfig) -> str:
+def serve_service(config: KubeRayConfig) -> dict[str, Any]:
+    """``spec.serveService``: the Serve Service as a NodePort (kind maps it to the host).
+
+    KubeRay replaces its selector with the active cluster's (``common/service.go``
+    BuildServeService) and keeps our port, matched by the name ``serve`` of the
+    head container's port, with its nodePort.
+    """
+    return {"metadata": {"name": config.serve_service, "labels": labels(config, "serve")},
+            "spec": {"type": "NodePort",
+                     "ports": [{"name": "serve", "port": 8000, "targetPort": 8000, "nodePort": SERVE_NODE_PORT}]}}
+
+
+def serve_config_v2(serve_config: dict[str, Any]) -> str:
     """serveConfigV2 is a YAML string of the Serve config (proxy and HTTP options are KubeRay's)."""
-    config = copy.deepcopy(app.to_serve_config())
+    config = copy.deepcopy(serve_config)
     return yaml.safe_dump({"applications": config["applications"]}, sort_keys=False)
 
 
-def node_port_services(config: KubeRayConfig) -> list[dict[str, Any]]:
-    """The Serve endpoint (pods KubeRay marks ray.io/serve=true) and the head's dashboard on NodePorts."""
-    origin = {"ray.io/originated-from-crd": "RayService", "ray.io/originated-from-cr-name": config.name}
-    return [
-        {"apiVersion": "v1", "kind": "Service", "metadata": _meta(config, f"{config.name}-serve-nodeport", "serve"),
-         "spec": {"type": "NodePort", "selector": {**origin, "ray.io/serve": "true"},
-                  "ports": [{"name": "serve", "port": 8000, "targetPort": 8000, "nodePort": SERVE_NODE_PORT}]}},
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": _meta(config, f"{config.name}-dashboard-nodeport", "dashboard"),
-         "spec": {"type": "NodePort", "selector": {**origin, "ray.io/node-type": "head"},
-                  "ports": [{"name": "dashboard", "port": 8265, "targetPort": 8265,
-                             "nodePort": DASHBOARD_NODE_PORT}]}},
-    ]
+def dashboard_selector(active_cluster: str | None) -> dict[str, str]:
+    """The head pod of the active RayCluster, by labels KubeRay puts on pods (``common/pod.go`` labelPod)."""
+    selector = {RAY_NODE_TYPE_LABEL: "head", "app.kubernetes.io/created-by": "kuberay-operator"}
+    if active_cluster:
+        selector[RAY_CLUSTER_LABEL] = active_cluster
+    return selector
 
 
-def render(config: KubeRayConfig, password: str) -> list[dict[str, Any]]:
+def dashboard_service(config: KubeRayConfig, active_cluster: str | None) -> dict[str, Any]:
+    """The head's dashboard on a NodePort.  Until the active RayCluster is known (a
+    fresh RayService) it selects any head of the namespace; ``up`` pins it."""
+    selector = {**dashboard_selector(active_cluster), "app.kubernetes.io/part-of": config.name}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(config, config.dashboard_service, "dashboard"),
+            "spec": {"type": "NodePort", "selector": selector,
+                     "ports": [{"name": "dashboard", "port": 8265, "targetPort": 8265,
+                                "nodePort": DASHBOARD_NODE_PORT}]}}
+
+
+def render(config: KubeRayConfig, password: str, serve_config: dict[str, Any] | None = None,
+           active_cluster: str | None = None) -> list[dict[str, Any]]:
     """All objects, in apply order."""
     objects = [namespace(config), app_configmap(config)]
     if config.gcs_ft != "off":
         objects += redis_objects(config, password)
-    objects.append(rayservice(config))
-    objects += node_port_services(config)
+    objects.append(rayservice(config, serve_config))
+    objects.append(dashboard_service(config, active_cluster))
     return objects
 
 

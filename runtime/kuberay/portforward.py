@@ -1,10 +1,11 @@
 """A local TCP endpoint that reaches one pod's port, like ``kubectl port-forward``.
 
 Built on the official client's port-forward stream.  Every accepted local
-connection opens its own stream (the load opens a new connection per
-request, as independent clients would); when the pod dies, connections fail,
-exactly as a port-forward to a deleted pod does.  Written by hand because the
-client offers the stream but no listener.
+connection opens its own stream on an ApiClient of its own (``api.py`` says
+why) and picks its pod when it connects: a forwarder to "the head" follows
+the head pod across recreations, one to a named pod fails once that pod is
+gone, exactly as a port-forward to a deleted pod does.  Written by hand
+because the client offers the stream but no listener.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any, Callable
 
 
 class PodPortForwarder:
-    def __init__(self, open_stream: Callable[[], Any], remote_port: int) -> None:
-        """``open_stream()`` returns a kubernetes ``PortForward`` for the pod and ``remote_port``."""
+    def __init__(self, open_stream: Callable[[], tuple[Any, Callable[[], None]]], remote_port: int) -> None:
+        """``open_stream()`` returns a kubernetes ``PortForward`` to ``remote_port`` of the pod,
+        and a function that releases what the stream holds (its ApiClient)."""
         self.open_stream = open_stream
         self.remote_port = remote_port
         self.listener: socket.socket | None = None
@@ -47,11 +49,13 @@ class PodPortForwarder:
             threading.Thread(target=self._pump, args=(local,), daemon=True).start()
 
     def _pump(self, local: socket.socket) -> None:
+        release: Callable[[], None] = lambda: None
         try:
-            stream = self.open_stream()
+            stream, release = self.open_stream()
             remote = stream.socket(self.remote_port)
         except Exception:  # noqa: BLE001 - the pod is gone or unreachable: refuse this connection
             local.close()
+            release()
             return
         try:
             peers = {local: remote, remote: local}
@@ -71,3 +75,4 @@ class PodPortForwarder:
                 stream.close()
             except Exception:  # noqa: BLE001 - best effort on a dying stream
                 pass
+            release()

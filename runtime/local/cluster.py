@@ -13,19 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from tenacity import RetryError, retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from runtime.app.serve_config import desired_replicas
-from runtime.cluster import ActionRecord, Capabilities, Endpoints, NodeInfo, PodInfo
+from runtime.app.serve_config import deployed_config_problem, desired_replicas
+from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
 from runtime.errors import ConfigError, EnvironmentProblem, InfrastructureError, ServeChaosError
 from runtime.local import leftovers, netns, procs
 from runtime.local.config import LocalClusterConfig
 from runtime.local.layout import RunLayout, new_label
 from runtime.local.supervisor import TOKEN_HEADER, redis_server_binary
-
-
-class NotReady(Exception):
-    """Raised inside the readiness wait; its message says what is still missing."""
+from runtime.waiting import NotYet, wait_until
 
 
 def resolve_isolation(requested: str) -> str:
@@ -274,28 +270,35 @@ class LocalCluster:
         )
 
     def pods(self) -> list[PodInfo]:
-        return [
-            PodInfo(**{k: v for k, v in p.items() if k in PodInfo.__dataclass_fields__})
-            for p in self.state()["pods"]
-        ]
+        return self._pod_infos(self.state())
 
     def nodes(self) -> list[NodeInfo]:
-        return [
-            NodeInfo(name=n["name"], state=n["state"], pods=tuple(n["pods"]), labels=n["labels"])
-            for n in self.state()["nodes"]
-        ]
+        return self._node_infos(self.state())
+
+    @staticmethod
+    def _pod_infos(state: dict[str, Any]) -> list[PodInfo]:
+        return [PodInfo(**{k: v for k, v in p.items() if k in PodInfo.__dataclass_fields__}) for p in state["pods"]]
+
+    @staticmethod
+    def _node_infos(state: dict[str, Any]) -> list[NodeInfo]:
+        return [NodeInfo(name=n["name"], state=n["state"], pods=tuple(n["pods"]), labels=n["labels"])
+                for n in state["nodes"]]
 
     def endpoints(self) -> Endpoints:
         state = self.state()
-        return Endpoints(
-            front_door=state["front_door"],
-            dashboard=state["dashboard"],
-            pods={
-                p["name"]: f"http://{p['ip']}:{p['serve_port']}"
-                for p in state["pods"]
-                if p["role"] != "redis" and p["ip"]
-            },
-        )
+        pods = {p["name"]: f"http://{p['ip']}:{p['serve_port']}" for p in state["pods"]
+                if p["role"] != "redis" and p["ip"]}
+        # The head keeps its name and address across recreations (a Service-like stable IP).
+        heads = [p["name"] for p in state["pods"] if p["role"] == "head" and p["name"] in pods]
+        return Endpoints(front_door=state["front_door"], dashboard=state["dashboard"], pods=pods,
+                         roles={"head": pods[heads[0]]} if heads else {})
+
+    def status(self) -> ClusterStatus:
+        state = self.state()
+        return ClusterStatus(target=self.name, label=state["label"], mode=state["mode"], gcs_ft=state["gcs_ft"],
+                             front_door=state["front_door"], dashboard=state["dashboard"],
+                             pods=tuple(self._pod_infos(state)), nodes=tuple(self._node_infos(state)),
+                             extra={"subnet": state["subnet"], "supervisor_pid": state["supervisor_pid"]})
 
     def settings(self) -> dict[str, Any]:
         return self.state()["settings"]
@@ -345,6 +348,9 @@ class LocalCluster:
             details = self._session.get(f"{state['dashboard']}/api/serve/applications/", timeout=5).json()
         except (requests.RequestException, ValueError) as err:
             return f"dashboard not answering ({type(err).__name__})"
+        mismatch = deployed_config_problem(state["serve_config"], details)
+        if mismatch:
+            return mismatch
         want = desired_replicas(state["serve_config"])
         running = 0
         for app in (details.get("applications") or {}).values():
@@ -362,24 +368,19 @@ class LocalCluster:
             return f"front door answered {resp.status_code}"
         return None
 
-    def wait_ready(self, timeout_s: float = 120.0) -> None:
-        @retry(stop=stop_after_delay(timeout_s), wait=wait_fixed(1.0), retry=retry_if_exception_type(NotReady),
-               reraise=False)
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        timeout_s = 120.0 if timeout_s is None else timeout_s
+
         def check() -> None:
             self._raise_if_supervisor_died()
             problem = self.readiness_problem()
             if problem:
-                raise NotReady(problem)
+                raise NotYet(problem)
 
-        try:
-            check()
-        except RetryError as err:
-            last = err.last_attempt.exception()
-            raise InfrastructureError(
-                f"the local cluster was not ready within {timeout_s:.0f} s: {last}",
-                evidence=str(self.home / (self.label or "") / "logs"),
-                hint="see the pod logs there; `serve-chaos status` shows pods and replicas",
-            ) from None
+        # A dead supervisor raises InfrastructureError, which is not retried.
+        wait_until(check, timeout_s, period_s=1.0, what="the local cluster to be ready",
+                   evidence=str(self.home / (self.label or "") / "logs"),
+                   hint="see the pod logs there; `serve-chaos status` shows pods and replicas")
 
 
 def load_config_file(path: str | None) -> LocalClusterConfig:

@@ -1,0 +1,90 @@
+"""The real ``kubernetes.stream`` against a real (small) API server on loopback.
+
+``stream``/``portforward`` swap the transport of the ApiClient they are handed for
+the length of the call (``kubernetes/base/stream/stream.py``, kubernetes-client/python#928).
+The first test shows that with the installed client; the second that the kube
+target's streams run next to REST calls without touching the REST client.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from kubernetes import client
+
+from runtime.kuberay.api import KubeApi
+from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+from runtime.kuberay.portforward import PodPortForwarder
+from tests.kube_server import KubeServer
+
+
+@pytest.fixture
+def server():
+    srv = KubeServer(exec_delay_s=0.5)
+    yield srv
+    srv.close()
+
+
+def configuration(server: KubeServer) -> client.Configuration:
+    cfg = client.Configuration(host=server.host)
+    cfg.verify_ssl = False
+    return cfg
+
+
+def exec_on(core: client.CoreV1Api, pod: str) -> str:
+    from kubernetes.stream import stream
+
+    return stream(core.connect_get_namespaced_pod_exec, pod, "ns", command=["true"], stderr=True, stdin=False,
+                  stdout=True, tty=False)
+
+
+def test_a_shared_client_sends_rest_calls_as_websocket_calls_during_a_stream(server):
+    shared = client.ApiClient(configuration(server))
+    core = client.CoreV1Api(shared)
+    thread = threading.Thread(target=exec_on, args=(core, "p1"))
+    thread.start()
+    time.sleep(0.15)  # the exec is held open by the server for 0.5 s
+    try:
+        core.list_namespaced_pod("ns")
+    except Exception:  # noqa: BLE001 - what it raises depends on the client version
+        pass
+    thread.join(10)
+    assert server.unexpected == ["/api/v1/namespaces/ns/pods"], "the REST call did not go out as a websocket"
+
+
+def test_streams_on_their_own_clients_leave_rest_calls_alone(server):
+    api = KubeApi.from_configuration(configuration(server))
+    cluster = KubeRayCluster(KubeTargetConfig(), api=api, context_name="kind-test")
+    forwarder = PodPortForwarder(cluster._portforward_opener(lambda: "p2"), 8000)
+    port = forwarder.start()
+
+    def do_exec(i: int) -> str:
+        core, close = api.stream_core()
+        try:
+            return exec_on(core, f"p{i}")
+        finally:
+            close()
+
+    def do_rest(_: int) -> int:
+        return len(api.core.list_namespaced_pod("ns").items)
+
+    def do_forward(_: int) -> str:
+        return requests.get(f"http://127.0.0.1:{port}/", timeout=10).text
+
+    try:
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            execs = [pool.submit(do_exec, i) for i in range(8)]
+            forwards = [pool.submit(do_forward, i) for i in range(8)]
+            rests = [pool.submit(do_rest, i) for i in range(30)]
+            assert [f.result(timeout=30) for f in rests] == [1] * 30
+            assert sorted(f.result(timeout=30) for f in execs) == sorted(f"exec p{i}\n" for i in range(8))
+            assert [f.result(timeout=30) for f in forwards] == ["p2"] * 8
+    finally:
+        forwarder.stop()
+    assert server.unexpected == []
+    assert "call_api" not in vars(api.rest) and "request" not in vars(api.rest)
+    assert len(api.core.list_namespaced_pod("ns").items) == 1
