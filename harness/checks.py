@@ -26,7 +26,6 @@ Definitions (all times epoch seconds, durations seconds):
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable
 
@@ -34,6 +33,7 @@ import pandas as pd
 
 from harness.history import FaultRecord, History
 from harness.observe import Snapshot
+from runtime.cluster import ROLE_ENDPOINT, incarnation
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 ROLES = ("replica", "proxy", "controller")
@@ -188,39 +188,60 @@ def latency_percentiles(df: pd.DataFrame, start: float | None = None, end: float
 
 
 # ---------------------------------------------------------------------- snapshots
-def replica_pids(snap: Snapshot, running_only: bool = True) -> frozenset[int]:
+def actor_key(actor: dict[str, Any]) -> str:
+    """One life of a Serve actor.  The actor id tells actors apart across pods (each
+    pod has its own PID namespace, so PIDs repeat); the PID tells a restart of the
+    same actor (Ray keeps its id) from the life before."""
+    return f"{actor.get('actor_id')}:{actor.get('pid')}"
+
+
+def replica_keys(snap: Snapshot, running_only: bool = True) -> frozenset[str]:
     return frozenset(
-        int(a["pid"])
+        actor_key(a)
         for a in snap.actors
-        if a["role"] == "replica" and a.get("pid") and (not running_only or a.get("state") == "RUNNING")
+        if a["role"] == "replica" and a.get("actor_id") and (not running_only or a.get("state") == "RUNNING")
     )
 
 
-def role_pids(snap: Snapshot, role: str) -> frozenset[int]:
-    return frozenset(int(a["pid"]) for a in snap.actors if a["role"] == role and a.get("pid"))
+def role_keys(snap: Snapshot, role: str) -> frozenset[str]:
+    return frozenset(actor_key(a) for a in snap.actors if a["role"] == role and a.get("actor_id"))
 
 
-def pod_uids(snap: Snapshot) -> dict[str, str]:
-    return {p["name"]: p.get("uid", "") for p in snap.pods if p.get("uid") and p.get("phase") in ("Running", None)}
+def pod_lives(snap: Snapshot) -> dict[str, str]:
+    """Running pods by incarnation (UID and in-place restarts) -> pod name."""
+    return {incarnation(p.get("uid", ""), p.get("restarts")): p["name"] for p in snap.pods
+            if p.get("uid") and p.get("phase") in ("Running", None)}
+
+
+def pod_roles(snapshots: Iterable[Snapshot]) -> dict[str, str]:
+    """Pod name -> role, from every snapshot given."""
+    return {p["name"]: p.get("role", "") for s in snapshots for p in s.pods if p.get("name")}
+
+
+def victim_key(victim: dict[str, Any]) -> str | None:
+    """What identifies a victim's life: a pod incarnation or an actor key."""
+    if victim.get("role") == "pod":
+        return incarnation(victim.get("uid", ""), victim.get("restarts")) if victim.get("uid") else None
+    return actor_key(victim) if victim.get("actor_id") else None
 
 
 def victim_present(snap: Snapshot, victim: dict[str, Any]) -> bool:
-    """Whether the snapshot still shows the victim (by actor id, PID of its role, or pod UID)."""
+    """Whether the snapshot still shows this life of the victim (same actor id and PID,
+    or same pod UID and restart count)."""
     role = victim.get("role")
     if role in ROLES:
         for actor in snap.actors:
             if actor["role"] != role:
                 continue
-            # An actor Ray restarted keeps its id but gets a new process: a PID
-            # identifies the incarnation, the id only when no PID is known.
-            if victim.get("pid"):
-                if actor.get("pid") == victim["pid"]:
+            if victim.get("actor_id"):
+                if actor.get("actor_id") == victim["actor_id"] and (
+                        not victim.get("pid") or actor.get("pid") == victim["pid"]):
                     return True
-            elif victim.get("actor_id") and actor.get("actor_id") == victim["actor_id"]:
+            elif victim.get("pid") and actor.get("pid") == victim["pid"] and actor.get("pod") == victim.get("pod"):
                 return True
         return False
     if role == "pod":
-        return any(p.get("uid") == victim.get("uid") and p.get("phase") == "Running" for p in snap.pods)
+        return victim_key(victim) in pod_lives(snap)
     return False
 
 
@@ -281,10 +302,10 @@ def steady_state_over(
             return SteadyState(False, f"dashboard not answering at {snap.t:.1f} ({', '.join(snap.errors) or 'no data'})")
         if want and snap.replicas_running != want:
             return SteadyState(False, f"{snap.replicas_running}/{want} replicas RUNNING")
-        pids = replica_pids(snap)
-        if want and len(pids) != want:
-            return SteadyState(False, f"{len(pids)}/{want} RUNNING replicas alive in Ray")
-        pid_sets.add(pids)
+        keys = replica_keys(snap)
+        if want and len(keys) != want:
+            return SteadyState(False, f"{len(keys)}/{want} RUNNING replicas alive in Ray")
+        pid_sets.add(keys)
         controllers = sum(1 for a in snap.actors if a["role"] == "controller")
         if controllers != 1:
             return SteadyState(False, f"{controllers} Serve controllers alive")
@@ -294,9 +315,10 @@ def steady_state_over(
             return SteadyState(False, f"no HEALTHY proxy on node(s) {sorted(map(str, replica_nodes - proxy_nodes))}")
         for victim in victims:
             if victim_present(snap, victim):
-                return SteadyState(False, f"victim {victim.get('role')} {victim.get('pid') or victim.get('uid') or victim.get('actor_id')} still present")
+                return SteadyState(False, f"victim {victim.get('role')} {victim.get('name') or victim.get('pid')} "
+                                          f"on {victim.get('pod') or victim.get('node') or '?'} still present")
     if len(pid_sets) != 1:
-        return SteadyState(False, "replica PIDs changing")
+        return SteadyState(False, "replicas changing")
     df = history.judged_requests() if reqs is None else reqs
     if not df.empty:
         in_window = df[(df["t"] >= t0) & (df["t"] <= t1)]
@@ -361,30 +383,32 @@ def snapshot_at_or_after(history: History, t: float) -> Snapshot | None:
     return after[0] if after else None
 
 
-def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, list]]:
-    """PIDs by role (and pod UIDs by pod name) that left and appeared between two snapshots."""
+def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, Any]]:
+    """Lives that left and appeared between two snapshots: actors by role (``actor_id:pid``)
+    and pods (``uid#restarts``); ``pods`` says where each one was, ``roles`` each pod's role."""
     out: dict[str, dict[str, Any]] = {}
+    roles = pod_roles([before, after])
     for role in ROLES:
-        b, a = role_pids(before, role), role_pids(after, role)
-        where = {int(x["pid"]): x.get("pod") for s in (before, after) for x in s.actors
-                 if x["role"] == role and x.get("pid")}
+        b, a = role_keys(before, role), role_keys(after, role)
+        where = {actor_key(x): x.get("pod") for s in (before, after) for x in s.actors
+                 if x["role"] == role and x.get("actor_id")}
         serving = {x.get("pod") for x in before.actors if x["role"] == "replica" and x.get("state") == "RUNNING"}
         # A proxy on a node without replicas carries no traffic; Serve drains and
         # replaces such proxies as replicas move.
-        idle = sorted(pid for pid in b if where.get(pid) not in serving) if role == "proxy" else []
+        idle = sorted(k for k in b if where.get(k) not in serving) if role == "proxy" else []
         out[role] = {"before": sorted(b), "after": sorted(a), "left": sorted(b - a), "appeared": sorted(a - b),
-                     "pods": {pid: where.get(pid) for pid in sorted((b - a) | (a - b))}, "idle_before": idle}
+                     "pods": {k: where.get(k) for k in sorted((b - a) | (a - b))}, "idle_before": idle,
+                     "roles": roles}
     if before.pods_ok and after.pods_ok:
-        b_uids, a_uids = pod_uids(before), pod_uids(after)
-        left = sorted(name for name, uid in b_uids.items() if a_uids.get(name) != uid)
-        appeared = sorted(name for name, uid in a_uids.items() if b_uids.get(name) != uid)
-        out["pod"] = {"before": sorted(b_uids), "after": sorted(a_uids), "left": left, "appeared": appeared,
-                      "pods": {name: name for name in set(left) | set(appeared)}}
+        b_lives, a_lives = pod_lives(before), pod_lives(after)
+        left, appeared = sorted(set(b_lives) - set(a_lives)), sorted(set(a_lives) - set(b_lives))
+        out["pod"] = {"before": sorted(b_lives), "after": sorted(a_lives), "left": left, "appeared": appeared,
+                      "pods": {k: {**b_lives, **a_lives}[k] for k in left + appeared}, "roles": roles}
     return out
 
 
 CHURN_KINDS = ("none", "victims", "victims_left", "victims_or_idle", "at_least_victims", "all", "any")
-#: ``none_outside:<pod>[,<pod>...]``: nothing changed except on those pods.
+#: ``none_outside:<role>[,<role>...]``: nothing changed except on pods of those roles.
 NONE_OUTSIDE = "none_outside:"
 
 
@@ -416,14 +440,13 @@ def check_churn(
     got = observed[role]
     left, appeared = set(got["left"]), set(got["appeared"])
     value = {"left": sorted(left), "appeared": sorted(appeared)}
-    key = "name" if role == "pod" else "pid"
-    victim_ids = {v.get(key) for v in victims if v.get("role") == role and v.get(key) is not None}
+    victim_ids = {victim_key(v) for v in victims if v.get("role") == role} - {None}
     if expected == "any":
         return CheckResult(name, PASS, value, bound="any")
     if expected.startswith(NONE_OUTSIDE):
         allowed = set(expected[len(NONE_OUTSIDE):].split(","))
-        where = got.get("pods", {})
-        outside = sorted(p for p in left | appeared if where.get(p) not in allowed)
+        where, roles = got.get("pods", {}), got.get("roles", {})
+        outside = sorted(k for k in left | appeared if roles.get(where.get(k)) not in allowed)
         ok = not outside
         return CheckResult(name, PASS if ok else FAIL, value, bound=expected,
                            detail="" if ok else f"changed outside {sorted(allowed)}: {outside}")
@@ -477,8 +500,9 @@ class SLO:
     """What a scenario promises.  ``None`` means "not judged".
 
     Availabilities are ratios in [0, 1]; durations seconds; latency ms.
-    ``endpoint_availability`` maps an endpoint glob (``front``, ``pod:worker-*``)
-    to the minimum availability *during the fault* on matching endpoints.
+    ``endpoint_availability`` maps an endpoint (``front``, ``role:head``) or a
+    scope (``pods:worker``: every direct endpoint of a worker pod) to the
+    minimum availability *during the fault* on each matching endpoint.
     """
 
     min_availability: float | None = None
@@ -534,6 +558,65 @@ def _max_check(name: str, value: float | None, bound: float | None, unit: str, n
         return CheckResult(name, FAIL if none_means == FAIL else UNKNOWN, None, f"<= {bound} {unit}", unit,
                            "never reached" if none_means == FAIL else "not measurable")
     return CheckResult(name, PASS if value <= bound else FAIL, value, f"<= {bound} {unit}", unit)
+
+
+def is_direct(endpoint: str) -> bool:
+    """A pod's own proxy (``pod:<name>``) or the current pod of a role (``role:<role>``)."""
+    return endpoint.startswith(("pod:", ROLE_ENDPOINT))
+
+
+def endpoint_roles(reqs: pd.DataFrame) -> dict[str, str]:
+    """Endpoint -> role of the pod it targets, as the load recorded it."""
+    if reqs.empty or "role" not in reqs:
+        return {}
+    known = reqs.dropna(subset=["role"])
+    return {str(ep): str(role) for ep, role in known.groupby("endpoint")["role"].first().items()}
+
+
+def in_scope(endpoint: str, role: str | None, scope: str) -> bool:
+    """``scope`` is an endpoint name, or ``pods:<role>``: every direct endpoint of that role."""
+    if scope.startswith("pods:"):
+        return is_direct(endpoint) and role == scope.split(":", 1)[1]
+    return endpoint == scope
+
+
+def endpoint_hit(endpoint: str, role: str | None, fault: FaultRecord, history: History) -> bool:
+    """Whether the fault hit the pod behind a direct endpoint (its pod, or the role's pod)."""
+    hit = {v["pod"] for v in fault.victims if v.get("pod")}
+    hit |= {v["name"] for v in fault.victims if v.get("role") == "pod"}
+    if fault.params.get("pod"):
+        hit.add(fault.params["pod"])
+    if endpoint.startswith("pod:"):
+        return endpoint[len("pod:"):] in hit
+    roles = pod_roles(history.snapshots)
+    roles.update({v["name"]: v.get("pod_role", "") for v in fault.victims if v.get("role") == "pod"})
+    return role in {roles.get(p) for p in hit}
+
+
+def _worst_min(name: str, endpoints: list[str], per_endpoint: dict[str, Any], key: str, bound: float,
+               none_detail: str) -> CheckResult:
+    """The lowest ``key`` over ``endpoints`` against a floor; the detail names the endpoint."""
+    values = [(per_endpoint[ep][key], ep) for ep in endpoints if per_endpoint[ep][key] is not None]
+    if not values:
+        return CheckResult(name, UNKNOWN, None, f">= {bound}", "ratio", none_detail if not endpoints
+                           else "no requests in the window")
+    value, worst = min(values)
+    return CheckResult(name, PASS if value >= bound else FAIL, value, f">= {bound}", "ratio",
+                       f"lowest on {worst} of {len(values)}")
+
+
+def _worst_max(name: str, endpoints: list[str], per_endpoint: dict[str, Any], key: str, bound: float,
+               none_detail: str) -> CheckResult:
+    """The highest ``key`` over ``endpoints`` against a ceiling; an outage still open fails."""
+    if not endpoints:
+        return CheckResult(name, UNKNOWN, None, f"<= {bound} s", "s", none_detail)
+    value, worst = max((per_endpoint[ep][key], ep) for ep in endpoints)
+    still_open = [ep for ep in endpoints if not per_endpoint[ep].get("longest_outage_closed", True)]
+    if still_open:
+        return CheckResult(name, FAIL, value, f"<= {bound} s", "s",
+                           f"outage still open when load stopped on {', '.join(still_open)}")
+    return CheckResult(name, PASS if value <= bound else FAIL, value, f"<= {bound} s", "s",
+                       f"highest on {worst} of {len(endpoints)}")
 
 
 ExtraCheck = Callable[[History, FaultRecord], CheckResult]
@@ -665,43 +748,19 @@ def evaluate(
         candidates[3] = CheckResult(prefix + "longest_outage_s", FAIL, primary["longest_outage_s"],
                                     f"<= {slo.max_outage_s} s", "s", "outage still open when load stopped")
     checks += [c for c in candidates if c is not None]
-    for glob, bound in slo.endpoint_availability.items():
-        matched = [ep for ep in endpoints if fnmatch.fnmatch(ep, glob)]
-        if not matched:
-            checks.append(CheckResult(f"{glob}.availability_during_fault", UNKNOWN, None, f">= {bound}",
-                                      "ratio", "no such endpoint in the load"))
-        for ep in matched:
-            check = _min_check(f"{ep}.availability_during_fault", per_endpoint[ep]["availability_during_fault"], bound)
-            if check is not None:
-                checks.append(check)
-    hit = {f"pod:{v['pod']}" for v in fault.victims if v.get("pod")}
-    hit |= {f"pod:{v['name']}" for v in fault.victims if v.get("role") == "pod"}
-    if fault.params.get("pod"):
-        hit.add(f"pod:{fault.params['pod']}")
-    others = [ep for ep in endpoints if ep.startswith("pod:") and ep not in hit]
+    ep_roles = endpoint_roles(reqs)
+    for scope, bound in slo.endpoint_availability.items():
+        matched = [ep for ep in endpoints if in_scope(ep, ep_roles.get(ep), scope)]
+        checks.append(_worst_min(f"{scope}.availability_during_fault", matched, per_endpoint,
+                                 "availability_during_fault", bound, "no such endpoint in the load"))
+    others = [ep for ep in endpoints if is_direct(ep) and not endpoint_hit(ep, ep_roles.get(ep), fault, history)]
+    none_left = "no direct pod endpoint besides the victim's in the load"
     if slo.other_pods_max_outage_s is not None:
-        if not others:
-            checks.append(CheckResult("other_pods.longest_outage_s", UNKNOWN, None,
-                                      f"<= {slo.other_pods_max_outage_s} s", "s",
-                                      "no direct pod endpoint besides the victim's in the load"))
-        for ep in others:
-            closed = per_endpoint[ep]["longest_outage_closed"]
-            check = _max_check(f"{ep}.longest_outage_s", per_endpoint[ep]["longest_outage_s"],
-                               slo.other_pods_max_outage_s, "s", UNKNOWN)
-            if check is not None and not closed:
-                check = replace(check, status=FAIL, detail="outage still open when load stopped")
-            if check is not None:
-                checks.append(check)
+        checks.append(_worst_max("other_pods.longest_outage_s", others, per_endpoint, "longest_outage_s",
+                                 slo.other_pods_max_outage_s, none_left))
     if slo.other_pods_min_availability_during_fault is not None:
-        if not others:
-            checks.append(CheckResult("other_pods.availability_during_fault", UNKNOWN, None,
-                                      f">= {slo.other_pods_min_availability_during_fault}", "ratio",
-                                      "no direct pod endpoint besides the victim's in the load"))
-        for ep in others:
-            check = _min_check(f"{ep}.availability_during_fault", per_endpoint[ep]["availability_during_fault"],
-                               slo.other_pods_min_availability_during_fault)
-            if check is not None:
-                checks.append(check)
+        checks.append(_worst_min("other_pods.availability_during_fault", others, per_endpoint,
+                                 "availability_during_fault", slo.other_pods_min_availability_during_fault, none_left))
     for role, expectation in expected_churn.items():
         checks.append(check_churn(role, expectation, observed_churn, fault.victims))
     for extra in extra_checks:
@@ -800,18 +859,18 @@ def replica_spread(history: History, fault: FaultRecord) -> dict[str, Any]:
     before = snapshot_before(history, fault.t_inject)
     good = [s for s in history.snapshots if s.ok and (history.t_load_stop is None or s.t < history.t_load_stop)]
     after = good[-1] if good else None
-    victim_pids = {v.get("pid") for v in fault.victims if v.get("role") == "replica"}
+    victim_ids = {v.get("actor_id") for v in fault.victims if v.get("role") == "replica"}
     floor = None
     for snap in _after(history, fault):
         if not snap.ok:
             continue
         alive = sum(1 for a in snap.actors if a["role"] == "replica" and a.get("state") == "RUNNING"
-                    and a.get("pid") not in victim_pids)
+                    and a.get("actor_id") not in victim_ids)
         floor = alive if floor is None else min(floor, alive)
     return {
         "replicas_per_pod_before": replicas_by_pod(before) if before else None,
         "replicas_per_pod_after": replicas_by_pod(after) if after else None,
-        "replicas_lost_with_fault": len(victim_pids),
+        "replicas_lost_with_fault": len(victim_ids),
         "min_running_replicas_during_fault": floor,
     }
 
@@ -870,20 +929,23 @@ def serve_when_ready(history: History, fault: FaultRecord) -> CheckResult:
     """
     name = "pods.serve_when_ready"
     reqs = history.judged_requests()
-    direct = sorted({e for e in reqs["endpoint"].unique() if e.startswith("pod:")}) if not reqs.empty else []
+    direct = sorted({e for e in reqs["endpoint"].unique() if is_direct(e)}) if not reqs.empty else []
     if not direct:
         return CheckResult(name, UNKNOWN, detail="no direct pod endpoint in the load")
     snaps = [s for s in history.snapshots if s.t >= fault.t_inject and s.pods_ok]
     bad: list[str] = []
     total = 0
     for endpoint in direct:
-        pod = endpoint.split(":", 1)[1]
+        kind, _, pod = endpoint.partition(":")
         seen_down = False
         start = None
         windows = []
         last_ready_t = None
         for snap in snaps:
-            ready = any(p.get("name") == pod and p.get("ready") for p in snap.pods)
+            if kind == "role":
+                ready = any(p.get("role") == pod and p.get("ready") and p.get("phase") == "Running" for p in snap.pods)
+            else:
+                ready = any(p.get("name") == pod and p.get("ready") for p in snap.pods)
             if not ready:
                 if start is not None:
                     windows.append((start, last_ready_t))

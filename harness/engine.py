@@ -11,7 +11,7 @@ import json
 import random
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +23,7 @@ from harness.history import REQUESTS_FILE, SNAPSHOTS_FILE, FaultRecord, History,
 from harness.interrupts import DeferredInterrupt
 from harness.load import LoadGenerator, resolve_endpoints
 from harness.observe import Prober, Snapshot
-from harness.scenario import Phase, Scenario
+from harness.scenario import Phase, Scenario, scenario_rng
 from runtime.app.serve_config import desired_replicas, health_check_settings
 from runtime.cluster import Cluster
 from runtime.errors import InfrastructureError, ServeChaosError
@@ -191,7 +191,7 @@ class Engine:
             self.cluster.apply_serve_config(desired, replace=_strip_health(current) != _strip_health(desired))
             time.sleep(2.0)
         try:
-            self.cluster.wait_ready(timeout_s=max(120.0, scenario.gate_timeout_s))
+            self.cluster.wait_ready(timeout_s=max(self.cluster.capabilities.ready_timeout_s, scenario.gate_timeout_s))
         except ServeChaosError as err:
             raise GateError(f"cluster not ready before {scenario.name}: {err.what}",
                             evidence=err.evidence, hint=err.hint) from None
@@ -199,7 +199,7 @@ class Engine:
     # ------------------------------------------------------------------ run
     def run(self, scenario: Scenario) -> RunResult:
         seed = self.seed if self.seed is not None else random.SystemRandom().randrange(2**31)
-        rng = random.Random(f"{seed}:{scenario.name}")
+        rng = scenario_rng(seed, scenario.name)
         run_id = f"{_now_id()}-{scenario.name}-{secrets.token_hex(2)}"
         run_dir = self.report_dir / run_id
         started = time.time()
@@ -282,7 +282,7 @@ class Engine:
                     all(t is not None for t in recovered_live)
                 error, healed = self._heal(phases, faults, error, all_recovered)
                 try:
-                    self.cluster.wait_ready(timeout_s=180.0)
+                    self.cluster.wait_ready(timeout_s=max(180.0, self.cluster.capabilities.ready_timeout_s))
                     if healed or not all_recovered:
                         # Something was undone or never recovered: wait for steady state
                         # so the next scenario starts clean.
@@ -296,7 +296,7 @@ class Engine:
             prober.stop()
             events = self._events(events_since)
             history = self._history(run_dir, prober, t_load_start, t_load_stop, scenario, faults, events)
-            evaluation = evaluate_phases(history, scenario, phases) if faults else None
+            evaluation = evaluate_phases(history, scenario, phases, settings) if faults else None
             status = status_override or (evaluation.status if evaluation else "error")
             verdict = report.verdict(
                 scenario=scenario, run_id=run_id, status=status, seed=seed, settings=settings,
@@ -459,7 +459,8 @@ class Engine:
 
 
 
-def evaluate_phases(history: History, scenario: Scenario, phases: list[Phase]) -> Evaluation:
+def evaluate_phases(history: History, scenario: Scenario, phases: list[Phase],
+                    settings: dict[str, Any] | None = None) -> Evaluation:
     """Evaluate each injected fault on its own slice of the timeline and merge the results.
 
     Phase *i* sees everything before the next fault; the first phase's checks
@@ -483,10 +484,12 @@ def evaluate_phases(history: History, scenario: Scenario, phases: list[Phase]) -
             desired_replicas=history.desired_replicas,
         )
         t_from = record.t_heal if getattr(phase.fault, "duration_s", None) else None
-        ev = evaluate(sliced, phase.slo, phase.expected_churn, scenario.hold_s,
+        slo = phase.slo_for(settings or {})
+        ev = evaluate(sliced, slo, phase.expected_churn, scenario.hold_s,
                       t_recovered=record.t_recovered_observed,
                       extra_checks=phase.extra_checks, recovery_from=t_from, extra_metrics=phase.extra_metrics,
                       verify=phase.fault.verify)
+        ev.metrics["slo"] = asdict(slo)
         if merged is None:
             merged = ev
             merged.metrics["phase"] = phase.name

@@ -197,11 +197,15 @@ class MassReplicaKill(Fault):
         return _record(plan, action, action.details.get("t_kill_start"))
 
 
+def pod_victim(pod: PodInfo) -> dict[str, Any]:
+    """A pod as a victim: this incarnation of it (UID and restart count) must go away."""
+    return {"role": "pod", "name": pod.name, "uid": pod.uid, "restarts": pod.restarts, "node": pod.node,
+            "ip": pod.ip, "pod_role": pod.role}
+
+
 def _pod_victims(snap: Snapshot, pods: list[PodInfo], names: set[str]) -> list[dict[str, Any]]:
     """A pod-level fault's victims: the pods themselves and every Serve actor on them."""
-    victims: list[dict[str, Any]] = [
-        {"role": "pod", "name": p.name, "uid": p.uid, "node": p.node, "ip": p.ip} for p in pods if p.name in names
-    ]
+    victims: list[dict[str, Any]] = [pod_victim(p) for p in pods if p.name in names]
     victims += [_actor_victim(a) for a in snap.actors if a.get("pod") in names]
     return victims
 
@@ -318,8 +322,7 @@ class RedisLoss(Fault):
 
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
         redis = _pick([p for p in pods if p.role == "redis" and p.phase == "Running"], rng, "Running Redis pod")
-        return FaultPlan(self.name, f"kill {redis.name} for {self.duration_s:g} s",
-                         [{"role": "pod", "name": redis.name, "uid": redis.uid, "ip": redis.ip}],
+        return FaultPlan(self.name, f"kill {redis.name} for {self.duration_s:g} s", [pod_victim(redis)],
                          {"pod": redis.name, "duration_s": self.duration_s})
 
     def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
@@ -351,34 +354,36 @@ class HealthCheckFailure(Fault):
         return f"one replica's check_health starts to {self.mode} (switched on over HTTP)"
 
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
-        replicas = {a["pid"]: _actor_victim(a) for a in snap.actors
-                    if a["role"] == "replica" and a.get("state") == "RUNNING" and a.get("pid")}
+        replicas = [_actor_victim(a) for a in snap.actors
+                    if a["role"] == "replica" and a.get("state") == "RUNNING" and a.get("pid")]
         if not replicas:
             raise FaultNotApplicable("no RUNNING replica to make unhealthy")
-        return FaultPlan(self.name, f"POST /-/chaos/health?mode={self.mode} through the front door "
+        # Through one pod's own proxy, which prefers its node's replicas: the reply's
+        # PID then names a replica on that pod (PIDs repeat across pods on Kubernetes).
+        pod = _pick(sorted({r["pod"] for r in replicas if r.get("pod")}), rng, "pod hosting replicas")
+        return FaultPlan(self.name, f"POST /-/chaos/health?mode={self.mode} to the proxy of pod {pod} "
                                     "(the replica it reaches is the victim)", [],
-                         {"mode": self.mode, "replicas": {str(k): v for k, v in replicas.items()}})
+                         {"mode": self.mode, "pod": pod, "replicas": replicas})
 
     def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
         import requests
 
         from runtime.app.serve_config import HEALTH_ROUTE
 
-        url = f"{cluster.endpoints().front_door}{HEALTH_ROUTE}?mode={self.mode}"
+        pod = plan.params["pod"]
+        base = cluster.endpoints().pods.get(pod)
+        if base is None:
+            raise InfrastructureError(f"pod {pod} has no Serve endpoint to switch a health check through")
         t0 = time.time()
         try:
-            resp = requests.post(url, timeout=10)
-            body = resp.json()
+            body = requests.post(f"{base}{HEALTH_ROUTE}?mode={self.mode}", timeout=10).json()
         except (requests.RequestException, ValueError) as err:
             raise InfrastructureError(f"could not switch a replica's health check: {err}") from None
         t1 = time.time()
-        pid = body.get("pid")
-        victim = plan.params["replicas"].get(str(pid))
-        if victim is None:
-            raise InfrastructureError(f"the health switch reached PID {pid}, which was not a RUNNING replica")
+        victim = replica_answering(plan.params["replicas"], body.get("pid"), pod)
         plan.victims = [victim]
-        plan.description = f"check_health of replica pid {pid} on {victim.get('pod')} now {self.mode}s"
-        action = ActionRecord("health_switch", victim["name"], t0, t1, {"pid": pid, "mode": self.mode})
+        plan.description = f"check_health of replica pid {victim['pid']} on {victim.get('pod')} now {self.mode}s"
+        action = ActionRecord("health_switch", victim["name"], t0, t1, {"pid": victim["pid"], "mode": self.mode})
         return _record(plan, action, t1)
 
     def heal(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
@@ -387,6 +392,18 @@ class HealthCheckFailure(Fault):
         for victim in record.victims:
             actions.append(cluster.kill_actor(victim["name"], "serve", no_restart=True, ignore_missing=True))
         return actions
+
+
+def replica_answering(replicas: list[dict[str, Any]], pid: Any, pod: str) -> dict[str, Any]:
+    """The replica whose PID answered a request sent through ``pod``'s proxy: one on that
+    pod, else the only one anywhere with that PID; refused when it cannot be told apart."""
+    local = [r for r in replicas if r.get("pid") == pid and r.get("pod") == pod]
+    anywhere = [r for r in replicas if r.get("pid") == pid]
+    found = local or anywhere
+    if len(found) != 1:
+        raise InfrastructureError(f"the health switch sent through {pod} was answered by PID {pid}, which matches "
+                                  f"{len(found)} RUNNING replicas; cannot tell the victim")
+    return found[0]
 
 
 CATALOGUE: dict[str, type[Fault]] = {

@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness.observe import Snapshot
 
-REQUEST_COLUMNS = ["seq", "t", "t_sent", "endpoint", "ok", "error", "status", "pid", "pod", "latency_ms"]
+REQUEST_COLUMNS = ["seq", "t", "t_sent", "endpoint", "ok", "error", "status", "pid", "pod", "role", "latency_ms"]
 
 REQUESTS_FILE = "requests.jsonl"
 SNAPSHOTS_FILE = "probes.jsonl"

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.cluster import Endpoints
+from runtime.cluster import POD_ROLES, Endpoints
 from runtime.errors import ConfigError, InfrastructureError
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -24,8 +24,11 @@ class LoadSpec:
 
     ``rate`` is requests per second *per endpoint* (constant arrival rate);
     ``timeout_s`` the per-request timeout (seconds).  ``endpoints`` names where
-    to send: ``front`` (the front door) and/or ``pod:<name>`` (one pod's own
-    proxy, like ``kubectl port-forward``) or ``pods:worker`` (every worker pod).
+    to send: ``front`` (the front door), ``role:<role>`` (the current pod of a
+    role, e.g. the head, followed across recreations), ``pods:<role>`` (each
+    pod of that role present when the load starts) or ``pod:<name>`` (one pod's
+    own proxy, like ``kubectl port-forward``).  Roles, not names: pod names are
+    the target's (KubeRay generates them).
     """
 
     rate: float = 30.0
@@ -41,16 +44,18 @@ class LoadSpec:
         if not self.endpoints:
             raise ConfigError("load needs at least one endpoint", hint="use 'front' or 'pod:<name>'")
         for name in self.endpoints:
-            if name != FRONT_DOOR and not name.startswith(("pod:", "pods:")):
-                raise ConfigError(
-                    f"unknown load endpoint {name!r}",
-                    hint="use 'front', 'pod:<pod name>' or 'pods:worker'",
-                )
+            kind, _, rest = name.partition(":")
+            if name != FRONT_DOOR and (kind not in ("pod", "pods", "role") or not rest):
+                raise ConfigError(f"unknown load endpoint {name!r}",
+                                  hint="use 'front', 'role:head', 'pods:worker' or 'pod:<pod name>'")
+            if kind in ("pods", "role") and rest not in POD_ROLES:
+                raise ConfigError(f"load endpoint {name!r} names no role",
+                                  hint=f"roles are: {', '.join(POD_ROLES)}")
 
 
 def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str],
                       ready: set[str] | None = None) -> list[dict[str, str]]:
-    """Turn endpoint names into ``{"name", "url", "pod"}``; ``roles`` maps pod -> role.
+    """Turn endpoint names into ``{"name", "url", "pod", "role"}``; ``roles`` maps pod -> role.
 
     ``pods:<role>`` takes only pods in ``ready`` (when given): Serve runs a proxy
     only on nodes that host replicas, and a port-forward to a pod without one
@@ -58,19 +63,23 @@ def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str
     """
     out: list[dict[str, str]] = []
     for name in spec.endpoints:
+        kind, _, rest = name.partition(":")
         if name == FRONT_DOOR:
             out.append({"name": FRONT_DOOR, "url": endpoints.front_door + "/"})
-        elif name.startswith("pods:"):
-            role = name.split(":", 1)[1]
+        elif kind == "role":
+            if rest not in endpoints.roles:
+                raise ConfigError(f"this target offers no endpoint for the current {rest} pod",
+                                  hint=f"roles with one: {', '.join(sorted(endpoints.roles)) or 'none'}")
+            out.append({"name": name, "url": endpoints.roles[rest] + "/", "role": rest})
+        elif kind == "pods":
             for pod, url in sorted(endpoints.pods.items()):
-                if roles.get(pod) == role and (ready is None or pod in ready):
-                    out.append({"name": f"pod:{pod}", "url": url + "/", "pod": pod})
+                if roles.get(pod) == rest and (ready is None or pod in ready):
+                    out.append({"name": f"pod:{pod}", "url": url + "/", "pod": pod, "role": rest})
         else:
-            pod = name.split(":", 1)[1]
-            if pod not in endpoints.pods:
-                raise ConfigError(f"no pod named {pod!r} to aim load at",
+            if rest not in endpoints.pods:
+                raise ConfigError(f"no pod named {rest!r} to aim load at",
                                   hint=f"pods are: {', '.join(sorted(endpoints.pods))}")
-            out.append({"name": name, "url": endpoints.pods[pod] + "/", "pod": pod})
+            out.append({"name": name, "url": endpoints.pods[rest] + "/", "pod": rest, "role": roles.get(rest, "")})
     return out
 
 

@@ -3,7 +3,7 @@
 Run only by ``harness.load`` in its own process (Locust monkey-patches with
 gevent; it must never share a process with Ray).  Configured through env:
 
-- ``SC_LOAD_ENDPOINTS``: JSON list of ``{"name", "url"}``;
+- ``SC_LOAD_ENDPOINTS``: JSON list of ``{"name", "url", "pod", "role"}``;
 - ``SC_LOAD_RATE``: requests per second *per endpoint*;
 - ``SC_LOAD_TIMEOUT_S``: per-request timeout (seconds);
 - ``SC_LOAD_MAX_IN_FLIGHT``: cap on concurrent requests (beyond it a send is
@@ -134,6 +134,7 @@ class OpenLoopUser(User):
             "error": None,
             "pid": None,
             "pod": endpoint.get("pod"),
+            "role": endpoint.get("role"),
         }
         exc: BaseException | None = None
         try:
@@ -183,7 +184,7 @@ class OpenLoopUser(User):
                 if RECORDER is not None:
                     RECORDER.add({"seq": seq, "t": intended, "t_sent": None, "endpoint": endpoint["name"],
                                   "status": None, "ok": False, "error": "client_overload", "pid": None,
-                                  "pod": endpoint.get("pod"), "latency_ms": None})
+                                  "pod": endpoint.get("pod"), "role": endpoint.get("role"), "latency_ms": None})
             else:
                 self.pool.spawn(self._send, endpoint, intended, seq)
             seq += 1

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import random
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
 
 from harness.checks import CHURN_KINDS, SLO, ExtraCheck, ExtraMetric, valid_churn_kind
 from harness.faults import Fault
 from harness.load import LoadSpec
 from runtime.app.serve_config import SCENARIO_APP, SleepyPidConfig
 from runtime.errors import ConfigError
+
+
+Bounds = Callable[[dict[str, Any]], dict[str, float]]
+
+
+def scenario_rng(seed: int, scenario: str) -> random.Random:
+    """The one random generator of a scenario run: every victim choice draws from it in
+    order, so a seed reproduces the run and ``--dry-run`` names the victims it picks."""
+    return random.Random(f"{seed}:{scenario}")
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,13 @@ class Phase:
     extra_metrics: tuple[ExtraMetric, ...] = ()
     #: Seconds to wait (load still running) after the previous phase before injecting.
     delay_s: float = 0.0
+    #: SLO bounds that follow from the target's own timings: ``settings -> {SLO field: bound}``
+    #: (``Cluster.settings()``; e.g. a node loss on Kubernetes waits for PodGC).
+    bounds: Bounds | None = None
+
+    def slo_for(self, settings: dict[str, Any]) -> SLO:
+        """The SLO with the bounds this target's settings imply."""
+        return replace(self.slo, **self.bounds(settings)) if self.bounds is not None else self.slo
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,8 @@ class Scenario:
     extra_metrics: tuple[ExtraMetric, ...] = ()
     #: Soak runs: inject no new phase once this many seconds passed since the first fault.
     stop_after_s: float | None = None
+    #: The main fault's bounds derived from the target's settings (see ``Phase.bounds``).
+    bounds: Bounds | None = None
 
     def __post_init__(self) -> None:
         if not self.name.replace("_", "").isalnum():
@@ -106,7 +125,7 @@ class Scenario:
 
     def phases(self) -> list[Phase]:
         main = Phase("main", self.fault, self.slo, self.expected_churn, self.extra_checks,
-                     self.min_observe_s, self.deadline_s, self.extra_metrics)
+                     self.min_observe_s, self.deadline_s, self.extra_metrics, bounds=self.bounds)
         return [main, *self.followups]
 
     def describe(self) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_i
         extra_checks=first.extra_checks,
         extra_metrics=first.extra_metrics,
         app=SOAK_APP,
-        load=LoadSpec(rate=rate, endpoints=("front", "pod:head", "pods:worker")),
+        load=LoadSpec(rate=rate, endpoints=("front", "role:head", "pods:worker")),
         followups=tuple(followups),
         known_broken=known,
         min_observe_s=first.min_observe_s,

@@ -28,13 +28,13 @@ GCS_STORE_LOST = Scenario(
     title="kill Redis (the GCS store) for 10 s while the head is up, under load",
     promise="Serving continues while Redis is gone; after it returns the cluster heals to steady state.",
     fault=RedisLoss(duration_s=10.0),
-    load=LoadSpec(rate=15.0, endpoints=("front", "pod:head", "pods:worker")),
+    load=LoadSpec(rate=15.0, endpoints=("front", "role:head", "pods:worker")),
     slo=SLO(
         # The crashed head stays in the Service until its readiness probe fails
         # (5 s period + 2 s timeout): errors may go on that long, never as an outage.
         max_failure_span_s=FRONT_DOOR_LAG_S,
         max_outage_s=1.0,
-        endpoint_availability={"pod:worker-*": 1.0},
+        endpoint_availability={"pods:worker": 1.0},
         # after Redis is back: the head's GCS reloads, the controller and the
         # head's replicas come back (10 s constructor)
         max_recovery_s=60.0,

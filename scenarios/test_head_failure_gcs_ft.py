@@ -32,7 +32,7 @@ HEAD_FAILURE_GCS_FT = Scenario(
     gcs_ft=True,
     # The head's own endpoint too (its address is stable, like a Service), to see
     # when the restarted head's proxy really serves.
-    load=LoadSpec(rate=15.0, endpoints=("front", "pod:head", "pods:worker")),
+    load=LoadSpec(rate=15.0, endpoints=("front", "role:head", "pods:worker")),
     slo=SLO(
         other_pods_min_availability_during_fault=1.0,
         # The deleted head leaves the front door at once; the workers answer.

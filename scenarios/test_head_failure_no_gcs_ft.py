@@ -22,7 +22,7 @@ HEAD_FAILURE_NO_GCS_FT = Scenario(
             "service returns once the new cluster has redeployed.",
     fault=PodKill(pod_role="head", graceful=True, restarts_cluster=True),
     gcs_ft=False,
-    load=LoadSpec(rate=15.0, endpoints=("front", "pod:head", "pods:worker")),
+    load=LoadSpec(rate=15.0, endpoints=("front", "role:head", "pods:worker")),
     slo=SLO(
         # 30 s drain of the deleted head, new head, KubeRay restarts the workers,
         # the operator redeploys, 10 s constructor.

@@ -21,7 +21,7 @@ NETWORK_PARTITION = Scenario(
     title="partition a worker pod for 15 s under load, then heal",
     promise="Other pods keep serving; after the heal the partitioned pod serves again, nothing restarted.",
     fault=PodPartition(pod_role="worker", duration_s=15.0),
-    load=LoadSpec(rate=15.0, endpoints=("front", "pod:head", "pods:worker")),
+    load=LoadSpec(rate=15.0, endpoints=("front", "role:head", "pods:worker")),
     slo=SLO(
         # Every node hosts 2 replicas (the scenario app) and proxies prefer their
         # node's replicas, so no healthy proxy sends anything into the partition.

@@ -18,7 +18,7 @@ PROXY_FAILURE = Scenario(
     title="ray.kill a worker's ProxyActor (no_restart=False) under load",
     promise="Other proxies keep accepting requests; the killed proxy restarts; replica PIDs do not change.",
     fault=ProxyKill(pod_role="worker"),
-    load=LoadSpec(rate=15.0, endpoints=("front", "pod:head", "pods:worker")),
+    load=LoadSpec(rate=15.0, endpoints=("front", "role:head", "pods:worker")),
     slo=SLO(
         other_pods_min_availability_during_fault=1.0,
         # Controller proxy health check: 10 s period x 3 misses, then a new proxy.

@@ -140,8 +140,8 @@ def test_churn_names_exactly_the_replaced_pid():
     before = checks.snapshot_before(hist, FAULT_T)
     after = checks.snapshot_at_or_after(hist, 33.5)
     observed = churn(before, after)
-    assert observed["replica"]["left"] == [103]
-    assert observed["replica"]["appeared"] == [107]
+    assert observed["replica"]["left"] == ["a103:103"]
+    assert observed["replica"]["appeared"] == ["a107:107"]
     assert observed["proxy"]["left"] == observed["proxy"]["appeared"] == []
     assert check_churn("replica", "victims", observed, hist.faults[0].victims).status == PASS
     assert check_churn("proxy", "none", observed, []).status == PASS
@@ -282,9 +282,8 @@ def test_other_pods_availability_excludes_the_victims_pod():
     fault = FaultRecord("proxy_kill", 20.0, 20.0, victims=[syn.proxy(202, "worker-1")])
     ev = evaluate(syn.history(reqs, snaps, [fault]),
                   SLO(other_pods_min_availability_during_fault=1.0, primary_endpoint="pod:worker-2"), {})
-    names = {c.name: c.status for c in ev.checks}
-    assert names["pod:worker-2.availability_during_fault"] == PASS
-    assert "pod:worker-1.availability_during_fault" not in names
+    other = next(c for c in ev.checks if c.name == "other_pods.availability_during_fault")
+    assert other.status == PASS and other.value == 1.0 and "pod:worker-2 of 1" in other.detail
     assert ev.metrics["endpoints"]["pod:worker-1"]["longest_outage_s"] == pytest.approx(10.0)
 
 
@@ -337,11 +336,12 @@ def test_phase_evaluation_slices_the_timeline_per_fault():
 
 
 def test_victims_left_ignores_what_appeared():
-    observed = {"proxy": {"before": [1, 2, 3], "after": [1, 2], "left": [3], "appeared": []}}
-    victims = [{"role": "proxy", "pid": 3}]
+    observed = {"proxy": {"before": ["p1:1", "p2:2", "p3:3"], "after": ["p1:1", "p2:2"], "left": ["p3:3"],
+                          "appeared": []}}
+    victims = [{"role": "proxy", "actor_id": "p3", "pid": 3}]
     assert check_churn("proxy", "victims_left", observed, victims).status == PASS
     assert check_churn("proxy", "victims", observed, victims).status == FAIL
-    observed["proxy"]["left"] = [2, 3]
+    observed["proxy"]["left"] = ["p2:2", "p3:3"]
     assert check_churn("proxy", "victims_left", observed, victims).status == FAIL
 
 
@@ -397,8 +397,8 @@ def test_idle_proxies_may_go_with_a_node_loss():
     after = syn.snapshot(9.0, [syn.replica(101, "head"), syn.replica(107, "worker-1")]
                          + [syn.proxy(201, "head"), syn.proxy(250, "worker-1"), syn.controller(300)])
     observed = churn(before, after)
-    assert observed["proxy"]["idle_before"] == [202]  # worker-1 had no replica
-    victims = [{"role": "proxy", "pid": 203}]
+    assert observed["proxy"]["idle_before"] == ["p202:202"]  # worker-1 had no replica
+    victims = [syn.proxy(203, "worker-2")]
     assert check_churn("proxy", "victims_or_idle", observed, victims).status == PASS
     assert check_churn("proxy", "victims_left", observed, victims).status == FAIL
 

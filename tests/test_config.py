@@ -107,3 +107,24 @@ def test_app_module_is_self_contained_and_agrees_with_the_harness():
     consts = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
               for t in n.targets if isinstance(t, ast.Name) and t.id in ("HEALTH_ROUTE", "HEALTH_MODES")}
     assert consts == {"HEALTH_ROUTE": serve_config.HEALTH_ROUTE, "HEALTH_MODES": serve_config.HEALTH_MODES}
+
+
+def test_node_loss_bounds_follow_the_target():
+    from harness.bounds import node_loss_bounds
+
+    local = node_loss_bounds({}, 10.0, needs_replacement_pod=True)
+    # 5 x (10 s + 3 s) + 3 s probe slack, then 25 s for the replacement replica
+    assert local == {"max_fault_effect_s": 68.0, "max_recovery_s": 93.0}
+    kube = node_loss_bounds({"podgc_quarantine_s": 40.0, "podgc_period_s": 20.0}, 10.0, needs_replacement_pod=True)
+    # Node deleted after 10 s, PodGC after 40 s quarantine + up to 2 x 20 s, then the pod joins (15 s)
+    assert kube == {"max_fault_effect_s": 90.0, "max_recovery_s": 130.0}
+    soft = node_loss_bounds({"podgc_quarantine_s": 40.0, "podgc_period_s": 20.0}, 10.0, needs_replacement_pod=False)
+    assert soft["max_recovery_s"] == 115.0
+
+
+def test_scenario_slos_take_the_targets_bounds():
+    from harness.catalog import load_scenarios
+
+    node = load_scenarios()["worker_node_failure"].phases()[0]
+    assert node.slo_for({}).max_recovery_s == node.slo.max_recovery_s == 93.0
+    assert node.slo_for({"podgc_quarantine_s": 40.0, "podgc_period_s": 20.0}).max_recovery_s == 115.0
