@@ -18,11 +18,13 @@ import pytest
 from harness.engine import Engine, RunResult, ScenarioSkipped
 from harness.interrupts import interrupt_on_stop_signals
 from harness.scenario import Scenario
-from harness.targets import TARGETS, build_cluster
+from harness.options import RunOptions, parse_seed
+from harness.targets import TargetOptions, build_cluster
 from runtime.cluster import Cluster
-from runtime.errors import ServeChaosError
+from runtime.errors import ConfigError, ServeChaosError
 
 RESULTS_KEY = pytest.StashKey[list]()
+OPTIONS_KEY = pytest.StashKey[RunOptions]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,33 +44,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kube target: command that removes node {node} (non-kind clusters)")
 
 
-def _option_error(message: str) -> pytest.UsageError:
-    return pytest.UsageError(message)
+def run_options(config: pytest.Config) -> RunOptions:
+    """The session's options, validated once (the CLI builds the same RunOptions)."""
+    cfg = config.getoption("--cluster-config")
+    if cfg is not None and not Path(cfg).is_file():
+        raise ConfigError(f"--cluster-config {cfg!r} is not a file; pass a JSON file of cluster settings")
+    rate = config.getoption("--load-rate")
+    try:
+        rate_value = float(rate) if rate is not None else None
+    except ValueError:
+        raise ConfigError(f"--load-rate {rate!r} must be a number of requests/s in (0, 2000]") from None
+    target = TargetOptions(target=config.getoption("--target"), config_file=cfg,
+                           kube_context=config.getoption("--kube-context"),
+                           allowed_contexts=tuple(config.getoption("--allow-context")),
+                           namespace=config.getoption("--namespace"),
+                           node_loss_hook=config.getoption("--node-loss-hook"))
+    return RunOptions.build(seed=parse_seed(config.getoption("--seed")), report_dir=Path(config.getoption("--report-dir")),
+                            load_rate=rate_value, keep_cluster=config.getoption("--keep-cluster"), target=target)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario(obj): the harness.scenario.Scenario this test runs")
     config.stash[RESULTS_KEY] = []
-    target = config.getoption("--target")
-    if target not in TARGETS:
-        raise _option_error(f"--target {target!r} is not a target; use one of: {', '.join(TARGETS)}")
-    seed = config.getoption("--seed")
-    if seed is not None:
-        try:
-            int(seed)
-        except ValueError:
-            raise _option_error(f"--seed {seed!r} is not an integer; pass e.g. --seed 42") from None
-    rate = config.getoption("--load-rate")
-    if rate is not None:
-        try:
-            value = float(rate)
-        except ValueError:
-            value = -1.0
-        if not 0 < value <= 2000:
-            raise _option_error(f"--load-rate {rate!r} must be a number of requests/s in (0, 2000]")
-    cfg = config.getoption("--cluster-config")
-    if cfg is not None and not Path(cfg).is_file():
-        raise _option_error(f"--cluster-config {cfg!r} is not a file; pass a JSON file of cluster settings")
+    try:
+        config.stash[OPTIONS_KEY] = run_options(config)
+    except ConfigError as err:
+        raise pytest.UsageError(err.one_line()) from None
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
@@ -87,22 +88,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def make_cluster(config: pytest.Config) -> Cluster:
-    keep = config.getoption("--keep-cluster")
-    return build_cluster(
-        config.getoption("--target"),
-        config_file=config.getoption("--cluster-config"),
-        owner_pid=None if keep else os.getpid(),
-        kube_context=config.getoption("--kube-context"),
-        allowed_contexts=tuple(config.getoption("--allow-context")),
-        namespace=config.getoption("--namespace"),
-        node_loss_hook=config.getoption("--node-loss-hook"),
-    )
+    options = config.stash[OPTIONS_KEY]
+    return build_cluster(options.target, owner_pid=None if options.keep_cluster else os.getpid())
 
 
 @pytest.fixture(scope="session")
 def chaos_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """The cluster under test, brought up once per session (or reused with --keep-cluster)."""
-    keep = request.config.getoption("--keep-cluster")
+    keep = request.config.stash[OPTIONS_KEY].keep_cluster
     # A CI timeout's SIGTERM then heals the fault in effect and tears down like Ctrl-C.
     interrupt_on_stop_signals()
     try:
@@ -114,19 +107,14 @@ def chaos_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield cluster
     finally:
         # Delete a cluster only if this session created it (pytest-kind's rule).
-        if not keep and getattr(cluster, "created", True):
+        if not keep and cluster.created:
             cluster.down()
 
 
 @pytest.fixture(scope="session")
 def chaos_engine(request: pytest.FixtureRequest, chaos_cluster: Cluster) -> Engine:
-    seed = request.config.getoption("--seed")
-    return Engine(
-        chaos_cluster,
-        Path(request.config.getoption("--report-dir")),
-        seed=int(seed) if seed is not None else None,
-        run_label=getattr(chaos_cluster, "label", None),
-    )
+    options = request.config.stash[OPTIONS_KEY]
+    return Engine(chaos_cluster, options.report_dir, seed=options.seed, run_label=chaos_cluster.label)
 
 
 @pytest.fixture
@@ -137,9 +125,9 @@ def scenario_result(request: pytest.FixtureRequest) -> RunResult:
         raise pytest.UsageError(f"{request.node.nodeid} needs @pytest.mark.scenario(SCENARIO)")
     scenario: Scenario = marker.args[0]
     chaos_engine: Engine = request.getfixturevalue("chaos_engine")
-    rate = request.config.getoption("--load-rate")
-    if rate is not None:
-        scenario = replace(scenario, load=replace(scenario.load, rate=float(rate)))
+    options = request.config.stash[OPTIONS_KEY]
+    if options.load_rate is not None:
+        scenario = replace(scenario, load=replace(scenario.load, rate=options.load_rate))
     try:
         result = chaos_engine.run(scenario)
     except ScenarioSkipped as err:

@@ -8,7 +8,7 @@ pytest_plugins = ["pytester"]
 @pytest.mark.parametrize("args, words", [
     (["--target", "mars"], "--target 'mars' is not a target"),
     (["--seed", "abc"], "--seed 'abc' is not an integer"),
-    (["--load-rate", "0"], "--load-rate '0' must be a number"),
+    (["--load-rate", "0"], "--load-rate 0.0 must be in (0, 2000]"),
     (["--cluster-config", "/nope.json"], "--cluster-config '/nope.json' is not a file"),
 ])
 def test_bad_options_are_usage_errors(pytester, args, words):

@@ -1,0 +1,108 @@
+"""``serve-chaos kind up | down | manifests``: what only a kind cluster needs.
+
+``kind up`` creates the cluster (or reuses one), installs the KubeRay operator
+next to the head, optionally preloads images, then does what ``up --target kind``
+does; ``kind manifests`` prints exactly what it applies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from harness.cli.common import console
+from runtime.errors import ServeChaosError
+
+kind_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                       help="The Kubernetes target: a kind cluster with KubeRay.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(kind_app, name="kind")
+
+
+def _ray_config(gcs_ft: str, workers: int, namespace: str):
+    from runtime.kuberay.manifests import KubeRayConfig
+
+    return KubeRayConfig(gcs_ft=gcs_ft, workers=workers, namespace=namespace)
+
+
+@kind_app.command("manifests")
+def kind_manifests(
+    gcs_ft: str = typer.Option("options", help="options (gcsFaultToleranceOptions) | legacy | off"),
+    workers: int = typer.Option(2, help="Ray worker pods"),
+    namespace: str = typer.Option("serve-chaos", help="namespace for our objects"),
+) -> None:
+    """Print what `kind up` applies, as YAML (secret values redacted), to review or apply elsewhere."""
+    from runtime.kuberay.manifests import render, to_yaml
+
+    print("# serve-chaos: the objects `serve-chaos kind up` applies (server-side apply, field manager serve-chaos).")
+    print("# The dashboard Service is re-pinned to the active RayCluster (ray.io/cluster) after it exists.")
+    print(to_yaml(render(_ray_config(gcs_ft, workers, namespace), password="")), end="")
+
+
+@kind_app.command("up")
+def kind_up(
+    name: str = typer.Option("serve-chaos", help="kind cluster name (context kind-<name>)"),
+    config: Path = typer.Option(None, help="kind config (default: the repository's kind-config.yaml)"),
+    preload: bool = typer.Option(False, help="pull the Ray and Redis images and load them onto the nodes first"),
+    gcs_ft: str = typer.Option("options", help="options (gcsFaultToleranceOptions) | legacy | off"),
+    workers: int = typer.Option(2, help="Ray worker pods"),
+    namespace: str = typer.Option("serve-chaos", help="namespace for our objects"),
+) -> None:
+    """Create (or reuse) the kind cluster, install KubeRay 1.7.0 unless present, apply the RayService."""
+    from kubernetes import client
+    from kubernetes import config as kconfig
+
+    from runtime.kuberay import kind
+    from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+    from runtime.kuberay.manifests import ROLE_LABEL
+
+    ray_cfg = _ray_config(gcs_ft, workers, namespace)
+    kind.require("kind")
+    kind.require("helm")
+    kind.docker_daemon_up()
+    context = f"kind-{name}"
+    created = name not in kind.clusters()
+    if created:
+        with console.status(f"creating kind cluster {name} (a few minutes) ..."):
+            kind.create(name, config or kind.DEFAULT_KIND_CONFIG)
+    else:
+        console.print(f"reusing kind cluster {name}")
+    api_client = kconfig.new_client_from_config(context=context)
+    core = client.CoreV1Api(api_client)
+    if created:
+        kind.mark_created(core)
+    if preload:
+        with console.status("loading images onto the kind nodes that run them ..."):
+            kind.load_images(name, {ray_cfg.ray_image: kind.nodes_with_roles(core, ("head", "worker")),
+                                    ray_cfg.redis_image: kind.nodes_with_roles(core, ("head",))})
+    if not kind.kuberay_installed(api_client):
+        with console.status("installing the KubeRay operator 1.7.0 with helm ..."):
+            kind.install_operator(context, {ROLE_LABEL: "head"})
+    cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace, ray=ray_cfg))
+    with console.status("applying the RayService and waiting until it serves ..."):
+        cluster.up()
+    console.print(f"ready: context {context}, Serve on {cluster.endpoints().front_door}; "
+                  f"run `pytest scenarios/ --target kind`")
+
+
+@kind_app.command("down")
+def kind_down(name: str = typer.Option("serve-chaos", help="kind cluster name")) -> None:
+    """Delete the kind cluster, only if serve-chaos created it."""
+    from kubernetes import client
+    from kubernetes import config as kconfig
+
+    from runtime.kuberay import kind
+
+    kind.require("kind")
+    if name not in kind.clusters():
+        raise ServeChaosError(f"there is no kind cluster named {name!r}", hint="see `kind get clusters`")
+    core = client.CoreV1Api(kconfig.new_client_from_config(context=f"kind-{name}"))
+    if not kind.created_by_us(core):
+        raise ServeChaosError(f"kind cluster {name!r} was not created by serve-chaos; refusing to delete it",
+                              hint=f"delete it yourself with `kind delete cluster --name {name}`")
+    with console.status(f"deleting kind cluster {name} ..."):
+        kind.delete(name)
+    console.print(f"kind cluster {name} deleted")

@@ -1,0 +1,39 @@
+"""``serve-chaos report``: HTML, Markdown and JUnit from run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from harness.cli.common import console
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_cmd)
+
+
+def report_cmd(
+    run_dirs: list[Path] = typer.Argument(..., help="run directories, or directories holding them"),
+    out: Path = typer.Option(Path("report.html"), help="HTML file to write"),
+    history_dir: Optional[Path] = typer.Option(None, help="history store: record these runs and show trends"),
+    markdown: Optional[Path] = typer.Option(None, help="also write a Markdown summary here"),
+    junit: Optional[Path] = typer.Option(None, help="also write JUnit XML here"),
+) -> None:
+    """Write a self-contained HTML report (plots embedded) from run artifacts."""
+    from harness import report
+    from harness.trends import HistoryStore
+
+    dirs = report.collect_runs(run_dirs)
+    store = HistoryStore(history_dir) if history_dir is not None else None
+    if store is not None:
+        for d in dirs:
+            store.add(report.load_verdict(d))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.render_html(dirs, store))
+    if markdown is not None:
+        markdown.write_text(report.render_markdown(dirs))
+    if junit is not None:
+        junit.write_text(report.render_junit(dirs))
+    console.print(f"wrote {out} ({len(dirs)} runs)")

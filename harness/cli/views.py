@@ -1,0 +1,108 @@
+"""Tables and plans the run commands print (nothing here touches a cluster)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from harness.cli.common import console
+from runtime.errors import ServeChaosError
+
+
+def only_known_broken(result: Any) -> bool:
+    if result.evaluation is None:
+        return False
+    return {c.name for c in result.evaluation.violations()} <= set(result.scenario.known_broken)
+
+
+def _churn_text(churn: dict[str, Any]) -> str:
+    return " ".join(f"{r}:-{len(c['left'])}+{len(c['appeared'])}" for r, c in churn.items()
+                    if c["left"] or c["appeared"]) or "none"
+
+
+def _f(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_verdicts(results: list, report_dir: Path) -> None:
+    table = Table(title="serve-chaos verdicts")
+    for col in ("scenario", "verdict", "availability", "longest outage s", "first success s", "recovery s", "churn",
+                "run dir"):
+        table.add_column(col)
+    for res in results:
+        metrics = res.evaluation.metrics if res.evaluation else {}
+        primary = (metrics.get("endpoints") or {}).get(res.scenario.slo.primary_endpoint, {})
+        verdict = res.status + (" (known Ray bug)" if res.status == "fail" and only_known_broken(res) else "")
+        table.add_row(res.scenario.name, verdict, _f(primary.get("availability"), ".4f"),
+                      _f(primary.get("longest_outage_s"), ".2f"), _f(primary.get("first_success_s"), ".2f"),
+                      _f(metrics.get("recovery_s"), ".2f"), _churn_text(metrics.get("churn") or {}), str(res.run_dir))
+    console.print(table)
+    for res in results:
+        for line in res.violation_lines():
+            console.print(f"  {res.scenario.name}: {line}")
+    console.print(f"artifacts: {report_dir.resolve()}")
+
+
+def print_repeat_summary(results: list) -> None:
+    table = Table(title="repeatability")
+    for col in ("scenario", "runs", "verdicts", "class", "availability min/med/max", "recovery s min/med/max"):
+        table.add_column(col)
+    by: dict[str, list] = {}
+    for res in results:
+        by.setdefault(res.scenario.name, []).append(res)
+
+    def spread(values: list) -> str:
+        vals = [v for v in values if v is not None]
+        return "-" if not vals else f"{min(vals):.3f} / {statistics.median(vals):.3f} / {max(vals):.3f}"
+
+    for name, runs in by.items():
+        statuses = [r.status for r in runs]
+        avail = [((r.evaluation.metrics.get("endpoints") or {}).get("front") or {}).get("availability")
+                 for r in runs if r.evaluation]
+        rec = [r.evaluation.metrics.get("recovery_s") for r in runs if r.evaluation]
+        table.add_row(name, str(len(runs)), " ".join(statuses), "stable" if len(set(statuses)) == 1 else "flaky",
+                      spread(avail), spread(rec))
+    console.print(table)
+
+
+def print_plan(chosen: list, seed: int | None, cluster: Any | None, abort_below: float | None = None,
+               abort_after: float = 30.0) -> None:
+    """The dry-run plan; with a live ``cluster`` and a seed, the victims the real run would pick."""
+    from harness.cli.common import snapshot
+    from harness.scenario import scenario_rng
+
+    snap = snapshot(cluster) if cluster is not None else None
+    pods = cluster.pods() if cluster is not None else []
+    for sc in chosen:
+        console.rule(f"[bold]{sc.name}[/bold] (dry run: nothing is touched)")
+        console.print(f"promise: {sc.promise}")
+        console.print(f"fault:   {sc.fault.describe()}")
+        if snap is not None and seed is not None:
+            try:
+                plan = sc.fault.plan(snap, pods, scenario_rng(seed, sc.name))
+                console.print(f"victims: {plan.description}")
+            except ServeChaosError as err:
+                console.print(f"victims: none available now ({err.what})")
+        else:
+            console.print("victims: chosen at run time from the live cluster"
+                          + (f" with seed {seed}" if seed is not None else " (random seed, recorded)"))
+        t = sc.describe()["timing"]
+        console.print(f"schedule: load {sc.load.rate:g} req/s on {', '.join(sc.load.endpoints)}; warm-up "
+                      f"{t['warmup_s']:g} s; gate <= {t['gate_timeout_s']:g} s; inject once; observe >= "
+                      f"{t['min_observe_s']:g} s, deadline {t['deadline_s']:g} s; heal always")
+        slo = {k: v for k, v in sc.describe()["slo"].items() if v not in (None, {}, "front")}
+        console.print(f"SLOs: {slo}")
+        console.print(f"expected churn: {sc.expected_churn}")
+        for follow in sc.followups:
+            console.print(f"then:    {follow.name}: {follow.fault.describe()} once recovered")
+        if sc.known_broken:
+            console.print(f"known broken in Ray 2.60: {sc.known_broken}")
+        if abort_below is not None:
+            console.print(f"abort: halt, heal and report if front-door availability stays below "
+                          f"{abort_below} for {abort_after:g} s")
+        else:
+            console.print("abort: none (Ctrl-C heals the cluster and still reports)")
+
