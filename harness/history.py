@@ -118,6 +118,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 @dataclass
 class History:
     """The timeline.  ``t_load_start``/``t_load_stop`` bracket the load (epoch s);
+    ``t_heal_start`` is when the engine began to heal (the load keeps running while it
+    heals, so what follows belongs to no fault);
     ``load_timeout_s`` is the per-request timeout (s); ``desired_replicas`` what
     the Serve config asks for."""
 
@@ -127,12 +129,19 @@ class History:
     events: list[dict[str, Any]] = field(default_factory=list)
     t_load_start: float | None = None
     t_load_stop: float | None = None
+    t_heal_start: float | None = None
     load_timeout_s: float = 5.0
     desired_replicas: int = 0
 
     @classmethod
     def build(cls, request_records: list[dict[str, Any]], **kwargs: Any) -> "History":
         return cls(requests=requests_frame(request_records), **kwargs)
+
+    @property
+    def t_data_end(self) -> float | None:
+        """Where what the faults did ends: healing began, or the load stopped (epoch s)."""
+        ends = [t for t in (self.t_heal_start, self.t_load_stop) if t is not None]
+        return min(ends) if ends else None
 
     def judged_until(self, exclude: frozenset[str] | set[str] = frozenset()) -> float:
         """Intended send time up to which every request's outcome is recorded (epoch s).
@@ -238,6 +247,7 @@ class History:
         meta = {
             "t_load_start": self.t_load_start,
             "t_load_stop": self.t_load_stop,
+            "t_heal_start": self.t_heal_start,
             "load_timeout_s": self.load_timeout_s,
             "desired_replicas": self.desired_replicas,
         }

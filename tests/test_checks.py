@@ -315,7 +315,7 @@ def test_a_lost_request_does_not_hold_judging_back_forever():
 
 
 def test_phase_evaluation_slices_the_timeline_per_fault():
-    from harness.engine import evaluate_phases
+    from harness.checks import evaluate_phases
     from harness.faults import MassReplicaKill, ReplicaKill
     from harness.scenario import Followup, Scenario
 
@@ -325,7 +325,7 @@ def test_phase_evaluation_slices_the_timeline_per_fault():
     hist = replica_kill_history()
     second = FaultRecord("all_replicas_kill", 45.0, 45.0, victims=[syn.replica(101, "head")], phase="again")
     hist.faults.append(second)
-    ev = evaluate_phases(hist, sc, sc.phases())
+    ev = evaluate_phases(hist, sc.phases(), sc.hold_s)
     names = {c.name: c.status for c in ev.checks}
     assert names["recovery_s"] == PASS
     assert ev.metrics["recovery_s"] == pytest.approx(13.5)
@@ -421,7 +421,7 @@ def test_requests_hanging_on_a_dead_endpoint_do_not_hold_judging_back():
 
 
 def test_observed_recovery_survives_an_early_follow_up():
-    from harness.engine import evaluate_phases
+    from harness.checks import evaluate_phases
     from harness.faults import MassReplicaKill, ReplicaKill
     from harness.scenario import Followup, Scenario
 
@@ -432,10 +432,10 @@ def test_observed_recovery_survives_an_early_follow_up():
     hist.faults.append(FaultRecord("all_replicas_kill", 37.0, 37.0, victims=[], phase="again"))
     # Requests in flight when the follow-up hit are cut from the first slice, so the
     # slice alone no longer holds a judged 3 s window after 33.5 ...
-    ev = evaluate_phases(hist, sc, sc.phases())
+    ev = evaluate_phases(hist, sc.phases(), sc.hold_s)
     assert {c.name: c.status for c in ev.checks}["recovery_s"] == FAIL
     # ... but the engine saw it while observing, from the history as it was then.
     hist.faults[0].t_recovered_observed = 33.5
-    ev = evaluate_phases(hist, sc, sc.phases())
+    ev = evaluate_phases(hist, sc.phases(), sc.hold_s)
     assert ev.metrics["recovery_s"] == pytest.approx(13.5)
     assert {c.name: c.status for c in ev.checks}["recovery_s"] == PASS

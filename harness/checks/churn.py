@@ -1,0 +1,99 @@
+"""Churn: which lives (actors by role, pods) left and appeared between two snapshots,
+judged against what the scenario expects to be replaced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.checks.identity import ROLES, actor_key, pod_lives, pod_roles, role_keys, victim_key
+from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
+from harness.observe import Snapshot
+
+
+def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, Any]]:
+    """Lives that left and appeared between two snapshots: actors by role (``actor_id:pid``)
+    and pods (``uid#restarts``); ``pods`` says where each one was, ``roles`` each pod's role."""
+    out: dict[str, dict[str, Any]] = {}
+    roles = pod_roles([before, after])
+    for role in ROLES:
+        b, a = role_keys(before, role), role_keys(after, role)
+        where = {actor_key(x): x.get("pod") for s in (before, after) for x in s.actors
+                 if x["role"] == role and x.get("actor_id")}
+        serving = {x.get("pod") for x in before.actors if x["role"] == "replica" and x.get("state") == "RUNNING"}
+        # A proxy on a node without replicas carries no traffic; Serve drains and
+        # replaces such proxies as replicas move.
+        idle = sorted(k for k in b if where.get(k) not in serving) if role == "proxy" else []
+        out[role] = {"before": sorted(b), "after": sorted(a), "left": sorted(b - a), "appeared": sorted(a - b),
+                     "pods": {k: where.get(k) for k in sorted((b - a) | (a - b))}, "idle_before": idle,
+                     "roles": roles}
+    if before.pods_ok and after.pods_ok:
+        b_lives, a_lives = pod_lives(before), pod_lives(after)
+        left, appeared = sorted(set(b_lives) - set(a_lives)), sorted(set(a_lives) - set(b_lives))
+        out["pod"] = {"before": sorted(b_lives), "after": sorted(a_lives), "left": left, "appeared": appeared,
+                      "pods": {k: {**b_lives, **a_lives}[k] for k in left + appeared}, "roles": roles}
+    return out
+
+
+CHURN_KINDS = ("none", "victims", "victims_left", "victims_or_idle", "at_least_victims", "all", "any")
+#: ``none_outside:<role>[,<role>...]``: nothing changed except on pods of those roles.
+NONE_OUTSIDE = "none_outside:"
+
+
+def valid_churn_kind(kind: str) -> bool:
+    return kind in CHURN_KINDS or (kind.startswith(NONE_OUTSIDE) and len(kind) > len(NONE_OUTSIDE))
+
+
+def check_churn(
+    role: str,
+    expected: str,
+    observed: dict[str, dict[str, list]] | None,
+    victims: list[dict[str, Any]],
+) -> CheckResult:
+    """Compare one role's churn with what the scenario expects.
+
+    ``none``: nothing left or appeared.  ``victims``: exactly the victims of that
+    role left and as many new ones appeared.  ``victims_left``: exactly the
+    victims left, whatever appeared (a lost node's proxy need not come back
+    elsewhere).  ``victims_or_idle``: the victims left, and any other that left
+    was idle (a proxy on a node without replicas).  ``at_least_victims``: the victims
+    left (others may too) and the count is back.  ``all``: every PID changed.
+    ``any``: reported, not judged.
+    """
+    name = f"churn.{role}"
+    if not valid_churn_kind(expected):
+        return CheckResult(name, UNKNOWN, detail=f"unknown expectation {expected!r}")
+    if observed is None or role not in observed:
+        return CheckResult(name, UNKNOWN, bound=expected, detail="no snapshot before the fault or at recovery")
+    got = observed[role]
+    left, appeared = set(got["left"]), set(got["appeared"])
+    value = {"left": sorted(left), "appeared": sorted(appeared)}
+    victim_ids = {victim_key(v) for v in victims if v.get("role") == role} - {None}
+    if expected == "any":
+        return CheckResult(name, PASS, value, bound="any")
+    if expected.startswith(NONE_OUTSIDE):
+        allowed = set(expected[len(NONE_OUTSIDE):].split(","))
+        where, roles = got.get("pods", {}), got.get("roles", {})
+        outside = sorted(k for k in left | appeared if roles.get(where.get(k)) not in allowed)
+        ok = not outside
+        return CheckResult(name, PASS if ok else FAIL, value, bound=expected,
+                           detail="" if ok else f"changed outside {sorted(allowed)}: {outside}")
+    if expected == "none":
+        ok = not left and not appeared
+        detail = "" if ok else f"expected no change, {len(left)} left and {len(appeared)} appeared"
+    elif expected == "victims":
+        ok = left == victim_ids and len(appeared) == len(left)
+        detail = "" if ok else f"expected exactly {sorted(victim_ids)} replaced"
+    elif expected == "victims_left":
+        ok = left == victim_ids
+        detail = "" if ok else f"expected exactly {sorted(victim_ids)} to leave"
+    elif expected == "victims_or_idle":
+        idle = set(got.get("idle_before", []))
+        ok = victim_ids <= left and left <= victim_ids | idle
+        detail = "" if ok else f"expected {sorted(victim_ids)} to leave, others only if idle ({sorted(idle)})"
+    elif expected == "at_least_victims":
+        ok = victim_ids <= left and len(got["after"]) >= len(got["before"])
+        detail = "" if ok else f"expected at least {sorted(victim_ids)} replaced"
+    else:  # all
+        ok = bool(got["before"]) and left == set(got["before"]) and len(appeared) >= len(left)
+        detail = "" if ok else "expected every one replaced"
+    return CheckResult(name, PASS if ok else FAIL, value, bound=expected, detail=detail)

@@ -1,0 +1,156 @@
+"""Steady state: when the cluster looks like it did before any fault.
+
+It holds at ``t`` when, over ``[t, t + hold_s]``: every probe answered; the
+desired number of replicas is RUNNING as one unchanging set of replicas;
+exactly one Serve controller is alive; every node with a replica has a HEALTHY
+proxy; no victim of the fault is still present; no request failed; and every
+proxy that served traffic reached the replicas it should (its node's replicas if
+it has any -- Serve prefers local replicas -- else all) and no replica outside
+the RUNNING set.  **Recovery time** = first steady state at or after the fault,
+minus the fault time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from harness.checks.identity import replica_keys, victim_present
+from harness.history import History
+from harness.observe import Snapshot
+
+#: A proxy must have served this many successes in a window before we judge what it reached.
+MIN_REQUESTS_FOR_REACH = 10
+
+
+@dataclass
+class SteadyState:
+    """Why steady state does or does not hold over a window."""
+
+    holds: bool
+    reason: str = ""
+
+
+def proxy_reach_problems(snap: Snapshot, ok_requests: pd.DataFrame) -> list[str]:
+    """What proxies failed to reach, judged from successful requests grouped by serving pod."""
+    running = {
+        int(a["pid"]): a.get("pod")
+        for a in snap.actors
+        if a["role"] == "replica" and a.get("pid") and a.get("state") == "RUNNING"
+    }
+    problems: list[str] = []
+    if ok_requests.empty or not running:
+        return problems
+    for pod, group in ok_requests.groupby("pod"):
+        if not pod or len(group) < MIN_REQUESTS_FOR_REACH:
+            continue
+        seen = {int(p) for p in group["pid"].dropna()}
+        stale = seen - set(running)
+        if stale:
+            problems.append(f"proxy on {pod} answered from replicas not RUNNING: {sorted(stale)}")
+        local = {pid for pid, rpod in running.items() if rpod == pod}
+        expected = local or set(running)
+        missing = expected - seen
+        if missing:
+            problems.append(f"proxy on {pod} did not reach replicas {sorted(missing)}")
+    return problems
+
+
+def steady_state_over(
+    history: History,
+    window: list[Snapshot],
+    t0: float,
+    t1: float,
+    victims: list[dict[str, Any]],
+    reqs: pd.DataFrame | None = None,
+) -> SteadyState:
+    if len(window) < 2:
+        return SteadyState(False, "fewer than 2 probes in the window")
+    want = history.desired_replicas
+    pid_sets = set()
+    for snap in window:
+        if not snap.ok:
+            return SteadyState(False, f"dashboard not answering at {snap.t:.1f} ({', '.join(snap.errors) or 'no data'})")
+        if want and snap.replicas_running != want:
+            return SteadyState(False, f"{snap.replicas_running}/{want} replicas RUNNING")
+        keys = replica_keys(snap)
+        if want and len(keys) != want:
+            return SteadyState(False, f"{len(keys)}/{want} RUNNING replicas alive in Ray")
+        pid_sets.add(keys)
+        controllers = sum(1 for a in snap.actors if a["role"] == "controller")
+        if controllers != 1:
+            return SteadyState(False, f"{controllers} Serve controllers alive")
+        replica_nodes = {a.get("node_ip") for a in snap.actors if a["role"] == "replica" and a.get("state") == "RUNNING"}
+        proxy_nodes = {a.get("node_ip") for a in snap.actors if a["role"] == "proxy" and a.get("state") == "HEALTHY"}
+        if replica_nodes - proxy_nodes:
+            return SteadyState(False, f"no HEALTHY proxy on node(s) {sorted(map(str, replica_nodes - proxy_nodes))}")
+        for victim in victims:
+            if victim_present(snap, victim):
+                return SteadyState(False, f"victim {victim.get('role')} {victim.get('name') or victim.get('pid')} "
+                                          f"on {victim.get('pod') or victim.get('node') or '?'} still present")
+    if len(pid_sets) != 1:
+        return SteadyState(False, "replicas changing")
+    df = history.judged_requests() if reqs is None else reqs
+    if not df.empty:
+        in_window = df[(df["t"] >= t0) & (df["t"] <= t1)]
+        # A port-forward to a deleted pod stays dead; it says nothing about the cluster.
+        gone = {f"pod:{v['name']}" for v in victims if v.get("role") == "pod"}
+        if gone:
+            in_window = in_window[~in_window["endpoint"].isin(gone)]
+        failed = int((~in_window["ok"]).sum())
+        if failed:
+            return SteadyState(False, f"{failed} requests failed")
+        problems = proxy_reach_problems(window[-1], in_window[in_window["ok"]])
+        if problems:
+            return SteadyState(False, "; ".join(problems))
+    return SteadyState(True)
+
+
+def first_steady_state(
+    history: History,
+    t_from: float,
+    hold_s: float,
+    victims: list[dict[str, Any]] | None = None,
+) -> tuple[float | None, str]:
+    """Earliest probe time ``t >= t_from`` where steady state holds over ``[t, t + hold_s]``.
+
+    Returns ``(t, "")`` or ``(None, reason it does not hold at the latest candidate)``.
+    """
+    victims = victims or []
+    snaps = [s for s in history.snapshots if s.t >= t_from]
+    gone = {f"pod:{v['name']}" for v in victims if v.get("role") == "pod"}
+    reqs = history.judged_requests(gone)
+    judged_until = history.judged_until(gone)
+    if not history.requests.empty and judged_until == float("inf"):
+        judged_until = float(history.requests["t"].max())
+    last_t = snaps[-1].t if snaps else None
+    reason = "no probes after the fault"
+    for i, snap in enumerate(snaps):
+        t0 = snap.t
+        if last_t is None or last_t < t0 + hold_s:
+            reason = reason if i else "not enough probes yet"
+            break
+        if t0 + hold_s > judged_until:
+            # The window must lie where every request's outcome is known.
+            reason = (f"{reason}; later windows not judged yet" if i else "waiting for request outcomes")
+            break
+        window = [s for s in snaps[i:] if s.t <= t0 + hold_s]
+        state = steady_state_over(history, window, t0, t0 + hold_s, victims, reqs)
+        if state.holds:
+            return t0, ""
+        reason = state.reason
+    return None, reason
+
+
+# ---------------------------------------------------------------------- churn
+def snapshot_before(history: History, t: float) -> Snapshot | None:
+    """The last good snapshot whose probing *finished* before ``t`` (so none of it saw the fault)."""
+    before = [s for s in history.snapshots if (s.t_end or s.t) < t and s.ok]
+    return before[-1] if before else None
+
+
+def snapshot_at_or_after(history: History, t: float) -> Snapshot | None:
+    after = [s for s in history.snapshots if s.t >= t and s.ok]
+    return after[0] if after else None

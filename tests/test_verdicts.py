@@ -1,0 +1,151 @@
+"""Verdicts that can be trusted: each observation that once fooled a verdict, on a crafted timeline.
+
+- interleaved failures (half the front door's requests failing for 3 s) are a
+  brownout even though no two failures are consecutive;
+- a fault's figures are taken over its own window: a freeze 37 s after a fault
+  that failed nothing is not that fault's "first success";
+- a known Ray deviation that stops reproducing fails its scenario;
+- the SLO floors the scenarios promise are in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+
+from harness.catalog import load_scenarios
+from harness.checks import PASS, RULES, SLO, CheckResult, Evaluation, degraded_spans, evaluate
+from harness.history import FaultRecord, requests_frame
+from harness.outcome import PromiseBroken, RunResult, SLOViolation
+from tests import synthetic as syn
+
+RATE = 80.0  # req/s, as the prober that found the brownout offered
+
+
+def half_failing(a: float, b: float):
+    """Every other request in [a, b) fails (a frozen pod still behind a load balancer)."""
+    return lambda t: "timeout" if a <= t < b and int(round(t * RATE)) % 2 == 0 else None
+
+
+def steady_snapshots(t_end: float) -> list:
+    return [syn.snapshot(t / 2, syn.BASE_REPLICAS + syn.BASE_SYSTEM) for t in range(int(t_end * 2))]
+
+
+def test_interleaved_failures_are_a_brownout_not_an_outage():
+    reqs = syn.requests(0, 60, RATE, fail=half_failing(40.0, 43.0))
+    fault = FaultRecord("pod_freeze", 40.0, 40.0, victims=[{"role": "pod", "name": "worker-1", "uid": "gone"}])
+    hist = syn.history(reqs, steady_snapshots(60), [fault], t_load_start=0.0, t_load_stop=60.0)
+    ev = evaluate(hist, SLO(max_outage_s=1.0, max_longest_degraded_s=2.0), {}, hold_s=3.0, t_recovered=50.0)
+    front = ev.metrics["endpoints"]["front"]
+    assert front["longest_outage_s"] == pytest.approx(1 / RATE)  # never two failures in a row
+    # 3 s of 50 % errors, plus the 1 s the last failure stays in the rolling window
+    assert front["longest_degraded_s"] == pytest.approx(4.0, abs=0.11)
+    assert front["degraded_s"] == pytest.approx(4.0, abs=0.11)
+    status = {c.name: c.status for c in ev.checks}
+    assert status["front.longest_outage_s"] == PASS
+    assert status["front.longest_degraded_s"] == "fail"
+
+
+def test_one_isolated_failure_degrades_about_one_second():
+    reqs = requests_frame(syn.requests(0, 20, 15.0, fail=lambda t: "5xx" if abs(t - 10.0) < 1e-9 else None))
+    (span,) = degraded_spans(reqs, 5.0, 20.0, threshold=0.01)
+    assert span[0] == pytest.approx(10.0) and span[1] - span[0] == pytest.approx(1.0, abs=0.11)
+
+
+def test_figures_belong_to_the_faults_own_window():
+    # A fault at 20 s that failed nothing, recovered at 25 s; an unrelated freeze from 57 s to 60 s.
+    reqs = syn.requests(0, 70, 10.0, fail=lambda t: "timeout" if 57.0 <= t < 60.0 else None)
+    fault = FaultRecord("replica_kill", 20.0, 20.0, victims=[{"role": "replica", "actor_id": "gone", "pid": 1}])
+    hist = syn.history(reqs, steady_snapshots(70), [fault], t_load_start=0.0, t_load_stop=70.0)
+    ev = evaluate(hist, SLO(max_first_success_s=1.0, max_failure_span_s=1.0, max_degraded_s=0.0), {},
+                  hold_s=3.0, t_recovered=25.0)
+    front = ev.metrics["endpoints"]["front"]
+    assert front["first_success_s"] == 0.0 and front["service_restored_s"] == 0.0
+    assert front["failure_span_s"] == 0.0 and front["degraded_s"] == 0.0
+    assert front["availability_during_fault"] == 1.0 and front["outage_windows"] == []
+    # ... and what came after recovery is reported on its own, not mixed in.
+    assert front["after_recovery"]["failed"] == 30 and front["availability_after_recovery"] < 1.0
+    assert ev.status == PASS, [c.line() for c in ev.violations()]
+
+
+def test_a_fault_that_never_recovered_is_judged_until_its_deadline():
+    reqs = syn.requests(0, 100, 10.0, fail=lambda t: "refused" if 20.0 <= t < 30.0 or 90.0 <= t < 95.0 else None)
+    fault = FaultRecord("pod_kill", 20.0, 20.0, victims=[{"role": "pod", "name": "worker-1", "uid": "u"}])
+    snaps = [syn.snapshot(t / 2, syn.BASE_REPLICAS[:4] + syn.BASE_SYSTEM) for t in range(200)]
+    hist = syn.history(reqs, snaps, [fault], t_load_start=0.0, t_load_stop=100.0)
+    ev = evaluate(hist, SLO(max_recovery_s=30.0), {}, hold_s=3.0, deadline_s=40.0)
+    front = ev.metrics["endpoints"]["front"]
+    assert ev.metrics["window"]["end"] == 60.0 and not ev.metrics["window"]["recovered"]
+    assert front["failure_span_s"] == pytest.approx(9.9) and front["failed_during_fault"] == 100
+
+
+def run_result(checks: list[CheckResult], known: dict[str, str]) -> RunResult:
+    sc = load_scenarios()["head_failure_gcs_ft"]
+    from dataclasses import replace
+
+    ev = Evaluation({"status_by_check": {c.name: c.status for c in checks}}, checks, None)
+    return RunResult(replace(sc, known_broken=known), "r", syn_path(), ev.status, ev, None, None, {}, "", True)
+
+
+def syn_path():
+    from pathlib import Path
+
+    return Path("/nonexistent/run")
+
+
+def test_each_known_deviation_must_still_reproduce():
+    known = {"pods.serve_when_ready": "ray#46938", "front.availability_during_fault": "ray#46938"}
+    both = [CheckResult("pods.serve_when_ready", "fail"), CheckResult("front.availability_during_fault", "fail")]
+    with pytest.raises(PromiseBroken):
+        run_result(both, known).assert_promises()
+    one_fixed = [CheckResult("pods.serve_when_ready", "fail"), CheckResult("front.availability_during_fault", PASS)]
+    result = run_result(one_fixed, known)
+    with pytest.raises(SLOViolation) as err:
+        result.assert_promises()
+    assert "known deviation front.availability_during_fault no longer reproduces -- remove it from known_broken" \
+        in str(err.value)
+    assert not result.explained()
+    unknown = [CheckResult("pods.serve_when_ready", "fail"), CheckResult("front.availability_during_fault", "unknown")]
+    with pytest.raises(SLOViolation):
+        run_result(unknown, known).assert_promises()
+
+
+def test_an_unexpected_failure_is_never_hidden_by_a_known_one():
+    known = {"pods.serve_when_ready": "ray#46938"}
+    checks = [CheckResult("pods.serve_when_ready", "fail"), CheckResult("recovery_s", "fail", 200.0, "<= 120 s")]
+    with pytest.raises(SLOViolation) as err:
+        run_result(checks, known).assert_promises()
+    assert "recovery_s" in str(err.value)
+
+
+def test_the_promised_floors_are_in_place():
+    sc = load_scenarios()
+    assert sc["worker_node_failure"].slo.other_pods_min_availability_during_fault is not None
+    assert sc["gcs_store_lost"].slo.min_availability_during_fault is not None
+    partition = sc["network_partition"]
+    assert partition.slo.max_longest_degraded_s is not None and partition.slo.max_front_door_drop_s is not None
+    assert any(getattr(m, "__name__", "") == "front_door_drop" for m in partition.extra_metrics)
+
+
+def test_every_slo_field_is_one_row_of_the_rule_table():
+    judged = {f.name for f in fields(SLO)} - {"primary_endpoint", "degraded_threshold"}
+    assert sorted(r.field for r in RULES) == sorted(judged)
+    with pytest.raises(ValueError):
+        SLO(max_degraded_s=float("nan"))
+    with pytest.raises(ValueError):
+        SLO(other_pods_min_availability_during_fault=1.5)
+
+
+def test_what_healing_changes_is_not_the_faults_doing():
+    # The fault never recovered; the heal at 40 s (load still running) replaced the controller.
+    reqs = syn.requests(0, 50, 10.0)
+    before = syn.BASE_REPLICAS + syn.BASE_SYSTEM
+    healed = syn.BASE_REPLICAS + syn.BASE_SYSTEM[:3] + [syn.controller(301)]
+    snaps = [syn.snapshot(t / 2, before if t / 2 < 40 else healed) for t in range(100)]
+    fault = FaultRecord("all_replicas_kill", 20.0, 20.0, victims=[{"role": "replica", "actor_id": "x", "pid": 1}])
+    hist = syn.history(reqs, snaps, [fault], t_load_start=0.0, t_load_stop=50.0, t_heal_start=40.0)
+    ev = evaluate(hist, SLO(), {"controller": "none"}, hold_s=3.0, deadline_s=15.0)
+    churn_check = next(c for c in ev.checks if c.name == "churn.controller")
+    assert churn_check.status == PASS, churn_check.line()
+    assert ev.metrics["window"]["after_end"] == 40.0
