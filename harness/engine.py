@@ -1,8 +1,11 @@
-"""The experiment engine: gate -> load -> warm-up -> inject -> observe -> stop -> heal -> check -> store.
+"""The experiment engine: gate -> load -> warm-up -> inject -> observe -> heal -> stop load -> check -> store.
 
-It knows the cluster only through the Cluster protocol.  Healing runs in
-``finally`` -- after a failed check, an exception, a timeout or Ctrl-C -- and
-the artifacts are written even then.
+It knows the cluster only through the Cluster protocol, and the load and the
+probes through the factories it is given (Locust and the dashboard prober by
+default; tests give it doubles).  Healing runs in ``finally`` -- after a failed
+check, an exception, an abort, a declined ``--step`` or Ctrl-C -- *before* the
+load is drained, so a fault never outlives the run by a drain; the artifacts are
+written even then.
 """
 
 from __future__ import annotations
@@ -11,23 +14,27 @@ import json
 import random
 import secrets
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from harness import report
-from harness.checks import FAIL, CheckResult, Evaluation, availability, evaluate, first_steady_state
+from harness.checks import availability, evaluate_phases, first_steady_state
 from harness.faults import FaultPlan
 from harness.history import REQUESTS_FILE, SNAPSHOTS_FILE, FaultRecord, History, JsonlTail, read_jsonl, requests_frame
 from harness.interrupts import DeferredInterrupt
-from harness.load import LoadGenerator, resolve_endpoints
+from harness.load import LoadGenerator, LoadSpec, resolve_endpoints
 from harness.observe import Prober, Snapshot
+from harness.outcome import PromiseBroken, RunResult, SLOViolation
 from harness.scenario import Phase, Scenario, scenario_rng
 from runtime.app.serve_config import desired_replicas, health_check_settings
 from runtime.cluster import Cluster
 from runtime.errors import InfrastructureError, ServeChaosError
 from runtime.local.procs import ROLE_ENV, RUN_ENV
+from runtime.waiting import NotYet, wait_until
+
+__all__ = ["AbortPolicy", "Engine", "GateError", "PromiseBroken", "RunResult", "SLOViolation", "ScenarioSkipped"]
 
 Observer = Callable[[str, dict[str, Any]], None]
 
@@ -40,12 +47,33 @@ class ScenarioSkipped(ServeChaosError):
     """The target cannot perform this scenario's fault (capability missing)."""
 
 
-class SLOViolation(AssertionError):
-    """A promise the scenario states was not kept (one line per violated check)."""
+class LoadLike(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
-class PromiseBroken(AssertionError):
-    """A promise real Ray is known not to keep was broken again (drives a strict xfail)."""
+class ProberLike(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def copy(self) -> list[Snapshot]: ...
+
+
+#: ``(spec, targets, requests_file, max_duration_s, env_markers) -> load``
+LoadFactory = Callable[[LoadSpec, list[dict[str, str]], Path, float, dict[str, str]], LoadLike]
+#: ``(dashboard_url, pods_fn, snapshots_file) -> prober``
+ProberFactory = Callable[[str, Callable[[], list[dict[str, Any]]], Path], ProberLike]
+
+
+def _locust(spec: LoadSpec, targets: list[dict[str, str]], out: Path, max_s: float,
+            markers: dict[str, str]) -> LoadLike:
+    return LoadGenerator(spec, targets, out, max_s, markers)
+
+
+def _dashboard_prober(dashboard: str, pods_fn: Callable[[], list[dict[str, Any]]], out: Path) -> ProberLike:
+    return Prober(dashboard, pods_fn, out_path=out)
 
 
 @dataclass(frozen=True)
@@ -58,46 +86,35 @@ class AbortPolicy:
 
 
 @dataclass
-class RunResult:
+class _Run:
+    """The state of one scenario run while it happens (times epoch s)."""
+
     scenario: Scenario
+    seed: int
+    rng: random.Random
     run_id: str
     run_dir: Path
-    status: str
-    evaluation: Evaluation | None
-    history: History
-    fault: FaultRecord | None
-    verdict: dict[str, Any]
+    started: float
+    settings: dict[str, Any]
+    phases: list[Phase]
+    load: LoadLike
+    prober: ProberLike
+    faults: list[FaultRecord] = field(default_factory=list)
+    plans: list[FaultPlan] = field(default_factory=list)
+    recovered_live: list[float | None] = field(default_factory=list)
+    t_load_start: float | None = None
+    t_load_stop: float | None = None
+    t_heal_start: float | None = None
+    t_gate: float | None = None
     error: str = ""
+    status_override: str = ""
     cluster_healthy: bool = True
+    events_since: float = field(default_factory=time.time)
 
-    def violation_lines(self, names: set[str] | None = None, exclude: set[str] | None = None) -> list[str]:
-        if self.evaluation is None:
-            return [f"no evaluation: {self.error}"]
-        lines = []
-        for check in self.evaluation.violations():
-            if names is not None and check.name not in names:
-                continue
-            if exclude is not None and check.name in exclude:
-                continue
-            lines.append(f"{check.line()} [{check.status}]")
-        return lines
-
-    def assert_promises(self) -> None:
-        """Fail on every violated SLO; then raise PromiseBroken for the known-broken ones.
-
-        Checks listed in ``scenario.known_broken`` are judged last and raise
-        PromiseBroken (a strict xfail); any other violation raises SLOViolation
-        first, so a known Ray bug can never hide an unexpected failure.
-        """
-        known = set(self.scenario.known_broken)
-        evidence = f"(evidence: {self.run_dir / 'verdict.json'})"
-        other = self.violation_lines(exclude=known)
-        if other:
-            raise SLOViolation("\n".join(other + [evidence]))
-        broken = self.violation_lines(names=known)
-        if broken:
-            reasons = [f"{name}: {why}" for name, why in self.scenario.known_broken.items()]
-            raise PromiseBroken("\n".join(broken + reasons + [evidence]))
+    @property
+    def all_recovered(self) -> bool:
+        return bool(self.faults) and len(self.recovered_live) == len(self.faults) and \
+            all(t is not None for t in self.recovered_live)
 
 
 def _strip_health(config: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +137,7 @@ class Engine:
     ``confirm(plan)`` (game day ``--step``) is asked before injecting and may
     return False to skip the fault.  ``observer(event, data)`` receives progress
     (phase changes and a live tick about once a second) and must not raise.
+    ``tick_s`` is how often (s) the engine looks at the history while waiting.
     """
 
     def __init__(
@@ -131,6 +149,9 @@ class Engine:
         confirm: Callable[[FaultPlan], bool] | None = None,
         abort: AbortPolicy | None = None,
         run_label: str | None = None,
+        load_factory: LoadFactory = _locust,
+        prober_factory: ProberFactory = _dashboard_prober,
+        tick_s: float = 1.0,
     ) -> None:
         self.cluster = cluster
         self.report_dir = Path(report_dir)
@@ -139,6 +160,10 @@ class Engine:
         self.confirm = confirm
         self.abort = abort
         self.run_label = run_label
+        self.load_factory = load_factory
+        self.prober_factory = prober_factory
+        self.tick_s = tick_s
+        self.last_result: RunResult | None = None
         self._tail: JsonlTail | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -150,25 +175,24 @@ class Engine:
         except Exception:  # noqa: BLE001 - observers never abort a run
             pass
 
-    def _history(self, run_dir: Path, prober: Prober | None, t_load_start: float | None,
-                 t_load_stop: float | None, scenario: Scenario, faults: list[FaultRecord],
-                 events: list[dict[str, Any]] | None = None) -> History:
-        path = run_dir / REQUESTS_FILE
-        if t_load_stop is not None:
-            records = read_jsonl(path)  # final: everything, read afresh
+    def _history(self, run: _Run, final: bool = False, events: list[dict[str, Any]] | None = None) -> History:
+        path = run.run_dir / REQUESTS_FILE
+        if final:
+            records = read_jsonl(path)  # everything, read afresh
         else:
             if self._tail is None or self._tail.path != path:
                 self._tail = JsonlTail(path)
             records = self._tail.read()
         return History.build(
             records,
-            snapshots=prober.copy() if prober else [],
-            faults=faults,
+            snapshots=run.prober.copy(),
+            faults=run.faults,
             events=events or [],
-            t_load_start=t_load_start,
-            t_load_stop=t_load_stop,
-            load_timeout_s=scenario.load.timeout_s,
-            desired_replicas=desired_replicas(scenario.app.to_serve_config()),
+            t_load_start=run.t_load_start,
+            t_load_stop=run.t_load_stop if final else None,
+            t_heal_start=run.t_heal_start if final else None,
+            load_timeout_s=run.scenario.load.timeout_s,
+            desired_replicas=desired_replicas(run.scenario.app.to_serve_config()),
         )
 
     def prepare(self, scenario: Scenario) -> None:
@@ -196,10 +220,8 @@ class Engine:
             raise GateError(f"cluster not ready before {scenario.name}: {err.what}",
                             evidence=err.evidence, hint=err.hint) from None
 
-    # ------------------------------------------------------------------ run
-    def run(self, scenario: Scenario) -> RunResult:
+    def _new_run(self, scenario: Scenario) -> _Run:
         seed = self.seed if self.seed is not None else random.SystemRandom().randrange(2**31)
-        rng = scenario_rng(seed, scenario.name)
         run_id = f"{_now_id()}-{scenario.name}-{secrets.token_hex(2)}"
         run_dir = self.report_dir / run_id
         started = time.time()
@@ -208,109 +230,114 @@ class Engine:
         settings = dict(self.cluster.settings())
         settings.update(health_check_settings(scenario.app.to_serve_config()))
         settings["ray_version"] = report.ray_version()
-
         endpoints = self.cluster.endpoints()
         pods = self.cluster.pods()
-        roles = {p.name: p.role for p in pods}
-        targets = resolve_endpoints(scenario.load, endpoints, roles, {p.name for p in pods if p.ready})
-        markers = {ROLE_ENV: "load"}
-        if self.run_label:
-            markers[RUN_ENV] = self.run_label
+        targets = resolve_endpoints(scenario.load, endpoints, {p.name: p.role for p in pods},
+                                    {p.name for p in pods if p.ready})
+        markers = {ROLE_ENV: "load", **({RUN_ENV: self.run_label} if self.run_label else {})}
         phases = scenario.phases()
-        max_load_s = scenario.gate_timeout_s + scenario.warmup_s + sum(p.deadline_s for p in phases) + 300
-        load = LoadGenerator(scenario.load, targets, run_dir / REQUESTS_FILE, max_load_s, markers)
-        prober = Prober(endpoints.dashboard, lambda: [p.to_dict() for p in self.cluster.pods()],
-                        out_path=run_dir / SNAPSHOTS_FILE)
-        faults: list[FaultRecord] = []
-        t_load_start: float | None = None
-        t_load_stop: float | None = None
-        t_gate: float | None = None
-        error = ""
-        status_override = ""
-        cluster_healthy = True
-        plans: list[FaultPlan] = []
-        recovered_live: list[float | None] = []
-        events_since = time.time()
-        result: RunResult | None = None
+        max_load_s = scenario.gate_timeout_s + scenario.warmup_s + sum(p.deadline_s + p.delay_s for p in phases) + 300
+        load = self.load_factory(scenario.load, targets, run_dir / REQUESTS_FILE, max_load_s, markers)
+        prober = self.prober_factory(endpoints.dashboard, lambda: [p.to_dict() for p in self.cluster.pods()],
+                                     run_dir / SNAPSHOTS_FILE)
+        return _Run(scenario, seed, scenario_rng(seed, scenario.name), run_id, run_dir, started, settings, phases,
+                    load, prober)
+
+    # ------------------------------------------------------------------ run
+    def run(self, scenario: Scenario) -> RunResult:
+        run = self._new_run(scenario)
         try:
-            prober.start()
-            load.start()
-            t_load_start = time.time()
+            run.prober.start()
+            run.load.start()
+            run.t_load_start = time.time()
             self._emit("phase", name="warmup", seconds=scenario.warmup_s)
             time.sleep(scenario.warmup_s)
-            t_gate = self._gate(scenario, run_dir, prober, t_load_start)
-            for phase in phases:
-                if faults and scenario.stop_after_s is not None and \
-                        time.time() - faults[0].t_inject >= scenario.stop_after_s:
-                    break  # a soak's time is up: the remaining phases are simply not run
-                if phase.delay_s:
-                    self._emit("phase", name="wait", seconds=phase.delay_s)
-                    self._wait(phase.delay_s, scenario, run_dir, prober, t_load_start, faults)
-                plan = phase.fault.plan(self._latest_ok(prober), self.cluster.pods(), rng)
-                plans.append(plan)
-                self._emit("plan", plan=plan, phase=phase.name)
-                if self.confirm is not None and not self.confirm(plan):
-                    status_override = status_override or "skipped"
-                    error = error or f"fault {phase.name} declined at the --step prompt"
-                    break
-                self._emit("phase", name="inject", fault=plan.description)
-                record = phase.fault.inject(self.cluster, plan)
-                record.phase = phase.name
-                faults.append(record)
-                self._emit("injected", record=record)
-                t_rec, aborted = self._observe(scenario, phase, run_dir, prober, t_load_start, faults)
-                record.t_recovered_observed = t_rec
-                recovered_live.append(t_rec)
-                if aborted:
-                    status_override, error = "aborted", aborted
-                    break
-                if t_rec is None:
-                    break  # a follow-up only means something after a recovery
+            run.t_gate = self._gate(run)
+            self._run_phases(run)
         except KeyboardInterrupt:
-            status_override = "interrupted"
-            error = "interrupted (Ctrl-C or SIGTERM); the cluster was healed"
+            run.status_override = "interrupted"
+            run.error = "interrupted (Ctrl-C or SIGTERM); the cluster was healed"
             raise
         except ServeChaosError as err:
-            error = err.one_line()
+            run.error = err.one_line()
             raise
         finally:
-            self._emit("phase", name="heal")
             with DeferredInterrupt() as deferred:
-                load.stop()
-                t_load_stop = time.time()
-                all_recovered = bool(faults) and len(recovered_live) == len(faults) and \
-                    all(t is not None for t in recovered_live)
-                error, healed = self._heal(phases, faults, error, all_recovered)
-                try:
-                    self.cluster.wait_ready(timeout_s=max(180.0, self.cluster.capabilities.ready_timeout_s))
-                    if healed or not all_recovered:
-                        # Something was undone or never recovered: wait for steady state
-                        # so the next scenario starts clean.
-                        self._settle(scenario, run_dir, prober)
-                except ServeChaosError as err:
-                    cluster_healthy = False
-                    error = error or f"cluster did not return to steady state after healing: {err.what}"
-            if deferred.interrupted and not status_override:
-                status_override = "interrupted"
-                error = error or "interrupted (Ctrl-C or SIGTERM) while healing; healing completed"
-            prober.stop()
-            events = self._events(events_since)
-            history = self._history(run_dir, prober, t_load_start, t_load_stop, scenario, faults, events)
-            evaluation = evaluate_phases(history, scenario, phases, settings) if faults else None
-            status = status_override or (evaluation.status if evaluation else "error")
-            verdict = report.verdict(
-                scenario=scenario, run_id=run_id, status=status, seed=seed, settings=settings,
-                started=started, finished=time.time(), evaluation=evaluation, history=history,
-                plans=plans, t_gate=t_gate, error=error, cluster_healthy=cluster_healthy,
-                t_recovered_live=recovered_live, target=self.cluster.name,
-            )
-            report.write_run(run_dir, history, verdict)
-            result = RunResult(scenario, run_id, run_dir, status, evaluation, history,
-                               faults[0] if faults else None, verdict, error, cluster_healthy)
-            self.last_result = result
-            self._emit("done", result=result)
+                self._heal_and_stop(run)
+            if deferred.interrupted and not run.status_override:
+                run.status_override = "interrupted"
+                run.error = run.error or "interrupted (Ctrl-C or SIGTERM) while healing; healing completed"
+            result = self._conclude(run)
         if deferred.interrupted:
             raise KeyboardInterrupt
+        return result
+
+    def _run_phases(self, run: _Run) -> None:
+        """Inject the phases one after another; a follow-up only after the previous one recovered."""
+        for phase in run.phases:
+            if run.faults and run.scenario.stop_after_s is not None and \
+                    time.time() - run.faults[0].t_inject >= run.scenario.stop_after_s:
+                return  # a soak's time is up: the remaining phases are simply not run
+            if phase.delay_s:
+                self._emit("phase", name="wait", seconds=phase.delay_s)
+                self._wait(run, phase.delay_s)
+            plan = phase.fault.plan(self._latest_ok(run.prober), self.cluster.pods(), run.rng)
+            run.plans.append(plan)
+            self._emit("plan", plan=plan, phase=phase.name)
+            if self.confirm is not None and not self.confirm(plan):
+                run.status_override = run.status_override or "skipped"
+                run.error = run.error or f"fault {phase.name} declined at the --step prompt"
+                return
+            self._emit("phase", name="inject", fault=plan.description)
+            record = phase.fault.inject(self.cluster, plan)
+            record.phase = phase.name
+            run.faults.append(record)
+            self._emit("injected", record=record)
+            t_rec, aborted = self._observe(run, phase)
+            record.t_recovered_observed = t_rec
+            run.recovered_live.append(t_rec)
+            if aborted:
+                run.status_override, run.error = "aborted", aborted
+                return
+            if t_rec is None:
+                return  # a follow-up only means something after a recovery
+
+    def _heal_and_stop(self, run: _Run) -> None:
+        """Heal first, then drain the load, then wait for the cluster to settle."""
+        self._emit("phase", name="heal")
+        run.t_heal_start = time.time()
+        healed = self._heal(run)
+        run.load.stop()
+        run.t_load_stop = time.time()
+        try:
+            self.cluster.wait_ready(timeout_s=max(180.0, self.cluster.capabilities.ready_timeout_s))
+            if run.faults and (healed or not run.all_recovered):
+                # Something was undone or never recovered: wait for steady state so the
+                # next scenario starts clean.  (Without a fault there is nothing to settle
+                # from: a cluster the gate found unhealthy stays the gate's finding.)
+                self._settle(run)
+        except ServeChaosError as err:
+            run.cluster_healthy = False
+            run.error = run.error or f"cluster did not return to steady state after healing: {err.what}"
+
+    def _conclude(self, run: _Run) -> RunResult:
+        """Judge the run and write its artifacts (always, whatever happened before)."""
+        run.prober.stop()
+        history = self._history(run, final=True, events=self._events(run.events_since))
+        evaluation = evaluate_phases(history, run.phases, run.scenario.hold_s, run.settings,
+                                     partial_ok=run.scenario.stop_after_s is not None) if run.faults else None
+        status = run.status_override or (evaluation.status if evaluation else "error")
+        verdict = report.verdict(
+            scenario=run.scenario, run_id=run.run_id, status=status, seed=run.seed, settings=run.settings,
+            started=run.started, finished=time.time(), evaluation=evaluation, history=history,
+            plans=run.plans, t_gate=run.t_gate, error=run.error, cluster_healthy=run.cluster_healthy,
+            t_recovered_live=run.recovered_live, target=self.cluster.name,
+        )
+        report.write_run(run.run_dir, history, verdict)
+        result = RunResult(run.scenario, run.run_id, run.run_dir, status, evaluation, history,
+                           run.faults[0] if run.faults else None, verdict, run.error, run.cluster_healthy)
+        self.last_result = result
+        self._emit("done", result=result)
         return result
 
     def _abort_reason(self, history: History, fault: FaultRecord) -> str:
@@ -329,29 +356,26 @@ class Engine:
                     f"for {self.abort.window_s:.0f} s")
         return ""
 
-    def _wait(self, seconds: float, scenario: Scenario, run_dir: Path, prober: Prober, t_load_start: float,
-              faults: list[FaultRecord]) -> None:
-        """Let load run between faults, still ticking the live view once a second."""
+    def _wait(self, run: _Run, seconds: float) -> None:
+        """Let load run between faults, still ticking the live view."""
         end = time.time() + seconds
         while time.time() < end:
-            history = self._history(run_dir, prober, t_load_start, None, scenario, faults)
-            self._emit("tick", phase="wait", history=history, t_fault=faults[-1].t_inject if faults else None,
+            self._emit("tick", phase="wait", history=self._history(run),
+                       t_fault=run.faults[-1].t_inject if run.faults else None,
                        t_recovered=None, reason=f"next fault in {end - time.time():.0f} s")
-            time.sleep(min(1.0, max(0.0, end - time.time())))
+            time.sleep(min(self.tick_s, max(0.0, end - time.time())))
 
-    def _heal(self, phases: list[Phase], faults: list[FaultRecord], error: str,
-              all_recovered: bool) -> tuple[str, bool]:
+    def _heal(self, run: _Run) -> bool:
         """Heal every injected fault (latest first), then whatever the cluster still has in effect.
 
         A fault Ray fully recovered from is healed only if its heal still has work
-        to do (``heal_after_recovery``).  Returns the error text and whether
-        anything was healed.
+        to do (``heal_after_recovery``).  Returns whether anything was healed.
         """
-        by_name = {p.name: p for p in phases}
+        by_name = {p.name: p for p in run.phases}
         healed = False
-        for record in reversed(faults):
+        for record in reversed(run.faults):
             fault = by_name[record.phase].fault
-            if all_recovered and not fault.heal_after_recovery:
+            if run.all_recovered and not fault.heal_after_recovery:
                 continue
             try:
                 actions = fault.heal(self.cluster, record)
@@ -359,73 +383,69 @@ class Engine:
                 record.t_heal = record.t_heal or time.time()
                 healed = healed or bool(actions)
             except ServeChaosError as err:
-                error = error or f"heal of {record.fault} failed: {err.one_line()}"
+                run.error = run.error or f"heal of {record.fault} failed: {err.one_line()}"
         try:
             healed = bool(self.cluster.heal()) or healed
         except ServeChaosError as err:
-            error = error or f"heal failed: {err.one_line()}"
-        return error, healed
+            run.error = run.error or f"heal failed: {err.one_line()}"
+        return healed
 
-    def _settle(self, scenario: Scenario, run_dir: Path, prober: Prober, timeout_s: float = 180.0) -> None:
+    def _settle(self, run: _Run, timeout_s: float = 180.0) -> None:
         """Wait until the probes (no load) show steady state: the next scenario starts clean."""
         t0 = time.time()
-        deadline = t0 + timeout_s
-        reason = ""
-        while time.time() < deadline:
-            history = History(requests=requests_frame([]), snapshots=prober.copy(),
-                              desired_replicas=desired_replicas(scenario.app.to_serve_config()))
+        want = desired_replicas(run.scenario.app.to_serve_config())
+
+        def steady() -> None:
+            history = History(requests=requests_frame([]), snapshots=run.prober.copy(), desired_replicas=want)
             t_ok, reason = first_steady_state(history, t0, 3.0)
-            if t_ok is not None:
-                return
-            time.sleep(1.0)
-        raise InfrastructureError(f"no steady state within {timeout_s:.0f} s after healing: {reason}")
+            if t_ok is None:
+                raise NotYet(reason)
+
+        wait_until(steady, timeout_s, self.tick_s, what="steady state after healing")
 
     def _events(self, since: float) -> list[dict[str, Any]]:
-        fetch = getattr(self.cluster, "events", None)
-        if fetch is None:
-            return []
         try:
-            return list(fetch(since))
+            return list(self.cluster.events(since))
         except ServeChaosError:
             return []
 
     @staticmethod
-    def _latest_ok(prober: Prober) -> Snapshot:
+    def _latest_ok(prober: ProberLike) -> Snapshot:
         for snap in reversed(prober.copy()):
             if snap.ok:
                 return snap
         raise GateError("no successful probe of the dashboard")
 
-    def _gate(self, scenario: Scenario, run_dir: Path, prober: Prober, t_load_start: float) -> float:
+    def _gate(self, run: _Run) -> float:
         """Wait until steady state holds with load flowing; else GateError."""
+        scenario = run.scenario
         self._emit("phase", name="gate", timeout_s=scenario.gate_timeout_s)
-        deadline = time.time() + scenario.gate_timeout_s
-        reason = ""
-        while time.time() < deadline:
-            now = time.time()
-            history = self._history(run_dir, prober, t_load_start, None, scenario, [])
-            # Judge only a recent window: the cluster must be steady now, not earlier.
-            t_from = max(t_load_start + 0.5, now - 2 * scenario.hold_s - 2.0)
-            t_steady, reason = first_steady_state(history, t_from, scenario.hold_s)
-            if t_steady is not None:
-                return t_steady
-            self._emit("tick", phase="gate", history=history, reason=reason)
-            time.sleep(1.0)
-        raise GateError(
-            f"steady state did not hold before the fault within {scenario.gate_timeout_s:.0f} s: {reason}",
-            evidence=str(run_dir),
-            hint="the cluster was unhealthy before the fault; check `serve-chaos status`",
-        )
+        assert run.t_load_start is not None
 
-    def _observe(self, scenario: Scenario, phase: Phase, run_dir: Path, prober: Prober, t_load_start: float,
-                 faults: list[FaultRecord]) -> tuple[float | None, str]:
+        def steady() -> float:
+            history = self._history(run)
+            # Judge only a recent window: the cluster must be steady now, not earlier.
+            t_from = max(run.t_load_start + 0.5, time.time() - 2 * scenario.hold_s - 2.0)
+            t_steady, reason = first_steady_state(history, t_from, scenario.hold_s)
+            if t_steady is None:
+                self._emit("tick", phase="gate", history=history, reason=reason)
+                raise NotYet(reason)
+            return t_steady
+
+        try:
+            return wait_until(steady, scenario.gate_timeout_s, self.tick_s, what="steady state before the fault")
+        except InfrastructureError as err:
+            raise GateError(err.what, evidence=str(run.run_dir),
+                            hint="the cluster was unhealthy before the fault; check `serve-chaos status`") from None
+
+    def _observe(self, run: _Run, phase: Phase) -> tuple[float | None, str]:
         """Observe one phase until recovered (plus margins) or its deadline.
 
         A fault with ``duration_s`` is ended (healed) that long after it began;
         recovery is then judged from the end of the fault.  Returns
         ``(t_recovered, abort reason)``.
         """
-        fault = faults[-1]
+        scenario, fault = run.scenario, run.faults[-1]
         duration = getattr(phase.fault, "duration_s", None)
         self._emit("phase", name="observe", deadline_s=phase.deadline_s, fault_duration_s=duration)
         t_recovered: float | None = None
@@ -436,7 +456,7 @@ class Engine:
                 fault.heal_actions += [a.to_dict() for a in actions]
                 fault.t_heal = time.time()
                 self._emit("phase", name="fault ended", fault=fault.fault)
-            history = self._history(run_dir, prober, t_load_start, None, scenario, faults)
+            history = self._history(run)
             t_from = fault.t_heal if duration is not None else fault.t_inject
             if t_recovered is None and t_from is not None:
                 t_recovered, reason = first_steady_state(history, t_from, scenario.hold_s, fault.victims)
@@ -455,55 +475,4 @@ class Engine:
                     return t_recovered, ""
             if now > fault.t_inject + phase.deadline_s:
                 return t_recovered, ""
-            time.sleep(1.0)
-
-
-
-def evaluate_phases(history: History, scenario: Scenario, phases: list[Phase],
-                    settings: dict[str, Any] | None = None) -> Evaluation:
-    """Evaluate each injected fault on its own slice of the timeline and merge the results.
-
-    Phase *i* sees everything before the next fault; the first phase's checks
-    keep their names, a follow-up's are prefixed with its name.
-    """
-    by_name = {p.name: p for p in phases}
-    merged: Evaluation | None = None
-    for i, record in enumerate(history.faults):
-        phase = by_name[record.phase]
-        t_next = history.faults[i + 1].t_inject if i + 1 < len(history.faults) else float("inf")
-        # Requests still in flight when the next fault hit belong to that fault.
-        t_cut = t_next - history.load_timeout_s
-        sliced = History(
-            requests=history.requests[history.requests["t"] < t_cut] if not history.requests.empty else history.requests,
-            snapshots=[s for s in history.snapshots if s.t < t_next],
-            faults=[record],
-            events=history.events,
-            t_load_start=history.t_load_start,
-            t_load_stop=history.t_load_stop if t_next == float("inf") else None,
-            load_timeout_s=history.load_timeout_s,
-            desired_replicas=history.desired_replicas,
-        )
-        t_from = record.t_heal if getattr(phase.fault, "duration_s", None) else None
-        slo = phase.slo_for(settings or {})
-        ev = evaluate(sliced, slo, phase.expected_churn, scenario.hold_s,
-                      t_recovered=record.t_recovered_observed,
-                      extra_checks=phase.extra_checks, recovery_from=t_from, extra_metrics=phase.extra_metrics,
-                      verify=phase.fault.verify)
-        ev.metrics["slo"] = asdict(slo)
-        if merged is None:
-            merged = ev
-            merged.metrics["phase"] = phase.name
-            continue
-        prefix = f"{phase.name}."
-        merged.checks += [replace(c, name=prefix + c.name) for c in ev.checks]
-        merged.metrics.setdefault("followups", {})[phase.name] = ev.metrics
-        merged.metrics["status_by_check"].update({prefix + k: v for k, v in ev.metrics["status_by_check"].items()})
-    assert merged is not None
-    missing = [p.name for p in phases if p.name not in {f.phase for f in history.faults}]
-    if missing and scenario.stop_after_s is not None and history.faults:
-        merged.metrics["phases_not_run"] = missing
-        missing = []
-    if missing:
-        merged.checks.append(CheckResult("phases.completed", FAIL, len(history.faults), f"== {len(phases)}", "",
-                                         f"not run (an earlier phase did not recover): {', '.join(missing)}"))
-    return merged
+            time.sleep(self.tick_s)

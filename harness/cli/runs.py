@@ -13,7 +13,7 @@ from rich.table import Table
 
 from harness.cli.common import (AllowContext, ConfigFile, KubeContext, Namespace, NodeLossHook, Target, attached,
                                 console, err_console, target_options)
-from harness.cli.views import only_known_broken, print_plan, print_repeat_summary, print_verdicts
+from harness.cli.views import print_plan, print_repeat_summary, print_verdicts
 from harness.options import RunOptions, parse_seed
 from harness.targets import build_cluster
 
@@ -208,7 +208,7 @@ def run_scenarios(chosen: list, options: RunOptions) -> int:
                 cluster.down()
     if interrupted:
         return 130
-    unexplained = [r for r in results if r.status != "pass" and not only_known_broken(r)]
+    unexplained = [r for r in results if not r.explained()]
     return 1 if unexplained else 0
 
 

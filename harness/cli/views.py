@@ -12,12 +12,6 @@ from harness.cli.common import console
 from runtime.errors import ServeChaosError
 
 
-def only_known_broken(result: Any) -> bool:
-    if result.evaluation is None:
-        return False
-    return {c.name for c in result.evaluation.violations()} <= set(result.scenario.known_broken)
-
-
 def _churn_text(churn: dict[str, Any]) -> str:
     return " ".join(f"{r}:-{len(c['left'])}+{len(c['appeared'])}" for r, c in churn.items()
                     if c["left"] or c["appeared"]) or "none"
@@ -29,19 +23,20 @@ def _f(value: Any, spec: str) -> str:
 
 def print_verdicts(results: list, report_dir: Path) -> None:
     table = Table(title="serve-chaos verdicts")
-    for col in ("scenario", "verdict", "availability", "longest outage s", "first success s", "recovery s", "churn",
-                "run dir"):
+    for col in ("scenario", "verdict", "availability", "longest outage s", "longest degraded s", "first success s",
+                "recovery s", "churn", "run dir"):
         table.add_column(col)
     for res in results:
         metrics = res.evaluation.metrics if res.evaluation else {}
         primary = (metrics.get("endpoints") or {}).get(res.scenario.slo.primary_endpoint, {})
-        verdict = res.status + (" (known Ray bug)" if res.status == "fail" and only_known_broken(res) else "")
+        verdict = res.status + (" (known Ray bug)" if res.status == "fail" and res.explained() else "")
         table.add_row(res.scenario.name, verdict, _f(primary.get("availability"), ".4f"),
-                      _f(primary.get("longest_outage_s"), ".2f"), _f(primary.get("first_success_s"), ".2f"),
+                      _f(primary.get("longest_outage_s"), ".2f"), _f(primary.get("longest_degraded_s"), ".1f"),
+                      _f(primary.get("first_success_s"), ".2f"),
                       _f(metrics.get("recovery_s"), ".2f"), _churn_text(metrics.get("churn") or {}), str(res.run_dir))
     console.print(table)
     for res in results:
-        for line in res.violation_lines():
+        for line in res.violation_lines() + res.stale_known_broken():
             console.print(f"  {res.scenario.name}: {line}")
     console.print(f"artifacts: {report_dir.resolve()}")
 

@@ -1,0 +1,92 @@
+"""The outcome of one scenario run, and how it turns into a test result.
+
+A known Ray deviation (``Scenario.known_broken``) drives a strict xfail only
+while *each* named check still fails: one that passes (or is not judged) means
+Ray changed, and the scenario fails until the entry is removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.checks import PASS, Evaluation
+from harness.history import FaultRecord, History
+from harness.scenario import Scenario
+
+
+class SLOViolation(AssertionError):
+    """A promise the scenario states was not kept (one line per violated check)."""
+
+
+class PromiseBroken(AssertionError):
+    """A promise real Ray is known not to keep was broken again (drives a strict xfail)."""
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    run_id: str
+    run_dir: Path
+    status: str
+    evaluation: Evaluation | None
+    history: History
+    fault: FaultRecord | None
+    verdict: dict[str, Any]
+    error: str = ""
+    cluster_healthy: bool = True
+
+    def violation_lines(self, names: set[str] | None = None, exclude: set[str] | None = None) -> list[str]:
+        if self.evaluation is None:
+            return [f"no evaluation: {self.error}"]
+        lines = []
+        for check in self.evaluation.violations():
+            if names is not None and check.name not in names:
+                continue
+            if exclude is not None and check.name in exclude:
+                continue
+            lines.append(f"{check.line()} [{check.status}]")
+        return lines
+
+    def known_in_play(self) -> dict[str, str]:
+        """The known deviations this run could show (a soak's phases that never ran cannot)."""
+        not_run = (self.evaluation.metrics.get("phases_not_run") or []) if self.evaluation else []
+        return {name: why for name, why in self.scenario.known_broken.items()
+                if not any(name.startswith(f"{phase}.") for phase in not_run)}
+
+    def stale_known_broken(self) -> list[str]:
+        """One line per known deviation that did not reproduce: its check passed or was not judged."""
+        if self.evaluation is None:
+            return []
+        checks = {c.name: c for c in self.evaluation.checks}
+        lines = []
+        for name in self.known_in_play():
+            check = checks.get(name)
+            if check is None or check.status != "fail":
+                seen = check.line() + f" [{check.status}]" if check is not None else "not evaluated"
+                lines.append(f"known deviation {name} no longer reproduces -- remove it from known_broken ({seen})")
+        return lines
+
+    def explained(self) -> bool:
+        """Passed, or failed only where Ray is known to break its promise (each still reproducing)."""
+        if self.status == PASS:
+            return not self.stale_known_broken()
+        if self.evaluation is None or self.status != "fail":
+            return False
+        known = set(self.known_in_play())
+        return {c.name for c in self.evaluation.violations()} <= known and not self.stale_known_broken()
+
+    def assert_promises(self) -> None:
+        """Fail on every violated SLO and every known deviation that stopped reproducing;
+        then raise PromiseBroken for the known-broken ones (a strict xfail).  A known Ray
+        bug can never hide an unexpected failure, nor outlive its fix unnoticed."""
+        known = set(self.known_in_play())
+        evidence = f"(evidence: {self.run_dir / 'verdict.json'})"
+        other = self.violation_lines(exclude=known) + self.stale_known_broken()
+        if other:
+            raise SLOViolation("\n".join(other + [evidence]))
+        broken = self.violation_lines(names=known)
+        if broken:
+            reasons = [f"{name}: {why}" for name, why in self.scenario.known_broken.items()]
+            raise PromiseBroken("\n".join(broken + reasons + [evidence]))
