@@ -54,3 +54,19 @@ def node_loss_bounds(settings: dict[str, Any], replacement_delay_s: float,
 def _health(settings: dict[str, Any]) -> dict[str, int] | None:
     keys = ("health_check_period_ms", "health_check_timeout_ms", "health_check_failure_threshold")
     return {k: int(settings[k]) for k in keys} if all(k in settings for k in keys) else None
+
+
+def front_door_lag_s(settings: dict[str, Any]) -> float:
+    """How long (s) the front door may still route to a pod that stopped serving.
+
+    Each target says it in ``front_door_lag_s`` (locally from the supervisor's
+    readiness timing; on Kubernetes from KubeRay's readiness probe and its
+    head-serve-label reconcile); 8 s, the local default, when it is absent."""
+    return float(settings.get("front_door_lag_s", 8.0))
+
+
+def lagging_front_door_bounds(settings: dict[str, Any]) -> dict[str, float]:
+    """A pod that stopped serving costs the front door at most its lag: failures span no
+    longer than that, and the rolling 1 s error ratio stays raised one second more."""
+    lag = front_door_lag_s(settings)
+    return {"max_failure_span_s": lag, "max_longest_degraded_s": lag + 1.0}

@@ -11,10 +11,19 @@ back at steady state with the very same processes.
 
 import pytest
 
-from harness.checks import SLO, ray_node_death, replica_spread
+from harness.bounds import PROBE_SLACK_S, front_door_lag_s
+from harness.checks import SLO, front_door_drop, ray_node_death, replica_spread
 from harness.faults import PodPartition
 from harness.load import LoadSpec
 from harness.scenario import Scenario
+
+
+def bounds(settings: dict) -> dict:
+    """The front door drops the cut pod within its lag (readiness period and timeout); until
+    then every request it sends there fails, interleaved with the others' successes."""
+    lag = front_door_lag_s(settings)
+    return {"max_front_door_drop_s": lag + PROBE_SLACK_S, "max_longest_degraded_s": lag + 1.0}
+
 
 NETWORK_PARTITION = Scenario(
     name="network_partition",
@@ -28,9 +37,11 @@ NETWORK_PARTITION = Scenario(
         other_pods_min_availability_during_fault=1.0,
         # after the heal: one readiness period (5 s) to rejoin the front door, plus slack
         max_recovery_s=20.0,
+        **bounds({}),
     ),
+    bounds=bounds,
     expected_churn={"replica": "none", "proxy": "none", "controller": "none", "pod": "none"},
-    extra_metrics=(ray_node_death, replica_spread),
+    extra_metrics=(ray_node_death, replica_spread, front_door_drop),
     min_observe_s=20.0,
     deadline_s=120.0,
 )

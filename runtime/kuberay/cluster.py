@@ -41,6 +41,15 @@ from runtime.waiting import NotYet, wait_until
 #: collected only after ``quarantineTime`` (40 s), checked every ``gcCheckPeriod`` (20 s).
 PODGC_QUARANTINE_S = 40.0
 PODGC_PERIOD_S = 20.0
+#: KubeRay's Serve readiness probe on workers (``utils/constant.go``: period 5 s, timeout 2 s,
+#: ServeReadinessProbeFailureThreshold 1); the head leaves the Serve Service when the RayService
+#: controller, reconciling every 2 s (ServiceDefaultRequeueDuration), finds its proxy unhealthy
+#: (a 2 s HTTP timeout: ``utils/httpproxy_httpclient.go``).
+READINESS_PERIOD_S = 5.0
+READINESS_TIMEOUT_S = 2.0
+#: The longest a Service keeps routing to a pod that stopped serving (s): the slower of the two
+#: paths above, plus a second for EndpointSlice propagation and kube-proxy.
+FRONT_DOOR_LAG_S = max(READINESS_PERIOD_S + READINESS_TIMEOUT_S, 2.0 + 2.0) + 1.0
 #: ``rayservice_controller.go`` RayClusterDeletionDelayDuration (ours does not override it).
 RAYCLUSTER_DELETION_DELAY_S = 60.0
 #: ``utils/constant.go`` RAYCLUSTER_GCS_FT_DELETION_TIMEOUT_DEFAULT: the longest a GCS-FT
@@ -324,8 +333,9 @@ class KubeRayCluster:
             "ray_cluster": RayServiceState.of(obj).serving_cluster,
             "podgc_quarantine_s": PODGC_QUARANTINE_S,
             "podgc_period_s": PODGC_PERIOD_S,
-            # KubeRay's readiness probe on workers: period 5 s, failureThreshold 1 (ray-facts.md).
-            "readiness_period_s": 5.0,
+            "readiness_period_s": READINESS_PERIOD_S,
+            "readiness_timeout_s": READINESS_TIMEOUT_S,
+            "front_door_lag_s": FRONT_DOOR_LAG_S,
             **node_health_check({}),
         }
 

@@ -38,13 +38,14 @@ from typing import Any
 import requests
 
 from runtime.cluster import ActionRecord
-from runtime.errors import ServeChaosError
+from runtime.errors import InfrastructureError, ServeChaosError
 from runtime.local import cgroups, netns, procs
 from runtime.local.commands import run
 from runtime.local.config import KUBERAY_RAYSERVICE_ENV, LocalClusterConfig
 from runtime.local.frontdoor import FrontDoorConfig, HAProxyAdmin, haproxy_binary
 from runtime.local.layout import RunLayout
 from runtime.ray_settings import RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S, node_health_check
+from runtime.waiting import NotYet, wait_until
 
 TOKEN_HEADER = "X-Serve-Chaos-Token"
 LOOP_PERIOD_S = 0.2
@@ -226,20 +227,22 @@ class Supervisor:
         log = open(self.layout.logs / "haproxy.log", "ab")
         self.haproxy = self._spawn([binary, "-db", "-f", str(cfg_path)], log, role="frontdoor")
         self.haproxy_admin = HAProxyAdmin(sock_path)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        failed = ServeChaosError(f"the front door (HAProxy) did not start on 127.0.0.1:{self.config.front_port}",
+                                 evidence=str(self.layout.logs / "haproxy.log"),
+                                 hint="is the port taken? pass --front-port")
+
+        def answering() -> None:
             try:
                 self.haproxy_admin.states()
-                return
-            except OSError:
+            except OSError as err:
                 if self.haproxy.pid in self.exit_status or procs.is_zombie(self.haproxy.pid):
-                    break
-                time.sleep(0.1)
-        raise ServeChaosError(
-            f"the front door (HAProxy) did not start on 127.0.0.1:{self.config.front_port}",
-            evidence=str(self.layout.logs / "haproxy.log"),
-            hint="is the port taken? pass --front-port",
-        )
+                    raise failed from None
+                raise NotYet(f"its admin socket does not answer: {err}") from None
+
+        try:
+            wait_until(answering, 10.0, 0.1, what="the front door (HAProxy)")
+        except InfrastructureError:
+            raise failed from None
 
     # ------------------------------------------------------------------ processes
     def _spawn(
@@ -761,15 +764,7 @@ class Supervisor:
             if replace:
                 empty = {**config, "applications": []}
                 session.put(f"{self.dashboard_url()}/api/serve/applications/", json=empty, timeout=60)
-                deadline = time.time() + 60
-                while time.time() < deadline:
-                    try:
-                        apps = session.get(f"{self.dashboard_url()}/api/serve/applications/", timeout=5).json()
-                        if not apps.get("applications"):
-                            break
-                    except (requests.RequestException, ValueError):
-                        pass
-                    time.sleep(0.5)
+                self._wait_apps_deleted(session)
                 self.applied_serve_hash = ""
         finally:
             with self.lock:
@@ -777,6 +772,21 @@ class Supervisor:
         self._reconcile_serve(session)
         return ActionRecord("apply_serve_config", "serve", t0, time.time(),
                             {"hash": self._config_hash(config)[:12], "replace": replace})
+
+    def _wait_apps_deleted(self, session: requests.Session, timeout_s: float = 60.0) -> None:
+        def gone() -> None:
+            try:
+                apps = session.get(f"{self.dashboard_url()}/api/serve/applications/", timeout=5).json()
+            except (requests.RequestException, ValueError) as err:
+                raise NotYet(f"the dashboard does not answer: {err}") from None
+            if apps.get("applications"):
+                raise NotYet(f"still deployed: {', '.join(apps['applications'])}")
+
+        try:
+            wait_until(gone, timeout_s, 0.5, what="the old applications to be deleted")
+        except InfrastructureError as err:
+            # Deploying over what is left only turns this into a rolling update.
+            self.event("serve_replace_slow", error=err.what)
 
     # ------------------------------------------------------------------ actor kill (exec in head)
     def kill_actor(self, names: str | list[str], namespace: str, no_restart: bool,
@@ -805,12 +815,15 @@ class Supervisor:
         out_path = self.layout.logs / f"raykill.{secrets.token_hex(3)}.log"
         with open(out_path, "wb") as out:
             proc = self._spawn(cmd, out, role="exec")
-        deadline = time.monotonic() + 60
-        while proc.pid not in self.exit_status and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if proc.pid not in self.exit_status:
+        def exited() -> None:
+            if proc.pid not in self.exit_status:
+                raise NotYet("the driver is still running")
+
+        try:
+            wait_until(exited, 60.0, 0.05, what=f"ray.kill of {name}", evidence=str(out_path))
+        except InfrastructureError:
             procs.signal_pids([proc.pid], signal.SIGKILL)
-            raise ServeChaosError(f"ray.kill of {name} did not finish in 60 s", evidence=str(out_path))
+            raise
         lines = [ln for ln in out_path.read_text(errors="replace").splitlines() if ln.startswith("{")]
         result = json.loads(lines[-1]) if lines else {}
         if "error" in result or os.waitstatus_to_exitcode(self.exit_status[proc.pid]) != 0:
@@ -911,6 +924,11 @@ class Supervisor:
             **{k: v for k, v in KUBERAY_RAYSERVICE_ENV.items()},
             **node_health_check(),
             "readiness_period_s": timing.readiness_period_s,
+            "readiness_timeout_s": timing.readiness_timeout_s,
+            # How long the front door may still route to a pod that stopped serving: one
+            # readiness period and one check timeout, plus the second the supervisor
+            # takes to see the check's result.
+            "front_door_lag_s": timing.readiness_period_s + timing.readiness_timeout_s + 1.0,
             "pod_recreate_delay_s": timing.recreate_delay_s,
             "operator_period_s": timing.operator_period_s,
             "node_replacement_delay_s": timing.node_replacement_delay_s,
@@ -1084,14 +1102,14 @@ def redis_server_binary() -> str:
 
 
 def wait_tcp(host: str, port: int, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def accepts() -> None:
         try:
             with socket.create_connection((host, port), timeout=1.0):
                 return
-        except OSError:
-            time.sleep(0.1)
-    raise ServeChaosError(f"{what} did not accept connections on {host}:{port} within {timeout_s:.0f} s")
+        except OSError as err:
+            raise NotYet(f"connecting to {host}:{port}: {err}") from None
+
+    wait_until(accepts, timeout_s, 0.1, what=f"{what} to accept connections")
 
 
 def main(argv: list[str] | None = None) -> int:
