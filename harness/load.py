@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.cluster import POD_ROLES, Endpoints
 from runtime.errors import ConfigError, InfrastructureError
+from runtime.waiting import NotYet, wait_until
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 FRONT_DOOR = "front"
@@ -124,19 +124,19 @@ class LoadGenerator:
         self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def first_record() -> None:
             if self.proc.poll() is not None:
-                raise InfrastructureError(
-                    f"Locust exited at start (code {self.proc.returncode})", evidence=str(self.log_path),
-                    hint="see the Locust log",
-                )
-            if self.out_path.stat().st_size > 0:
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise InfrastructureError("Locust wrote no request record within "
-                                  f"{timeout_s:.0f} s", evidence=str(self.log_path))
+                raise InfrastructureError(f"Locust exited at start (code {self.proc.returncode})",
+                                          evidence=str(self.log_path), hint="see the Locust log")
+            if self.out_path.stat().st_size == 0:
+                raise NotYet("no request record yet")
+
+        try:
+            wait_until(first_record, timeout_s, 0.1, what="Locust's first request record", evidence=str(self.log_path))
+        except InfrastructureError:
+            self.stop()
+            raise
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -39,8 +39,19 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _phase_metrics(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    return [metrics, *(metrics.get("followups") or {}).values()]
+
+
+def _primary(metrics: dict[str, Any]) -> dict[str, Any]:
+    endpoints = metrics.get("endpoints") or {}
+    name = (metrics.get("slo") or {}).get("primary_endpoint", "front")
+    return endpoints.get(name) or next(iter(endpoints.values()), {})
+
+
 def _mark(ax: Any, history: History, metrics: dict[str, Any], t0: float) -> None:
-    """Faults as red lines, outage windows red, recovery spans yellow, heals green dashes."""
+    """Faults as red lines, outage windows red, degraded (brownout) spans orange,
+    recovery spans yellow, heals green dashes."""
     for fault in history.faults:
         ax.axvline(fault.t_inject - t0, color="red", lw=1.5)
         if fault.t_heal:
@@ -51,10 +62,13 @@ def _mark(ax: Any, history: History, metrics: dict[str, Any], t0: float) -> None
     for start, end in spans:
         if start and end:
             ax.axvspan(start - t0, end - t0, color="gold", alpha=0.18, lw=0)
-    primary = (metrics.get("endpoints") or {}).get("front") or next(iter((metrics.get("endpoints") or {}).values()), {})
-    for window in primary.get("outage_windows", []) if primary else []:
-        if window["end"] - window["start"] >= 0.2:
-            ax.axvspan(window["start"] - t0, window["end"] - t0, color="red", alpha=0.15, lw=0)
+    for phase in _phase_metrics(metrics):
+        primary = _primary(phase)
+        for a, b in primary.get("degraded_spans", []):
+            ax.axvspan(a - t0, b - t0, color="darkorange", alpha=0.18, lw=0, hatch="//")
+        for window in primary.get("outage_windows", []):
+            if window["end"] - window["start"] >= 0.2:
+                ax.axvspan(window["start"] - t0, window["end"] - t0, color="red", alpha=0.15, lw=0)
 
 
 def timeline(history: History, metrics: dict[str, Any], title: str) -> bytes:
@@ -95,8 +109,9 @@ def timeline(history: History, metrics: dict[str, Any], title: str) -> bytes:
     for ax in axes:
         _mark(ax, history, metrics, t0)
         ax.grid(axis="x", alpha=0.3)
-    ax_pid.set_xlabel("seconds from the fault (red line; green dashes: fault ended/healed; "
-                      "red shade: outage; yellow: fault until recovery)")
+    ax_pid.set_xlabel("seconds from the fault (red line; green dashes: fault ended/healed; red shade: outage; "
+                      "orange hatch: degraded -- rolling 1 s error ratio above the threshold; "
+                      "yellow: fault until recovery)")
     return _png(fig)
 
 

@@ -150,7 +150,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     tr = terminalreporter
     tr.section("serve-chaos verdicts")
-    header = f"{'scenario':<28} {'verdict':<8} {'avail':>8} {'outage_s':>9} {'first_ok_s':>10} {'recovery_s':>10}  churn"
+    header = (f"{'scenario':<28} {'verdict':<8} {'avail':>8} {'outage_s':>9} {'degraded_s':>10} {'first_ok_s':>10} "
+              f"{'recovery_s':>10}  churn")
     tr.write_line(header)
     for res in results:
         metrics = res.evaluation.metrics if res.evaluation else {}
@@ -161,7 +162,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         ) or "none"
         tr.write_line(
             f"{res.scenario.name:<28} {res.status:<8} {_fmt(primary.get('availability'), '.4f'):>8} "
-            f"{_fmt(primary.get('longest_outage_s'), '.2f'):>9} {_fmt(primary.get('first_success_s'), '.2f'):>10} "
+            f"{_fmt(primary.get('longest_outage_s'), '.2f'):>9} {_fmt(primary.get('longest_degraded_s'), '.1f'):>10} "
+            f"{_fmt(primary.get('first_success_s'), '.2f'):>10} "
             f"{_fmt(metrics.get('recovery_s'), '.2f'):>10}  {churn_txt}"
         )
     tr.write_line(f"artifacts: {Path(config.getoption('--report-dir')).resolve()}/<run-id>/ (verdict.json, requests.jsonl, probes.jsonl)")

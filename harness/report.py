@@ -152,13 +152,15 @@ def verdict_row(verdict: dict[str, Any]) -> dict[str, Any]:
     known = set(verdict.get("known_broken") or {})
     failing = {c["name"] for c in verdict.get("checks", []) if c["status"] != "pass"}
     status = verdict["status"]
-    if status == "fail" and failing and failing <= known:
+    # A known deviation counts only while every one of them still fails.
+    if status == "fail" and failing and failing <= known and known <= failing:
         status = "fail (known Ray deviation)"
     return {
         "scenario": verdict["scenario"],
         "status": status,
         "availability": primary.get("availability"),
         "longest_outage_s": primary.get("longest_outage_s"),
+        "longest_degraded_s": primary.get("longest_degraded_s"),
         "recovery_s": metrics.get("recovery_s"),
         "churn": _churn_text(metrics.get("churn")),
         "settings": _settings_text(verdict.get("settings") or {}),
@@ -195,13 +197,15 @@ h2{margin-top:36px;border-bottom:1px solid #ddd}
            f"Ray {esc(str(verdicts[0].get('ray_version', '?')) if verdicts else '?')}; "
            f"git {esc(str(verdicts[0].get('git_revision', '?')) if verdicts else '?')}</p>",
            "<h2>Verdicts</h2><table><tr><th>scenario</th><th>verdict</th><th>availability</th>"
-           "<th>longest outage</th><th>recovery</th><th>churn</th><th>Ray settings</th></tr>"]
+           "<th>longest outage</th><th>longest degraded</th><th>recovery</th><th>churn</th>"
+           "<th>Ray settings</th></tr>"]
     for row in rows:
         cls = "known" if "known" in row["status"] else row["status"].split()[0]
         out.append(
             f"<tr class='{esc(cls)}'><td><a href='#{esc(row['run_id'])}'>{esc(row['scenario'])}</a></td>"
             f"<td>{esc(row['status'])}</td><td>{_fmt(row['availability'], '.4f')}</td>"
-            f"<td>{_fmt(row['longest_outage_s'], '.2f', ' s')}</td><td>{_fmt(row['recovery_s'], '.1f', ' s')}</td>"
+            f"<td>{_fmt(row['longest_outage_s'], '.2f', ' s')}</td><td>{_fmt(row['longest_degraded_s'], '.1f', ' s')}</td>"
+            f"<td>{_fmt(row['recovery_s'], '.1f', ' s')}</td>"
             f"<td>{esc(row['churn'])}</td><td class='small'>{esc(row['settings'])}</td></tr>")
     out.append("</table>")
 
@@ -269,12 +273,13 @@ def json_short(value: Any, limit: int = 300) -> str:
 # ---------------------------------------------------------------------- Markdown and JUnit
 def render_markdown(run_dirs: list[Path]) -> str:
     lines = ["## serve-chaos verdicts", "",
-             "| scenario | verdict | availability | longest outage | recovery | churn |",
-             "|---|---|---|---|---|---|"]
+             "| scenario | verdict | availability | longest outage | longest degraded | recovery | churn |",
+             "|---|---|---|---|---|---|---|"]
     for d in run_dirs:
         row = verdict_row(load_verdict(d))
         lines.append(f"| {row['scenario']} | {row['status']} | {_fmt(row['availability'], '.4f')} | "
-                     f"{_fmt(row['longest_outage_s'], '.2f', ' s')} | {_fmt(row['recovery_s'], '.1f', ' s')} | "
+                     f"{_fmt(row['longest_outage_s'], '.2f', ' s')} | {_fmt(row['longest_degraded_s'], '.1f', ' s')} | "
+                     f"{_fmt(row['recovery_s'], '.1f', ' s')} | "
                      f"{row['churn']} |")
     for d in run_dirs:
         verdict = load_verdict(d)

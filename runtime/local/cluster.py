@@ -147,17 +147,19 @@ class LocalCluster:
         )
         log.close()
         self.created = True
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def control_file() -> None:
             self._raise_if_supervisor_died()
             self._control = layout.read_control()
-            if self._control is not None:
-                break
-            time.sleep(0.1)
-        else:
+            if self._control is None:
+                raise NotYet("no control file yet")
+
+        try:
+            wait_until(control_file, 30.0, 0.1, what="the cluster supervisor to start",
+                       evidence=str(self.home / f"{self.label}.supervisor.log"))
+        except InfrastructureError:
             self.down()
-            raise InfrastructureError("the cluster supervisor did not start within 30 s",
-                                      evidence=str(self.home / f"{self.label}.supervisor.log"))
+            raise
         try:
             self.wait_ready(timeout_s)
         except ServeChaosError as err:
