@@ -36,14 +36,23 @@ def test_app_options_are_written_and_validated():
 
 
 @pytest.mark.parametrize("change, words", [
-    ({"workers": 0}, "workers"),
-    ({"isolation": "docker"}, "isolation"),
-    ({"front_port": 70000}, "front_port"),
+    ({"workers": 0}, "workers: Input should be greater than or equal to 1"),
+    ({"workers": 2.5}, "workers: Input should be a valid integer"),
+    ({"isolation": "docker"}, "isolation: Input should be 'auto', 'netns' or 'loopback'"),
+    ({"front_port": 70000}, "front_port: Input should be less than or equal to 65535"),
     ({"home": "/tmp/" + "x" * 60}, "107 bytes"),
+    ({"gcs_ft": "no"}, "gcs_ft: Input should be a valid boolean"),
+    ({"head": "big"}, "head: Input should be a valid dictionary or instance of PodResources"),
+    ({"head": {"num_cpus": -1}}, "head.num_cpus: Input should be greater than or equal to 1"),
+    ({"timing": {"grace_period_s": -5}}, "timing.grace_period_s: Input should be greater than or equal to 0"),
+    ({"timing": {"grace_period_s": float("nan")}}, "timing.grace_period_s: Input should be a finite number"),
+    ({"timing": {"grace": 5}}, "timing.grace: Extra inputs are not permitted"),
+    ({"dashboard_port": 18000}, "dashboard_port 18000 is also the front_port"),
+    ({"app": {"replicas": 3}}, "app: "),
 ])
 def test_cluster_config_errors_are_one_line(change, words):
     with pytest.raises(ConfigError) as err:
-        LocalClusterConfig(**change)
+        LocalClusterConfig.from_dict(change)
     assert words in str(err.value) and "\n" not in str(err.value)
 
 

@@ -1,17 +1,20 @@
-"""Settings of the embedded local cluster, as small frozen dataclasses.
+"""Settings of the embedded local cluster, as a schema: validated once, strictly.
 
-Every time is in seconds and every size in bytes.  Defaults are chosen so a
-head and two workers share 2 cores and 24 GB, and so the supervisor behaves as
-KubeRay and the kubelet do (see DESIGN.md and ray-facts.md).
+Every time is in seconds and every size in bytes.  Types are strict (a JSON
+``"no"`` is not a boolean, ``2.5`` not a whole number), numbers finite, nested
+keys known, ports distinct; each violation is one ``ConfigError`` line naming
+the key.  Defaults are chosen so a head and two workers share 2 cores and
+24 GB, and so the supervisor behaves as KubeRay and the kubelet do (see
+DESIGN.md and ray-facts.md).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from runtime.app.serve_config import SleepyPidConfig
 from runtime.errors import ConfigError
@@ -31,18 +34,27 @@ KUBERAY_RAYSERVICE_ENV = {
     "RAY_SERVE_KV_TIMEOUT_S": "5",
 }
 
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(ge=0)]
 
-@dataclass(frozen=True)
-class PodResources:
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    def with_(self, **changes: Any) -> Any:
+        """A copy with ``changes``, validated like the original."""
+        return validated(type(self), {**self.model_dump(), **changes})
+
+
+class PodResources(_Schema):
     """What one Ray pod may claim: logical CPUs, heap memory and object store (bytes)."""
 
-    num_cpus: int = 1
-    memory: int = 4 * GiB
-    object_store_memory: int = 300 * MiB
+    num_cpus: int = Field(1, ge=1, le=64)
+    memory: int = Field(4 * GiB, ge=256 * MiB)
+    object_store_memory: int = Field(300 * MiB, ge=75 * MiB)
 
 
-@dataclass(frozen=True)
-class SupervisorTiming:
+class SupervisorTiming(_Schema):
     """How the supervisor imitates Kubernetes and KubeRay (all seconds).
 
     - ``recreate_delay_s``: a deleted pod's replacement starts this long after the
@@ -59,20 +71,30 @@ class SupervisorTiming:
     - ``node_replacement_delay_s``: a lost node's pods come up on a spare node after this.
     """
 
-    recreate_delay_s: float = 1.0
-    crash_backoff_s: float = 10.0
-    crash_backoff_max_s: float = 300.0
-    crash_backoff_reset_s: float = 600.0
-    readiness_period_s: float = 5.0
-    readiness_timeout_s: float = 2.0
-    operator_period_s: float = 2.0
-    grace_period_s: float = 30.0
-    prestop_timeout_s: float = 16.0
-    node_replacement_delay_s: float = 10.0
+    recreate_delay_s: Seconds = 1.0
+    crash_backoff_s: Seconds = 10.0
+    crash_backoff_max_s: Seconds = 300.0
+    crash_backoff_reset_s: Seconds = 600.0
+    readiness_period_s: Annotated[float, Field(gt=0)] = 5.0
+    readiness_timeout_s: Annotated[float, Field(gt=0)] = 2.0
+    operator_period_s: Annotated[float, Field(gt=0)] = 2.0
+    grace_period_s: Seconds = 30.0
+    prestop_timeout_s: Seconds = 16.0
+    node_replacement_delay_s: Seconds = 10.0
 
 
-@dataclass(frozen=True)
-class LocalClusterConfig:
+def _app(value: Any) -> SleepyPidConfig:
+    if isinstance(value, SleepyPidConfig):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("must be an object of SleepyPid settings")
+    try:
+        return SleepyPidConfig(**value)
+    except TypeError as err:
+        raise ValueError(str(err).replace("SleepyPidConfig.__init__() ", "")) from None
+
+
+class LocalClusterConfig(_Schema):
     """One embedded cluster: a head pod, ``workers`` worker pods, a Redis pod.
 
     ``isolation``: ``netns`` (root: a network namespace and a cgroup per pod),
@@ -82,62 +104,79 @@ class LocalClusterConfig:
     ``gcs_reconnect_timeout_s`` is what KubeRay sets on workers when GCS FT is on.
     """
 
-    workers: int = 2
-    spare_nodes: int = 1
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False,
+                              arbitrary_types_allowed=True)
+
+    workers: int = Field(2, ge=1, le=8)
+    spare_nodes: int = Field(1, ge=0, le=4)
     gcs_ft: bool = True
-    isolation: str = "auto"
-    front_port: int = 18000
-    serve_port: int = 8000
-    dashboard_port: int = 8265
-    gcs_port: int = 6379
-    redis_port: int = 6379
-    gcs_reconnect_timeout_s: int = 600
-    head: PodResources = field(default_factory=PodResources)
-    worker: PodResources = field(default_factory=PodResources)
-    timing: SupervisorTiming = field(default_factory=SupervisorTiming)
-    app: SleepyPidConfig = field(default_factory=SleepyPidConfig)
-    home: str = str(DEFAULT_HOME)
+    isolation: Literal["auto", "netns", "loopback"] = "auto"
+    front_port: Port = 18000
+    serve_port: Port = 8000
+    dashboard_port: Port = 8265
+    gcs_port: Port = 6379
+    redis_port: Port = 6379
+    gcs_reconnect_timeout_s: int = Field(600, ge=1)
+    head: PodResources = PodResources()
+    worker: PodResources = PodResources()
+    timing: SupervisorTiming = SupervisorTiming()
+    app: Annotated[SleepyPidConfig, BeforeValidator(_app)] = SleepyPidConfig()
+    home: str = Field(str(DEFAULT_HOME), min_length=1)
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.workers <= 8:
-            raise ConfigError(f"workers must be between 1 and 8, got {self.workers}")
-        if not 0 <= self.spare_nodes <= 4:
-            raise ConfigError(f"spare_nodes must be between 0 and 4, got {self.spare_nodes}")
-        if self.isolation not in ("auto", "netns", "loopback"):
-            raise ConfigError(
-                f"isolation must be auto, netns or loopback, got {self.isolation!r}",
-                hint="use --isolation netns (root) or --isolation loopback",
-            )
-        for name in ("front_port", "serve_port", "dashboard_port", "gcs_port", "redis_port"):
-            port = getattr(self, name)
-            if not 1 <= port <= 65535:
-                raise ConfigError(f"{name} must be a TCP port (1-65535), got {port}")
+    def __init__(self, **data: Any) -> None:
+        # Only here, not in the nested schemas: pydantic calls a custom __init__ of a nested
+        # model itself, and the key path of an error would be lost.
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise config_error(err) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LocalClusterConfig":
+        if Path(self.home).exists() and not Path(self.home).is_dir():
+            raise ValueError(f"SERVE_CHAOS_HOME {self.home} is a file; it must be a directory (or not exist yet)")
         if len(self.home) > MAX_HOME_LEN:
-            raise ConfigError(
-                f"SERVE_CHAOS_HOME {self.home!r} is {len(self.home)} characters long",
-                hint=f"use a path of at most {MAX_HOME_LEN} characters: Ray's unix socket paths"
-                " under it must stay below 107 bytes",
-            )
-
-    def with_(self, **changes: Any) -> "LocalClusterConfig":
-        return replace(self, **changes)
+            raise ValueError(f"SERVE_CHAOS_HOME {self.home!r} is {len(self.home)} characters long; use a path of at "
+                             f"most {MAX_HOME_LEN} characters: Ray's unix socket paths under it must stay below "
+                             "107 bytes")
+        # The front door binds on the host; the others bind inside pods, and without
+        # namespaces on the host too: no two may share a port.
+        ports = {"front_port": self.front_port, "serve_port": self.serve_port,
+                 "dashboard_port": self.dashboard_port, "gcs_port": self.gcs_port}
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if port in seen:
+                raise ValueError(f"{name} {port} is also the {seen[port]}; every port must differ")
+            seen[port] = name
+        if self.timing.crash_backoff_max_s < self.timing.crash_backoff_s:
+            raise ValueError("timing.crash_backoff_max_s must be >= timing.crash_backoff_s")
+        return self
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        data = self.model_dump()
+        data["app"] = self.app.__dict__.copy()
+        import json
+
+        return json.dumps(data, indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LocalClusterConfig":
-        data = dict(data)
-        nested = {
-            "head": PodResources,
-            "worker": PodResources,
-            "timing": SupervisorTiming,
-            "app": SleepyPidConfig,
-        }
-        for key, klass in nested.items():
-            if key in data and isinstance(data[key], dict):
-                data[key] = klass(**data[key])
-        try:
-            return cls(**data)
-        except TypeError as err:
-            raise ConfigError(f"bad local cluster config: {err}") from None
+    def from_dict(cls, data: Any) -> "LocalClusterConfig":
+        if not isinstance(data, dict):
+            raise ConfigError("a local cluster config must be a JSON object")
+        return validated(cls, data)
+
+
+def validated(model: type[_Schema], data: dict[str, Any]) -> Any:
+    """``model(**data)``: every violation is one ConfigError line naming the key."""
+    return model(**data)
+
+
+def config_error(err: ValidationError) -> ConfigError:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "config"
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    got = first.get("input")
+    shown = "" if first.get("type") in ("missing", "value_error") or isinstance(got, dict) else f" (got {got!r})"
+    hint = {"extra_forbidden": "remove it, or see the fields of runtime/local/config.py"}.get(first.get("type"), "")
+    text = message if first.get("type") == "value_error" and where == "config" else f"{where}: {message}{shown}"
+    return ConfigError(f"bad local cluster config: {text}", hint=hint)
