@@ -157,8 +157,23 @@ class Cluster(Protocol):
     def attach(self) -> bool:
         """Find a running cluster of this tool; True when there is one (nothing is created)."""
 
-    def down(self) -> None:
-        """Remove everything this tool created for the cluster."""
+    def down(self, force: bool = False) -> None:
+        """Remove everything this tool created for the cluster.  Refused while another
+        harness holds the run lock, unless ``force`` (that run then ends as interrupted)."""
+
+    def lock(self, command: str) -> None:
+        """Take the run lock for this harness (one run per cluster); refused, in one line naming
+        the holder, while another live harness holds it."""
+
+    def unlock(self) -> None:
+        """Give the run lock back."""
+
+    def interference(self) -> list[str]:
+        """What keeps the cluster from being this harness's alone: faults in effect, partitioned
+        or frozen pods, another harness's load or lock.  Empty when there is nothing."""
+
+    def lost(self) -> str | None:
+        """Why the cluster went away under this harness (taken down, its supervisor killed), or None."""
 
     def pods(self) -> list[PodInfo]: ...
 

@@ -34,3 +34,11 @@ class EnvironmentProblem(ServeChaosError):
 
 class InfrastructureError(ServeChaosError):
     """The system under test did not come up or could not be operated."""
+
+
+class ClusterLost(InfrastructureError):
+    """The cluster went away under a run (``down --force``, its supervisor killed): the run
+    ends as interrupted, not as a failure of Ray."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"the cluster is gone: {why}", hint="bring one up again with `serve-chaos up`")

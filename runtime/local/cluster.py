@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,13 @@ import requests
 
 from runtime.app.serve_config import deployed_config_problem, desired_replicas
 from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
-from runtime.errors import ConfigError, EnvironmentProblem, InfrastructureError, ServeChaosError
+from runtime.errors import ClusterLost, ConfigError, EnvironmentProblem, InfrastructureError, ServeChaosError
 from runtime.local import leftovers, netns, procs
 from runtime.local.config import LocalClusterConfig
 from runtime.local.layout import RunLayout, new_label
-from runtime.local.supervisor import TOKEN_HEADER, redis_server_binary
+from runtime.local import control
+from runtime.local.operator import redis_server_binary
+from runtime.local.supervisor import FORCED_SUFFIX
 from runtime.waiting import NotYet, wait_until
 
 
@@ -190,56 +191,59 @@ class LocalCluster:
         log = self.home / f"{self.label}.supervisor.log"
         raise InfrastructureError(f"the cluster supervisor stopped: {why}", evidence=str(log))
 
-    def down(self, timeout_s: float = 60.0) -> None:
-        """Stop the supervisor (it tears everything down) and clean any leftovers."""
+    def down(self, force: bool = False, timeout_s: float = 60.0) -> None:
+        """Stop the supervisor (it tears everything down) and clean any leftovers.
+
+        Refused while another harness holds the run lock, unless ``force``: that
+        run then ends as interrupted."""
         if self.label is None and not self.attach():
             leftovers.reap_all(self.home)
             return
         pid = leftovers.live_supervisor(self.home, self.label) if self.label else None
         try:
-            self._post("/shutdown", {})
-        except ServeChaosError:
+            self._call("shutdown", force=force)
+        except InfrastructureError:
             pass
-        deadline = time.monotonic() + timeout_s
-        while pid and procs.alive(pid) and time.monotonic() < deadline:
+        self._wait_gone(pid, timeout_s)
+        leftovers.reap_all(self.home)
+        for suffix in (".supervisor.log", ".failed"):
+            (self.home / f"{self.label}{suffix}").unlink(missing_ok=True)
+        self.label = None
+        self._control = None
+
+    def _wait_gone(self, pid: int | None, timeout_s: float) -> None:
+        def gone() -> None:
             if self._proc is not None:
                 self._proc.poll()
-            time.sleep(0.2)
-        if pid and procs.alive(pid):
+            if pid and procs.alive(pid):
+                raise NotYet(f"supervisor PID {pid} still running")
+
+        try:
+            wait_until(gone, timeout_s, 0.2, what="the supervisor to tear down")
+        except InfrastructureError:
             procs.kill_and_wait([pid])
         if self._proc is not None:
             try:
                 self._proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-        leftovers.reap_all(self.home)
-        for path in (self.home / f"{self.label}.supervisor.log", self.home / f"{self.label}.failed"):
-            path.unlink(missing_ok=True)
-        self.label = None
-        self._control = None
 
-    # ------------------------------------------------------------------ control API
-    def _url(self, path: str) -> str:
+    # ------------------------------------------------------------------ control API (control.ROUTES)
+    def _call(self, route: str, timeout_s: float = 120.0, path_params: dict[str, str] | None = None,
+              **body: Any) -> Any:
         if self._control is None:
             raise InfrastructureError("no local cluster is up", hint="run `serve-chaos up` first")
-        return self._control["url"] + path
-
-    def _headers(self) -> dict[str, str]:
-        return {TOKEN_HEADER: self._control["token"]} if self._control else {}
-
-    def _get(self, path: str) -> Any:
+        method, path = control.path_of(route, **(path_params or {}))
+        headers = {control.TOKEN_HEADER: self._control["token"], control.OWNER_HEADER: str(os.getpid())}
         try:
-            resp = self._session.get(self._url(path), headers=self._headers(), timeout=10)
+            if method == "GET":
+                resp = self._session.get(self._control["url"] + path, params=body, headers=headers, timeout=10)
+            else:
+                resp = self._session.post(self._control["url"] + path, json=body, headers=headers, timeout=timeout_s)
         except requests.RequestException as err:
-            raise InfrastructureError(f"the cluster supervisor does not answer: {err}",
-                                      hint="is the cluster up? `serve-chaos status`") from None
-        return resp.json()
-
-    def _post(self, path: str, body: dict[str, Any], timeout_s: float = 120.0) -> Any:
-        try:
-            resp = self._session.post(self._url(path), headers=self._headers(), json=body, timeout=timeout_s)
-        except requests.RequestException as err:
-            raise InfrastructureError(f"the cluster supervisor does not answer: {err}") from None
+            lost = self.lost()
+            raise (ClusterLost(lost) if lost else InfrastructureError(
+                f"the cluster supervisor does not answer: {err}", hint="is the cluster up? `serve-chaos status`"))
         data = resp.json()
         if resp.status_code != 200:
             raise ServeChaosError(data.get("error", "control call failed"), hint=data.get("hint", ""),
@@ -247,10 +251,46 @@ class LocalCluster:
         return data
 
     def state(self) -> dict[str, Any]:
-        return self._get("/state")
+        return self._call("state")
 
     def events(self, since: float = 0.0) -> list[dict[str, Any]]:
-        return self._get(f"/events?since={since}")
+        return self._call("events_since", since=since)
+
+    def lock(self, command: str) -> None:
+        self._call("lock", command=command)
+
+    def unlock(self) -> None:
+        try:
+            self._call("unlock")
+        except InfrastructureError:
+            pass  # a cluster that is gone holds no lock
+
+    def interference(self) -> list[str]:
+        """What keeps this cluster from being this harness's alone: faults in effect,
+        partitioned or frozen pods, load generators of another harness, another run's lock."""
+        state = self.state()
+        me = os.getpid()
+        found = list(state.get("faults_in_effect") or [])
+        found += [f"a {x['kind'].replace('_', ' ')} of {x['target']} owned by PID {x['owner']} is in effect"
+                  for x in (state.get("leases") or {}).get("faults", []) if x["owner"] != me]
+        found += [f"a load generator (PID {x['pid']}) of another harness (PID {x['owner']}) is running"
+                  for x in state.get("loads") or [] if x["owner"] != me]
+        lock = (state.get("leases") or {}).get("lock")
+        if lock and lock["owner"] != me:
+            found.append(f"the cluster is locked by PID {lock['owner']} ({lock['command']})")
+        return list(dict.fromkeys(found))
+
+    def lost(self) -> str | None:
+        """Why this cluster is gone from under us, or None while it is there."""
+        if self.label is None:
+            return None
+        forced = self.home / f"{self.label}{FORCED_SUFFIX}"
+        if forced.exists():
+            return forced.read_text().strip()
+        pid = (self._control or {}).get("pid")
+        if pid and not procs.alive(pid):
+            return f"the cluster supervisor (PID {pid}) is gone"
+        return None
 
     # ------------------------------------------------------------------ Cluster protocol
     @property
@@ -297,10 +337,19 @@ class LocalCluster:
 
     def status(self) -> ClusterStatus:
         state = self.state()
+        leases = state.get("leases") or {}
+        lock = leases.get("lock")
+        faults = [f"{x['kind'].replace('_', ' ')} {x['target']} (PID {x['owner']})" for x in leases.get("faults", [])]
+        unowned = [f for f in state.get("faults_in_effect") or []
+                   if not any(x["target"] in f for x in leases.get("faults", []))]
         return ClusterStatus(target=self.name, label=state["label"], mode=state["mode"], gcs_ft=state["gcs_ft"],
                              front_door=state["front_door"], dashboard=state["dashboard"],
                              pods=tuple(self._pod_infos(state)), nodes=tuple(self._node_infos(state)),
-                             extra={"subnet": state["subnet"], "supervisor_pid": state["supervisor_pid"]})
+                             extra={"locked_by": f"PID {lock['owner']} ({lock['command']})" if lock else None,
+                                    "faults_in_effect": faults + unowned,
+                                    "load_generators": [f"PID {x['pid']} for PID {x['owner']}"
+                                                        for x in state.get("loads") or []],
+                                    "subnet": state["subnet"], "supervisor_pid": state["supervisor_pid"]})
 
     def settings(self) -> dict[str, Any]:
         return self.state()["settings"]
@@ -309,32 +358,33 @@ class LocalCluster:
         return self.state()["serve_config"]
 
     def apply_serve_config(self, config: dict[str, Any], replace: bool = False) -> ActionRecord:
-        return ActionRecord(**self._post("/serve/config", {"config": config, "replace": replace}))
+        return ActionRecord(**self._call("apply_serve_config", config=config, replace=replace))
 
     def kill_pod(self, pod: str, graceful: bool = True, grace_period_s: float = 30.0,
                  down_for_s: float | None = None) -> ActionRecord:
-        body = {"graceful": graceful, "grace_period_s": grace_period_s, "down_for_s": down_for_s}
-        return ActionRecord(**self._post(f"/pods/{pod}/kill", body))
+        return ActionRecord(**self._call("kill_pod", path_params={"pod": pod}, graceful=graceful,
+                                         grace_period_s=grace_period_s, down_for_s=down_for_s))
 
     def kill_node(self, node: str, replacement_delay_s: float = 10.0) -> ActionRecord:
-        return ActionRecord(**self._post(f"/nodes/{node}/kill", {"replacement_delay_s": replacement_delay_s}))
+        return ActionRecord(**self._call("kill_node", path_params={"node": node},
+                                         replacement_delay_s=replacement_delay_s))
 
     def partition_pod(self, pod: str) -> ActionRecord:
-        return ActionRecord(**self._post(f"/pods/{pod}/partition", {}))
+        return ActionRecord(**self._call("partition_pod", path_params={"pod": pod}))
 
     def unpartition_pod(self, pod: str) -> ActionRecord:
-        return ActionRecord(**self._post(f"/pods/{pod}/unpartition", {}))
+        return ActionRecord(**self._call("unpartition_pod", path_params={"pod": pod}))
 
     def kill_actor(self, actor_name: str | list[str], namespace: str, no_restart: bool,
                    ignore_missing: bool = False) -> ActionRecord:
-        body = {"name": actor_name, "namespace": namespace, "no_restart": no_restart, "ignore_missing": ignore_missing}
-        return ActionRecord(**self._post("/actors/kill", body))
+        return ActionRecord(**self._call("kill_actor", name=actor_name, namespace=namespace, no_restart=no_restart,
+                                         ignore_missing=ignore_missing))
 
     def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
-        return ActionRecord(**self._post("/gcs_ft", {"enabled": enabled, "serve_config": serve_config}))
+        return ActionRecord(**self._call("set_gcs_ft", enabled=enabled, serve_config=serve_config))
 
     def heal(self) -> list[ActionRecord]:
-        return [ActionRecord(**r) for r in self._post("/heal", {})]
+        return [ActionRecord(**r) for r in self._call("heal")]
 
     # ------------------------------------------------------------------ readiness
     def readiness_problem(self) -> str | None:

@@ -19,6 +19,8 @@ from runtime.local.commands import CHILD_WAIT_LOCK
 RUN_ENV = "SERVE_CHAOS_RUN"
 ROLE_ENV = "SERVE_CHAOS_ROLE"
 POD_ENV = "SERVE_CHAOS_POD"
+#: The harness (its PID) a process works for, e.g. a load generator's run.
+OWNER_ENV = "SERVE_CHAOS_OWNER"
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -128,3 +130,12 @@ def reap_children() -> list[tuple[int, int]]:
                 break
             reaped.append((pid, status))
     return reaped
+
+
+def is_stopped(pid: int) -> bool:
+    """Whether the process is stopped (SIGSTOP, state T) or traced (t)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] in ("T", "t")

@@ -1,0 +1,344 @@
+"""The RayService operator of the local cluster: what KubeRay does for a RayService.
+
+It writes the pods' specs (``ray start`` with KubeRay's environment, GCS FT
+through Redis with a fresh storage namespace), restarts the workers when a new
+head comes up without GCS FT (KubeRay: a new head is a new cluster), deploys the
+Serve config once every pod joined and re-applies it when the controller or an
+application is missing, switches GCS FT, and runs ``ray.kill`` from a driver
+inside the head pod (``kubectl exec``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from runtime.cluster import ActionRecord
+from runtime.errors import InfrastructureError, ServeChaosError
+from runtime.local import procs
+from runtime.local.config import KUBERAY_RAYSERVICE_ENV, LocalClusterConfig
+from runtime.local.kubelet import Event, Kubelet
+from runtime.local.layout import RunLayout
+from runtime.local.pods import Pod
+from runtime.ray_settings import RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S, node_health_check
+from runtime.waiting import NotYet, wait_until
+
+
+def redis_server_binary() -> str:
+    path = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+    if path is None:
+        raise ServeChaosError(
+            "redis-server is not installed (GCS fault tolerance needs a real Redis)",
+            hint="apt-get install redis-server, or run ./setup.sh",
+        )
+    return path
+
+
+def wait_tcp(host: str, port: int, timeout_s: float, what: str) -> None:
+    def accepts() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError as err:
+            raise NotYet(f"connecting to {host}:{port}: {err}") from None
+
+    wait_until(accepts, timeout_s, 0.1, what=f"{what} to accept connections")
+
+
+def _config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+class RayServiceOperator:
+    def __init__(self, config: LocalClusterConfig, layout: RunLayout, kubelet: Kubelet, event: Event,
+                 lock: threading.RLock) -> None:
+        self.config = config
+        self.layout = layout
+        self.kubelet = kubelet
+        self.event = event
+        self.lock = lock
+        self.gcs_ft = config.gcs_ft
+        self.redis_password = secrets.token_hex(12)
+        self.storage_namespace = self._new_storage_namespace()
+        # Without namespaces the GCS binds its port on every address, so Redis
+        # (same host, another 127.0.x.y) must not share it.
+        self.redis_port = config.redis_port
+        if kubelet.mode == "loopback" and config.redis_port == config.gcs_port:
+            self.redis_port = config.redis_port + 1
+        self.desired_serve_config: dict[str, Any] = config.app.to_serve_config()
+        self.applied_serve_hash = ""
+        self.last_serve_put = 0.0
+        self.replacing = False
+        self.head_starts = 0
+        kubelet.pod_spec = self.pod_spec
+        kubelet.on_started = self._on_pod_started
+
+    def _new_storage_namespace(self) -> str:
+        # Fresh per cluster: reusing one resurrects an old cluster's state (ray-facts.md).
+        return f"sc_{self.layout.label}_{secrets.token_hex(4)}"
+
+    def dashboard_url(self) -> str:
+        return f"http://{self.kubelet.fixed_ips['head']}:{self.config.dashboard_port}"
+
+    # ------------------------------------------------------------------ pod specs
+    def pod_spec(self, pod: Pod) -> tuple[list[str], dict[str, str]]:
+        temp_dir = self.layout.pod_dir(pod.name, pod.serial)
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        if pod.role == "redis":
+            return self._redis_spec(pod, temp_dir)
+        return self._ray_spec(pod, temp_dir)
+
+    def _redis_spec(self, pod: Pod, temp_dir: Path) -> tuple[list[str], dict[str, str]]:
+        data_dir = self.layout.root / "redis-data"
+        data_dir.mkdir(exist_ok=True)
+        conf = temp_dir / "redis.conf"
+        conf.write_text(
+            f"bind {pod.ip}\nport {self.redis_port}\nprotected-mode no\n"
+            f"requirepass {self.redis_password}\n"
+            # Persistent like a PVC-backed Redis, so a restarted Redis keeps
+            # the GCS tables (the point of the GCS-store-lost scenario).
+            f'appendonly yes\nappendfsync everysec\nsave ""\ndir {data_dir}\n'
+        )
+        conf.chmod(0o600)
+        return [redis_server_binary(), str(conf)], {}
+
+    def _ray_spec(self, pod: Pod, temp_dir: Path) -> tuple[list[str], dict[str, str]]:
+        cfg = self.config
+        res = cfg.head if pod.role == "head" else cfg.worker
+        env: dict[str, str] = dict(KUBERAY_RAYSERVICE_ENV)
+        common = [f"--node-ip-address={pod.ip}", f"--num-cpus={res.num_cpus}", f"--memory={res.memory}",
+                  f"--object-store-memory={res.object_store_memory}", f"--temp-dir={temp_dir}",
+                  "--disable-usage-stats", "--block"]
+        if self.kubelet.mode == "loopback":
+            # All pods share one network stack: give each its own agent port and
+            # proxy port so they cannot collide (per-worker proxy port is new in 2.60).
+            env["SERVE_SOCKET_REUSE_PORT_ENABLED"] = "0"
+            common.append(f"--dashboard-agent-listen-port={52365 + pod.slot_index}")
+            if pod.role == "worker":
+                env["RAY_SERVE_WORKER_PROXY_HTTP_PORT"] = str(pod.serve_port)
+        ray = str(Path(sys.executable).parent / "ray")
+        head_ip = self.kubelet.fixed_ips["head"]
+        if pod.role == "head":
+            cmd = [ray, "start", "--head", f"--port={cfg.gcs_port}",
+                   f"--dashboard-host={'0.0.0.0' if self.kubelet.mode == 'netns' else head_ip}",
+                   f"--dashboard-port={cfg.dashboard_port}", *common]
+            if self.gcs_ft:
+                env["RAY_REDIS_ADDRESS"] = f"{self.kubelet.fixed_ips['redis']}:{self.redis_port}"
+                env["RAY_external_storage_namespace"] = self.storage_namespace
+                cmd.append(f"--redis-password={self.redis_password}")
+            return cmd, env
+        if self.gcs_ft:
+            env["RAY_gcs_rpc_server_reconnect_timeout_s"] = str(cfg.gcs_reconnect_timeout_s)
+        gcs = f"{head_ip}:{cfg.gcs_port}"
+        return [sys.executable, "-m", "runtime.local.podinit", gcs, "--", ray, "start", f"--address={gcs}",
+                *common], env
+
+    def _on_pod_started(self, pod: Pod) -> None:
+        if pod.role != "head":
+            return
+        self.head_starts += 1
+        if self.head_starts > 1 and not self.gcs_ft:
+            # KubeRay: without GCS FT a new head is a new cluster; the workers are
+            # restarted so they join it (the guide: "KubeRay restarts all worker pods").
+            for other in self.kubelet.pods.values():
+                if other.role == "worker" and other.phase == "Running":
+                    self.kubelet.delete_pod(other, graceful=True, grace_period_s=10.0, reason="new head, GCS FT off")
+
+    def bring_up(self) -> None:
+        pods = self.kubelet.pods
+        self.kubelet.start_pod(pods["redis"])
+        wait_tcp(pods["redis"].ip, self.redis_port, 20.0, "redis-server")
+        self.kubelet.start_pod(pods["head"])
+        for pod in pods.values():
+            if pod.role == "worker":
+                self.kubelet.start_pod(pod)
+
+    # ------------------------------------------------------------------ Serve
+    def loop(self, stop: threading.Event) -> None:
+        session = requests.Session()
+        while not stop.wait(self.config.timing.operator_period_s):
+            try:
+                self.reconcile_serve(session)
+            except Exception as err:  # noqa: BLE001 - the operator must never die
+                self.event("operator_error", error=f"{type(err).__name__}: {err}")
+
+    def reconcile_serve(self, session: requests.Session) -> None:
+        head = self.kubelet.pods["head"]
+        if head.phase != "Running" or head.partitioned or self.replacing:
+            return
+        try:
+            resp = session.get(f"{self.dashboard_url()}/api/serve/applications/", timeout=3)
+            details = resp.json() if resp.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return
+        if details is None:
+            return
+        with self.lock:
+            desired = self.desired_serve_config
+            desired_hash = _config_hash(desired)
+        reason = self._why_apply(details, desired, desired_hash)
+        if not reason or time.time() - self.last_serve_put < 5.0:
+            return
+        if not self.applied_serve_hash and not details.get("applications") and not self._all_joined(session):
+            # KubeRay applies serveConfigV2 only once the RayCluster is ready; deploying
+            # earlier puts every replica on the head (the only node there yet).
+            return
+        self.last_serve_put = time.time()
+        t0 = time.time()
+        try:
+            put = session.put(f"{self.dashboard_url()}/api/serve/applications/", json=desired, timeout=60)
+        except requests.RequestException as err:
+            self.event("serve_apply_failed", reason=reason, error=str(err))
+            return
+        if put.status_code == 200:
+            self.applied_serve_hash = desired_hash
+            self.event("serve_applied", reason=reason, took_s=round(time.time() - t0, 2))
+        else:
+            self.event("serve_apply_failed", reason=reason, status=put.status_code, body=put.text[:300])
+
+    def _why_apply(self, details: dict[str, Any], desired: dict[str, Any], desired_hash: str) -> str:
+        apps = details.get("applications") or {}
+        wanted = {a["name"] for a in desired.get("applications", [])}
+        if not details.get("controller_info"):
+            return "no Serve controller"
+        if not wanted <= set(apps):
+            return "application missing"
+        if self.applied_serve_hash != desired_hash:
+            return "config changed"
+        return ""
+
+    def _all_joined(self, session: requests.Session) -> bool:
+        """Every Running head/worker pod has an ALIVE Ray node at its IP."""
+        with self.lock:
+            ips = {p.ip for p in self.kubelet.pods.values() if p.role in ("head", "worker") and p.phase == "Running"}
+        try:
+            resp = session.get(f"{self.dashboard_url()}/api/v0/nodes?limit=1000", timeout=3)
+            nodes = resp.json()["data"]["result"]["result"]
+        except (requests.RequestException, ValueError, KeyError):
+            return False
+        return ips <= {n.get("node_ip") for n in nodes if n.get("state") == "ALIVE"}
+
+    def apply_serve_config(self, config: dict[str, Any], replace: bool = False) -> ActionRecord:
+        """Make ``config`` desired and apply it.  ``replace`` deletes the apps first and
+        deploys afresh: all replicas start in parallel instead of a rolling update,
+        which between scenarios saves a minute (nothing is measured then)."""
+        t0 = time.time()
+        session = requests.Session()
+        with self.lock:
+            self.desired_serve_config = config
+            self.last_serve_put = 0.0
+            self.replacing = replace
+        try:
+            if replace:
+                empty = {**config, "applications": []}
+                session.put(f"{self.dashboard_url()}/api/serve/applications/", json=empty, timeout=60)
+                self._wait_apps_deleted(session)
+                self.applied_serve_hash = ""
+        finally:
+            with self.lock:
+                self.replacing = False
+        self.reconcile_serve(session)
+        return ActionRecord("apply_serve_config", "serve", t0, time.time(),
+                            {"hash": _config_hash(config)[:12], "replace": replace})
+
+    def _wait_apps_deleted(self, session: requests.Session, timeout_s: float = 60.0) -> None:
+        def gone() -> None:
+            try:
+                apps = session.get(f"{self.dashboard_url()}/api/serve/applications/", timeout=5).json()
+            except (requests.RequestException, ValueError) as err:
+                raise NotYet(f"the dashboard does not answer: {err}") from None
+            if apps.get("applications"):
+                raise NotYet(f"still deployed: {', '.join(apps['applications'])}")
+
+        try:
+            wait_until(gone, timeout_s, 0.5, what="the old applications to be deleted")
+        except InfrastructureError as err:
+            # Deploying over what is left only turns this into a rolling update.
+            self.event("serve_replace_slow", error=err.what)
+
+    # ------------------------------------------------------------------ GCS FT switch
+    def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
+        t0 = time.time()
+        with self.lock:
+            if serve_config is not None:
+                # The restarted cluster deploys this config once, instead of the old one first.
+                self.desired_serve_config = serve_config
+            changed = enabled != self.gcs_ft
+            self.gcs_ft = enabled
+            self.storage_namespace = self._new_storage_namespace()
+            self.applied_serve_hash = ""
+            if changed:
+                for pod in self.kubelet.pods.values():
+                    if pod.role in ("head", "worker") and pod.phase == "Running":
+                        self.kubelet.delete_pod(pod, graceful=False, grace_period_s=0, reason="GCS FT switched")
+        self.event("gcs_ft_set", enabled=enabled, changed=changed)
+        return ActionRecord("set_gcs_ft", "cluster", t0, time.time(), {"enabled": enabled, "changed": changed})
+
+    # ------------------------------------------------------------------ actor kill (exec in head)
+    def kill_actor(self, names: str | list[str], namespace: str, no_restart: bool,
+                   ignore_missing: bool = False) -> ActionRecord:
+        names = [names] if isinstance(names, str) else list(names)
+        name = names[0] if len(names) == 1 else f"{len(names)} actors"
+        head = self.kubelet.pods["head"]
+        if head.phase != "Running":
+            raise ServeChaosError("the head pod is not Running; cannot exec into it")
+        cmd = [sys.executable, "-m", "runtime.raykill", f"--address={head.ip}:{self.config.gcs_port}",
+               f"--node-ip={head.ip}", *[f"--name={n}" for n in names], f"--namespace={namespace}"]
+        cmd += ["--no-restart"] if no_restart else []
+        cmd += ["--ignore-missing"] if ignore_missing else []
+        t0 = time.time()
+        out_path = self.layout.logs / f"raykill.{secrets.token_hex(3)}.log"
+        with open(out_path, "wb") as out:
+            proc = self.kubelet.exec_in(head, cmd, out)
+
+        def exited() -> None:
+            if proc.pid not in self.kubelet.exit_status:
+                raise NotYet("the driver is still running")
+
+        try:
+            wait_until(exited, 60.0, 0.05, what=f"ray.kill of {name}", evidence=str(out_path))
+        except InfrastructureError:
+            procs.signal_pids([proc.pid], signal.SIGKILL)
+            raise
+        lines = [ln for ln in out_path.read_text(errors="replace").splitlines() if ln.startswith("{")]
+        result = json.loads(lines[-1]) if lines else {}
+        if "error" in result or os.waitstatus_to_exitcode(self.kubelet.exit_status[proc.pid]) != 0:
+            raise ServeChaosError(f"ray.kill of {name} failed: {result.get('error', 'driver exited non-zero')}",
+                                  evidence=str(out_path))
+        self.event("actor_killed", name=name, namespace=namespace, no_restart=no_restart, result=result)
+        return ActionRecord("kill_actor", name, t0, time.time(), result)
+
+    def settings(self) -> dict[str, Any]:
+        timing = self.config.timing
+        return {
+            "target": "local",
+            "isolation": self.kubelet.mode,
+            "gcs_ft": self.gcs_ft,
+            "gcs_rpc_server_reconnect_timeout_s_workers": (
+                self.config.gcs_reconnect_timeout_s if self.gcs_ft else RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S
+            ),
+            **KUBERAY_RAYSERVICE_ENV,
+            **node_health_check(),
+            "readiness_period_s": timing.readiness_period_s,
+            "readiness_timeout_s": timing.readiness_timeout_s,
+            # How long the front door may still route to a pod that stopped serving: one
+            # readiness period and one check timeout, plus the second the supervisor
+            # takes to see the check's result.
+            "front_door_lag_s": timing.readiness_period_s + timing.readiness_timeout_s + 1.0,
+            "pod_recreate_delay_s": timing.recreate_delay_s,
+            "operator_period_s": timing.operator_period_s,
+            "node_replacement_delay_s": timing.node_replacement_delay_s,
+            "workers": self.config.workers,
+        }
