@@ -47,6 +47,26 @@ def load_configuration(kubeconfig: str | None, context: str | None, allowed: tup
     return configuration, name
 
 
+def guarded(api_client: Any) -> Any:
+    """The client, with an API server that does not answer turned into one InfrastructureError line
+    (urllib3 would raise its retry chain through every caller)."""
+    import urllib3
+
+    call_api = api_client.call_api
+    host = getattr(getattr(api_client, "configuration", None), "host", "the API server")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return call_api(*args, **kwargs)
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            reason = getattr(err, "reason", None) or err
+            raise InfrastructureError(f"the Kubernetes API server {host} does not answer ({reason})",
+                                      hint="is the cluster running? `kubectl cluster-info`") from None
+
+    api_client.call_api = call
+    return api_client
+
+
 class KubeApi:
     """The typed APIs over a shared REST client, and fresh clients for streams.
 
@@ -58,7 +78,7 @@ class KubeApi:
         from kubernetes import client
 
         self.new_client = new_client
-        self.rest = new_client()
+        self.rest = guarded(new_client())
         self.core = client.CoreV1Api(self.rest)
         self.apps = client.AppsV1Api(self.rest)
         self.custom = client.CustomObjectsApi(self.rest)

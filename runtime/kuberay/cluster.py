@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import threading
 import time
@@ -32,6 +33,7 @@ from runtime.kuberay import kind, safety
 from runtime.kuberay.api import RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_PLURAL, KubeApi, load_configuration
 from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
                                       render)
+from runtime.kuberay.lease import KubeLease
 from runtime.kuberay.portforward import PodPortForwarder
 from runtime.kuberay.status import RayServiceState, container_restarts, pod_role
 from runtime.ray_settings import node_health_check
@@ -107,6 +109,7 @@ class KubeRayCluster:
         self.created = False
         self.killed_nodes: list[str] = []
         self.redis_held = False
+        self.lease = KubeLease(api, self.ray)
         self._forwarders: dict[str, tuple[str, PodPortForwarder, int]] = {}
         self._timers: list[threading.Timer] = []
         self._session = requests.Session()
@@ -186,8 +189,59 @@ class KubeRayCluster:
 
     # ------------------------------------------------------------------ lifecycle
     def attach(self) -> bool:
+        """Whether our RayService is there; if so, heal what a dead run left in effect first."""
+        if not self._exists():
+            return False
+        self.reclaim()
+        return True
+
+    def _exists(self) -> bool:
         existing = self.api.read("RayService", self.ray.name, self.ns)
         return existing is not None and safety.is_ours(existing)
+
+    # ------------------------------------------------------------------ lock and leases
+    def lock(self, command: str) -> None:
+        self.reclaim()
+        self.lease.take(command)
+
+    def unlock(self) -> None:
+        try:
+            self.lease.release()
+        except ServeChaosError:
+            pass  # a namespace that is gone holds no lock
+
+    def reclaim(self) -> list[ActionRecord]:
+        """Heal the faults a dead harness left in effect (recorded in the lease ConfigMap)."""
+        records = []
+        for fault in self.lease.orphaned():
+            t0 = time.time()
+            if fault["kind"] == "node_loss" and self.is_kind:
+                self.cli.node_network(fault["target"], connect=True)
+                self.cli.node_start(fault["target"])
+            elif fault["kind"] == "hold":
+                self._scale_redis(1)
+            self.lease.drop_faults(fault["kind"], fault["target"])
+            records.append(ActionRecord(f"reclaim_{fault['kind']}", fault["target"], t0, time.time(),
+                                        {"owner": f"PID {fault['pid']} on {fault['host']}"}))
+        return records
+
+    def interference(self) -> list[str]:
+        found = [f"a {f['kind'].replace('_', ' ')} of {f['target']} by PID {f['pid']} on {f['host']} is in effect"
+                 for f in self.lease.faults() if (f["host"], f["pid"]) != (self.lease.host, os.getpid())]
+        holder = self.lease.holder()
+        if holder is not None and not self.lease.mine(holder):
+            found.append(f"the cluster is locked by {holder.describe()}")
+        if self.ray.gcs_ft != "off":
+            deploy = self.api.read("Deployment", self.ray.redis_service, self.ns)
+            if deploy is not None and (deploy.spec.replicas or 0) == 0:
+                found.append("Redis is scaled to 0 (held down)")
+        found += [f"node {n.name} is not Ready" for n in self.nodes() if n.state != "Ready" and n.pods]
+        return found
+
+    def lost(self) -> str | None:
+        if not self._exists():
+            return f"RayService {self.ray.name} in namespace {self.ns} was deleted"
+        return None
 
     def _wait_namespace_usable(self, timeout_s: float = GCS_FT_DELETION_TIMEOUT_S + 60) -> None:
         """A namespace being deleted refuses new objects (403): wait until it is gone."""
@@ -207,18 +261,22 @@ class KubeRayCluster:
         self.apply(self.manifests(self.serve_config() if not self.created else None))
         self.wait_ready(timeout_s)
 
-    def down(self, timeout_s: float = GCS_FT_DELETION_TIMEOUT_S + 120) -> None:
+    def down(self, force: bool = False, timeout_s: float = GCS_FT_DELETION_TIMEOUT_S + 120) -> None:
         """Delete what we created.  The RayService goes first and its RayClusters must be gone
         before Redis: a GCS-FT RayCluster's finalizer runs a cleanup Job against Redis
         (``raycluster_controller.go``); deleting the namespace at once would leave it
         Terminating until that Job gives up."""
+        holder = self.lease.holder() if self._exists() else None
+        if holder is not None and not self.lease.mine(holder) and not force:
+            raise ServeChaosError(f"the cluster is in use by {holder.describe()}",
+                                  hint="wait until that run ends, or pass --force (it then ends as interrupted)")
         self._stop_forwarders()
         self.heal()
         ns = self.api.read("Namespace", self.ns, "")
         if ns is None:
             return
         safety.check_namespace(ns, self.ns)
-        if self.attach():
+        if self._exists():
             self.custom.delete_namespaced_custom_object(RAY_GROUP, RAY_VERSION, self.ns, RAY_PLURAL, self.ray.name)
 
         def clusters_gone() -> None:
@@ -351,7 +409,10 @@ class KubeRayCluster:
                              gcs_ft=bool(self.settings()["gcs_ft"]), front_door=endpoints.front_door,
                              dashboard=endpoints.dashboard, pods=tuple(self.pods()), nodes=tuple(self.nodes()),
                              extra={"active_ray_cluster": state.active, "pending_ray_cluster": state.pending,
-                                    "settled": state.problem() or "yes"})
+                                    "settled": state.problem() or "yes",
+                                    "locked_by": (holder.describe() if (holder := self.lease.holder()) else None),
+                                    "faults_in_effect": [f"{f['kind']} {f['target']} (PID {f['pid']} on {f['host']})"
+                                                         for f in self.lease.faults()]})
 
     def apply_serve_config(self, config: dict[str, Any], replace: bool = False) -> ActionRecord:
         """Make ``config`` the RayService's serveConfigV2; the operator deploys it in place
@@ -371,6 +432,7 @@ class KubeRayCluster:
             # Keep Redis away: scale its Deployment to 0, back to 1 after the hold.
             self._scale_redis(0)
             self.redis_held = True
+            self.lease.add_fault("hold", "redis")
             self._timers.append(threading.Timer(down_for_s, self._release_redis))
             self._timers[-1].start()
         grace = None if graceful else 0
@@ -399,6 +461,7 @@ class KubeRayCluster:
             t_cut = time.time()
             self.cli.node_kill(node)
             self.killed_nodes.append(node)
+            self.lease.add_fault("node_loss", node)
         elif self.target.node_loss_hook:
             import shlex
             import subprocess
@@ -481,6 +544,8 @@ class KubeRayCluster:
             self.cli.node_start(node)
             self.killed_nodes.remove(node)
             records.append(ActionRecord("heal_node", node, t0, time.time(), {}))
+        if records:
+            self.lease.drop_faults()
         return records
 
     def events(self, since: float = 0.0) -> list[dict[str, Any]]:
