@@ -11,6 +11,7 @@ written even then.
 from __future__ import annotations
 
 import json
+import os
 import random
 import secrets
 import time
@@ -30,8 +31,8 @@ from harness.outcome import PromiseBroken, RunResult, SLOViolation
 from harness.scenario import Phase, Scenario, scenario_rng
 from runtime.app.serve_config import desired_replicas, health_check_settings
 from runtime.cluster import Cluster
-from runtime.errors import InfrastructureError, ServeChaosError
-from runtime.local.procs import ROLE_ENV, RUN_ENV
+from runtime.errors import ClusterLost, InfrastructureError, ServeChaosError
+from runtime.local.procs import OWNER_ENV, ROLE_ENV, RUN_ENV
 from runtime.waiting import NotYet, wait_until
 
 __all__ = ["AbortPolicy", "Engine", "GateError", "PromiseBroken", "RunResult", "SLOViolation", "ScenarioSkipped"]
@@ -234,7 +235,7 @@ class Engine:
         pods = self.cluster.pods()
         targets = resolve_endpoints(scenario.load, endpoints, {p.name: p.role for p in pods},
                                     {p.name for p in pods if p.ready})
-        markers = {ROLE_ENV: "load", **({RUN_ENV: self.run_label} if self.run_label else {})}
+        markers = {ROLE_ENV: "load", OWNER_ENV: str(os.getpid()), **({RUN_ENV: self.run_label} if self.run_label else {})}
         phases = scenario.phases()
         max_load_s = scenario.gate_timeout_s + scenario.warmup_s + sum(p.deadline_s + p.delay_s for p in phases) + 300
         load = self.load_factory(scenario.load, targets, run_dir / REQUESTS_FILE, max_load_s, markers)
@@ -257,6 +258,9 @@ class Engine:
         except KeyboardInterrupt:
             run.status_override = "interrupted"
             run.error = "interrupted (Ctrl-C or SIGTERM); the cluster was healed"
+            raise
+        except ClusterLost as err:
+            run.status_override, run.error = "interrupted", err.one_line()
             raise
         except ServeChaosError as err:
             run.error = err.one_line()
@@ -306,6 +310,10 @@ class Engine:
         """Heal first, then drain the load, then wait for the cluster to settle."""
         self._emit("phase", name="heal")
         run.t_heal_start = time.time()
+        if self.cluster.lost():
+            run.load.stop()  # nothing left to heal, nor to settle
+            run.t_load_stop = time.time()
+            return
         healed = self._heal(run)
         run.load.stop()
         run.t_load_stop = time.time()
@@ -360,6 +368,7 @@ class Engine:
         """Let load run between faults, still ticking the live view."""
         end = time.time() + seconds
         while time.time() < end:
+            self._check_there()
             self._emit("tick", phase="wait", history=self._history(run),
                        t_fault=run.faults[-1].t_inject if run.faults else None,
                        t_recovered=None, reason=f"next fault in {end - time.time():.0f} s")
@@ -416,13 +425,27 @@ class Engine:
                 return snap
         raise GateError("no successful probe of the dashboard")
 
+    def _check_alone(self) -> None:
+        """A cluster with someone else's fault, load or lock is not at steady state: a GateError."""
+        found = self.cluster.interference()
+        if found:
+            raise GateError(f"the cluster is not ours alone: {'; '.join(found)}",
+                            hint="`serve-chaos status` shows what is in effect; heal it, or wait for that run")
+
+    def _check_there(self) -> None:
+        why = self.cluster.lost()
+        if why:
+            raise ClusterLost(why)
+
     def _gate(self, run: _Run) -> float:
         """Wait until steady state holds with load flowing; else GateError."""
         scenario = run.scenario
         self._emit("phase", name="gate", timeout_s=scenario.gate_timeout_s)
         assert run.t_load_start is not None
+        self._check_alone()
 
         def steady() -> float:
+            self._check_there()
             history = self._history(run)
             # Judge only a recent window: the cluster must be steady now, not earlier.
             t_from = max(run.t_load_start + 0.5, time.time() - 2 * scenario.hold_s - 2.0)
@@ -450,6 +473,7 @@ class Engine:
         self._emit("phase", name="observe", deadline_s=phase.deadline_s, fault_duration_s=duration)
         t_recovered: float | None = None
         while True:
+            self._check_there()
             now = time.time()
             if duration is not None and fault.t_heal is None and now >= fault.t_inject + duration:
                 actions = phase.fault.end(self.cluster, fault)

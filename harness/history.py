@@ -255,8 +255,10 @@ class History:
 
     @classmethod
     def load(cls, run_dir: Path) -> "History":
-        meta = json.loads((run_dir / META_FILE).read_text())
-        faults = [FaultRecord.from_dict(f) for f in json.loads((run_dir / FAULTS_FILE).read_text())]
+        """The history a run left; a run killed early left no meta or faults file: defaults then."""
+        meta = _read_json(run_dir / META_FILE, {})
+        meta = {k: v for k, v in meta.items() if k in cls.__dataclass_fields__} if isinstance(meta, dict) else {}
+        faults = [FaultRecord.from_dict(f) for f in _read_json(run_dir / FAULTS_FILE, []) if isinstance(f, dict)]
         return cls.build(
             read_jsonl(run_dir / REQUESTS_FILE),
             snapshots=[Snapshot.from_dict(d) for d in read_jsonl(run_dir / SNAPSHOTS_FILE)],
@@ -264,6 +266,13 @@ class History:
             events=read_jsonl(run_dir / EVENTS_FILE),
             **meta,
         )
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
 
 
 def _json_default(value: Any) -> Any:

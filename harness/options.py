@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from harness.outputs import check_dir, check_file
 from harness.targets import TargetOptions
 from runtime.errors import ConfigError
 
@@ -94,12 +95,21 @@ class RunOptions(BaseModel):
             raise ValueError("--step asks before every fault and cannot be combined with --repeat")
         return self
 
+    def check_outputs(self) -> None:
+        """Every place the run will write, checked before it starts (a ConfigError line if one is bad)."""
+        check_dir(self.report_dir, "the report directory", "--report-dir")
+        check_dir(self.history_dir, "the history directory", "--history-dir")
+        if self.html is not None:
+            check_file(self.html, "the HTML report", "--html")
+            check_file(self.html.with_suffix(".md"), "the Markdown report", "--html")
+            check_file(self.html.with_suffix(".junit.xml"), "the JUnit report", "--html")
+
     @classmethod
     def build(cls, **values: Any) -> "RunOptions":
         """Validate; the first violation becomes a one-line ConfigError."""
         values = {k: v for k, v in values.items() if v is not None or k in ("seed",)}
         try:
-            return cls(**values)
+            options = cls(**values)
         except ValidationError as err:
             first = err.errors()[0]
             message = str(first.get("msg", "")).removeprefix("Value error, ")
@@ -107,3 +117,5 @@ class RunOptions(BaseModel):
                 where = ".".join(str(p) for p in first.get("loc", ()))
                 message = f"--{where.replace('_', '-')}: {message}"
             raise ConfigError(message) from None
+        options.check_outputs()
+        return options

@@ -21,7 +21,7 @@ from harness.scenario import Scenario
 from harness.options import RunOptions, parse_seed
 from harness.targets import TargetOptions, build_cluster
 from runtime.cluster import Cluster
-from runtime.errors import ConfigError, ServeChaosError
+from runtime.errors import ClusterLost, ConfigError, ServeChaosError
 
 RESULTS_KEY = pytest.StashKey[list]()
 OPTIONS_KEY = pytest.StashKey[RunOptions]()
@@ -101,11 +101,16 @@ def chaos_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     try:
         cluster = make_cluster(request.config)
         cluster.up()
+        cluster.lock("pytest " + " ".join(request.config.invocation_params.args))
+    except ConfigError as err:
+        pytest.exit(f"serve-chaos: {err.one_line()}", returncode=pytest.ExitCode.USAGE_ERROR)
     except ServeChaosError as err:
-        pytest.fail(f"cluster bring-up failed: {err.one_line()}", pytrace=False)
+        # Once for the session, not as an ERROR block repeated for every scenario.
+        pytest.exit(f"serve-chaos: cluster bring-up failed: {err.one_line()}", returncode=pytest.ExitCode.INTERNAL_ERROR)
     try:
         yield cluster
     finally:
+        cluster.unlock()
         # Delete a cluster only if this session created it (pytest-kind's rule).
         if not keep and cluster.created:
             cluster.down()
@@ -132,6 +137,9 @@ def scenario_result(request: pytest.FixtureRequest) -> RunResult:
         result = chaos_engine.run(scenario)
     except ScenarioSkipped as err:
         pytest.skip(err.one_line())
+    except ClusterLost as err:
+        pytest.exit(f"serve-chaos: {scenario.name} interrupted: {err.one_line()}",
+                    returncode=pytest.ExitCode.INTERRUPTED)
     except ServeChaosError as err:
         pytest.fail(f"{scenario.name}: {err.one_line()}", pytrace=False)
     request.config.stash[RESULTS_KEY].append(result)

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.checks import Evaluation
 from harness.faults import FaultPlan
-from harness.history import History
+from harness.history import FAULTS_FILE, REQUESTS_FILE, History
 
 VERDICT_FILE = "verdict.json"
 SCENARIO_FILE = "scenario.json"
@@ -89,13 +89,59 @@ def write_run(run_dir: Path, history: History, verdict_data: dict[str, Any]) -> 
     (run_dir / VERDICT_FILE).write_text(json.dumps(verdict_data, indent=2, default=str))
 
 
+#: What every verdict.json holds; a file without them is not one.
+VERDICT_FIELDS = ("run_id", "scenario", "status", "started_at")
+
+
 def load_verdict(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / VERDICT_FILE).read_text())
+    """The run's verdict; a run killed before it wrote one gets a partial verdict from what it left.
+
+    A verdict file that is not JSON, empty, not an object or short of the fields
+    every verdict has is named in one ConfigError line."""
+    from runtime.errors import ConfigError
+
+    path = run_dir / VERDICT_FILE
+    if not path.exists():
+        return partial_verdict(run_dir)
+    text = path.read_text(errors="replace")
+    if not text.strip():
+        raise ConfigError(f"{path} is empty", hint="the run was killed while writing it; remove it to render "
+                                                   "the run as partial")
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err})",
+                          hint="remove it to render the run as partial, or restore it") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a verdict: a JSON object is expected, found {type(data).__name__}")
+    missing = [f for f in VERDICT_FIELDS if f not in data]
+    if missing:
+        raise ConfigError(f"{path} is not a complete verdict: it lacks {', '.join(missing)}",
+                          hint="remove it to render the run as partial, or restore it")
+    return data
+
+
+def partial_verdict(run_dir: Path) -> dict[str, Any]:
+    """What a run killed before its verdict leaves: its requests, probes and faults, marked partial."""
+    from harness.history import read_jsonl
+
+    reqs = read_jsonl(run_dir / REQUESTS_FILE)
+    started = min((r.get("t", 0.0) for r in reqs), default=run_dir.stat().st_mtime)
+    name = run_dir.name.split("-", 1)[1].rsplit("-", 1)[0] if run_dir.name.count("-") >= 2 else run_dir.name
+    try:
+        faults = json.loads((run_dir / FAULTS_FILE).read_text())
+    except (OSError, ValueError):
+        faults = []
+    return {"run_id": run_dir.name, "scenario": name, "status": "partial", "partial": True, "started_at": started,
+            "error": f"the run stopped before writing {VERDICT_FILE} (killed?); shown with what it left: "
+                     f"{len(reqs)} requests, {len(faults)} faults",
+            "metrics": {}, "checks": [], "violations": [], "settings": {}, "faults": faults, "known_broken": {}}
 
 
 # ---------------------------------------------------------------------- reading runs
 def is_run_dir(path: Path) -> bool:
-    return (path / VERDICT_FILE).is_file()
+    """A run directory: it holds a verdict, or at least the requests of a run that was killed."""
+    return path.is_dir() and ((path / VERDICT_FILE).is_file() or (path / REQUESTS_FILE).is_file())
 
 
 def collect_runs(paths: list[Path]) -> list[Path]:
@@ -114,7 +160,7 @@ def collect_runs(paths: list[Path]) -> list[Path]:
             continue
         children = sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p)) if path.is_dir() else []
         if not children:
-            raise ConfigError(f"{path} is not a run directory (no {VERDICT_FILE} in it or below it)",
+            raise ConfigError(f"{path} is not a run directory (no {VERDICT_FILE} or {REQUESTS_FILE} in it or below it)",
                               hint="pass a directory written by `serve-chaos run` or pytest scenarios/")
         found.extend(children)
     unique = list(dict.fromkeys(p.resolve() for p in found))

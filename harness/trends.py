@@ -81,13 +81,22 @@ class HistoryStore:
         return True
 
     def frame(self) -> pd.DataFrame:
+        """Every recorded run; a damaged line is named in one ConfigError line."""
         rows = []
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    continue
+        needed = set(TrendPoint.__dataclass_fields__)
+        lines = self.path.read_text(errors="replace").splitlines() if self.path.exists() else []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict) or not needed <= set(row):
+                lacking = sorted(needed - set(row)) if isinstance(row, dict) else ["(not a JSON object)"]
+                raise ConfigError(f"history store {self.path} line {number} is damaged: lacks {', '.join(lacking)}",
+                                  hint="fix or delete that line")
+            rows.append(row)
         df = pd.DataFrame(rows)
         if not df.empty:
             df = df.sort_values("started_at").reset_index(drop=True)

@@ -50,6 +50,8 @@ def test_step_then_ctrl_c_mid_fault_heals_and_reports(chaos_cluster, tmp_path):
         pytest.skip(chaos_cluster.capabilities.why_not("partition_pod"))
     report_dir = tmp_path / "reports"
     html = tmp_path / "gameday.html"
+    # The game-day CLI takes the run lock itself: the session lends it the cluster.
+    chaos_cluster.unlock()
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", "run", "network_partition", "--step", "--seed", "7",
          "--report-dir", str(report_dir), "--html", str(html)],
@@ -73,6 +75,7 @@ def test_step_then_ctrl_c_mid_fault_heals_and_reports(chaos_cluster, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        chaos_cluster.lock("pytest (after the game day)")
     assert code == 130, out.text[-3000:]
     assert "interrupted: the cluster was healed" in out.text
     (run_dir,) = [p for p in report_dir.iterdir() if p.is_dir()]

@@ -34,16 +34,19 @@ class FakeCluster:
     #: Failing requests while True (a fault in effect that the cluster does not heal).
     broken: bool = False
     calls: list[str] = field(default_factory=list)
+    #: What ``interference()`` reports, and why ``lost()`` says the cluster is gone (None: it is there).
+    interfering: list[str] = field(default_factory=list)
+    gone: str | None = None
     serial: int = 100
     alive: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    mutex: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         for _ in range(self.replicas):
             self._spawn()
 
     def _spawn(self) -> None:
-        with self.lock:
+        with self.mutex:
             self.serial += 1
             pod = PODS[self.serial % 2].name
             self.alive.append({"role": "replica", "actor_id": f"a{self.serial}", "pid": self.serial,
@@ -56,11 +59,11 @@ class FakeCluster:
             self._spawn()
 
     def request_ok(self) -> bool:
-        with self.lock:
+        with self.mutex:
             return not self.broken and len(self.alive) > 0
 
     def snapshot(self, t: float) -> Snapshot:
-        with self.lock:
+        with self.mutex:
             actors = list(self.alive) + [
                 {"role": "proxy", "actor_id": f"p-{p.name}", "pid": 50 + i, "name": f"P{i}", "pod": p.name,
                  "node_ip": p.name, "state": "HEALTHY"} for i, p in enumerate(PODS)] + [
@@ -81,8 +84,20 @@ class FakeCluster:
     def attach(self) -> bool:
         return True
 
-    def down(self) -> None:
+    def down(self, force: bool = False) -> None:
         self.calls.append("down")
+
+    def lock(self, command: str) -> None:
+        self.calls.append("lock")
+
+    def unlock(self) -> None:
+        self.calls.append("unlock")
+
+    def interference(self) -> list[str]:
+        return list(self.interfering)
+
+    def lost(self) -> str | None:
+        return self.gone
 
     def pods(self) -> list[PodInfo]:
         return list(PODS)
@@ -126,7 +141,7 @@ class FakeCluster:
         t = time.time()
         self.calls.append("kill_actor")
         names = [actor_name] if isinstance(actor_name, str) else actor_name
-        with self.lock:
+        with self.mutex:
             self.alive = [a for a in self.alive if a["name"] not in names]
         if self.respawn_s is not None:
             for _ in names:
@@ -139,7 +154,7 @@ class FakeCluster:
     def heal(self) -> list[ActionRecord]:
         """Undo what is in effect: requests work again and missing replicas come back."""
         self.calls.append("heal")
-        with self.lock:
+        with self.mutex:
             missing = self.replicas - len(self.alive)
             changed = self.broken or missing > 0
             self.broken = False

@@ -150,3 +150,23 @@ def test_dry_run_names_the_victims_the_run_picks(tmp_path):
     planned = sc.fault.plan(cluster.snapshot(0.0), cluster.pods(), scenario_rng(7, sc.name))
     result = engine(cluster, tmp_path).run(sc)
     assert result.verdict["plans"][0]["victims"] == planned.victims
+
+
+def test_someone_elses_fault_in_effect_is_a_gate_error(tmp_path):
+    cluster = FakeCluster(interfering=["pod worker-1 is partitioned"])
+    with pytest.raises(GateError) as err:
+        engine(cluster, tmp_path).run(scenario())
+    assert "not ours alone: pod worker-1 is partitioned" in err.value.what
+    assert "kill_actor" not in cluster.calls
+
+
+def test_a_cluster_taken_away_ends_the_run_as_interrupted(tmp_path):
+    from runtime.errors import ClusterLost
+
+    cluster = FakeCluster(respawn_s=None)
+    threading.Timer(1.0, lambda: setattr(cluster, "gone", "taken down by `serve-chaos down --force`")).start()
+    with pytest.raises(ClusterLost):
+        engine(cluster, tmp_path).run(scenario(deadline_s=10.0))
+    data = verdict(tmp_path)
+    assert data["status"] == "interrupted" and "down --force" in data["error"]
+    assert "heal" not in cluster.calls  # nothing to heal on a cluster that is gone

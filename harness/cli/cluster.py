@@ -12,7 +12,7 @@ from harness.cli.common import (AllowContext, ConfigFile, KubeContext, Namespace
                                 console, snapshot, target_options)
 from harness.targets import build_cluster
 from runtime.cluster import Cluster
-from runtime.errors import ServeChaosError
+from runtime.errors import ConfigError, ServeChaosError
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +41,11 @@ def up(
                              workers=workers, gcs_ft=gcs_ft, local_changes=local)
     cluster = build_cluster(options)
     if cluster.attach():
+        asked = {k: v for k, v in {"workers": workers, "gcs_ft": gcs_ft, **local}.items() if v is not None}
+        differs = _differs(cluster, asked)
+        if differs:
+            raise ConfigError(f"a cluster is already up ({cluster.label}) with {differs}; options of `up` apply only "
+                              "to a new cluster", hint="`serve-chaos down` first, or leave those options out")
         console.print(f"a cluster is already up ({cluster.label}); `serve-chaos down` stops it")
         print_status(cluster)
         return
@@ -50,7 +55,20 @@ def up(
     print_status(cluster)
 
 
+def _differs(cluster: Cluster, asked: dict[str, Any]) -> str:
+    """How the running cluster differs from what ``up`` was asked for ("" when it does not)."""
+    settings = cluster.settings()
+    have = {"workers": settings.get("workers"), "gcs_ft": bool(settings.get("gcs_ft")),
+            "isolation": settings.get("isolation")}
+    have["front_port"] = int(cluster.status().front_door.rsplit(":", 1)[1])
+    wrong = [f"{key}={have[key]!r} (asked {value!r})" for key, value in asked.items()
+             if key in have and value != have[key] and not (key == "isolation" and value == "auto")]
+    return ", ".join(wrong)
+
+
 def down(
+    force: bool = typer.Option(False, "--force", help="take the cluster down even while a run holds it "
+                                                     "(that run ends as interrupted)"),
     target: Target = "local",
     kube_context: KubeContext = None,
     allow_context: AllowContext = [],
@@ -62,7 +80,7 @@ def down(
     if cluster is not None:
         label = cluster.label
         with console.status("tearing down ..."):
-            cluster.down()
+            cluster.down(force=force)
         console.print(f"cluster {label} is down")
         return
     if target == "local":
@@ -96,6 +114,22 @@ def status(
     print_status(cluster)
 
 
+IN_EFFECT = ("locked_by", "faults_in_effect", "load_generators")
+
+
+def print_in_effect(extra: dict[str, Any]) -> None:
+    """Who holds the cluster and what is broken on purpose right now, as a table."""
+    rows = [("run lock", extra.get("locked_by") or "free")]
+    rows += [("fault in effect", f) for f in extra.get("faults_in_effect") or []] or [("fault in effect", "none")]
+    rows += [("load generator", x) for x in extra.get("load_generators") or []]
+    table = Table(title="in effect")
+    table.add_column("what")
+    table.add_column("detail")
+    for what, detail in rows:
+        table.add_row(what, str(detail))
+    console.print(table)
+
+
 def print_status(cluster: Cluster) -> None:
     state = cluster.status()
     snap = snapshot(cluster)
@@ -121,7 +155,9 @@ def print_status(cluster: Cluster) -> None:
     console.print(f"front door {state.front_door}   dashboard {state.dashboard}   "
                   f"app {snap.app_status or 'unknown'}   replicas RUNNING {snap.replicas_running}"
                   + (f"   lost nodes: {', '.join(lost)}" if lost else ""))
-    extra = "   ".join(f"{k.replace('_', ' ')} {v}" for k, v in state.extra.items() if v not in (None, ""))
+    print_in_effect(state.extra)
+    extra = "   ".join(f"{k.replace('_', ' ')} {v}" for k, v in state.extra.items()
+                       if v not in (None, "", []) and k not in IN_EFFECT)
     if extra:
         console.print(extra)
     if snap.errors:

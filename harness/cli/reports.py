@@ -25,12 +25,21 @@ def report_cmd(
     from harness import report
     from harness.trends import HistoryStore
 
+    from harness.outputs import check_dir, check_distinct, check_file
+
     dirs = report.collect_runs(run_dirs)
+    outputs = {"--out": out, "--markdown": markdown, "--junit": junit}
+    for option, path in outputs.items():
+        check_file(path, f"the {option[2:]} file", option, inputs=dirs)
+    check_distinct(outputs)
+    check_dir(history_dir, "the history directory", "--history-dir")
     store = HistoryStore(history_dir) if history_dir is not None else None
     if store is not None:
         for d in dirs:
             store.add(report.load_verdict(d))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    for path in (out, markdown, junit):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.render_html(dirs, store))
     if markdown is not None:
         markdown.write_text(report.render_markdown(dirs))

@@ -16,6 +16,7 @@ from harness.cli.common import (AllowContext, ConfigFile, KubeContext, Namespace
 from harness.cli.views import print_plan, print_repeat_summary, print_verdicts
 from harness.options import RunOptions, parse_seed
 from harness.targets import build_cluster
+from runtime.errors import ClusterLost
 
 
 def register(app: typer.Typer) -> None:
@@ -70,7 +71,7 @@ def run(
     if dry_run:
         print_plan(chosen, options.seed, attached(options.target), options.abort_below, options.abort_after)
         return
-    code = run_scenarios(chosen, options)
+    code = run_scenarios(chosen, options, "serve-chaos run " + " ".join(scenarios))
     if code:
         raise typer.Exit(code)
 
@@ -102,7 +103,7 @@ def nightly(
         seed=parse_seed(seed), report_dir=report_dir, repeat=repeat, history_dir=history_dir,
         html=report_dir / f"nightly-{stamp}.html",
         target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook))
-    code = run_scenarios(select(list(scenarios or ["all"])), options)
+    code = run_scenarios(select(list(scenarios or ["all"])), options, "serve-chaos nightly")
     if code:
         raise typer.Exit(code)
 
@@ -144,12 +145,12 @@ def soak(
             console.print(f"{i}. {f.fault.describe()} {f.delay_s:g} s after the previous recovery")
         console.print(f"stops injecting after {duration:g} s; each fault judged by its scenario's SLOs")
         return
-    code = run_scenarios([scenario], options)
+    code = run_scenarios([scenario], options, "serve-chaos soak")
     if code:
         raise typer.Exit(code)
 
 
-def run_scenarios(chosen: list, options: RunOptions) -> int:
+def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos run") -> int:
     """Bring up (or attach to) the cluster, run, always report; return the exit code."""
     from harness.engine import AbortPolicy, Engine, ScenarioSkipped
     from harness.live import LiveView
@@ -173,9 +174,12 @@ def run_scenarios(chosen: list, options: RunOptions) -> int:
         finally:
             view.resume()
 
+    locked = False
     try:
         with console.status("bringing the cluster up ..."):
             cluster.up()
+        cluster.lock(command)
+        locked = True
         abort = AbortPolicy(options.abort_below, options.abort_after) if options.abort_below is not None else None
         engine = Engine(cluster, options.report_dir, seed=options.seed, observer=view,
                         confirm=confirm if options.step else None, abort=abort, run_label=cluster.label)
@@ -196,7 +200,15 @@ def run_scenarios(chosen: list, options: RunOptions) -> int:
         if last is not None and (not results or results[-1] is not last):
             results.append(last)
         err_console.print("interrupted: the cluster was healed" + (f"; artifacts in {last.run_dir}" if last else ""))
+    except ClusterLost as err:
+        interrupted = True
+        err_console.print(f"interrupted: {err.one_line()}", markup=False, highlight=False, soft_wrap=True)
+        last = getattr(engine, "last_result", None)
+        if last is not None and (not results or results[-1] is not last):
+            results.append(last)
     finally:
+        if locked:
+            cluster.unlock()
         if results:
             print_verdicts(results, options.report_dir)
             if options.repeat > 1:
