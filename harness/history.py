@@ -16,10 +16,15 @@ import pandas as pd
 
 from harness.observe import Snapshot
 
-REQUEST_COLUMNS = ["seq", "t", "t_sent", "endpoint", "ok", "error", "status", "pid", "pod", "role", "latency_ms"]
+REQUEST_COLUMNS = ["seq", "t", "t_sent", "endpoint", "route", "request_id", "ok", "error", "status", "pid", "pod",
+                   "role", "latency_ms"]
+#: Added by ``History.build``: the replica that served a request, from Serve's logs
+#: (``replica``) and, for an app that returns its PID, from the body (``replica_by_body``).
+SERVED_BY_COLUMNS = ["replica", "replica_by_body", "downstream"]
 
 REQUESTS_FILE = "requests.jsonl"
 SNAPSHOTS_FILE = "probes.jsonl"
+SERVED_BY_FILE = "served_by.jsonl"
 FAULTS_FILE = "faults.json"
 EVENTS_FILE = "events.jsonl"
 META_FILE = "history.json"
@@ -132,10 +137,15 @@ class History:
     t_heal_start: float | None = None
     load_timeout_s: float = 5.0
     desired_replicas: int = 0
+    #: ``request id -> replica`` records read from Serve's logs (``harness.servedby``).
+    served_by: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def build(cls, request_records: list[dict[str, Any]], **kwargs: Any) -> "History":
-        return cls(requests=requests_frame(request_records), **kwargs)
+        from harness.servedby import attribute
+
+        frame = requests_frame(request_records)
+        return cls(requests=attribute(frame, kwargs.get("served_by") or [], kwargs.get("snapshots") or []), **kwargs)
 
     @property
     def t_data_end(self) -> float | None:
@@ -233,9 +243,12 @@ class History:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / REQUESTS_FILE).exists():
             with (run_dir / REQUESTS_FILE).open("w") as fh:
-                for rec in self.requests.to_dict("records"):
+                for rec in self.requests.reindex(columns=REQUEST_COLUMNS).to_dict("records"):
                     clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
                     fh.write(json.dumps(clean, default=_json_default) + "\n")
+        if self.served_by and not (run_dir / SERVED_BY_FILE).exists():
+            with (run_dir / SERVED_BY_FILE).open("w") as fh:
+                fh.writelines(json.dumps(r, default=str) + "\n" for r in self.served_by)
         if not (run_dir / SNAPSHOTS_FILE).exists():
             with (run_dir / SNAPSHOTS_FILE).open("w") as fh:
                 for snap in self.snapshots:
@@ -264,6 +277,7 @@ class History:
             snapshots=[Snapshot.from_dict(d) for d in read_jsonl(run_dir / SNAPSHOTS_FILE)],
             faults=faults,
             events=read_jsonl(run_dir / EVENTS_FILE),
+            served_by=read_jsonl(run_dir / SERVED_BY_FILE),
             **meta,
         )
 

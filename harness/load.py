@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runtime.cluster import POD_ROLES, Endpoints
 from runtime.errors import ConfigError, InfrastructureError
@@ -53,9 +54,24 @@ class LoadSpec:
                                   hint=f"roles are: {', '.join(POD_ROLES)}")
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """What the requests are and how they are tagged.
+
+    ``requests``: the app's routes (``RequestSpec.model_dump()`` dicts), mixed by
+    weight; ``id_prefix``: the start of every request's unique ``X-Request-Id``;
+    ``user_file``: a user's locustfile whose tasks replace ``requests``.
+    """
+
+    requests: tuple[dict[str, Any], ...] = ()
+    id_prefix: str = "sc0"
+    user_file: str | None = None
+
+
 def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str],
                       ready: set[str] | None = None) -> list[dict[str, str]]:
     """Turn endpoint names into ``{"name", "url", "pod", "role"}``; ``roles`` maps pod -> role.
+    A ``url`` is the base each request's path is appended to.
 
     ``pods:<role>`` takes only pods in ``ready`` (when given): Serve runs a proxy
     only on nodes that host replicas, and a port-forward to a pod without one
@@ -65,21 +81,21 @@ def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str
     for name in spec.endpoints:
         kind, _, rest = name.partition(":")
         if name == FRONT_DOOR:
-            out.append({"name": FRONT_DOOR, "url": endpoints.front_door + "/"})
+            out.append({"name": FRONT_DOOR, "url": endpoints.front_door})
         elif kind == "role":
             if rest not in endpoints.roles:
                 raise ConfigError(f"this target offers no endpoint for the current {rest} pod",
                                   hint=f"roles with one: {', '.join(sorted(endpoints.roles)) or 'none'}")
-            out.append({"name": name, "url": endpoints.roles[rest] + "/", "role": rest})
+            out.append({"name": name, "url": endpoints.roles[rest], "role": rest})
         elif kind == "pods":
             for pod, url in sorted(endpoints.pods.items()):
                 if roles.get(pod) == rest and (ready is None or pod in ready):
-                    out.append({"name": f"pod:{pod}", "url": url + "/", "pod": pod, "role": rest})
+                    out.append({"name": f"pod:{pod}", "url": url, "pod": pod, "role": rest})
         else:
             if rest not in endpoints.pods:
                 raise ConfigError(f"no pod named {rest!r} to aim load at",
                                   hint=f"pods are: {', '.join(sorted(endpoints.pods))}")
-            out.append({"name": name, "url": endpoints.pods[rest] + "/", "pod": rest, "role": roles.get(rest, "")})
+            out.append({"name": name, "url": endpoints.pods[rest], "pod": rest, "role": roles.get(rest, "")})
     return out
 
 
@@ -87,8 +103,10 @@ class LoadGenerator:
     """A running Locust process.  ``start`` returns once the first record is written."""
 
     def __init__(self, spec: LoadSpec, targets: list[dict[str, str]], out_path: Path,
-                 max_duration_s: float, env_markers: dict[str, str] | None = None) -> None:
+                 max_duration_s: float, env_markers: dict[str, str] | None = None,
+                 traffic: Traffic | None = None) -> None:
         self.spec = spec
+        self.traffic = traffic or Traffic()
         self.targets = targets
         self.out_path = out_path
         self.max_duration_s = max_duration_s
@@ -108,8 +126,12 @@ class LoadGenerator:
                 "SC_LOAD_TIMEOUT_S": str(self.spec.timeout_s),
                 "SC_LOAD_MAX_IN_FLIGHT": str(self.spec.max_in_flight),
                 "SC_LOAD_OUT": str(self.out_path),
+                "SC_LOAD_REQUESTS": json.dumps(list(self.traffic.requests)),
+                "SC_LOAD_ID_PREFIX": self.traffic.id_prefix,
             }
         )
+        if self.traffic.user_file:
+            env["SC_LOAD_USER_FILE"] = str(Path(self.traffic.user_file).resolve())
         cmd = [
             sys.executable, "-m", "locust",
             "-f", str(LOCUSTFILE),

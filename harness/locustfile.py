@@ -4,6 +4,13 @@ Run only by ``harness.load`` in its own process (Locust monkey-patches with
 gevent; it must never share a process with Ray).  Configured through env:
 
 - ``SC_LOAD_ENDPOINTS``: JSON list of ``{"name", "url", "pod", "role"}``;
+- ``SC_LOAD_REQUESTS``: JSON list of requests (``runtime.app.spec.RequestSpec``:
+  name, method, path, headers, body, expect_status, weight), mixed by weight;
+- ``SC_LOAD_ID_PREFIX``: prefix of the unique ``X-Request-Id`` of every request
+  (Serve's proxy keeps it and every replica logs it: how the harness learns
+  which replica served a request without help from the app);
+- ``SC_LOAD_USER_FILE``: a user's own locustfile, whose tasks replace the requests
+  (see ``harness.userload``);
 - ``SC_LOAD_RATE``: requests per second *per endpoint*;
 - ``SC_LOAD_TIMEOUT_S``: per-request timeout (seconds);
 - ``SC_LOAD_MAX_IN_FLIGHT``: cap on concurrent requests (beyond it a send is
@@ -28,12 +35,58 @@ from gevent.pool import Pool
 from locust import User, constant, events, task
 
 POD_HEADER = "X-Serve-Chaos-Pod"
+REQUEST_ID_HEADER = "X-Request-Id"
+DEFAULT_REQUESTS = [{"name": "", "method": "GET", "path": "/", "headers": {}, "body": None,
+                     "expect_status": 200, "weight": 1}]
 
 ENDPOINTS = json.loads(os.environ.get("SC_LOAD_ENDPOINTS", "[]"))
 RATE = float(os.environ.get("SC_LOAD_RATE", "20"))
 TIMEOUT_S = float(os.environ.get("SC_LOAD_TIMEOUT_S", "5"))
 MAX_IN_FLIGHT = int(os.environ.get("SC_LOAD_MAX_IN_FLIGHT", "500"))
 OUT_PATH = os.environ.get("SC_LOAD_OUT", "requests.jsonl")
+REQUESTS = json.loads(os.environ.get("SC_LOAD_REQUESTS", "null") or "null") or DEFAULT_REQUESTS
+ID_PREFIX = os.environ.get("SC_LOAD_ID_PREFIX", "sc0")
+USER_FILE = os.environ.get("SC_LOAD_USER_FILE")
+
+
+def label(spec: dict) -> str:
+    return spec.get("name") or f"{spec.get('method', 'GET')} {spec.get('path', '/')}"
+
+
+def schedule(specs: list[dict]) -> list[dict]:
+    """One cycle of the request mix: each request as often as its weight, interleaved
+    (smooth weighted round-robin), so every short window carries every route."""
+    current = [0] * len(specs)
+    total = sum(int(s.get("weight", 1)) for s in specs)
+    out = []
+    for _ in range(total):
+        for i, spec in enumerate(specs):
+            current[i] += int(spec.get("weight", 1))
+        best = max(range(len(specs)), key=lambda i: current[i])
+        current[best] -= total
+        out.append(specs[best])
+    return out
+
+
+def body_pid(text: str) -> int | None:
+    """The PID an app like SleepyPid returns as its whole body (a cross-check only)."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def judge(record: dict, status: int, expect: int) -> None:
+    """Fill in the outcome of an answered request: ok when it answered ``expect``."""
+    record["status"] = status
+    if status == expect:
+        record["ok"] = True
+    elif status >= 500:
+        record["error"] = "5xx"
+    elif status >= 400:
+        record["error"] = "4xx"
+    else:
+        record["error"] = "unexpected_status"
 
 
 def classify(exc: BaseException) -> str:
@@ -122,56 +175,29 @@ class OpenLoopUser(User):
         self.pool = IN_FLIGHT
         self.total_rate = RATE * max(1, len(ENDPOINTS))
 
-    def _send(self, endpoint: dict, intended: float, seq: int) -> None:
+    def _send(self, endpoint: dict, spec: dict, intended: float, seq: int) -> None:
         sent = time.time()
-        record = {
-            "seq": seq,
-            "t": intended,
-            "t_sent": sent,
-            "endpoint": endpoint["name"],
-            "status": None,
-            "ok": False,
-            "error": None,
-            "pid": None,
-            "pod": endpoint.get("pod"),
-            "role": endpoint.get("role"),
-        }
+        record = new_record(seq, intended, endpoint, spec, sent)
         exc: BaseException | None = None
         try:
-            resp = requests.get(endpoint["url"], timeout=TIMEOUT_S, headers={"Connection": "close"})
-            record["status"] = resp.status_code
+            headers = {"Connection": "close", **(spec.get("headers") or {}), REQUEST_ID_HEADER: record["request_id"]}
+            resp = requests.request(spec.get("method", "GET"), endpoint["url"].rstrip("/") + spec.get("path", "/"),
+                                    data=spec.get("body"), timeout=TIMEOUT_S, headers=headers)
             record["pod"] = resp.headers.get(POD_HEADER) or endpoint.get("pod")
-            if resp.status_code >= 500:
-                record["error"] = "5xx"
-            elif resp.status_code >= 400:
-                record["error"] = "4xx"
-            else:
-                try:
-                    record["pid"] = int(resp.text.strip())
-                    record["ok"] = True
-                except ValueError:
-                    record["error"] = "bad_body"
+            judge(record, resp.status_code, int(spec.get("expect_status", 200)))
+            record["pid"] = body_pid(resp.text) if record["ok"] else None
         except Exception as err:  # noqa: BLE001 - every failure is data
             exc = err
             record["error"] = classify(err)
-        latency_s = time.time() - sent
-        record["latency_ms"] = round(latency_s * 1000, 3)
-        if RECORDER is not None:
-            RECORDER.add(record)
-        self.environment.events.request.fire(
-            request_type="GET",
-            name=endpoint["name"],
-            response_time=latency_s * 1000,
-            response_length=0,
-            exception=exc if exc is not None else (None if record["ok"] else RuntimeError(record["error"])),
-            context={},
-        )
+        finish(self.environment, record, sent, exc)
 
     @task
     def drive(self) -> None:
         if not ENDPOINTS:
             raise RuntimeError("SC_LOAD_ENDPOINTS is empty")
         interval = 1.0 / self.total_rate
+        mix = schedule(REQUESTS)
+        user_tasks = load_user_tasks(self.environment) if USER_FILE else None
         t0 = time.time() + 0.05
         seq = 0
         while True:
@@ -179,12 +205,43 @@ class OpenLoopUser(User):
             delay = intended - time.time()
             if delay > 0:
                 gevent.sleep(delay)
+            # Endpoints strictly in turn (History.judged_until relies on it), routes by weight.
             endpoint = ENDPOINTS[seq % len(ENDPOINTS)]
+            spec = mix[(seq // len(ENDPOINTS)) % len(mix)]
             if self.pool.full():
                 if RECORDER is not None:
-                    RECORDER.add({"seq": seq, "t": intended, "t_sent": None, "endpoint": endpoint["name"],
-                                  "status": None, "ok": False, "error": "client_overload", "pid": None,
-                                  "pod": endpoint.get("pod"), "role": endpoint.get("role"), "latency_ms": None})
+                    RECORDER.add({**new_record(seq, intended, endpoint, spec, None), "error": "client_overload"})
+            elif user_tasks is not None:
+                self.pool.spawn(user_tasks.run, endpoint, intended, seq)
             else:
-                self.pool.spawn(self._send, endpoint, intended, seq)
+                self.pool.spawn(self._send, endpoint, spec, intended, seq)
             seq += 1
+
+
+def new_record(seq: int | str, intended: float, endpoint: dict, spec: dict | None, sent: float | None,
+               route: str | None = None) -> dict:
+    return {"seq": seq, "t": intended, "t_sent": sent, "endpoint": endpoint["name"],
+            "route": route or (label(spec) if spec else ""), "request_id": f"{ID_PREFIX}-{seq}",
+            "status": None, "ok": False, "error": None, "pid": None, "pod": endpoint.get("pod"),
+            "role": endpoint.get("role"), "latency_ms": None}
+
+
+def finish(environment, record: dict, sent: float, exc: BaseException | None) -> None:
+    """Record one answered (or failed) request, and tell Locust's own statistics."""
+    latency_s = time.time() - sent
+    record["latency_ms"] = round(latency_s * 1000, 3)
+    if RECORDER is not None:
+        RECORDER.add(record)
+    environment.events.request.fire(
+        request_type="HTTP", name=record["route"] or record["endpoint"], response_time=latency_s * 1000,
+        response_length=0, context={},
+        exception=exc if exc is not None else (None if record["ok"] else RuntimeError(record["error"])))
+
+
+def load_user_tasks(environment):
+    import sys
+
+    from harness import userload
+
+    userload.bind(sys.modules[__name__])
+    return userload.UserTasks.load(USER_FILE, environment, TIMEOUT_S, ENDPOINTS[0]["url"])

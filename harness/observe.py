@@ -40,8 +40,14 @@ class Snapshot:
 
     ``actors`` holds one dict per live Serve actor: role, actor_id, name, pid,
     node_ip, pod, state (Serve's replica state for replicas, the proxy status
-    for proxies, ALIVE for the controller).  ``serve_ok`` / ``actors_ok`` say
-    whether the dashboard answered; when not, ``errors`` says why.
+    for proxies, ALIVE for the controller); a replica also its ``app``,
+    ``deployment``, ``replica_id``, ``ingress`` (it receives HTTP) and
+    ``log_file`` (its Serve log, relative to the node's Ray log directory).
+    ``apps``: per application its status, message, route prefix, ingress
+    deployment and the deployments other deployments call (``downstream``).
+    ``controller_log``: the Serve controller's log file (relative), on ``controller_node``.
+    ``serve_ok`` / ``actors_ok`` say whether the dashboard answered; when not,
+    ``errors`` says why.
     """
 
     t: float
@@ -53,6 +59,9 @@ class Snapshot:
     app_status: str | None = None
     replicas_running: int | None = None
     actors: list[dict[str, Any]] = field(default_factory=list)
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    controller_log: str | None = None
+    controller_node: str | None = None
     nodes: list[dict[str, Any]] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
@@ -98,18 +107,26 @@ def build_snapshot(
     if pods is not None:
         snap.pods_ok = True
         snap.pods = pods
-    serve_state: dict[str, str] = {}
+    replicas: dict[str, dict[str, Any]] = {}
     proxy_status: dict[str, str] = {}
     if serve is not None:
         snap.serve_ok = True
         apps = serve.get("applications") or {}
         statuses = sorted({a.get("status", "?") for a in apps.values()})
         snap.app_status = ",".join(statuses) if statuses else "NONE"
+        snap.apps = {name: app_summary(app) for name, app in apps.items()}
+        controller = serve.get("controller_info") or {}
+        snap.controller_log, snap.controller_node = controller.get("log_file_path"), controller.get("node_id")
         running = 0
-        for app in apps.values():
-            for dep in (app.get("deployments") or {}).values():
+        for name, app in apps.items():
+            ingress = snap.apps[name]["ingress"]
+            for dep_name, dep in (app.get("deployments") or {}).items():
                 for rep in dep.get("replicas") or []:
-                    serve_state[rep.get("actor_id", "")] = rep.get("state", "?")
+                    replicas[rep.get("actor_id", "")] = {
+                        "state": rep.get("state", "?"), "app": name, "deployment": dep_name,
+                        "replica_id": rep.get("replica_id"), "log_file": rep.get("log_file_path"),
+                        # Without a topology (older Serve) every deployment counts as reachable over HTTP.
+                        "ingress": ingress is None or dep_name == ingress}
                     running += rep.get("state") == "RUNNING"
                     if rep.get("node_ip"):
                         node_ip.setdefault(rep.get("node_id", ""), rep["node_ip"])
@@ -125,8 +142,11 @@ def build_snapshot(
                 continue
             aid = actor.get("actor_id")
             ip = node_ip.get(actor.get("node_id"))
+            extra: dict[str, Any] = {}
             if role == "replica":
-                state = serve_state.get(aid, "UNKNOWN")
+                known = {k: v for k, v in (replicas.get(aid) or {}).items() if v is not None}
+                extra = {"state": "UNKNOWN", "ingress": True, **replica_name_parts(actor.get("name")), **known}
+                state = extra.pop("state")
             elif role == "proxy":
                 state = proxy_status.get(aid, "UNKNOWN")
             else:
@@ -141,9 +161,31 @@ def build_snapshot(
                     "node_ip": ip,
                     "pod": pod_by_ip.get(ip),
                     "state": state,
+                    **extra,
                 }
             )
     return snap
+
+
+def replica_name_parts(name: str | None) -> dict[str, Any]:
+    """App, deployment and replica id from a replica actor's name
+    (``SERVE_REPLICA::<app>#<deployment>#<id>``, Ray's ``ReplicaID.to_full_id_str``)."""
+    parts = (name or "").removeprefix("SERVE_REPLICA::").split("#")
+    if not (name or "").startswith("SERVE_REPLICA::") or len(parts) not in (2, 3):
+        return {}
+    app, deployment, replica_id = parts if len(parts) == 3 else ("", *parts)
+    return {"app": app, "deployment": deployment, "replica_id": replica_id}
+
+
+def app_summary(app: dict[str, Any]) -> dict[str, Any]:
+    """What the checks need of one application in ``GET /api/serve/applications/``."""
+    topology = app.get("deployment_topology") or {}
+    nodes = topology.get("nodes") or {}
+    called = sorted({d.get("name") for node in nodes.values() for d in node.get("outbound_deployments") or []
+                     if d.get("name") and d.get("app_name", app.get("name")) == app.get("name")})
+    return {"status": app.get("status"), "message": (app.get("message") or "")[:500],
+            "route_prefix": app.get("route_prefix"), "ingress": topology.get("ingress_deployment"),
+            "downstream": called}
 
 
 class Prober:

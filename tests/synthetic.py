@@ -46,7 +46,8 @@ def requests(
 
 def replica(pid: int, pod: str, state: str = "RUNNING") -> dict[str, Any]:
     return {"role": "replica", "actor_id": f"a{pid}", "name": f"SERVE_REPLICA::app#d#{pid}", "pid": pid,
-            "node_id": f"n-{pod}", "node_ip": PODS[pod], "pod": pod, "state": state}
+            "node_id": f"n-{pod}", "node_ip": PODS[pod], "pod": pod, "state": state, "app": "app", "deployment": "d",
+            "replica_id": str(pid), "ingress": True, "log_file": f"serve/replica_app_d_{pid}.log"}
 
 
 def proxy(pid: int, pod: str, actor_id: str | None = None, state: str = "HEALTHY") -> dict[str, Any]:

@@ -8,14 +8,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness.history import read_jsonl, requests_frame
-from harness.load import LoadGenerator, LoadSpec
+from harness.load import LoadGenerator, LoadSpec, Traffic
+
+SEEN_IDS: list[str] = []
 
 
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def do_POST(self):
+        SEEN_IDS.append(self.headers.get("X-Request-Id", ""))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        code = 201 if body == b"ping" else 400
+        self.send_response(code)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
     def do_GET(self):
+        SEEN_IDS.append(self.headers.get("X-Request-Id", ""))
         if self.path.startswith("/slow"):
             time.sleep(3.0)
         code = 503 if self.path.startswith("/fail") else 200
@@ -74,3 +86,62 @@ def test_records_every_request_with_its_class(server, tmp_path):
     assert seqs["seq"].tolist() == list(range(len(seqs)))  # nothing in flight was lost at stop
     sent_lag = (df["t_sent"] - df["t"]).quantile(0.95)
     assert sent_lag < 0.05
+
+
+def test_the_apps_requests_mixed_by_weight_each_with_its_own_request_id(server, tmp_path):
+    """What a requests file asks: methods, bodies, expected statuses, weights; every request tagged."""
+    SEEN_IDS.clear()
+    requests = ({"name": "get", "method": "GET", "path": "/", "headers": {}, "body": None, "expect_status": 200,
+                 "weight": 1},
+                {"name": "post", "method": "POST", "path": "/p", "headers": {}, "body": "ping", "expect_status": 201,
+                 "weight": 2},
+                {"name": "wrong", "method": "POST", "path": "/p", "headers": {}, "body": "x", "expect_status": 201,
+                 "weight": 1})
+    out = tmp_path / "requests.jsonl"
+    gen = LoadGenerator(LoadSpec(rate=40, timeout_s=1.0), [{"name": "front", "url": server}], out, 60,
+                        traffic=Traffic(requests, "sctest9"))
+    gen.start()
+    time.sleep(3)
+    gen.stop()
+    df = requests_frame(read_jsonl(out))
+    counts = df["route"].value_counts()
+    assert abs(counts["post"] - 2 * counts["get"]) <= 2 and abs(counts["wrong"] - counts["get"]) <= 1
+    by = {route: grp for route, grp in df.groupby("route")}
+    assert by["get"]["ok"].all() and (by["get"]["pid"] == 4242).all()
+    assert by["post"]["ok"].all() and (by["post"]["status"] == 201).all() and by["post"]["pid"].isna().all()
+    assert not by["wrong"]["ok"].any() and set(by["wrong"]["error"]) == {"4xx"}
+    assert df["request_id"].is_unique and set(df["request_id"]) <= set(SEEN_IDS)
+    assert all(rid.startswith("sctest9-") for rid in df["request_id"])
+
+
+def test_a_users_locustfile_drives_the_open_model_load(server, tmp_path):
+    """Their tasks, our schedule: one record per request, named by the task's name=, tagged."""
+    SEEN_IDS.clear()
+    user_file = tmp_path / "their_locustfile.py"
+    user_file.write_text(
+        "from locust import HttpUser, task\n\n"
+        "class Shopper(HttpUser):\n"
+        "    @task(3)\n"
+        "    def browse(self):\n"
+        "        self.client.get('/', name='browse')\n\n"
+        "    @task\n"
+        "    def checkout(self):\n"
+        "        with self.client.post('/p', data='ping', name='checkout', catch_response=True) as resp:\n"
+        "            if resp.status_code != 201:\n"
+        "                resp.failure('not created')\n"
+        "        self.client.get('/fail', name='after-checkout')\n")
+    out = tmp_path / "requests.jsonl"
+    gen = LoadGenerator(LoadSpec(rate=30, timeout_s=1.0), [{"name": "front", "url": server}], out, 60,
+                        traffic=Traffic((), "scuser", str(user_file)))
+    gen.start()
+    time.sleep(3)
+    gen.stop()
+    df = requests_frame(read_jsonl(out))
+    counts = df["route"].value_counts()
+    assert set(counts.index) == {"browse", "checkout", "after-checkout"}
+    assert abs(counts["browse"] - 3 * counts["checkout"]) <= 3
+    assert df[df["route"] == "checkout"]["ok"].all() and df[df["route"] == "browse"]["ok"].all()
+    assert not df[df["route"] == "after-checkout"]["ok"].any()
+    # The open-model schedule: a task call per send, sends on time.
+    assert (df.groupby("seq")["t"].nunique() == 1).all()
+    assert df["request_id"].is_unique and set(df["request_id"]) <= set(SEEN_IDS)

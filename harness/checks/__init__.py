@@ -12,11 +12,12 @@
 from harness.checks.churn import CHURN_KINDS, NONE_OUTSIDE, check_churn, churn, valid_churn_kind
 from harness.checks.endpoints import endpoint_hit, endpoint_roles, in_scope, is_direct
 from harness.checks.evaluate import evaluate, evaluate_phases, phase_window
-from harness.checks.extra import (capacity_floor, dashboard_downtime, fault_effect, front_door_drop, partition_effect,
+from harness.checks.extra import (capacity_floor, dashboard_downtime, failures_after_fault, fault_effect, front_door_drop, partition_effect,
                                   proxy_restarted_by_ray, ray_node_death, recreated_pods, replica_spread,
                                   replicas_by_pod, serve_when_ready, strict_spread)
 from harness.checks.identity import (ROLES, actor_key, pod_lives, pod_roles, replica_keys, role_keys, victim_key,
                                      victim_present, victims_observable)
+from harness.checks.routes import route_metrics, route_problem
 from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult, Evaluation, ExtraCheck, ExtraMetric, combine
 from harness.checks.slo import RULES, SLO, Rule, judge
 from harness.checks.steady import (SteadyState, first_steady_state, proxy_reach_problems, snapshot_at_or_after,
@@ -59,6 +60,7 @@ __all__ = [
     "evaluate",
     "evaluate_phases",
     "failure_span",
+    "failures_after_fault",
     "fault_effect",
     "first_steady_state",
     "first_success_after",
@@ -82,6 +84,8 @@ __all__ = [
     "replicas_by_pod",
     "role_keys",
     "rolling_error_ratio",
+    "route_metrics",
+    "route_problem",
     "serve_when_ready",
     "service_restored_after",
     "snapshot_at_or_after",

@@ -16,7 +16,9 @@ from harness.checks.extra import fault_effect
 from harness.checks.results import FAIL, UNKNOWN, CheckResult, Evaluation, ExtraCheck, ExtraMetric
 from harness.checks.slo import SLO, judge
 from harness.checks.steady import first_steady_state, snapshot_at_or_after, snapshot_before
+from harness.checks.routes import route_metrics
 from harness.checks.timeline import PhaseWindow, availability, endpoint_metrics
+from harness.servedby import agreement
 from harness.history import FaultRecord, History
 
 
@@ -115,6 +117,8 @@ def evaluate(
         "failed": int((~reqs["ok"]).sum()) if not reqs.empty else 0,
         "availability": availability(reqs, window.start, window.after_end),
         "endpoints": per_endpoint,
+        "routes": route_metrics(reqs, window),
+        "served_by": agreement(reqs),
         "churn": _churn_snapshots(history, fault, t_recovered),
         "victims": fault.victims,
         "degraded_threshold": slo.degraded_threshold,

@@ -249,3 +249,25 @@ def front_door_drop(history: History, fault: FaultRecord) -> dict[str, Any]:
             if any(p.get("name") == pod and not p.get("ready") for p in snap.pods):
                 return {"front_door_drop_s": round(snap.t - fault.t_inject, 3)}
     return {"front_door_drop_s": None}
+
+
+def failures_after_fault(history: History, fault: FaultRecord, window_s: float = 30.0) -> dict[str, Any]:
+    """What the requests that failed in the ``window_s`` seconds after the fault met: how
+    many, by error class and HTTP status, how long after the fault the last one was
+    sent (s), and how many the logs tie to a victim replica (a call in flight on it)."""
+    reqs = history.judged_requests()
+    if reqs.empty:
+        return {"failed": 0}
+    near = reqs[(reqs["t"] >= fault.t_inject - history.load_timeout_s) & (reqs["t"] <= fault.t_inject + window_s)]
+    failed = near[~near["ok"]]
+    victims = {v.get("replica_id") for v in fault.victims if v.get("replica_id")}
+    on_victim = 0
+    if "downstream" in failed and victims:
+        on_victim = int(sum(bool(set(str(d).split(",")) & victims) or r in victims
+                            for d, r in zip(failed["downstream"].fillna(""), failed["replica"])))
+    statuses = failed["status"].dropna().astype(int).value_counts().to_dict() if not failed.empty else {}
+    return {"failed": int(len(failed)),
+            "errors": {str(k): int(v) for k, v in failed["error"].fillna("none").value_counts().items()},
+            "statuses": {str(k): int(v) for k, v in statuses.items()},
+            "last_failure_after_fault_s": round(float(failed["t"].max()) - fault.t_inject, 2) if len(failed) else None,
+            "tied_to_victim_in_logs": on_victim}

@@ -20,8 +20,10 @@ import pandas as pd
 from harness.checks.identity import replica_keys, victim_present
 from harness.history import History
 from harness.observe import Snapshot
+from harness.servedby import served
 
-#: A proxy must have served this many successes in a window before we judge what it reached.
+#: A proxy must have served this many successes per replica it should reach in a window
+#: before we judge what it reached.
 MIN_REQUESTS_FOR_REACH = 10
 
 
@@ -34,27 +36,37 @@ class SteadyState:
 
 
 def proxy_reach_problems(snap: Snapshot, ok_requests: pd.DataFrame) -> list[str]:
-    """What proxies failed to reach, judged from successful requests grouped by serving pod."""
-    running = {
-        int(a["pid"]): a.get("pod")
-        for a in snap.actors
-        if a["role"] == "replica" and a.get("pid") and a.get("state") == "RUNNING"
-    }
+    """What proxies failed to reach, judged from successful requests grouped by serving pod.
+
+    Who served a request comes from Serve's logs (``harness.servedby``), or from a
+    PID the app returns; requests nobody is known to have served are not judged.
+    Only ingress replicas are expected to be reached (downstream ones are called by them).
+    """
+    running = {a.get("replica_id"): a.get("pod") for a in snap.actors
+               if a["role"] == "replica" and a.get("replica_id") and a.get("state") == "RUNNING"
+               and a.get("ingress", True)}
     problems: list[str] = []
     if ok_requests.empty or not running:
         return problems
-    for pod, group in ok_requests.groupby("pod"):
+    apps = {a.get("replica_id"): a.get("app") for a in snap.actors if a["role"] == "replica"}
+    frame = ok_requests.assign(_by=served(ok_requests)).dropna(subset=["_by"])
+    frame = frame.assign(_app=[apps.get(r, "?") for r in frame["_by"]])
+    for (pod, app), group in frame.groupby(["pod", "_app"]):
         if not pod or len(group) < MIN_REQUESTS_FOR_REACH:
             continue
-        seen = {int(p) for p in group["pid"].dropna()}
+        seen = set(group["_by"])
         stale = seen - set(running)
         if stale:
-            problems.append(f"proxy on {pod} answered from replicas not RUNNING: {sorted(stale)}")
-        local = {pid for pid, rpod in running.items() if rpod == pod}
-        expected = local or set(running)
+            problems.append(f"proxy on {pod} answered from replicas not RUNNING: {', '.join(sorted(stale))}")
+        of_app = {r: rpod for r, rpod in running.items() if apps.get(r) == app}
+        local = {r for r, rpod in of_app.items() if rpod == pod}
+        expected = local or set(of_app)
+        # Enough requests that missing a replica is not chance (several apps split the traffic).
+        if len(group) < MIN_REQUESTS_FOR_REACH * len(expected):
+            continue
         missing = expected - seen
         if missing:
-            problems.append(f"proxy on {pod} did not reach replicas {sorted(missing)}")
+            problems.append(f"proxy on {pod} did not reach replicas {', '.join(sorted(missing))}")
     return problems
 
 

@@ -1,0 +1,47 @@
+"""How long the app's replicas take to start, as the Serve controller measured it.
+
+When a replica turns RUNNING the controller logs (``ray/serve/_private/deployment_state.py``)
+``Replica(id='…', deployment='D', app='A') started successfully on node '…' after 12.3s
+(PID: 123).`` -- the time from creating the replica to its first good health check,
+its constructor included.  The slowest of these for the app's deployments is the
+replica start that recovery bounds are built on: the app's own, never an assumed one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import requests
+
+from harness.observe import Snapshot
+from harness.servedby import LOG_FILE_API
+
+STARTED_RE = re.compile(r"Replica\(id='(?P<id>[^']+)', deployment='(?P<dep>[^']*)', app='(?P<app>[^']*)'\) "
+                        r"started successfully on node '[^']*' after (?P<s>[0-9.]+)s")
+
+
+def start_times(log_text: str) -> dict[str, float]:
+    """``app/deployment -> slowest start (s)`` among the controller log's lines."""
+    out: dict[str, float] = {}
+    for m in STARTED_RE.finditer(log_text):
+        ref = f"{m.group('app')}/{m.group('dep')}"
+        out[ref] = max(out.get(ref, 0.0), float(m.group("s")))
+    return out
+
+
+def measured_start_s(dashboard: str, snap: Snapshot, timeout_s: float = 10.0) -> dict[str, float]:
+    """The Serve controller's measured replica starts (s) for the apps in ``snap``; empty when
+    its log cannot be read (the bounds then fall back to a stated default)."""
+    if not snap.controller_log or not snap.controller_node:
+        return {}
+    params: dict[str, Any] = {"node_id": snap.controller_node, "filename": snap.controller_log.lstrip("/"),
+                              "lines": 20000}
+    try:
+        resp = requests.get(dashboard.rstrip("/") + LOG_FILE_API, params=params, timeout=timeout_s)
+    except requests.RequestException:
+        return {}
+    if resp.status_code != 200:
+        return {}
+    deployed = {f"{a.get('app')}/{a.get('deployment')}" for a in snap.actors if a["role"] == "replica"}
+    return {ref: s for ref, s in start_times(resp.text).items() if ref in deployed}
