@@ -2,22 +2,67 @@
 
 Each returns ``{SLO field: seconds}`` for ``Phase.bounds``; ``settings`` is what
 ``Cluster.settings()`` recorded (Ray's node health-check settings, and on
-Kubernetes the PodGC timings).
+Kubernetes the PodGC timings) plus what the engine learnt of the app: its
+deployments' health-check period and timeout and graceful shutdown timeout
+(``AppSpec.recovery_settings``) and the slowest replica start the Serve
+controller logged (``replica_start_s``, ``harness.startup``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from runtime.ray_settings import silent_node_death_bound_s
+from runtime.ray_settings import SERVE_REPLICA_UNHEALTHY_THRESHOLD, silent_node_death_bound_s
 
 #: One probe period plus its timeout (s): when a snapshot can first show a change.
 PROBE_SLACK_S = 3.0
 #: A replacement Ray pod starting and joining the cluster (s): `ray start` on a
 #: fresh pod, image already on the node.
 POD_JOIN_S = 15.0
-#: SleepyPid's constructor (10 s) and the controller noticing the replica (s).
-REPLICA_START_S = 25.0
+#: A replica start (s) when the controller's log could not be read: stated, not measured.
+FALLBACK_REPLICA_START_S = 30.0
+#: From a replica's death to its replacement starting (the controller's loop noticing it),
+#: and from RUNNING to steady state (proxies routing to it, the probes seeing it) (s).
+REPLACE_SLACK_S = 15.0
+
+
+def replica_start_s(settings: dict[str, Any]) -> float:
+    """The app's slowest replica start (s) as Serve measured it, else the stated fallback."""
+    measured = settings.get("replica_start_s")
+    return float(measured) if measured else FALLBACK_REPLICA_START_S
+
+
+def replica_replaced_bounds(settings: dict[str, Any]) -> dict[str, float]:
+    """A dead replica (s): noticed, replaced, started (the app's own start), routed to."""
+    return {"max_recovery_s": replica_start_s(settings) + REPLACE_SLACK_S}
+
+
+def unhealthy_kill_bound_s(settings: dict[str, Any], mode: str) -> float:
+    """Latest time (s) after a replica's check_health starts failing (``raise``) or never
+    returns (``hang``: a frozen replica too) by which Serve has stopped it.
+
+    Serve marks a replica unhealthy after SERVE_REPLICA_UNHEALTHY_THRESHOLD failed checks
+    in a row; each check starts ``health_check_period_s`` (+-10 %) after the previous one
+    started, or at once after a hung one timed out; the replica then gets up to
+    ``graceful_shutdown_timeout_s`` to stop.
+    """
+    period = float(settings.get("health_check_period_s", 10.0))
+    timeout = float(settings.get("health_check_timeout_s", 30.0))
+    if mode == "raise":
+        detect = SERVE_REPLICA_UNHEALTHY_THRESHOLD * 1.1 * period
+    else:
+        detect = 1.1 * period + SERVE_REPLICA_UNHEALTHY_THRESHOLD * max(timeout, 1.1 * period)
+    return detect + float(settings.get("graceful_shutdown_timeout_s", 20.0)) + PROBE_SLACK_S
+
+
+def unhealthy_replica_bounds(mode: str) -> Any:
+    """Bounds of a replica Serve must find unhealthy and replace (``raise`` / ``hang``)."""
+
+    def bounds(settings: dict[str, Any]) -> dict[str, float]:
+        kill = unhealthy_kill_bound_s(settings, mode)
+        return {"max_fault_effect_s": kill, "max_recovery_s": kill + replica_start_s(settings) + REPLACE_SLACK_S}
+
+    return bounds
 
 
 def pods_gone_after_node_loss_s(settings: dict[str, Any], replacement_delay_s: float) -> float:
@@ -48,7 +93,7 @@ def node_loss_bounds(settings: dict[str, Any], replacement_delay_s: float,
     placed = pods_gone + POD_JOIN_S if needs_replacement_pod else 0.0
     local_pods_gone = 0.0 if settings.get("podgc_quarantine_s") is None else pods_gone
     return {"max_fault_effect_s": max(silent, local_pods_gone),
-            "max_recovery_s": max(silent, local_pods_gone, placed) + REPLICA_START_S}
+            "max_recovery_s": max(silent, local_pods_gone, placed) + replica_start_s(settings) + REPLACE_SLACK_S}
 
 
 def _health(settings: dict[str, Any]) -> dict[str, int] | None:

@@ -21,15 +21,19 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from harness import report
-from harness.checks import availability, evaluate_phases, first_steady_state
-from harness.faults import FaultPlan
-from harness.history import REQUESTS_FILE, SNAPSHOTS_FILE, FaultRecord, History, JsonlTail, read_jsonl, requests_frame
+from harness.apps import AppUnderTest, ScenarioSkipped
+from harness.checks import availability, evaluate_phases, first_steady_state, route_problem
+from harness.faults import FaultPlan, NoSuchDeployment
+from harness.history import (REQUESTS_FILE, SERVED_BY_FILE, SNAPSHOTS_FILE, FaultRecord, History, JsonlTail,
+                             read_jsonl, requests_frame)
 from harness.interrupts import DeferredInterrupt
-from harness.load import LoadGenerator, LoadSpec, resolve_endpoints
+from harness.load import LoadGenerator, LoadSpec, Traffic, resolve_endpoints
 from harness.observe import Prober, Snapshot
 from harness.outcome import PromiseBroken, RunResult, SLOViolation
 from harness.scenario import Phase, Scenario, scenario_rng
-from runtime.app.serve_config import desired_replicas, health_check_settings
+from harness.servedby import ServedByReader
+from harness.startup import measured_start_s
+from runtime.app.spec import AppSpec
 from runtime.cluster import Cluster
 from runtime.errors import ClusterLost, InfrastructureError, ServeChaosError
 from runtime.local.procs import OWNER_ENV, ROLE_ENV, RUN_ENV
@@ -42,10 +46,6 @@ Observer = Callable[[str, dict[str, Any]], None]
 
 class GateError(InfrastructureError):
     """The cluster was not at steady state before the fault: an error, not an SLO failure."""
-
-
-class ScenarioSkipped(ServeChaosError):
-    """The target cannot perform this scenario's fault (capability missing)."""
 
 
 class LoadLike(Protocol):
@@ -62,19 +62,44 @@ class ProberLike(Protocol):
     def copy(self) -> list[Snapshot]: ...
 
 
-#: ``(spec, targets, requests_file, max_duration_s, env_markers) -> load``
-LoadFactory = Callable[[LoadSpec, list[dict[str, str]], Path, float, dict[str, str]], LoadLike]
+class ServedByLike(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def copy(self) -> list[dict[str, Any]]: ...
+
+
+#: ``(spec, targets, requests_file, max_duration_s, env_markers, traffic) -> load``
+LoadFactory = Callable[[LoadSpec, list[dict[str, str]], Path, float, dict[str, str], Traffic], LoadLike]
 #: ``(dashboard_url, pods_fn, snapshots_file) -> prober``
 ProberFactory = Callable[[str, Callable[[], list[dict[str, Any]]], Path], ProberLike]
+#: ``(dashboard_url, replicas_fn, served_by_file) -> reader of Serve's request logs``
+ServedByFactory = Callable[[str, Callable[[], list[dict[str, Any]]], Path], ServedByLike]
 
 
 def _locust(spec: LoadSpec, targets: list[dict[str, str]], out: Path, max_s: float,
-            markers: dict[str, str]) -> LoadLike:
-    return LoadGenerator(spec, targets, out, max_s, markers)
+            markers: dict[str, str], traffic: Traffic) -> LoadLike:
+    return LoadGenerator(spec, targets, out, max_s, markers, traffic)
 
 
 def _dashboard_prober(dashboard: str, pods_fn: Callable[[], list[dict[str, Any]]], out: Path) -> ProberLike:
     return Prober(dashboard, pods_fn, out_path=out)
+
+
+def _log_reader(dashboard: str, replicas_fn: Callable[[], list[dict[str, Any]]], out: Path) -> ServedByLike:
+    return ServedByReader(dashboard, replicas_fn, out_path=out)
+
+
+def recent_replicas(prober: ProberLike, last: int = 10) -> list[dict[str, Any]]:
+    """Replicas of the last ``last`` good probes (about as many seconds): a replica that
+    just died still has its log read once more."""
+    out: dict[str, dict[str, Any]] = {}
+    for snap in [s for s in prober.copy()[-last:] if s.ok]:
+        for actor in snap.actors:
+            if actor["role"] == "replica" and actor.get("replica_id"):
+                out[actor["replica_id"]] = actor
+    return list(out.values())
 
 
 @dataclass(frozen=True)
@@ -91,6 +116,7 @@ class _Run:
     """The state of one scenario run while it happens (times epoch s)."""
 
     scenario: Scenario
+    app: AppSpec
     seed: int
     rng: random.Random
     run_id: str
@@ -100,6 +126,7 @@ class _Run:
     phases: list[Phase]
     load: LoadLike
     prober: ProberLike
+    served_by: ServedByLike
     faults: list[FaultRecord] = field(default_factory=list)
     plans: list[FaultPlan] = field(default_factory=list)
     recovered_live: list[float | None] = field(default_factory=list)
@@ -128,6 +155,12 @@ def _strip_health(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _replace_fault(phase: Phase, fault: Any) -> Phase:
+    from dataclasses import replace
+
+    return phase if fault is phase.fault else replace(phase, fault=fault)
+
+
 def _now_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
@@ -153,6 +186,9 @@ class Engine:
         load_factory: LoadFactory = _locust,
         prober_factory: ProberFactory = _dashboard_prober,
         tick_s: float = 1.0,
+        app: AppUnderTest | None = None,
+        served_by_factory: ServedByFactory = _log_reader,
+        start_probe: Callable[[str, Snapshot], dict[str, float]] = measured_start_s,
     ) -> None:
         self.cluster = cluster
         self.report_dir = Path(report_dir)
@@ -164,6 +200,9 @@ class Engine:
         self.load_factory = load_factory
         self.prober_factory = prober_factory
         self.tick_s = tick_s
+        self.app = app or AppUnderTest()
+        self.served_by_factory = served_by_factory
+        self.start_probe = start_probe
         self.last_result: RunResult | None = None
         self._tail: JsonlTail | None = None
 
@@ -193,11 +232,14 @@ class Engine:
             t_load_stop=run.t_load_stop if final else None,
             t_heal_start=run.t_heal_start if final else None,
             load_timeout_s=run.scenario.load.timeout_s,
-            desired_replicas=desired_replicas(run.scenario.app.to_serve_config()),
+            desired_replicas=run.app.desired_replicas(),
+            served_by=run.served_by.copy(),
         )
 
-    def prepare(self, scenario: Scenario) -> None:
-        """Bring the cluster to the scenario's settings (GCS FT, Serve config) and wait for it."""
+    def prepare(self, scenario: Scenario) -> AppSpec:
+        """Bring the cluster to the scenario's settings (GCS FT, Serve config) and wait for it.
+        Returns the app it deployed; ScenarioSkipped when the scenario does not apply."""
+        app = self.app.app_for(scenario)
         missing = [c for c in scenario.requires if not getattr(self.cluster.capabilities, c, False)]
         if missing:
             raise ScenarioSkipped(
@@ -205,7 +247,7 @@ class Engine:
                 + "; ".join(self.cluster.capabilities.why_not(c) for c in missing)
             )
         self._emit("phase", name="prepare")
-        desired = scenario.app.to_serve_config()
+        desired = app.to_serve_config()
         if bool(self.cluster.settings().get("gcs_ft")) != scenario.gcs_ft:
             self.cluster.set_gcs_ft(scenario.gcs_ft, serve_config=desired)
             time.sleep(2.0)
@@ -220,40 +262,52 @@ class Engine:
         except ServeChaosError as err:
             raise GateError(f"cluster not ready before {scenario.name}: {err.what}",
                             evidence=err.evidence, hint=err.hint) from None
+        return app
 
     def _new_run(self, scenario: Scenario) -> _Run:
         seed = self.seed if self.seed is not None else random.SystemRandom().randrange(2**31)
         run_id = f"{_now_id()}-{scenario.name}-{secrets.token_hex(2)}"
         run_dir = self.report_dir / run_id
         started = time.time()
-        self.prepare(scenario)
+        app = self.prepare(scenario)
         run_dir.mkdir(parents=True, exist_ok=True)
         settings = dict(self.cluster.settings())
-        settings.update(health_check_settings(scenario.app.to_serve_config()))
+        aimed = self.app.deployment if self.app.deployment and app is self.app.base else None
+        settings.update(app.recovery_settings(aimed))
+        settings["app"] = app.label()
         settings["ray_version"] = report.ray_version()
         endpoints = self.cluster.endpoints()
         pods = self.cluster.pods()
         targets = resolve_endpoints(scenario.load, endpoints, {p.name: p.role for p in pods},
                                     {p.name for p in pods if p.ready})
         markers = {ROLE_ENV: "load", OWNER_ENV: str(os.getpid()), **({RUN_ENV: self.run_label} if self.run_label else {})}
-        phases = scenario.phases()
+        phases = [_replace_fault(p, p.fault.for_app(app, self.app.deployment)) for p in scenario.phases()]
         max_load_s = scenario.gate_timeout_s + scenario.warmup_s + sum(p.deadline_s + p.delay_s for p in phases) + 300
-        load = self.load_factory(scenario.load, targets, run_dir / REQUESTS_FILE, max_load_s, markers)
+        traffic = Traffic(tuple(r.model_dump() for r in app.routes()), f"sc{secrets.token_hex(3)}", self.app.locustfile)
+        load = self.load_factory(scenario.load, targets, run_dir / REQUESTS_FILE, max_load_s, markers, traffic)
         prober = self.prober_factory(endpoints.dashboard, lambda: [p.to_dict() for p in self.cluster.pods()],
                                      run_dir / SNAPSHOTS_FILE)
-        return _Run(scenario, seed, scenario_rng(seed, scenario.name), run_id, run_dir, started, settings, phases,
-                    load, prober)
+        served_by = self.served_by_factory(endpoints.dashboard, lambda: recent_replicas(prober),
+                                           run_dir / SERVED_BY_FILE)
+        return _Run(scenario, app, seed, scenario_rng(seed, scenario.name), run_id, run_dir, started, settings,
+                    phases, load, prober, served_by)
 
     # ------------------------------------------------------------------ run
     def run(self, scenario: Scenario) -> RunResult:
-        run = self._new_run(scenario)
+        try:
+            run = self._new_run(scenario)
+        except ScenarioSkipped as err:
+            self.last_result = self._skipped(scenario, err.one_line())
+            raise
         try:
             run.prober.start()
+            run.served_by.start()
             run.load.start()
             run.t_load_start = time.time()
             self._emit("phase", name="warmup", seconds=scenario.warmup_s)
             time.sleep(scenario.warmup_s)
             run.t_gate = self._gate(run)
+            self._measure_start(run)
             self._run_phases(run)
         except KeyboardInterrupt:
             run.status_override = "interrupted"
@@ -261,6 +315,9 @@ class Engine:
             raise
         except ClusterLost as err:
             run.status_override, run.error = "interrupted", err.one_line()
+            raise
+        except ScenarioSkipped as err:
+            run.status_override, run.error = "skipped", err.one_line()
             raise
         except ServeChaosError as err:
             run.error = err.one_line()
@@ -285,7 +342,12 @@ class Engine:
             if phase.delay_s:
                 self._emit("phase", name="wait", seconds=phase.delay_s)
                 self._wait(run, phase.delay_s)
-            plan = phase.fault.plan(self._latest_ok(run.prober), self.cluster.pods(), run.rng)
+            try:
+                plan = phase.fault.plan(self._latest_ok(run.prober), self.cluster.pods(), run.rng)
+            except NoSuchDeployment as err:
+                if run.faults:
+                    raise
+                raise ScenarioSkipped(f"{run.scenario.name} does not apply to {run.app.label()}: {err.what}") from None
             run.plans.append(plan)
             self._emit("plan", plan=plan, phase=phase.name)
             if self.confirm is not None and not self.confirm(plan):
@@ -330,6 +392,7 @@ class Engine:
 
     def _conclude(self, run: _Run) -> RunResult:
         """Judge the run and write its artifacts (always, whatever happened before)."""
+        run.served_by.stop()
         run.prober.stop()
         history = self._history(run, final=True, events=self._events(run.events_since))
         evaluation = evaluate_phases(history, run.phases, run.scenario.hold_s, run.settings,
@@ -348,6 +411,22 @@ class Engine:
         self._emit("done", result=result)
         return result
 
+    def _skipped(self, scenario: Scenario, reason: str) -> RunResult:
+        """A verdict for a scenario that does not apply here: status ``skipped`` and why."""
+        run_id = f"{_now_id()}-{scenario.name}-{secrets.token_hex(2)}"
+        run_dir = self.report_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        history = History(requests=requests_frame([]))
+        now = time.time()
+        verdict = report.verdict(
+            scenario=scenario, run_id=run_id, status="skipped", seed=self.seed or 0, settings={"app": self.app.base.label()},
+            started=now, finished=now, evaluation=None, history=history, plans=[], t_gate=None, error=reason,
+            cluster_healthy=True, t_recovered_live=[], target=self.cluster.name)
+        report.write_run(run_dir, history, verdict)
+        result = RunResult(scenario, run_id, run_dir, "skipped", None, history, None, verdict, reason, True)
+        self._emit("done", result=result)
+        return result
+
     def _abort_reason(self, history: History, fault: FaultRecord) -> str:
         """Availability over the last ``window_s`` of *judged* requests (hung requests are
         judged only when they time out) below the floor, for a full window after the fault."""
@@ -363,6 +442,13 @@ class Engine:
             return (f"aborted: availability {recent:.3f} below {self.abort.min_availability} "
                     f"for {self.abort.window_s:.0f} s")
         return ""
+
+    def _measure_start(self, run: _Run) -> None:
+        """The app's slowest replica start (s), as the Serve controller logged it; the
+        recovery bounds are built on it (``replica_start_s``; None if unreadable)."""
+        starts = self.start_probe(self.cluster.endpoints().dashboard, self._latest_ok(run.prober))
+        run.settings["replica_starts_s"] = starts
+        run.settings["replica_start_s"] = max(starts.values()) if starts else None
 
     def _wait(self, run: _Run, seconds: float) -> None:
         """Let load run between faults, still ticking the live view."""
@@ -402,7 +488,7 @@ class Engine:
     def _settle(self, run: _Run, timeout_s: float = 180.0) -> None:
         """Wait until the probes (no load) show steady state: the next scenario starts clean."""
         t0 = time.time()
-        want = desired_replicas(run.scenario.app.to_serve_config())
+        want = run.app.desired_replicas()
 
         def steady() -> None:
             history = History(requests=requests_frame([]), snapshots=run.prober.copy(), desired_replicas=want)
@@ -447,6 +533,10 @@ class Engine:
         def steady() -> float:
             self._check_there()
             history = self._history(run)
+            wrong = route_problem(history, run.app.routes())
+            if wrong:
+                raise GateError(wrong, evidence=str(run.run_dir / REQUESTS_FILE),
+                                hint="check --requests (path, method, expect_status) against your app")
             # Judge only a recent window: the cluster must be steady now, not earlier.
             t_from = max(run.t_load_start + 0.5, time.time() - 2 * scenario.hold_s - 2.0)
             t_steady, reason = first_steady_state(history, t_from, scenario.hold_s)
@@ -457,6 +547,8 @@ class Engine:
 
         try:
             return wait_until(steady, scenario.gate_timeout_s, self.tick_s, what="steady state before the fault")
+        except GateError:
+            raise
         except InfrastructureError as err:
             raise GateError(err.what, evidence=str(run.run_dir),
                             hint="the cluster was unhealthy before the fault; check `serve-chaos status`") from None

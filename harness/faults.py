@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from harness.checks import CheckResult, fault_effect, partition_effect
 from harness.history import FaultRecord, History
 from harness.observe import Snapshot
+from runtime.app.spec import HEALTH_ROUTE, AppSpec
 from runtime.cluster import ActionRecord, Cluster, PodInfo
 from runtime.errors import InfrastructureError
 
@@ -34,15 +35,32 @@ class FaultPlan:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+#: ``Fault.deployment`` meaning "a deployment that another one calls" (not an ingress).
+DOWNSTREAM = "downstream"
+
+
+class NoSuchDeployment(FaultNotApplicable):
+    """The app has nothing the fault aims at (no such deployment, no downstream one):
+    the scenario does not apply to this app, it is skipped with this reason."""
+
+
 @dataclass(frozen=True)
 class Fault:
-    """Base class.  ``requires`` lists Capabilities flags the target must have."""
+    """Base class.  ``requires`` lists Capabilities flags the target must have.
+
+    ``deployment`` aims the fault: ``app/deployment`` (its replicas, or the nodes
+    hosting them), ``downstream`` (a deployment other deployments call), or None
+    (any replica of the app under test).
+    """
 
     name: ClassVar[str] = "fault"
     requires: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
     #: Whether ``heal`` has work to do even after Ray recovered by itself.
     heal_after_recovery: ClassVar[bool] = False
+    #: Whether ``deployment`` changes what this fault does (the engine aims only these).
+    aimable: ClassVar[bool] = False
+    deployment: str | None = None
 
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
         raise NotImplementedError
@@ -63,7 +81,39 @@ class Fault:
         return fault_effect(history, record)
 
     def describe(self) -> str:
-        return self.summary
+        aim = f" [{self.deployment}]" if self.deployment else ""
+        return self.summary + aim
+
+    def for_app(self, app: AppSpec, deployment: str | None) -> "Fault":
+        """This fault for the app under test: aimed at ``deployment`` when it is aimable and
+        not aimed already (a scenario aimed at ``downstream`` stays so)."""
+        if self.aimable and self.deployment is None and deployment is not None:
+            return replace(self, deployment=deployment)
+        return self
+
+    def aimed_replicas(self, snap: Snapshot) -> list[dict[str, Any]]:
+        """The RUNNING replicas this fault may hit, by ``deployment``."""
+        return aimed(snap, self.deployment)
+
+
+def aimed(snap: Snapshot, deployment: str | None) -> list[dict[str, Any]]:
+    """RUNNING replicas of ``deployment`` (``app/name``, ``downstream`` or None: any).
+    NoSuchDeployment when the app has none: the fault does not apply to it."""
+    running = [a for a in snap.actors if a["role"] == "replica" and a.get("state") == "RUNNING"]
+    if deployment is None:
+        return running
+    if deployment == DOWNSTREAM:
+        called = {(app, dep) for app, info in snap.apps.items() for dep in info.get("downstream") or []}
+        if snap.apps and not called:
+            raise NoSuchDeployment("no deployment of the app is called by another (no DeploymentHandle "
+                                   "composition): there is no downstream replica to aim at")
+        return [a for a in running if (a.get("app"), a.get("deployment")) in called]
+    app, _, name = deployment.partition("/")
+    found = [a for a in running if a.get("app") == app and a.get("deployment") == name]
+    if not found and not any(a.get("app") == app and a.get("deployment") == name
+                             for a in snap.actors if a["role"] == "replica"):
+        raise NoSuchDeployment(f"the app has no deployment {deployment}")
+    return found
 
 
 def _pick(items: list[Any], rng: random.Random, what: str) -> Any:
@@ -84,7 +134,9 @@ def _record(plan: FaultPlan, action: ActionRecord, t_inject: float | None = None
 
 
 def _actor_victim(actor: dict[str, Any]) -> dict[str, Any]:
-    return {k: actor.get(k) for k in ("role", "actor_id", "pid", "name", "pod", "node_ip")}
+    return {k: actor.get(k) for k in ("role", "actor_id", "pid", "name", "pod", "node_ip", "app", "deployment",
+                                      "replica_id") if k in actor or k in ("role", "actor_id", "pid", "name", "pod",
+                                                                          "node_ip")}
 
 
 @dataclass(frozen=True)
@@ -99,8 +151,11 @@ class ActorKill(Fault):
 
     def candidates(self, snap: Snapshot, pods: list[PodInfo]) -> list[dict[str, Any]]:
         roles = {p.name: p.role for p in pods}
+        aimed_ids = {a.get("actor_id") for a in self.aimed_replicas(snap)} if self.role == "replica" else None
         out = []
         for actor in snap.actors:
+            if aimed_ids is not None and actor.get("actor_id") not in aimed_ids:
+                continue
             if actor["role"] != self.role or not actor.get("name"):
                 continue
             if self.role == "replica" and actor.get("state") != "RUNNING":
@@ -133,15 +188,26 @@ class ReplicaKill(ActorKill):
     name: ClassVar[str] = "replica_kill"
     role: ClassVar[str] = "replica"
     no_restart: ClassVar[bool] = True
-    summary: ClassVar[str] = "ray.kill one RUNNING SleepyPid replica with no_restart=True"
+    aimable: ClassVar[bool] = True
+    summary: ClassVar[str] = "ray.kill one RUNNING replica with no_restart=True"
 
 
 @dataclass(frozen=True)
 class ProxyKill(ActorKill):
+    """A proxy; aimed at a deployment, the proxy of a node that hosts one of its replicas."""
+
     name: ClassVar[str] = "proxy_kill"
     role: ClassVar[str] = "proxy"
     no_restart: ClassVar[bool] = False
+    aimable: ClassVar[bool] = True
     summary: ClassVar[str] = "ray.kill one ProxyActor with no_restart=False"
+
+    def candidates(self, snap: Snapshot, pods: list[PodInfo]) -> list[dict[str, Any]]:
+        found = super().candidates(snap, pods)
+        if self.deployment is None:
+            return found
+        hosts = {a.get("node_id") for a in self.aimed_replicas(snap)}
+        return [a for a in found if a.get("node_id") in hosts]
 
 
 @dataclass(frozen=True)
@@ -183,10 +249,11 @@ class MassReplicaKill(Fault):
 
     name: ClassVar[str] = "all_replicas_kill"
     requires: ClassVar[tuple[str, ...]] = ("kill_actor",)
+    aimable: ClassVar[bool] = True
     summary: ClassVar[str] = "ray.kill every RUNNING replica with no_restart=True"
 
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
-        victims = [_actor_victim(a) for a in snap.actors if a["role"] == "replica" and a.get("state") == "RUNNING"]
+        victims = [_actor_victim(a) for a in self.aimed_replicas(snap)]
         if not victims:
             raise FaultNotApplicable("no RUNNING replica to kill")
         return FaultPlan(self.name, f"ray.kill all {len(victims)} replicas (no_restart=True)", victims,
@@ -210,9 +277,10 @@ def _pod_victims(snap: Snapshot, pods: list[PodInfo], names: set[str]) -> list[d
     return victims
 
 
-def _serving_pods(snap: Snapshot, pods: list[PodInfo], role: str) -> list[PodInfo]:
-    """Running pods of ``role`` that host at least one RUNNING replica (so the fault costs something)."""
-    hosting = {a.get("pod") for a in snap.actors if a["role"] == "replica" and a.get("state") == "RUNNING"}
+def _serving_pods(snap: Snapshot, pods: list[PodInfo], role: str, deployment: str | None = None) -> list[PodInfo]:
+    """Running pods of ``role`` that host at least one RUNNING replica (of ``deployment``, when
+    aimed) -- so the fault costs something."""
+    hosting = {a.get("pod") for a in aimed(snap, deployment)}
     return [p for p in pods if p.role == role and p.phase == "Running" and p.name in hosting]
 
 
@@ -224,6 +292,7 @@ class PodKill(Fault):
     name: ClassVar[str] = "pod_kill"
     requires: ClassVar[tuple[str, ...]] = ("kill_pod",)
     summary: ClassVar[str] = "delete one pod (kubectl delete pod)"
+    aimable: ClassVar[bool] = True
     pod_role: str = "worker"
     graceful: bool = True
     grace_period_s: float = 30.0
@@ -234,7 +303,7 @@ class PodKill(Fault):
         if self.pod_role == "head":
             candidates = [p for p in pods if p.role == "head" and p.phase == "Running"]
         else:
-            candidates = _serving_pods(snap, pods, self.pod_role)
+            candidates = _serving_pods(snap, pods, self.pod_role, self.deployment)
         pod = _pick(candidates, rng, f"Running {self.pod_role} pod hosting replicas")
         if self.restarts_cluster:
             victims = _pod_victims(snap, pods, {p.name for p in pods if p.role in ("head", "worker")})
@@ -263,11 +332,13 @@ class NodeLoss(Fault):
     name: ClassVar[str] = "node_loss"
     requires: ClassVar[tuple[str, ...]] = ("kill_node",)
     summary: ClassVar[str] = "lose a worker node (network cut, then SIGKILL)"
+    aimable: ClassVar[bool] = True
     pod_role: str = "worker"
     replacement_delay_s: float = 10.0
 
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
-        pod = _pick(_serving_pods(snap, pods, self.pod_role), rng, f"{self.pod_role} node hosting replicas")
+        pod = _pick(_serving_pods(snap, pods, self.pod_role, self.deployment), rng,
+                    f"{self.pod_role} node hosting replicas")
         on_node = {p.name for p in pods if p.node == pod.node}
         victims = _pod_victims(snap, pods, on_node)
         ray_nodes = [n for n in snap.nodes if n.get("pod") in on_node]
@@ -288,11 +359,13 @@ class PodPartition(Fault):
     name: ClassVar[str] = "pod_partition"
     requires: ClassVar[tuple[str, ...]] = ("partition_pod",)
     summary: ClassVar[str] = "partition one worker pod from everything, then heal"
+    aimable: ClassVar[bool] = True
     pod_role: str = "worker"
     duration_s: float = 30.0
 
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
-        pod = _pick(_serving_pods(snap, pods, self.pod_role), rng, f"{self.pod_role} pod hosting replicas")
+        pod = _pick(_serving_pods(snap, pods, self.pod_role, self.deployment), rng,
+                    f"{self.pod_role} pod hosting replicas")
         ray_nodes = [n["node_id"] for n in snap.nodes if n.get("pod") == pod.name]
         # Nothing is expected to go away: the pod is only unreachable for a while.
         return FaultPlan(self.name, f"partition pod {pod.name} for {self.duration_s:g} s", [],
@@ -345,6 +418,11 @@ class HealthCheckFailure(Fault):
     name: ClassVar[str] = "health_check_failure"
     requires: ClassVar[tuple[str, ...]] = ("kill_actor",)
     mode: str = "raise"
+    #: The app's toggle route (its route prefix + HEALTH_ROUTE).
+    path: str = HEALTH_ROUTE
+
+    def for_app(self, app: AppSpec, deployment: str | None) -> "Fault":
+        return replace(self, path=app.health_toggle_path() or self.path)
 
     def __post_init__(self) -> None:
         if self.mode not in ("raise", "hang"):
@@ -361,14 +439,12 @@ class HealthCheckFailure(Fault):
         # Through one pod's own proxy, which prefers its node's replicas: the reply's
         # PID then names a replica on that pod (PIDs repeat across pods on Kubernetes).
         pod = _pick(sorted({r["pod"] for r in replicas if r.get("pod")}), rng, "pod hosting replicas")
-        return FaultPlan(self.name, f"POST /-/chaos/health?mode={self.mode} to the proxy of pod {pod} "
+        return FaultPlan(self.name, f"POST {self.path}?mode={self.mode} to the proxy of pod {pod} "
                                     "(the replica it reaches is the victim)", [],
                          {"mode": self.mode, "pod": pod, "replicas": replicas})
 
     def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
         import requests
-
-        from runtime.app.serve_config import HEALTH_ROUTE
 
         pod = plan.params["pod"]
         base = cluster.endpoints().pods.get(pod)
@@ -376,7 +452,7 @@ class HealthCheckFailure(Fault):
             raise InfrastructureError(f"pod {pod} has no Serve endpoint to switch a health check through")
         t0 = time.time()
         try:
-            body = requests.post(f"{base}{HEALTH_ROUTE}?mode={self.mode}", timeout=10).json()
+            body = requests.post(f"{base}{self.path}?mode={self.mode}", timeout=10).json()
         except (requests.RequestException, ValueError) as err:
             raise InfrastructureError(f"could not switch a replica's health check: {err}") from None
         t1 = time.time()
@@ -394,6 +470,30 @@ class HealthCheckFailure(Fault):
         return actions
 
 
+@dataclass(frozen=True)
+class ReplicaHang(Fault):
+    """Freeze one RUNNING replica's process (SIGSTOP): Ray still counts it alive, it
+    answers nothing -- requests, handle calls, health checks -- until Serve's health
+    check times out and the controller replaces it.  Works on any app.  Heal: SIGCONT
+    whatever is still frozen (Serve's kill ends a stopped process too)."""
+
+    name: ClassVar[str] = "replica_hang"
+    requires: ClassVar[tuple[str, ...]] = ("signal_process",)
+    aimable: ClassVar[bool] = True
+    heal_after_recovery: ClassVar[bool] = True
+    summary: ClassVar[str] = "freeze one RUNNING replica's process (SIGSTOP)"
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        replica = _pick([a for a in self.aimed_replicas(snap) if a.get("pid") and a.get("pod")], rng,
+                        "RUNNING replica with a known PID and pod")
+        return FaultPlan(self.name, f"SIGSTOP replica {replica.get('app')}/{replica.get('deployment')} "
+                                    f"pid {replica['pid']} on {replica['pod']}",
+                         [_actor_victim(replica)], {"pod": replica["pod"], "pid": replica["pid"]})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        return _record(plan, cluster.signal_process(plan.params["pod"], int(plan.params["pid"]), "STOP"))
+
+
 def replica_answering(replicas: list[dict[str, Any]], pid: Any, pod: str) -> dict[str, Any]:
     """The replica whose PID answered a request sent through ``pod``'s proxy: one on that
     pod, else the only one anywhere with that PID; refused when it cannot be told apart."""
@@ -408,5 +508,5 @@ def replica_answering(replicas: list[dict[str, Any]], pid: Any, pod: str) -> dic
 
 CATALOGUE: dict[str, type[Fault]] = {
     cls.name: cls for cls in (ReplicaKill, ProxyKill, ControllerKill, MassReplicaKill, PodKill, NodeLoss,
-                              PodPartition, RedisLoss, HealthCheckFailure)
+                              PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang)
 }

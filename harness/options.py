@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from harness.apps import AppUnderTest
 from harness.outputs import check_dir, check_file
 from harness.targets import TargetOptions
 from runtime.errors import ConfigError
@@ -56,6 +57,7 @@ class RunOptions(BaseModel):
     history_dir: Path | None = None
     html: Path | None = None
     target: TargetOptions = TargetOptions()
+    app: AppUnderTest = AppUnderTest()
 
     @field_validator("load_rate")
     @classmethod

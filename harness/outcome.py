@@ -69,24 +69,35 @@ class RunResult:
         return lines
 
     def explained(self) -> bool:
-        """Passed, or failed only where Ray is known to break its promise (each still reproducing)."""
+        """Passed, skipped (the scenario does not apply), or failed only where Ray is known to
+        break its promise (each still reproducing)."""
+        if self.status == "skipped":
+            return True
         if self.status == PASS:
             return not self.stale_known_broken()
         if self.evaluation is None or self.status != "fail":
             return False
-        known = set(self.known_in_play())
+        known = set(self.known_in_play()) | set(self.scenario.known_intermittent)
         return {c.name for c in self.evaluation.violations()} <= known and not self.stale_known_broken()
+
+    def intermittent_seen(self) -> list[str]:
+        """The intermittent deviations this run reproduced (their checks failed)."""
+        if self.evaluation is None:
+            return []
+        return [c.name for c in self.evaluation.violations() if c.name in self.scenario.known_intermittent]
 
     def assert_promises(self) -> None:
         """Fail on every violated SLO and every known deviation that stopped reproducing;
         then raise PromiseBroken for the known-broken ones (a strict xfail).  A known Ray
         bug can never hide an unexpected failure, nor outlive its fix unnoticed."""
         known = set(self.known_in_play())
+        intermittent = set(self.scenario.known_intermittent)
         evidence = f"(evidence: {self.run_dir / 'verdict.json'})"
-        other = self.violation_lines(exclude=known) + self.stale_known_broken()
+        other = self.violation_lines(exclude=known | intermittent) + self.stale_known_broken()
         if other:
             raise SLOViolation("\n".join(other + [evidence]))
-        broken = self.violation_lines(names=known)
+        broken = self.violation_lines(names=known | intermittent)
         if broken:
-            reasons = [f"{name}: {why}" for name, why in self.scenario.known_broken.items()]
+            why = {**self.scenario.known_broken, **self.scenario.known_intermittent}
+            reasons = [f"{name}: {why[name]}" for name in sorted(known | set(self.intermittent_seen()))]
             raise PromiseBroken("\n".join(broken + reasons + [evidence]))

@@ -19,7 +19,7 @@ from harness.engine import Engine, RunResult, ScenarioSkipped
 from harness.interrupts import interrupt_on_stop_signals
 from harness.scenario import Scenario
 from harness.options import RunOptions, parse_seed
-from harness.targets import TargetOptions, build_cluster
+from harness.targets import TargetOptions, build_cluster, check_app_fits
 from runtime.cluster import Cluster
 from runtime.errors import ClusterLost, ConfigError, ServeChaosError
 
@@ -42,6 +42,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--namespace", default="serve-chaos", help="kind target: namespace of our resources")
     group.addoption("--node-loss-hook", default=None,
                     help="kube target: command that removes node {node} (non-kind clusters)")
+    group.addoption("--app", default=None, help="your Serve config (default: the bundled SleepyPid)")
+    group.addoption("--app-dir", default=None, help="directory with the code --app imports")
+    group.addoption("--image", default=None, help="kind: image with Ray 2.60 and your code (instead of --app-dir)")
+    group.addoption("--requests", default=None, help="YAML list of requests the load sends")
+    group.addoption("--locustfile", default=None, help="your Locust HttpUser whose tasks make the requests")
+    group.addoption("--deployment", default=None, help="app/deployment that replica, pod and node faults aim at")
+    group.addoption("--health-toggle", action="store_true", default=False,
+                    help="your app answers POST <route_prefix>/-/chaos/health?mode=raise|hang|ok")
 
 
 def run_options(config: pytest.Config) -> RunOptions:
@@ -54,13 +62,20 @@ def run_options(config: pytest.Config) -> RunOptions:
         rate_value = float(rate) if rate is not None else None
     except ValueError:
         raise ConfigError(f"--load-rate {rate!r} must be a number of requests/s in (0, 2000]") from None
+    from harness.appoptions import app_spec, app_under_test
+
+    spec = app_spec(config.getoption("--app"), config.getoption("--app-dir"), config.getoption("--image"),
+                    config.getoption("--requests"), config.getoption("--health-toggle"))
+    under_test = app_under_test(spec, config.getoption("--deployment"), config.getoption("--requests"),
+                                config.getoption("--locustfile"))
     target = TargetOptions(target=config.getoption("--target"), config_file=cfg,
                            kube_context=config.getoption("--kube-context"),
                            allowed_contexts=tuple(config.getoption("--allow-context")),
                            namespace=config.getoption("--namespace"),
-                           node_loss_hook=config.getoption("--node-loss-hook"))
+                           node_loss_hook=config.getoption("--node-loss-hook"), app=spec)
     return RunOptions.build(seed=parse_seed(config.getoption("--seed")), report_dir=Path(config.getoption("--report-dir")),
-                            load_rate=rate_value, keep_cluster=config.getoption("--keep-cluster"), target=target)
+                            load_rate=rate_value, keep_cluster=config.getoption("--keep-cluster"), target=target,
+                            app=under_test)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -101,6 +116,7 @@ def chaos_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     try:
         cluster = make_cluster(request.config)
         cluster.up()
+        check_app_fits(cluster, request.config.stash[OPTIONS_KEY].app.base)
         cluster.lock("pytest " + " ".join(request.config.invocation_params.args))
     except ConfigError as err:
         pytest.exit(f"serve-chaos: {err.one_line()}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -119,7 +135,8 @@ def chaos_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def chaos_engine(request: pytest.FixtureRequest, chaos_cluster: Cluster) -> Engine:
     options = request.config.stash[OPTIONS_KEY]
-    return Engine(chaos_cluster, options.report_dir, seed=options.seed, run_label=chaos_cluster.label)
+    return Engine(chaos_cluster, options.report_dir, seed=options.seed, run_label=chaos_cluster.label,
+                  app=options.app)
 
 
 @pytest.fixture

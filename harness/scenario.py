@@ -9,8 +9,11 @@ from typing import Any, Callable
 from harness.checks import CHURN_KINDS, SLO, ExtraCheck, ExtraMetric, valid_churn_kind
 from harness.faults import Fault
 from harness.load import LoadSpec
-from runtime.app.serve_config import SCENARIO_APP, SleepyPidConfig
+from runtime.app.spec import AppSpec
 from runtime.errors import ConfigError
+
+#: What a scenario may need of the app under test (``Scenario.needs``).
+APP_NEEDS = ("health_toggle",)
 
 
 Bounds = Callable[[dict[str, Any]], dict[str, float]]
@@ -67,6 +70,17 @@ class Scenario:
     - ``gate_timeout_s``: how long the pre-fault steady state may take.
     - ``known_broken``: check name -> why real Ray breaks that promise; the
       scenario's test turns exactly these into a strict xfail.
+    - ``known_intermittent``: check name -> why real Ray *sometimes* breaks that
+      promise (a race): a run where it fails is an xfail naming it, a run where
+      it holds passes -- it can never hide another failure.
+
+    The app: ``app`` None runs the app under test (SleepyPid, or the user's
+    ``--app``).  A scenario shaped around one of our examples names it in
+    ``app``: it runs when the run tests the bundled app; with a user's app
+    ``on_user_app`` says ``run`` (the user's app instead) or ``skip`` (with
+    ``skip_reason``).  ``app_options``: Serve deployment options the scenario
+    sets on every deployment (e.g. a fast health check).  ``needs``: what the
+    app must offer (``health_toggle``), else the scenario is skipped.
     """
 
     name: str
@@ -76,7 +90,11 @@ class Scenario:
     slo: SLO
     expected_churn: dict[str, str]
     load: LoadSpec = field(default_factory=LoadSpec)
-    app: SleepyPidConfig = SCENARIO_APP
+    app: AppSpec | None = None
+    on_user_app: str = "run"
+    skip_reason: str = ""
+    app_options: dict[str, Any] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
     gcs_ft: bool = True
     warmup_s: float = 2.0
     hold_s: float = 3.0
@@ -85,6 +103,7 @@ class Scenario:
     after_recovery_s: float = 0.0
     gate_timeout_s: float = 90.0
     known_broken: dict[str, str] = field(default_factory=dict)
+    known_intermittent: dict[str, str] = field(default_factory=dict)
     extra_requires: tuple[str, ...] = ()
     #: Scenario-specific pure checks ``(history, fault) -> CheckResult``.
     extra_checks: tuple[ExtraCheck, ...] = ()
@@ -112,6 +131,12 @@ class Scenario:
                 raise ConfigError(f"scenario {self.name}: {name} must be >= 0 seconds")
         if self.deadline_s < self.min_observe_s:
             raise ConfigError(f"scenario {self.name}: deadline_s must be >= min_observe_s")
+        if self.on_user_app not in ("run", "skip") or (self.on_user_app == "skip" and not self.skip_reason):
+            raise ConfigError(f"scenario {self.name}: on_user_app must be run, or skip with a skip_reason")
+        unknown = [n for n in self.needs if n not in APP_NEEDS]
+        if unknown:
+            raise ConfigError(f"scenario {self.name}: unknown app need {unknown[0]!r}",
+                              hint=f"use one of {', '.join(APP_NEEDS)}")
         names = [f.name for f in self.followups]
         if len(set(names)) != len(names) or "main" in names:
             raise ConfigError(f"scenario {self.name}: follow-up names must be unique and not 'main'")
@@ -137,7 +162,9 @@ class Scenario:
             "slo": asdict(self.slo),
             "expected_churn": dict(self.expected_churn),
             "load": asdict(self.load),
-            "app": asdict(self.app),
+            "app": self.app.label() if self.app else "the app under test",
+            "app_options": dict(self.app_options),
+            "needs": list(self.needs),
             "gcs_ft": self.gcs_ft,
             "timing": {
                 "warmup_s": self.warmup_s,
@@ -148,6 +175,7 @@ class Scenario:
                 "gate_timeout_s": self.gate_timeout_s,
             },
             "known_broken": dict(self.known_broken),
+            "known_intermittent": dict(self.known_intermittent),
             "requires": list(self.requires),
             "extra_checks": [getattr(c, "__name__", str(c)) for c in self.extra_checks],
             "followups": [{"name": f.name, "fault": f.fault.describe(), "slo": asdict(f.slo),

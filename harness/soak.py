@@ -13,7 +13,6 @@ import random
 from harness.catalog import load_scenarios
 from harness.load import LoadSpec
 from harness.scenario import Followup, Scenario
-from runtime.app.serve_config import SCENARIO_APP
 from runtime.errors import ConfigError
 
 #: Faults a soak may draw.  The controller kill is left out: the proxies it
@@ -36,8 +35,13 @@ EXCLUDED = {
     "strict_spreading": "its promise needs max_replicas_per_node=1 and 3 replicas; the soak's app has 2 per node",
 }
 MAX_FAULTS = 200
-#: One app for every fault of a soak: the scenarios' app (Serve's default health checks).
-SOAK_APP = SCENARIO_APP
+#: Faults a soak of an app without the health toggle leaves out.
+NEEDS_TOGGLE = ("health_check_raise_default",)
+
+
+def soak_faults(health_toggle: bool) -> tuple[str, ...]:
+    """The default faults of a soak of an app (with or without the documented health toggle)."""
+    return SOAK_FAULTS if health_toggle else tuple(n for n in SOAK_FAULTS if n not in NEEDS_TOGGLE)
 
 
 def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_interval_s: float = 60.0,
@@ -55,12 +59,13 @@ def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_i
     if excluded:
         raise ConfigError(f"{', '.join(excluded)} cannot join a soak: {EXCLUDED[excluded[0]]}",
                           hint=f"choose from: {', '.join(SOAK_FAULTS)}")
-    # Every fault keeps its scenario's SLOs, and those bounds follow from the
-    # health-check settings: a scenario that needs others cannot join the soak.
-    clash = [n for n in names if catalogue[n].app.effective_health_check() != SOAK_APP.effective_health_check()]
+    # Every fault keeps its scenario's SLOs, and those bounds follow from the app's
+    # settings: a scenario that reshapes the app cannot join a soak of one app.
+    clash = [n for n in names if catalogue[n].app_options or catalogue[n].on_user_app == "skip"
+             or (catalogue[n].app is not None and catalogue[n].app.bundled != "sleepy_pid")]
     if clash:
-        raise ConfigError(f"soak fault(s) {', '.join(clash)} need other health-check settings than the soak's app",
-                          hint=f"choose from: {', '.join(SOAK_FAULTS)}")
+        raise ConfigError(f"soak fault(s) {', '.join(clash)} need another app or other deployment settings than "
+                          "the soak's", hint=f"choose from: {', '.join(SOAK_FAULTS)}")
     rng = random.Random(f"soak:{seed}")
     count = min(MAX_FAULTS, max(1, math.ceil(duration_s / max(min_interval_s, 1.0)) + 1))
     picks = [catalogue[rng.choice(names)] for _ in range(count)]
@@ -72,7 +77,7 @@ def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_i
         followups.append(Followup(
             name=name, fault=sc.fault, slo=sc.slo, expected_churn=sc.expected_churn,
             extra_checks=sc.extra_checks, extra_metrics=sc.extra_metrics,
-            min_observe_s=sc.min_observe_s, deadline_s=sc.deadline_s,
+            min_observe_s=sc.min_observe_s, deadline_s=sc.deadline_s, bounds=sc.bounds,
             delay_s=round(rng.uniform(min_interval_s, max_interval_s), 1),
         ))
         known.update({f"{name}.{check}": why for check, why in sc.known_broken.items()})
@@ -85,7 +90,8 @@ def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_i
         expected_churn=first.expected_churn,
         extra_checks=first.extra_checks,
         extra_metrics=first.extra_metrics,
-        app=SOAK_APP,
+        needs=tuple(dict.fromkeys(n for sc in picks for n in sc.needs)),
+        bounds=first.bounds,
         load=LoadSpec(rate=rate, endpoints=("front", "role:head", "pods:worker")),
         followups=tuple(followups),
         known_broken=known,

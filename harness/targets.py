@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runtime.app.serve_config import SCENARIO_APP
+from runtime.app.spec import AppSpec
 from runtime.cluster import Cluster
 from runtime.errors import ConfigError
 
@@ -20,7 +21,8 @@ class TargetOptions:
     (default: the current one), ``allowed_contexts`` beyond ``kind-*``,
     ``namespace`` of our objects, ``node_loss_hook`` (a command that removes
     ``{node}`` on a non-kind cluster).  ``workers`` / ``gcs_ft``: cluster shape
-    when this run creates it (None: the target's default).
+    when this run creates it (None: the target's default).  ``app``: the app under
+    test (None: the bundled SleepyPid); its code goes onto the pods.
     """
 
     target: str = "local"
@@ -32,6 +34,11 @@ class TargetOptions:
     workers: int | None = None
     gcs_ft: bool | None = None
     local_changes: dict[str, Any] = field(default_factory=dict)
+    app: AppSpec | None = None
+
+    @property
+    def app_spec(self) -> AppSpec:
+        return self.app or SCENARIO_APP
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -45,9 +52,10 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Clust
         from runtime.local.cluster import LocalCluster, load_config_file
 
         cfg = load_config_file(options.config_file)
-        if options.config_file is None:
-            cfg = cfg.with_(app=SCENARIO_APP)
+        app = options.app_spec
         changes = dict(options.local_changes)
+        if options.config_file is None or options.app is not None:
+            changes.update(serve_config=app.to_serve_config(), app_dir=app.app_dir, app_code=app.code_id())
         if options.workers is not None:
             changes["workers"] = options.workers
         if options.gcs_ft is not None:
@@ -56,11 +64,11 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Clust
     from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
     from runtime.kuberay.manifests import KubeRayConfig
 
-    ray = KubeRayConfig(namespace=options.namespace)
+    ray = KubeRayConfig(namespace=options.namespace, app=options.app_spec)
     if options.workers is not None:
-        ray = KubeRayConfig(namespace=options.namespace, workers=options.workers)
+        ray = replace(ray, workers=options.workers)
     if options.gcs_ft is False:
-        ray = KubeRayConfig(namespace=options.namespace, workers=ray.workers, gcs_ft="off")
+        ray = replace(ray, gcs_ft="off")
     return KubeRayCluster(KubeTargetConfig(context=options.kube_context, allowed_contexts=options.allowed_contexts,
                                            namespace=options.namespace, node_loss_hook=options.node_loss_hook,
                                            ray=ray))
@@ -68,3 +76,14 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Clust
 
 def describe(cluster: Any) -> str:
     return f"{getattr(cluster, 'name', '?')} cluster {getattr(cluster, 'label', '') or ''}"
+
+
+def check_app_fits(cluster: Cluster, app: AppSpec) -> None:
+    """A running cluster must carry the app's code (import path, ConfigMap or image):
+    else its replicas would import other code.  A ConfigError line saying what to do."""
+    have = cluster.settings().get("app_code")
+    if have and have != app.code_id():
+        raise ConfigError(f"the running cluster ({cluster.label}) carries other app code ({have}) than "
+                          f"{app.label()} needs ({app.code_id()})",
+                          hint="`serve-chaos down`, then run again (or `serve-chaos up` with the same --app, "
+                               "--app-dir and --image)")

@@ -88,6 +88,8 @@ class Capabilities:
     kill_node: bool = False
     partition_pod: bool = False
     kill_actor: bool = True
+    #: SIGSTOP / SIGCONT one process of a pod (a hung replica).
+    signal_process: bool = True
     kill_redis: bool = False
     switch_gcs_ft: bool = False
     direct_pod_endpoints: bool = True
@@ -213,12 +215,17 @@ class Cluster(Protocol):
                    ignore_missing: bool = False) -> ActionRecord:
         """``ray.kill`` named actors (one or several) from a driver inside the head pod, as the guide does."""
 
+    def signal_process(self, pod: str, pid: int, signal: str) -> ActionRecord:
+        """Send ``STOP`` or ``CONT`` to process ``pid`` (as the pod sees it) of ``pod``, like
+        ``kubectl exec <pod> -- kill -STOP <pid>``: a stopped process is a hung one.  A
+        ``STOP`` stays in effect (leased to this harness) until ``CONT`` or ``heal``."""
+
     def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
         """Switch GCS fault tolerance on or off (restarts the cluster's Ray processes);
         the restarted cluster deploys ``serve_config`` if given."""
 
     def heal(self) -> list[ActionRecord]:
-        """Undo every fault still in effect (partitions, lost nodes, stopped Redis)."""
+        """Undo every fault still in effect (partitions, lost nodes, stopped Redis, frozen processes)."""
 
     def events(self, since: float = 0.0) -> list[dict[str, Any]]:
         """What the operator side did (pod starts, crashes, config re-applies) since ``since``."""

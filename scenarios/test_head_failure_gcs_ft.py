@@ -23,6 +23,11 @@ READY_BEFORE_ROUTING = (
     "traffic and those requests hang until they time out"
 )
 
+HEAD_EXIT_IN_FLIGHT = (
+    "a request in flight through a surviving worker's proxy may time out at the moment the drained "
+    "head's Ray processes exit (seen once: 1 of ~900 worker-proxy requests, a 5 s timeout at +30 s)"
+)
+
 HEAD_FAILURE_GCS_FT = Scenario(
     name="head_failure_gcs_ft",
     title="delete the head pod with GCS FT on (external Redis) under load",
@@ -47,14 +52,21 @@ HEAD_FAILURE_GCS_FT = Scenario(
     extra_checks=(serve_when_ready,),
     extra_metrics=(dashboard_downtime, replica_spread, recreated_pods),
     deadline_s=170.0,
-    known_broken={
+    # A race: in 4 of 5 runs here the restarted head's proxy took traffic before it had
+    # replicas; in the fifth its replicas came first.  And once in 5 runs one request in
+    # flight through a surviving worker's proxy timed out the moment the drained head's
+    # Ray processes exited (served-by logs of later runs name the replica it went to).
+    known_intermittent={
         "pods.serve_when_ready": READY_BEFORE_ROUTING,
         "front.availability_during_fault": READY_BEFORE_ROUTING,
+        "other_pods.availability_during_fault": HEAD_EXIT_IN_FLIGHT,
     },
 )
 
 
 @pytest.mark.scenario(HEAD_FAILURE_GCS_FT)
-@pytest.mark.xfail(strict=True, raises=PromiseBroken, reason=READY_BEFORE_ROUTING)
 def test_head_failure_gcs_ft(scenario_result):
-    scenario_result.assert_promises()
+    try:
+        scenario_result.assert_promises()
+    except PromiseBroken as err:
+        pytest.xfail(f"known Ray deviation reproduced (intermittent): {err}")

@@ -12,47 +12,40 @@ gets up to ``graceful_shutdown_timeout_s`` (20 s) to stop.
 
 import pytest
 
+from harness.bounds import unhealthy_kill_bound_s, unhealthy_replica_bounds
 from harness.checks import SLO, replica_spread
 from harness.faults import HealthCheckFailure
 from harness.scenario import Scenario
-from runtime.app.serve_config import SCENARIO_APP
-from runtime.ray_settings import SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S, SERVE_REPLICA_UNHEALTHY_THRESHOLD
-
-PROBE_SLACK_S = 3.0  # one probe period plus its timeout
-
-
-def kill_bound_s(period_s: float, timeout_s: float, mode: str) -> float:
-    """Latest time (s) after the switch by which the unhealthy replica must be gone."""
-    if mode == "raise":
-        detect = SERVE_REPLICA_UNHEALTHY_THRESHOLD * 1.1 * period_s
-    else:
-        detect = 1.1 * period_s + SERVE_REPLICA_UNHEALTHY_THRESHOLD * max(timeout_s, 1.1 * period_s)
-    return detect + SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S + PROBE_SLACK_S
+from runtime.app.spec import SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S, SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S
 
 
 def health_scenario(name: str, period_s: float | None, timeout_s: float | None, mode: str) -> Scenario:
-    app = SCENARIO_APP.with_(health_check_period_s=period_s, health_check_timeout_s=timeout_s)
-    period, timeout = app.effective_health_check()
-    bound = kill_bound_s(period, timeout, mode)
+    """``period_s`` / ``timeout_s`` None keep the app's own (Serve's defaults for SleepyPid)."""
+    options = {k: v for k, v in (("health_check_period_s", period_s), ("health_check_timeout_s", timeout_s))
+               if v is not None}
+    shown = {"health_check_period_s": period_s or SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S,
+             "health_check_timeout_s": timeout_s or SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S}
+    bounds = unhealthy_replica_bounds(mode)
     return Scenario(
         name=name,
         title=f"check_health {'raises' if mode == 'raise' else 'hangs'} on one replica "
-              f"(period {period:g} s, timeout {timeout:g} s)",
-        promise=f"The unhealthy replica is killed within {bound:.1f} s and replaced; no other PID changes.",
+              f"(period {shown['health_check_period_s']:g} s, timeout {shown['health_check_timeout_s']:g} s)",
+        promise=f"The unhealthy replica is killed within the bound its settings imply "
+                f"({unhealthy_kill_bound_s(shown, mode):.1f} s with these) and replaced; no other PID changes.",
         fault=HealthCheckFailure(mode=mode),
-        app=app,
+        app_options=options,
+        needs=("health_toggle",),
         slo=SLO(
             # The failing replica keeps answering requests until it is stopped
             # (Serve runs check_health off the request path), so traffic is not hurt.
             min_availability_during_fault=0.999,
             max_outage_s=1.0,
-            max_fault_effect_s=bound,
-            # killed, then the 10 s constructor of the replacement
-            max_recovery_s=bound + 20.0,
+            **bounds(shown),
         ),
+        bounds=bounds,
         expected_churn={"replica": "victims", "proxy": "none", "controller": "none", "pod": "none"},
         extra_metrics=(replica_spread,),
-        deadline_s=bound + 45.0,
+        deadline_s=unhealthy_kill_bound_s(shown, mode) + 60.0,
     )
 
 

@@ -6,6 +6,7 @@ processing requests; eventually a new replica replaces it.
 
 import pytest
 
+from harness.bounds import replica_replaced_bounds
 from harness.checks import SLO
 from harness.faults import ReplicaKill
 from harness.scenario import Scenario
@@ -20,9 +21,10 @@ REPLICA_FAILURE = Scenario(
         # killed replica may fail, hence a single-request blip at most.
         min_availability_during_fault=0.995,
         max_outage_s=1.0,
-        # 10 s constructor + the controller noticing the death.
-        max_recovery_s=30.0,
+        # The controller notices the death, then the app's own replica start.
+        **replica_replaced_bounds({}),
     ),
+    bounds=replica_replaced_bounds,
     expected_churn={"replica": "victims", "proxy": "none", "controller": "none", "pod": "none"},
 )
 

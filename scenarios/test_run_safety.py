@@ -5,6 +5,8 @@
   its Locust within seconds.
 - A second run on a cluster in use is refused in one line naming the holder.
 - ``down`` during a run is refused without ``--force``.
+- A replica frozen (SIGSTOP) by a harness that is then SIGKILLed is thawed by the
+  supervisor within seconds.
 """
 
 from __future__ import annotations
@@ -88,6 +90,47 @@ def test_a_killed_run_leaves_no_fault_and_no_load(chaos_cluster, tmp_path):
             proc.wait()
         chaos_cluster.lock("pytest (after the killed run)")
     chaos_cluster.wait_ready(timeout_s=120)
+
+
+FREEZER = """
+import sys, time
+from runtime.local.cluster import LocalCluster
+cluster = LocalCluster()
+assert cluster.attach()
+cluster.signal_process(sys.argv[1], int(sys.argv[2]), "STOP")
+print("frozen", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_replica_frozen_by_a_killed_harness_is_thawed(chaos_cluster):
+    from harness.cli.common import snapshot
+    from runtime.local.procs import is_stopped
+
+    if chaos_cluster.name != "local":
+        pytest.skip("the host's view of a local pod's processes")
+    replica = next(a for a in snapshot(chaos_cluster).actors if a["role"] == "replica" and a.get("state") == "RUNNING")
+    proc = subprocess.Popen([sys.executable, "-c", FREEZER, replica["pod"], str(replica["pid"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "frozen", proc.stderr.read()
+        assert is_stopped(replica["pid"]) and any("frozen" in x for x in chaos_cluster.interference())
+        proc.kill()
+        proc.wait()
+        t_kill = time.time()
+
+        def thawed() -> None:
+            if is_stopped(replica["pid"]):
+                raise NotYet(f"replica pid {replica['pid']} still stopped")
+
+        wait_until(thawed, 5.0, 0.1, what="the supervisor to thaw what the killed harness froze")
+        print(f"thawed {time.time() - t_kill:.2f} s after SIGKILL")
+        assert chaos_cluster.interference() == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    chaos_cluster.wait_ready(timeout_s=60)
 
 
 def test_up_with_other_options_on_a_running_cluster_says_so(chaos_cluster, target_args):

@@ -32,8 +32,8 @@ WORKER_NODE_FAILURE = Scenario(
     title="lose a worker node (silent network, then SIGKILL) under load",
     promise="Other nodes keep serving; the lost node's replicas are respawned elsewhere; other replicas keep their PIDs.",
     fault=NodeLoss(pod_role="worker", replacement_delay_s=REPLACEMENT_DELAY_S),
-    # The guide's app exactly: max_replicas_per_node unset.
-    app=SleepyPidConfig(),
+    # The guide's app exactly: max_replicas_per_node unset (a user's app: as it is).
+    app=SleepyPidConfig().spec(),
     load=LoadSpec(rate=15.0, endpoints=("front", "role:head", "pods:worker")),
     slo=SLO(
         # Proxies on healthy nodes keep serving: requests already in flight to the lost

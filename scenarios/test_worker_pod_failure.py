@@ -9,9 +9,20 @@ rebalance replicas onto it, so it often runs no proxy and is not Ready).
 
 import pytest
 
+from harness.bounds import REPLACE_SLACK_S, replica_start_s
 from harness.checks import SLO, recreated_pods, replica_spread
 from harness.faults import PodKill
 from harness.scenario import Scenario
+
+#: The graceful stop itself: preStop ``ray stop`` and SIGTERM end the pod's Ray processes (s).
+POD_STOP_S = 15.0
+
+
+def bounds(settings: dict) -> dict:
+    """The stop tells GCS at once; the controller replaces the pod's replicas elsewhere
+    (the app's own replica start)."""
+    return {"max_recovery_s": POD_STOP_S + replica_start_s(settings) + REPLACE_SLACK_S}
+
 
 WORKER_POD_FAILURE = Scenario(
     name="worker_pod_failure",
@@ -23,9 +34,9 @@ WORKER_POD_FAILURE = Scenario(
         # promise covers them, so a handful is allowed, an outage is not.
         min_availability_during_fault=0.99,
         max_outage_s=1.0,
-        # Graceful stop tells GCS at once; then the 10 s constructor.
-        max_recovery_s=45.0,
+        **bounds({}),
     ),
+    bounds=bounds,
     expected_churn={"replica": "victims", "pod": "victims", "proxy": "victims_left", "controller": "none"},
     extra_metrics=(recreated_pods, replica_spread),
 )

@@ -224,6 +224,22 @@ class FakeProber:
             time.sleep(self.period_s)
 
 
-def factories(cluster: FakeCluster) -> tuple[Callable[..., FakeLoad], Callable[..., FakeProber]]:
-    return (lambda spec, targets, out, max_s, markers: FakeLoad(cluster, out),
-            lambda dashboard, pods_fn, out: FakeProber(cluster))
+class NoServedBy:
+    """Serve's request logs are not part of the fake: nobody is known to have served anything."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def copy(self) -> list[dict[str, Any]]:
+        return []
+
+
+def factories(cluster: FakeCluster) -> dict[str, Callable[..., Any]]:
+    """The engine's factories for the fake (keyword arguments of ``Engine``)."""
+    return {"load_factory": lambda spec, targets, out, max_s, markers, traffic: FakeLoad(cluster, out),
+            "prober_factory": lambda dashboard, pods_fn, out: FakeProber(cluster),
+            "served_by_factory": lambda dashboard, replicas_fn, out: NoServedBy(),
+            "start_probe": lambda dashboard, snap: {}}

@@ -150,7 +150,7 @@ CASES = [
     Case("soak --duration -5", ("soak", "--duration", "-5"), "soak duration must be a finite number > 0"),
     Case("soak unknown fault", ("soak", "--faults", "replica_failure,nope", "--dry-run"), "unknown soak fault(s): nope"),
     Case("soak fault with other settings", ("soak", "--faults", "health_check_raise_fast", "--dry-run"),
-         "need other health-check settings"),
+         "need another app or other deployment settings"),
     Case("run --target mars", ("run", "all", "--target", "mars"), "--target 'mars' is not a target"),
     Case("kind manifests --gcs-ft maybe", ("kind", "manifests", "--gcs-ft", "maybe"), "gcs_ft must be one of"),
     Case("kind manifests --workers 0", ("kind", "manifests", "--workers", "0"), "workers must be a whole number"),

@@ -40,7 +40,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(home):
     proc = cli("run", "replica_failure", "--dry-run", "--seed", "7", home=home)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "dry run: nothing is touched" in out and "ray.kill one RUNNING SleepyPid replica" in out
+    assert "dry run: nothing is touched" in out and "ray.kill one RUNNING replica" in out
     assert "seed 7" in out and "SLOs:" in out
     assert not os.path.exists(home)
 

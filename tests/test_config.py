@@ -7,7 +7,7 @@ from harness.checks import SLO
 from harness.faults import ReplicaKill
 from harness.load import LoadSpec, resolve_endpoints
 from harness.scenario import Scenario
-from runtime.app.serve_config import SleepyPidConfig, desired_replicas, health_check_settings
+from runtime.app.serve_config import SleepyPidConfig, desired_replicas
 from runtime.cluster import Endpoints
 from runtime.errors import ConfigError
 from runtime.local.config import LocalClusterConfig
@@ -21,8 +21,8 @@ def test_default_app_is_the_guides_sleepy_pid():
     assert dep == {"name": "SleepyPid", "num_replicas": 6, "ray_actor_options": {"num_cpus": 0}}
     assert config["proxy_location"] == "EveryNode"
     assert desired_replicas(config) == 6
-    assert health_check_settings(config) == {"health_check_period_s": 10.0, "health_check_timeout_s": 30.0,
-                                             "max_replicas_per_node": None}
+    assert SleepyPidConfig().spec().recovery_settings() == {
+        "health_check_period_s": 10.0, "health_check_timeout_s": 30.0, "graceful_shutdown_timeout_s": 20.0}
 
 
 def test_app_options_are_written_and_validated():
@@ -75,8 +75,8 @@ def test_load_spec_validation_and_endpoint_resolution():
     roles = {"head": "head", "worker-1": "worker", "worker-2": "worker"}
     got = resolve_endpoints(LoadSpec(endpoints=("front", "pods:worker", "pod:head")), eps, roles)
     assert [(e["name"], e["url"]) for e in got] == [
-        ("front", "http://127.0.0.1:18000/"), ("pod:worker-1", "http://a:8000/"),
-        ("pod:worker-2", "http://b:8000/"), ("pod:head", "http://h:8000/")]
+        ("front", "http://127.0.0.1:18000"), ("pod:worker-1", "http://a:8000"),
+        ("pod:worker-2", "http://b:8000"), ("pod:head", "http://h:8000")]
     with pytest.raises(ConfigError):
         resolve_endpoints(LoadSpec(endpoints=("pod:nope",)), eps, roles)
 
@@ -107,7 +107,7 @@ def test_app_module_is_self_contained_and_agrees_with_the_harness():
     import ast
     from pathlib import Path
 
-    from runtime.app import serve_config
+    from runtime.app import serve_config, spec
 
     source = Path(serve_config.__file__).with_name("sleepy_pid.py").read_text()
     tree = ast.parse(source)
@@ -115,19 +115,22 @@ def test_app_module_is_self_contained_and_agrees_with_the_harness():
     assert not any(m and m.startswith("runtime") for m in imported)
     consts = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
               for t in n.targets if isinstance(t, ast.Name) and t.id in ("HEALTH_ROUTE", "HEALTH_MODES")}
-    assert consts == {"HEALTH_ROUTE": serve_config.HEALTH_ROUTE, "HEALTH_MODES": serve_config.HEALTH_MODES}
+    assert consts == {"HEALTH_ROUTE": spec.HEALTH_ROUTE, "HEALTH_MODES": serve_config.HEALTH_MODES}
 
 
 def test_node_loss_bounds_follow_the_target():
     from harness.bounds import node_loss_bounds
 
-    local = node_loss_bounds({}, 10.0, needs_replacement_pod=True)
-    # 5 x (10 s + 3 s) + 3 s probe slack, then 25 s for the replacement replica
+    local = node_loss_bounds({"replica_start_s": 10.0}, 10.0, needs_replacement_pod=True)
+    # 5 x (10 s + 3 s) + 3 s probe slack, then the app's measured 10 s start + 15 s to be routed to
     assert local == {"max_fault_effect_s": 68.0, "max_recovery_s": 93.0}
-    kube = node_loss_bounds({"podgc_quarantine_s": 40.0, "podgc_period_s": 20.0}, 10.0, needs_replacement_pod=True)
+    # Not measured (the controller's log unreadable): the stated 30 s fallback.
+    assert node_loss_bounds({}, 10.0, needs_replacement_pod=True)["max_recovery_s"] == 113.0
+    kube_settings = {"podgc_quarantine_s": 40.0, "podgc_period_s": 20.0, "replica_start_s": 10.0}
+    kube = node_loss_bounds(kube_settings, 10.0, needs_replacement_pod=True)
     # Node deleted after 10 s, PodGC after 40 s quarantine + up to 2 x 20 s, then the pod joins (15 s)
     assert kube == {"max_fault_effect_s": 90.0, "max_recovery_s": 130.0}
-    soft = node_loss_bounds({"podgc_quarantine_s": 40.0, "podgc_period_s": 20.0}, 10.0, needs_replacement_pod=False)
+    soft = node_loss_bounds(kube_settings, 10.0, needs_replacement_pod=False)
     assert soft["max_recovery_s"] == 115.0
 
 
@@ -135,5 +138,9 @@ def test_scenario_slos_take_the_targets_bounds():
     from harness.catalog import load_scenarios
 
     node = load_scenarios()["worker_node_failure"].phases()[0]
-    assert node.slo_for({}).max_recovery_s == node.slo.max_recovery_s == 93.0
-    assert node.slo_for({"podgc_quarantine_s": 40.0, "podgc_period_s": 20.0}).max_recovery_s == 115.0
+    assert node.slo_for({}).max_recovery_s == node.slo.max_recovery_s == 113.0
+    assert node.slo_for({"replica_start_s": 10.0}).max_recovery_s == 93.0
+    kube = {"podgc_quarantine_s": 40.0, "podgc_period_s": 20.0, "replica_start_s": 10.0}
+    assert node.slo_for(kube).max_recovery_s == 115.0
+    # A slow app's own start moves the bound; SleepyPid's 10 s is never assumed.
+    assert node.slo_for({**kube, "replica_start_s": 60.0}).max_recovery_s == 165.0

@@ -23,15 +23,14 @@ from tests.engine_fakes import FakeCluster, factories
 def scenario(fault=None, followups=(), **kw) -> Scenario:
     values = dict(name="fake_kill", title="t", promise="p", fault=fault or ReplicaKill(),
                   slo=SLO(max_recovery_s=5.0), expected_churn={"replica": "victims"},
-                  app=SleepyPidConfig(num_replicas=2), warmup_s=0.1, hold_s=0.3, min_observe_s=0.5,
+                  app=SleepyPidConfig(num_replicas=2).spec(), warmup_s=0.1, hold_s=0.3, min_observe_s=0.5,
                   deadline_s=2.0, gate_timeout_s=3.0, followups=followups)
     values.update(kw)
     return Scenario(**values)
 
 
 def engine(cluster: FakeCluster, tmp_path, **kw) -> Engine:
-    load, prober = factories(cluster)
-    return Engine(cluster, tmp_path, seed=7, load_factory=load, prober_factory=prober, tick_s=0.05, **kw)
+    return Engine(cluster, tmp_path, seed=7, tick_s=0.05, **factories(cluster), **kw)
 
 
 def verdict(tmp_path) -> dict:

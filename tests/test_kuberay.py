@@ -371,7 +371,7 @@ def test_readiness_walks_through_an_upgrade(kube):
 
 def test_the_deployed_serve_config_must_be_the_desired_one(kube):
     kube.bring_up()
-    kube.deployed = kube.cluster.ray.app.with_(num_replicas=3).to_serve_config()
+    kube.deployed = kube.cluster.ray.app.with_options(num_replicas=3).to_serve_config()
     assert "not deployed as configured" in kube.cluster.readiness_problem()
 
 
@@ -421,20 +421,24 @@ def test_a_container_restart_in_place_is_a_new_incarnation(kube):
 
 
 def kube_snapshot(kube: Kube, pids_per_pod: tuple[int, ...] = (101, 102)) -> Snapshot:
-    """Replicas with the *same* PIDs on every pod, as separate PID namespaces give them."""
+    """Replicas with the *same* PIDs on every pod, as separate PID namespaces give them; one
+    app whose ingress ``I`` calls ``D`` (a composed app), a replica of each per PID pair."""
     pods = kube.cluster.pods()
     actors = []
     for pod in pods:
         if pod.role not in ("head", "worker"):
             continue
-        for pid in pids_per_pod:
-            actors.append({"role": "replica", "actor_id": f"{pod.name}-{pid}", "name": f"SERVE_REPLICA::a#d#{pid}",
-                           "pid": pid, "pod": pod.name, "node_ip": pod.ip, "state": "RUNNING"})
+        for i, pid in enumerate(pids_per_pod):
+            dep = ("I", "D")[i % 2]
+            actors.append({"role": "replica", "actor_id": f"{pod.name}-{pid}", "name": f"SERVE_REPLICA::a#{dep}#{pid}",
+                           "pid": pid, "pod": pod.name, "node_ip": pod.ip, "state": "RUNNING", "app": "a",
+                           "deployment": dep, "replica_id": f"{pod.name}-{pid}", "ingress": dep == "I"})
         actors.append({"role": "proxy", "actor_id": f"proxy-{pod.name}", "name": f"SERVE_PROXY_ACTOR-{pod.name}",
                        "pid": 50, "pod": pod.name, "node_ip": pod.ip, "state": "HEALTHY"})
     actors.append({"role": "controller", "actor_id": "ctrl", "name": "SERVE_CONTROLLER_ACTOR", "pid": 60,
                    "pod": next(p.name for p in pods if p.role == "head"), "state": "ALIVE"})
     return Snapshot(t=0.0, serve_ok=True, actors_ok=True, pods_ok=True, nodes_ok=True,
+                    apps={"a": {"status": "RUNNING", "ingress": "I", "downstream": ["D"], "route_prefix": "/"}},
                     pods=[p.to_dict() for p in pods], actors=actors, replicas_running=len(actors) - 4,
                     nodes=[{"node_id": f"n-{p.name}", "pod": p.name, "state": "ALIVE"} for p in pods])
 

@@ -80,12 +80,13 @@ def test_a_fault_that_never_recovered_is_judged_until_its_deadline():
     assert front["failure_span_s"] == pytest.approx(9.9) and front["failed_during_fault"] == 100
 
 
-def run_result(checks: list[CheckResult], known: dict[str, str]) -> RunResult:
+def run_result(checks: list[CheckResult], known: dict[str, str], sometimes: dict[str, str] | None = None) -> RunResult:
     sc = load_scenarios()["head_failure_gcs_ft"]
     from dataclasses import replace
 
     ev = Evaluation({"status_by_check": {c.name: c.status for c in checks}}, checks, None)
-    return RunResult(replace(sc, known_broken=known), "r", syn_path(), ev.status, ev, None, None, {}, "", True)
+    return RunResult(replace(sc, known_broken=known, known_intermittent=sometimes or {}), "r", syn_path(), ev.status,
+                     ev, None, None, {}, "", True)
 
 
 def syn_path():
@@ -109,6 +110,20 @@ def test_each_known_deviation_must_still_reproduce():
     unknown = [CheckResult("pods.serve_when_ready", "fail"), CheckResult("front.availability_during_fault", "unknown")]
     with pytest.raises(SLOViolation):
         run_result(unknown, known).assert_promises()
+
+
+def test_an_intermittent_deviation_is_an_xfail_when_it_happens_and_a_pass_when_not():
+    sometimes = {"pods.serve_when_ready": "a race (ray#62751)"}
+    seen = run_result([CheckResult("pods.serve_when_ready", "fail"), CheckResult("recovery_s", PASS)], {}, sometimes)
+    with pytest.raises(PromiseBroken) as err:
+        seen.assert_promises()
+    assert "a race (ray#62751)" in str(err.value) and seen.explained() and seen.intermittent_seen()
+    not_seen = run_result([CheckResult("pods.serve_when_ready", PASS), CheckResult("recovery_s", PASS)], {}, sometimes)
+    not_seen.assert_promises()  # no "no longer reproduces": a race may go either way
+    hidden = run_result([CheckResult("pods.serve_when_ready", "fail"), CheckResult("recovery_s", "fail", 200.0)], {},
+                        sometimes)
+    with pytest.raises(SLOViolation):
+        hidden.assert_promises()
 
 
 def test_an_unexpected_failure_is_never_hidden_by_a_known_one():

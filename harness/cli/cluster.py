@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from harness.cli.common import (AllowContext, ConfigFile, KubeContext, Namespace, NodeLossHook, Target, attached,
-                                console, snapshot, target_options)
+from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, Image, KubeContext, Namespace, NodeLossHook,
+                                Target, app_options, attached, console, snapshot, target_options)
 from harness.targets import build_cluster
 from runtime.cluster import Cluster
 from runtime.errors import ConfigError, ServeChaosError
@@ -31,16 +31,23 @@ def up(
     kube_context: KubeContext = None,
     allow_context: AllowContext = [],
     namespace: Namespace = "serve-chaos",
+    app: AppFile = None,
+    app_dir: AppDir = None,
+    image: Image = None,
 ) -> None:
     """Start the cluster under test in the background (it keeps running until `down`).
 
     On kind, this applies the RayService to an existing cluster with KubeRay
-    (`serve-chaos kind up` creates one)."""
+    (`serve-chaos kind up` creates one).  `--app`/`--app-dir`/`--image` deploy your app."""
+    from harness.targets import check_app_fits
+
     local = {k: v for k, v in {"isolation": isolation, "front_port": front_port}.items() if v is not None}
+    spec, _ = app_options(app, app_dir, image)
     options = target_options(target, config, kube_context, allow_context, namespace,
-                             workers=workers, gcs_ft=gcs_ft, local_changes=local)
+                             workers=workers, gcs_ft=gcs_ft, local_changes=local, app=spec)
     cluster = build_cluster(options)
     if cluster.attach():
+        check_app_fits(cluster, options.app_spec)
         asked = {k: v for k, v in {"workers": workers, "gcs_ft": gcs_ft, **local}.items() if v is not None}
         differs = _differs(cluster, asked)
         if differs:

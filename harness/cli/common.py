@@ -26,6 +26,20 @@ Namespace = Annotated[str, typer.Option("--namespace", help="kind target: namesp
 NodeLossHook = Annotated[Optional[str], typer.Option("--node-loss-hook",
                                                      help="kube target: command that removes node {node}")]
 ConfigFile = Annotated[Optional[str], typer.Option("--config", help="JSON file with local cluster settings")]
+AppFile = Annotated[Optional[str], typer.Option("--app", help="your Serve config (what `serve build` writes); "
+                                                              "default: the bundled SleepyPid")]
+AppDir = Annotated[Optional[str], typer.Option("--app-dir", help="directory with the code --app imports (on the "
+                                                                 "pods' import path; a ConfigMap on kind)")]
+Image = Annotated[Optional[str], typer.Option("--image", help="kind: an image with Ray 2.60 and your code, for "
+                                                              "every Ray pod (instead of --app-dir)")]
+RequestsFile = Annotated[Optional[str], typer.Option("--requests", help="YAML list of requests (method, path, "
+                                                                        "headers, body, expect_status, weight)")]
+Locustfile = Annotated[Optional[str], typer.Option("--locustfile", help="your Locust HttpUser whose tasks make "
+                                                                        "the requests (instead of --requests)")]
+DeploymentRef = Annotated[Optional[str], typer.Option("--deployment", help="app/deployment that replica, proxy, "
+                                                                           "pod and node faults aim at")]
+HealthToggle = Annotated[bool, typer.Option("--health-toggle", help="your app answers POST <route_prefix>"
+                                                                    "/-/chaos/health?mode=raise|hang|ok")]
 
 
 def target_options(target: str, config: Optional[str] = None, kube_context: Optional[str] = None,
@@ -34,6 +48,16 @@ def target_options(target: str, config: Optional[str] = None, kube_context: Opti
     return TargetOptions(target=target, config_file=config, kube_context=kube_context,
                          allowed_contexts=tuple(allow_context or ()), namespace=namespace,
                          node_loss_hook=node_loss_hook, **shape)
+
+
+def app_options(app: Optional[str], app_dir: Optional[str], image: Optional[str], requests: Optional[str] = None,
+                locustfile: Optional[str] = None, deployment: Optional[str] = None,
+                health_toggle: bool = False) -> Any:
+    """``(AppSpec | None, AppUnderTest)`` from the app options (one-line errors)."""
+    from harness.appoptions import app_spec, app_under_test
+
+    spec = app_spec(app, app_dir, image, requests, health_toggle)
+    return spec, app_under_test(spec, deployment, requests, locustfile)
 
 
 def attached(options: TargetOptions) -> Cluster | None:

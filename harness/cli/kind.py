@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from harness.cli.common import console
+from harness.cli.common import AppDir, AppFile, Image, app_options, console
 from runtime.errors import ServeChaosError
 
 kind_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -22,10 +22,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(kind_app, name="kind")
 
 
-def _ray_config(gcs_ft: str, workers: int, namespace: str):
+def _ray_config(gcs_ft: str, workers: int, namespace: str, spec=None):
+    from runtime.app.serve_config import SCENARIO_APP
     from runtime.kuberay.manifests import KubeRayConfig
 
-    return KubeRayConfig(gcs_ft=gcs_ft, workers=workers, namespace=namespace)
+    return KubeRayConfig(gcs_ft=gcs_ft, workers=workers, namespace=namespace, app=spec or SCENARIO_APP)
 
 
 @kind_app.command("manifests")
@@ -33,13 +34,18 @@ def kind_manifests(
     gcs_ft: str = typer.Option("options", help="options (gcsFaultToleranceOptions) | legacy | off"),
     workers: int = typer.Option(2, help="Ray worker pods"),
     namespace: str = typer.Option("serve-chaos", help="namespace for our objects"),
+    app: AppFile = None,
+    app_dir: AppDir = None,
+    image: Image = None,
 ) -> None:
-    """Print what `kind up` applies, as YAML (secret values redacted), to review or apply elsewhere."""
+    """Print what `kind up` applies, as YAML (secret values redacted), to review or apply elsewhere.
+    With `--app` (and `--app-dir` or `--image`): your app's config and code."""
     from runtime.kuberay.manifests import render, to_yaml
 
+    spec, _ = app_options(app, app_dir, image)
     print("# serve-chaos: the objects `serve-chaos kind up` applies (server-side apply, field manager serve-chaos).")
     print("# The dashboard Service is re-pinned to the active RayCluster (ray.io/cluster) after it exists.")
-    print(to_yaml(render(_ray_config(gcs_ft, workers, namespace), password="")), end="")
+    print(to_yaml(render(_ray_config(gcs_ft, workers, namespace, spec), password="")), end="")
 
 
 @kind_app.command("up")
@@ -50,8 +56,12 @@ def kind_up(
     gcs_ft: str = typer.Option("options", help="options (gcsFaultToleranceOptions) | legacy | off"),
     workers: int = typer.Option(2, help="Ray worker pods"),
     namespace: str = typer.Option("serve-chaos", help="namespace for our objects"),
+    app: AppFile = None,
+    app_dir: AppDir = None,
+    image: Image = None,
 ) -> None:
-    """Create (or reuse) the kind cluster, install KubeRay 1.7.0 unless present, apply the RayService."""
+    """Create (or reuse) the kind cluster, install KubeRay 1.7.0 unless present, apply the RayService.
+    With `--image`, that image (your code in it) is loaded onto the Ray nodes with `--preload`."""
     from kubernetes import client
     from kubernetes import config as kconfig
 
@@ -59,7 +69,8 @@ def kind_up(
     from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
     from runtime.kuberay.manifests import ROLE_LABEL
 
-    ray_cfg = _ray_config(gcs_ft, workers, namespace)
+    spec, _ = app_options(app, app_dir, image)
+    ray_cfg = _ray_config(gcs_ft, workers, namespace, spec)
     kind.require("kind")
     kind.require("helm")
     kind.docker_daemon_up()
@@ -76,7 +87,7 @@ def kind_up(
         kind.mark_created(core)
     if preload:
         with console.status("loading images onto the kind nodes that run them ..."):
-            kind.load_images(name, {ray_cfg.ray_image: kind.nodes_with_roles(core, ("head", "worker")),
+            kind.load_images(name, {ray_cfg.pod_image: kind.nodes_with_roles(core, ("head", "worker")),
                                     ray_cfg.redis_image: kind.nodes_with_roles(core, ("head",))})
     if not kind.kuberay_installed(api_client):
         with console.status("installing the KubeRay operator 1.7.0 with helm ..."):

@@ -11,8 +11,9 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from harness.cli.common import (AllowContext, ConfigFile, KubeContext, Namespace, NodeLossHook, Target, attached,
-                                console, err_console, target_options)
+from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DeploymentRef, HealthToggle, Image,
+                                KubeContext, Locustfile, Namespace, NodeLossHook, RequestsFile, Target, app_options,
+                                attached, console, err_console, target_options)
 from harness.cli.views import print_plan, print_repeat_summary, print_verdicts
 from harness.options import RunOptions, parse_seed
 from harness.targets import build_cluster
@@ -59,14 +60,25 @@ def run(
     allow_context: AllowContext = [],
     namespace: Namespace = "serve-chaos",
     node_loss_hook: NodeLossHook = None,
+    app: AppFile = None,
+    app_dir: AppDir = None,
+    image: Image = None,
+    requests: RequestsFile = None,
+    locustfile: Locustfile = None,
+    deployment: DeploymentRef = None,
+    health_toggle: HealthToggle = False,
 ) -> None:
-    """Run scenarios against the cluster (brought up if needed), show them live, report."""
+    """Run scenarios against the cluster (brought up if needed), show them live, report.
+
+    `--app your.yaml --app-dir src/` runs them against your own Serve app."""
     from harness.catalog import select
 
+    spec, under_test = app_options(app, app_dir, image, requests, locustfile, deployment, health_toggle)
     options = RunOptions.build(
         seed=parse_seed(seed), report_dir=report_dir, load_rate=load_rate, repeat=repeat, abort_below=abort_below,
         abort_after=abort_after, keep_cluster=keep_cluster, step=step, history_dir=history_dir, html=html,
-        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook))
+        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec),
+        app=under_test)
     chosen = with_load_rate(select(scenarios), options)
     if dry_run:
         print_plan(chosen, options.seed, attached(options.target), options.abort_below, options.abort_after)
@@ -94,15 +106,24 @@ def nightly(
     allow_context: AllowContext = [],
     namespace: Namespace = "serve-chaos",
     node_loss_hook: NodeLossHook = None,
+    app: AppFile = None,
+    app_dir: AppDir = None,
+    image: Image = None,
+    requests: RequestsFile = None,
+    locustfile: Locustfile = None,
+    deployment: DeploymentRef = None,
+    health_toggle: HealthToggle = False,
 ) -> None:
     """The nightly job: run the scenarios, record verdicts, write the HTML report with trends."""
     from harness.catalog import select
 
     stamp = time.strftime("%Y%m%d", time.gmtime())
+    spec, under_test = app_options(app, app_dir, image, requests, locustfile, deployment, health_toggle)
     options = RunOptions.build(
         seed=parse_seed(seed), report_dir=report_dir, repeat=repeat, history_dir=history_dir,
         html=report_dir / f"nightly-{stamp}.html",
-        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook))
+        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec),
+        app=under_test)
     code = run_scenarios(select(list(scenarios or ["all"])), options, "serve-chaos nightly")
     if code:
         raise typer.Exit(code)
@@ -124,19 +145,28 @@ def soak(
     allow_context: AllowContext = [],
     namespace: Namespace = "serve-chaos",
     node_loss_hook: NodeLossHook = None,
+    app: AppFile = None,
+    app_dir: AppDir = None,
+    image: Image = None,
+    requests: RequestsFile = None,
+    locustfile: Locustfile = None,
+    deployment: DeploymentRef = None,
+    health_toggle: HealthToggle = False,
 ) -> None:
     """Soak: random faults from the catalogue at random intervals, with the same checks and a report."""
     import random
 
-    from harness.soak import SOAK_FAULTS, build_soak
+    from harness.soak import build_soak, soak_faults
 
     seed_value = parse_seed(seed)
     if seed_value is None:
         seed_value = random.SystemRandom().randrange(2**31)
+    spec, under_test = app_options(app, app_dir, image, requests, locustfile, deployment, health_toggle)
     options = RunOptions.build(
         seed=seed_value, report_dir=report_dir, keep_cluster=keep_cluster, history_dir=history_dir,
-        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook))
-    names = tuple(n.strip() for n in faults.split(",")) if faults else SOAK_FAULTS
+        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec),
+        app=under_test)
+    names = tuple(n.strip() for n in faults.split(",")) if faults else soak_faults(under_test.base.health_toggle)
     scenario = build_soak(duration, seed_value, min_interval, max_interval, names)
     if dry_run:
         console.print(f"{scenario.title}")
@@ -154,6 +184,7 @@ def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos
     """Bring up (or attach to) the cluster, run, always report; return the exit code."""
     from harness.engine import AbortPolicy, Engine, ScenarioSkipped
     from harness.live import LiveView
+    from harness.targets import check_app_fits
     from harness.trends import HistoryStore
 
     store = HistoryStore(options.history_dir) if options.history_dir is not None else None
@@ -178,11 +209,13 @@ def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos
     try:
         with console.status("bringing the cluster up ..."):
             cluster.up()
+        check_app_fits(cluster, options.app.base)
         cluster.lock(command)
         locked = True
         abort = AbortPolicy(options.abort_below, options.abort_after) if options.abort_below is not None else None
         engine = Engine(cluster, options.report_dir, seed=options.seed, observer=view,
-                        confirm=confirm if options.step else None, abort=abort, run_label=cluster.label)
+                        confirm=confirm if options.step else None, abort=abort, run_label=cluster.label,
+                        app=options.app)
         for sc in chosen:
             for i in range(options.repeat):
                 label = sc.name + (f" ({i + 1}/{options.repeat})" if options.repeat > 1 else "")
@@ -191,7 +224,9 @@ def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos
                 try:
                     results.append(engine.run(sc))
                 except ScenarioSkipped as err:
-                    console.print(f"skipped: {err.one_line()}")
+                    console.print(f"skipped: {err.one_line()}", markup=False, highlight=False)
+                    if engine.last_result is not None and engine.last_result.status == "skipped":
+                        results.append(engine.last_result)
                 finally:
                     view.stop()
     except KeyboardInterrupt:

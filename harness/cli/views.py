@@ -36,6 +36,9 @@ def print_verdicts(results: list, report_dir: Path) -> None:
                       _f(metrics.get("recovery_s"), ".2f"), _churn_text(metrics.get("churn") or {}), str(res.run_dir))
     console.print(table)
     for res in results:
+        if res.status == "skipped":
+            console.print(f"  {res.scenario.name}: skipped: {res.error}", markup=False, highlight=False)
+            continue
         for line in res.violation_lines() + res.stale_known_broken():
             console.print(f"  {res.scenario.name}: {line}")
     console.print(f"artifacts: {report_dir.resolve()}")

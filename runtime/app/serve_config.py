@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from runtime.app.spec import AppSpec, bundled_files
 from runtime.errors import ConfigError
 
 APP_NAME = "sleepy"
 DEPLOYMENT_NAME = "SleepyPid"
 IMPORT_PATH = "runtime.app.sleepy_pid:app"
-#: Serve's own defaults, written out so a verdict can say what was in effect.
-SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S = 10.0
-SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S = 30.0
-#: The app's own route that switches the receiving replica's check_health.
-HEALTH_ROUTE = "/-/chaos/health"
+#: The modules of the bundled examples, shipped together (one ConfigMap on Kubernetes),
+#: so a cluster carries every bundled example and scenarios may switch between them.
+BUNDLED_MODULES = ("sleepy_pid", "composed")
 HEALTH_MODES = ("ok", "raise", "hang")
 
 
@@ -48,12 +47,10 @@ class SleepyPidConfig:
     def with_(self, **changes: Any) -> "SleepyPidConfig":
         return replace(self, **changes)
 
-    def effective_health_check(self) -> tuple[float, float]:
-        """(period_s, timeout_s) that Serve will use."""
-        return (
-            self.health_check_period_s or SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S,
-            self.health_check_timeout_s or SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S,
-        )
+    def spec(self) -> AppSpec:
+        """This SleepyPid as the app under test: bundled, answering the health toggle."""
+        return AppSpec.of(self.to_serve_config(), "bundled SleepyPid (runtime/app/sleepy_pid.py)",
+                          files=bundled_files(*BUNDLED_MODULES), health_toggle=True, bundled="sleepy_pid")
 
     def to_serve_config(self) -> dict[str, Any]:
         deployment: dict[str, Any] = {
@@ -93,28 +90,27 @@ def desired_replicas(serve_config: dict[str, Any]) -> int:
     return total
 
 
-def health_check_settings(serve_config: dict[str, Any]) -> dict[str, float]:
-    """The health-check period and timeout (s) in effect for the first deployment."""
-    for app in serve_config.get("applications", []):
-        for dep in app.get("deployments", []):
-            return {
-                "health_check_period_s": float(
-                    dep.get("health_check_period_s", SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S)
-                ),
-                "health_check_timeout_s": float(
-                    dep.get("health_check_timeout_s", SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S)
-                ),
-                "max_replicas_per_node": dep.get("max_replicas_per_node"),
-            }
-    return {}
-
-
 #: The app the scenarios run: the guide's SleepyPid, at most 2 replicas per node.
 #: Serve's soft spreading placed 6 replicas 4/2/0, 3/2/1 and 6/0/0 on a head and
 #: two workers here, so a worker fault would often hit nothing; 2 per node
 #: makes every node host exactly 2 on every run.  The spreading scenarios
 #: measure the unset and the strict (1 per node) settings explicitly.
-SCENARIO_APP = SleepyPidConfig(max_replicas_per_node=2)
+SCENARIO_SLEEPY = SleepyPidConfig(max_replicas_per_node=2)
+SCENARIO_APP = SCENARIO_SLEEPY.spec()
+
+
+def composed_app(replicas: int = 3) -> AppSpec:
+    """The bundled composed example (``runtime/app/composed.py``): ``Ingress`` calls
+    ``Downstream`` through a DeploymentHandle; ``replicas`` of each, one per node."""
+    deployments = [{"name": name, "num_replicas": replicas, "max_replicas_per_node": 1,
+                    "ray_actor_options": {"num_cpus": 0}} for name in ("Ingress", "Downstream")]
+    config = {"applications": [{"name": "composed", "route_prefix": "/", "import_path": "runtime.app.composed:app",
+                                "deployments": deployments}]}
+    return AppSpec.of(config, "bundled composed example (runtime/app/composed.py)",
+                      files=bundled_files(*BUNDLED_MODULES), bundled="composed")
+
+
+COMPOSED_APP = composed_app()
 
 
 def _subset_differs(want: Any, got: Any) -> bool:
@@ -124,6 +120,27 @@ def _subset_differs(want: Any, got: Any) -> bool:
     if isinstance(want, (int, float)) and isinstance(got, (int, float)) and not isinstance(want, bool):
         return float(want) != float(got)
     return want != got
+
+
+class AppDeployFailed(ConfigError):
+    """Serve could not deploy an application of the config (an import that fails, a
+    constructor that raises): the user's mistake, not a fault -- nothing is injected."""
+
+
+def deploy_failure(details: dict[str, Any]) -> AppDeployFailed | None:
+    """An application Serve reports DEPLOY_FAILED, with the last line of its message (the exception)."""
+    for name, app in (details.get("applications") or {}).items():
+        if app.get("status") == "DEPLOY_FAILED":
+            lines = [ln.strip() for ln in str(app.get("message") or "").splitlines() if ln.strip()]
+            return AppDeployFailed(f"Serve could not deploy application {name!r}: {lines[-1] if lines else 'no message'}",
+                                   hint="check the import_path, --app-dir (or --image) and the app's constructor; "
+                                        "`serve run` the config locally shows the full traceback")
+    return None
+
+
+#: What proves a Serve proxy routes: ``GET /-/routes`` answers 200 with the routes it has
+#: (the app's own routes are the gate's business: a user's app need not answer ``/``).
+PROXY_ROUTES_PATH = "/-/routes"
 
 
 def deployed_config_problem(desired: dict[str, Any], details: dict[str, Any]) -> str | None:

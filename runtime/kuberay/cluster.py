@@ -26,12 +26,13 @@ from typing import Any, Callable
 
 import requests
 
-from runtime.app.serve_config import deployed_config_problem, desired_replicas
+from runtime.app.serve_config import (PROXY_ROUTES_PATH, AppDeployFailed, deploy_failure, deployed_config_problem,
+                                      desired_replicas)
 from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
 from runtime.errors import InfrastructureError, ServeChaosError
 from runtime.kuberay import kind, safety
 from runtime.kuberay.api import RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_PLURAL, KubeApi, load_configuration
-from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
+from runtime.kuberay.manifests import (APP_CODE_ANNOTATION, REDIS_SECRET_KEY, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
                                       render)
 from runtime.kuberay.lease import KubeLease
 from runtime.kuberay.portforward import PodPortForwarder
@@ -220,6 +221,8 @@ class KubeRayCluster:
                 self.cli.node_start(fault["target"])
             elif fault["kind"] == "hold":
                 self._scale_redis(1)
+            elif fault["kind"] == "freeze":
+                self._thaw(fault["target"])
             self.lease.drop_faults(fault["kind"], fault["target"])
             records.append(ActionRecord(f"reclaim_{fault['kind']}", fault["target"], t0, time.time(),
                                         {"owner": f"PID {fault['pid']} on {fault['host']}"}))
@@ -387,6 +390,7 @@ class KubeRayCluster:
             # KubeRay sets it on workers when GCS FT is on (common/pod.go configureGCSFaultTolerance).
             "gcs_rpc_server_reconnect_timeout_s_workers": 600 if gcs_ft else 60,
             "ray_image": self.ray.ray_image,
+            "app_code": (obj.get("metadata", {}).get("annotations") or {}).get(APP_CODE_ANNOTATION, ""),
             "workers": self.ray.workers,
             "ray_cluster": RayServiceState.of(obj).serving_cluster,
             "podgc_quarantine_s": PODGC_QUARANTINE_S,
@@ -520,6 +524,45 @@ class KubeRayCluster:
         return ActionRecord("kill_actor", names[0] if len(names) == 1 else f"{len(names)} actors", t0, time.time(),
                             result)
 
+    def _exec(self, pod: str, command: list[str]) -> str:
+        """``kubectl exec`` into the pod's Ray container (the first; KubeRay's ``ray-head``/``ray-worker``)."""
+        from kubernetes.stream import stream
+
+        target = self._pod(pod)
+        core, close = self.api.stream_core()
+        try:
+            return str(stream(core.connect_get_namespaced_pod_exec, target.metadata.name, self.ns,
+                              container=target.spec.containers[0].name, command=command, stderr=True,
+                              stdin=False, stdout=True, tty=False))
+        finally:
+            close()
+
+    def signal_process(self, pod: str, pid: int, signal: str) -> ActionRecord:
+        """``kill -STOP|-CONT <pid>`` by exec in the pod: the State API's PIDs are the
+        container's own (each pod has its own PID namespace)."""
+        if signal not in ("STOP", "CONT"):
+            raise ServeChaosError(f"signal {signal!r} is not STOP or CONT")
+        t0 = time.time()
+        # `kill` prints nothing on success; anything it prints is why it failed.
+        output = self._exec(pod, ["/bin/sh", "-c", f"kill -{signal} {int(pid)} && echo signalled"])
+        if "signalled" not in output:
+            raise ServeChaosError(f"kill -{signal} {pid} in pod {pod} failed: {output.strip()[:200]}")
+        if signal == "STOP":
+            self.lease.add_fault("freeze", f"{pod}:{int(pid)}")
+        else:
+            self.lease.drop_faults("freeze", f"{pod}:{int(pid)}")
+        return ActionRecord(f"signal_{signal}", f"{pod}:{pid}", t0, time.time(), {"pid": int(pid)})
+
+    def _thaw(self, target: str) -> ActionRecord | None:
+        """SIGCONT a process this tool froze; a pod or process that is gone needs nothing."""
+        pod, _, pid = target.rpartition(":")
+        t0 = time.time()
+        try:
+            self._exec(pod, ["/bin/sh", "-c", f"kill -CONT {int(pid)} 2>/dev/null; true"])
+        except Exception:  # noqa: BLE001 - the pod was deleted: nothing frozen is left
+            return None
+        return ActionRecord("thaw", target, t0, time.time(), {})
+
     def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
         """Switch GCS FT by re-applying the RayService; KubeRay rolls out a new RayCluster
         (a zero-downtime upgrade) and readiness waits until it is the active one."""
@@ -538,6 +581,12 @@ class KubeRayCluster:
             t0 = time.time()
             self._release_redis()
             records.append(ActionRecord("release_redis", self.ray.redis_service, t0, time.time(), {}))
+        for fault in self.lease.faults():
+            if fault["kind"] == "freeze" and self.lease.mine_fault(fault):
+                thawed = self._thaw(fault["target"])
+                self.lease.drop_faults("freeze", fault["target"])
+                if thawed is not None:
+                    records.append(thawed)
         for node in list(self.killed_nodes):
             t0 = time.time()
             self.cli.node_network(node, connect=True)
@@ -588,6 +637,9 @@ class KubeRayCluster:
             details = self._session.get(f"{dashboard}/api/serve/applications/", timeout=5).json()
         except (requests.RequestException, ValueError) as err:
             return f"dashboard not answering ({type(err).__name__})"
+        failed = deploy_failure(details)
+        if failed is not None:
+            raise failed
         desired = self.serve_config()
         mismatch = deployed_config_problem(desired, details)
         if mismatch:
@@ -599,8 +651,9 @@ class KubeRayCluster:
         if running != want:
             return f"{running}/{want} replicas RUNNING"
         try:
-            if self._session.get(f"http://{host}:{self.target.serve_host_port}/", timeout=5).status_code != 200:
-                return "Serve endpoint not answering 200"
+            if self._session.get(f"http://{host}:{self.target.serve_host_port}{PROXY_ROUTES_PATH}",
+                                 timeout=5).status_code != 200:
+                return f"Serve endpoint not answering 200 on {PROXY_ROUTES_PATH}"
         except requests.RequestException as err:
             return f"Serve endpoint not reachable ({type(err).__name__})"
         return None
@@ -609,12 +662,20 @@ class KubeRayCluster:
         # A new RayCluster (a GCS FT switch) pulls, schedules and starts every pod.
         timeout_s = self.capabilities.ready_timeout_s if timeout_s is None else timeout_s
 
+        failed: list[AppDeployFailed] = []
+
         def check() -> None:
-            problem = self.readiness_problem()
+            try:
+                problem = self.readiness_problem()
+            except AppDeployFailed as err:
+                failed.append(err)  # the user's mistake: told at once, not retried
+                return
             if problem:
                 raise NotYet(problem)
 
         wait_until(check, timeout_s, period_s=3.0, what="the RayService to be ready",
                    hint=f"`kubectl -n {self.ns} describe rayservice {self.ray.name}`",
                    retry_on=(NotYet, ServeChaosError))
+        if failed:
+            raise failed[0]
 

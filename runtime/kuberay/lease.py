@@ -139,6 +139,10 @@ class KubeLease:
     def faults(self) -> list[dict[str, Any]]:
         return self.read()["faults"]
 
+    def mine_fault(self, fault: dict[str, Any]) -> bool:
+        """Whether this harness injected ``fault``."""
+        return (fault.get("host"), fault.get("pid")) == (self.host, os.getpid())
+
     def orphaned(self) -> list[dict[str, Any]]:
         """Faults whose owner is gone: not this harness, and not the live holder of the lock."""
         record = self.read()

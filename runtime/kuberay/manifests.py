@@ -3,8 +3,10 @@
 - Redis: Secret (password), ConfigMap (redis.conf without the password), a
   PersistentVolumeClaim for its append-only file, Service and Deployment
   (strategy Recreate: one pod owns the volume at a time).
-- The app: a ConfigMap carrying ``runtime/app/sleepy_pid.py`` itself, mounted
-  into every Ray pod, so the stock ``rayproject/ray`` image serves it unchanged.
+- The app: its code in a ConfigMap (the bundled examples' modules, or the
+  ``.py`` files of a user's ``--app-dir``) mounted into every Ray pod on its
+  ``PYTHONPATH``, so the stock ``rayproject/ray`` image serves it unchanged; or,
+  with ``--image``, the user's image (code inside) for every Ray pod, no ConfigMap.
 - RayService ``ray.io/v1`` with ``serveConfigV2``, GCS FT either through
   ``gcsFaultToleranceOptions`` (KubeRay 1.7), the guide's legacy form
   (annotation ``ray.io/ft-enabled`` + ``RAY_REDIS_ADDRESS``), or off; and
@@ -23,12 +25,12 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from runtime.app.serve_config import SCENARIO_APP, SleepyPidConfig
+from runtime.app.serve_config import SCENARIO_APP
+from runtime.app.spec import CONFIGMAP_LIMIT, AppSpec, files_size
 from runtime.errors import ConfigError
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "serve-chaos"}
@@ -50,6 +52,8 @@ REDIS_CLEANUP_NODE_TYPE = "redis-cleanup"
 ROLE_LABEL = "serve-chaos/role"
 #: The desired Serve config as JSON on the RayService, so any later command knows it.
 SERVE_CONFIG_ANNOTATION = "serve-chaos/serve-config"
+#: ``AppSpec.code_id`` of the code the pods carry (image or ConfigMap digest).
+APP_CODE_ANNOTATION = "serve-chaos/app-code"
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class KubeRayConfig:
     redis_image: str = "redis:7.2"
     gcs_ft: str = "options"
     workers: int = 2
-    app: SleepyPidConfig = SCENARIO_APP
+    app: AppSpec = SCENARIO_APP
     num_cpus: int = 1
     cpu_request: str = "250m"
     cpu_limit: str = "1"
@@ -92,6 +96,15 @@ class KubeRayConfig:
             raise ConfigError(f"workers must be a whole number between 1 and 20, got {self.workers!r}")
         if not self.namespace or not self.namespace.replace("-", "").isalnum() or self.namespace != self.namespace.lower():
             raise ConfigError(f"namespace {self.namespace!r} is not a valid Kubernetes namespace name")
+        size = files_size(self.app.files)
+        if not self.app.image and size > CONFIGMAP_LIMIT:
+            raise ConfigError(f"the app's code is {size // 1024} KiB; a ConfigMap holds at most "
+                              f"{CONFIGMAP_LIMIT // 1024} KiB", hint="build an image with the code and pass --image")
+
+    @property
+    def pod_image(self) -> str:
+        """The Ray pods' image: the user's (code inside) or Ray's (code from the ConfigMap)."""
+        return self.app.image or self.ray_image
 
     @property
     def redis_service(self) -> str:
@@ -179,36 +192,40 @@ def redis_objects(config: KubeRayConfig, password: str) -> list[dict[str, Any]]:
     ]
 
 
-def app_configmap(config: KubeRayConfig) -> dict[str, Any]:
-    """The Serve app's source, mounted as ``runtime/app/sleepy_pid.py`` under APP_MOUNT."""
-    app_dir = Path(__file__).resolve().parents[1] / "app"
+def _key(path: str) -> str:
+    """A ConfigMap key for a file path (keys may not hold ``/``)."""
+    return path.replace("/", "__")
+
+
+def app_configmap(config: KubeRayConfig) -> dict[str, Any] | None:
+    """The app's code, one key per file (mounted at its path under APP_MOUNT); None with ``--image``."""
+    if config.app.image:
+        return None
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(config, f"{config.name}-app", "app"),
-            "data": {"sleepy_pid.py": (app_dir / "sleepy_pid.py").read_text(),
-                     "__init__.py": '"""serve-chaos app package (shipped by ConfigMap)."""\n'}}
+            "data": {_key(path): text for path, text in config.app.files}}
 
 
-def _app_volume(config: KubeRayConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def _app_volume(config: KubeRayConfig) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    if config.app.image:
+        return None
     volume = {"name": "serve-chaos-app", "configMap": {"name": f"{config.name}-app", "items": [
-        {"key": "__init__.py", "path": "runtime/__init__.py"},
-        {"key": "__init__.py", "path": "runtime/app/__init__.py"},
-        {"key": "sleepy_pid.py", "path": "runtime/app/sleepy_pid.py"},
-    ]}}
-    mount = {"name": "serve-chaos-app", "mountPath": APP_MOUNT}
-    return volume, mount
+        {"key": _key(path), "path": path} for path, _ in config.app.files]}}
+    return volume, {"name": "serve-chaos-app", "mountPath": APP_MOUNT}
 
 
 def _container(config: KubeRayConfig, name: str, env: list[dict[str, Any]],
                ports: list[dict[str, Any]], lifecycle: dict[str, Any] | None) -> dict[str, Any]:
-    _, mount = _app_volume(config)
+    app = _app_volume(config)
     container: dict[str, Any] = {
         "name": name,
-        "image": config.ray_image,
-        "env": [{"name": "PYTHONPATH", "value": APP_MOUNT}, *env],
+        "image": config.pod_image,
+        "env": ([{"name": "PYTHONPATH", "value": APP_MOUNT}] if app else []) + env,
         "ports": ports,
         "resources": {"limits": {"cpu": config.cpu_limit, "memory": config.memory},
                       "requests": {"cpu": config.cpu_request, "memory": config.memory_request}},
-        "volumeMounts": [mount],
     }
+    if app:
+        container["volumeMounts"] = [app[1]]
     if lifecycle:
         container["lifecycle"] = lifecycle
     return container
@@ -247,23 +264,26 @@ def _gcs_ft(config: KubeRayConfig, cluster: dict[str, Any], head_env: list[dict[
 
 
 def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None) -> dict[str, Any]:
-    volume, _ = _app_volume(config)
+    app = _app_volume(config)
+    volumes = [app[0]] if app else []
     head_env: list[dict[str, Any]] = []
     head_params: dict[str, str] = {"dashboard-host": "0.0.0.0", "num-cpus": str(config.num_cpus)}
+    # The Ray version KubeRay is told is Ray's image's (a user's image must hold the same Ray).
     cluster: dict[str, Any] = {"rayVersion": config.ray_image.rsplit(":", 1)[-1].split("-")[0]}
     desired = serve_config or config.app.to_serve_config()
     annotations = {**_gcs_ft(config, cluster, head_env, head_params),
-                   SERVE_CONFIG_ANNOTATION: json.dumps(desired, sort_keys=True)}
+                   SERVE_CONFIG_ANNOTATION: json.dumps(desired, sort_keys=True),
+                   APP_CODE_ANNOTATION: config.app.code_id()}
     head_pod_spec: dict[str, Any] = {
         "containers": [_container(config, "ray-head", head_env, [
             {"containerPort": 6379, "name": "gcs"}, {"containerPort": 8265, "name": "dashboard"},
             {"containerPort": 10001, "name": "client"}, {"containerPort": 8000, "name": "serve"}], None)],
-        "volumes": [volume],
+        "volumes": volumes,
     }
     prestop = {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}} if config.worker_prestop else None
     worker_pod_spec: dict[str, Any] = {
         "containers": [_container(config, "ray-worker", [], [{"containerPort": 8000, "name": "serve"}], prestop)],
-        "volumes": [volume],
+        "volumes": volumes,
     }
     if config.node_selectors:
         head_pod_spec["nodeSelector"] = {ROLE_LABEL: "head"}
@@ -333,7 +353,8 @@ def dashboard_service(config: KubeRayConfig, active_cluster: str | None) -> dict
 def render(config: KubeRayConfig, password: str, serve_config: dict[str, Any] | None = None,
            active_cluster: str | None = None) -> list[dict[str, Any]]:
     """All objects, in apply order."""
-    objects = [namespace(config), app_configmap(config)]
+    code = app_configmap(config)
+    objects = [namespace(config), *([code] if code else [])]
     if config.gcs_ft != "off":
         objects += redis_objects(config, password)
     objects.append(rayservice(config, serve_config))

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from runtime.app.serve_config import deployed_config_problem, desired_replicas
+from runtime.app.serve_config import PROXY_ROUTES_PATH, deploy_failure, deployed_config_problem, desired_replicas
 from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
 from runtime.errors import ClusterLost, ConfigError, EnvironmentProblem, InfrastructureError, ServeChaosError
 from runtime.local import leftovers, netns, procs
@@ -380,6 +380,9 @@ class LocalCluster:
         return ActionRecord(**self._call("kill_actor", name=actor_name, namespace=namespace, no_restart=no_restart,
                                          ignore_missing=ignore_missing))
 
+    def signal_process(self, pod: str, pid: int, signal: str) -> ActionRecord:
+        return ActionRecord(**self._call("signal_process", path_params={"pod": pod}, pid=pid, signal=signal))
+
     def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
         return ActionRecord(**self._call("set_gcs_ft", enabled=enabled, serve_config=serve_config))
 
@@ -400,6 +403,9 @@ class LocalCluster:
             details = self._session.get(f"{state['dashboard']}/api/serve/applications/", timeout=5).json()
         except (requests.RequestException, ValueError) as err:
             return f"dashboard not answering ({type(err).__name__})"
+        failed = deploy_failure(details)
+        if failed is not None:
+            raise failed
         mismatch = deployed_config_problem(state["serve_config"], details)
         if mismatch:
             return mismatch
@@ -413,7 +419,7 @@ class LocalCluster:
         if running != want:
             return f"{running}/{want} replicas RUNNING"
         try:
-            resp = self._session.get(state["front_door"] + "/", timeout=5)
+            resp = self._session.get(state["front_door"] + PROXY_ROUTES_PATH, timeout=5)
         except requests.RequestException as err:
             return f"front door not serving ({type(err).__name__})"
         if resp.status_code != 200:

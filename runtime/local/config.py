@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from runtime.app.serve_config import SleepyPidConfig
+from runtime.app.spec import validate_serve_config
 from runtime.errors import ConfigError
 
 GiB = 1024**3
@@ -94,6 +95,14 @@ def _app(value: Any) -> SleepyPidConfig:
         raise ValueError(str(err).replace("SleepyPidConfig.__init__() ", "")) from None
 
 
+def _serve_config(value: Any) -> Any:
+    if value is not None:
+        if not isinstance(value, dict):
+            raise ValueError("must be a Serve config object (applications: [...])")
+        validate_serve_config(value, "serve_config")
+    return value
+
+
 class LocalClusterConfig(_Schema):
     """One embedded cluster: a head pod, ``workers`` worker pods, a Redis pod.
 
@@ -121,6 +130,12 @@ class LocalClusterConfig(_Schema):
     worker: PodResources = PodResources()
     timing: SupervisorTiming = SupervisorTiming()
     app: Annotated[SleepyPidConfig, BeforeValidator(_app)] = SleepyPidConfig()
+    #: The Serve config deployed at start (Serve's schema); None: the SleepyPid of ``app``.
+    serve_config: Annotated[dict[str, Any] | None, BeforeValidator(_serve_config)] = None
+    #: A directory on the Ray pods' import path (``PYTHONPATH``): the code a user's config imports.
+    app_dir: str | None = None
+    #: ``AppSpec.code_id`` of the code the pods carry (a running cluster with other code is refused).
+    app_code: str = ""
     home: str = Field(str(DEFAULT_HOME), min_length=1)
 
     def __init__(self, **data: Any) -> None:
@@ -148,6 +163,8 @@ class LocalClusterConfig(_Schema):
             if port in seen:
                 raise ValueError(f"{name} {port} is also the {seen[port]}; every port must differ")
             seen[port] = name
+        if self.app_dir is not None and not Path(self.app_dir).is_dir():
+            raise ValueError(f"app_dir {self.app_dir} is not a directory")
         if self.timing.crash_backoff_max_s < self.timing.crash_backoff_s:
             raise ValueError("timing.crash_backoff_max_s must be >= timing.crash_backoff_s")
         return self

@@ -44,6 +44,7 @@ ROUTES: tuple[Route, ...] = (
     Route("unpartition_pod", "POST", "/pods/{pod}/unpartition"),
     Route("kill_node", "POST", "/nodes/{node}/kill"),
     Route("kill_actor", "POST", "/actors/kill"),
+    Route("signal_process", "POST", "/pods/{pod}/signal"),
     Route("apply_serve_config", "POST", "/serve/config"),
     Route("set_gcs_ft", "POST", "/gcs_ft"),
     Route("heal", "POST", "/heal"),

@@ -135,6 +135,29 @@ class Kubelet:
         """Whether any process of the pod is stopped (SIGSTOP): the pod looks alive but answers nothing."""
         return pod.pid is not None and any(procs.is_stopped(pid) for pid in self.members(pod))
 
+    def signal_process(self, pod: Pod, pid: int, name: str) -> ActionRecord:
+        """SIGSTOP or SIGCONT one process of the pod's current incarnation (never another's)."""
+        sig = {"STOP": signal.SIGSTOP, "CONT": signal.SIGCONT}.get(name)
+        if sig is None:
+            raise ServeChaosError(f"signal {name!r} is not STOP or CONT")
+        t0 = time.time()
+        with self.lock:
+            if pid not in self.members(pod):
+                raise ServeChaosError(f"PID {pid} is not a process of pod {pod.name}",
+                                      hint="the process may have exited; take a fresh snapshot")
+            os.kill(pid, sig)
+        self.event(f"process_{name.lower()}", pod=pod.name, pid=pid)
+        return ActionRecord(f"signal_{name}", f"{pod.name}:{pid}", t0, time.time(), {"pid": pid})
+
+    def thaw(self, pod: Pod) -> ActionRecord | None:
+        """SIGCONT every stopped process of the pod."""
+        stopped = [pid for pid in self.members(pod) if procs.is_stopped(pid)]
+        if not stopped:
+            return None
+        t0 = time.time()
+        procs.signal_pids(stopped, signal.SIGCONT)
+        return ActionRecord("thaw", pod.name, t0, time.time(), {"pids": stopped})
+
     def kill_processes(self, pod: Pod) -> None:
         if pod.cgroup is not None:
             cgroups.kill(pod.cgroup)
@@ -403,6 +426,9 @@ class Kubelet:
                 released = self.release(pod.name)
                 if released is not None:
                     records.append(released)
+                thawed = self.thaw(pod) if pod.pid is not None else None
+                if thawed is not None:
+                    records.append(thawed)
             for node in self.nodes.values():
                 if node.state == "Lost" and (nodes is None or node.name in nodes):
                     records.append(self.heal_node(node))

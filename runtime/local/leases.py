@@ -20,7 +20,7 @@ from runtime.local import procs
 
 @dataclass(frozen=True)
 class Lease:
-    """A fault in effect (``kind`` partition | node_loss | hold) on ``target``, owned by PID ``owner``."""
+    """A fault in effect (``kind`` partition | node_loss | hold | freeze) on ``target``, owned by PID ``owner``."""
 
     owner: int
     kind: str

@@ -77,7 +77,7 @@ class RayServiceOperator:
         self.redis_port = config.redis_port
         if kubelet.mode == "loopback" and config.redis_port == config.gcs_port:
             self.redis_port = config.redis_port + 1
-        self.desired_serve_config: dict[str, Any] = config.app.to_serve_config()
+        self.desired_serve_config: dict[str, Any] = config.serve_config or config.app.to_serve_config()
         self.applied_serve_hash = ""
         self.last_serve_put = 0.0
         self.replacing = False
@@ -118,6 +118,9 @@ class RayServiceOperator:
         cfg = self.config
         res = cfg.head if pod.role == "head" else cfg.worker
         env: dict[str, str] = dict(KUBERAY_RAYSERVICE_ENV)
+        if cfg.app_dir:
+            # The user's code on the pods' import path, as an image would carry it.
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (cfg.app_dir, os.environ.get("PYTHONPATH")) if p)
         common = [f"--node-ip-address={pod.ip}", f"--num-cpus={res.num_cpus}", f"--memory={res.memory}",
                   f"--object-store-memory={res.object_store_memory}", f"--temp-dir={temp_dir}",
                   "--disable-usage-stats", "--block"]
@@ -341,4 +344,6 @@ class RayServiceOperator:
             "operator_period_s": timing.operator_period_s,
             "node_replacement_delay_s": timing.node_replacement_delay_s,
             "workers": self.config.workers,
+            "app_code": self.config.app_code,
+            "app_dir": self.config.app_dir,
         }

@@ -205,6 +205,14 @@ class Supervisor:
                    no_restart: bool = False, ignore_missing: bool = False) -> dict[str, Any]:
         return self.operator.kill_actor(name, namespace, bool(no_restart), bool(ignore_missing)).to_dict()
 
+    def signal_process(self, pod: str, pid: int | str, signal: str, owner: int | None = None) -> dict[str, Any]:
+        record = self.kubelet.signal_process(self.kubelet.pod(pod), int(pid), str(signal))
+        if signal == "STOP":
+            self.leases.add(owner, "freeze", pod)
+        elif not self.kubelet.frozen(self.kubelet.pod(pod)):
+            self.leases.drop("freeze", pod)
+        return record.to_dict()
+
     def apply_serve_config(self, config: dict[str, Any], owner: int | None = None,
                            replace: bool = False) -> dict[str, Any]:
         return self.operator.apply_serve_config(config, bool(replace)).to_dict()
@@ -259,7 +267,7 @@ class Supervisor:
             self.event("load_ended", pids=stray, reason="its harness is gone")
 
     def _heal_leases(self, dead: list[Lease]) -> None:
-        pods = {x.target for x in dead if x.kind in ("partition", "hold")}
+        pods = {x.target for x in dead if x.kind in ("partition", "hold", "freeze")}
         nodes = {x.target for x in dead if x.kind == "node_loss"}
         records = self.kubelet.heal(pods=pods, nodes=nodes)
         self.event("owner_gone_healed", owners=sorted({x.owner for x in dead}),
