@@ -17,7 +17,8 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _writable_under(path: Path, what: str, option: str) -> None:
-    base = _nearest_existing(path.parent if not path.exists() else path)
+    # An existing directory is written into; a file (existing or not) is written in its directory.
+    base = _nearest_existing(path if path.is_dir() else path.parent)
     if not base.is_dir():
         raise ConfigError(f"{what} {path} lies under {base}, which is a file", hint=f"pass another {option}")
     if not os.access(base, os.W_OK | os.X_OK):

@@ -304,12 +304,36 @@ h2{margin-top:36px;border-bottom:1px solid #ddd}
                        f"<td>{esc(shown)}</td><td>{esc(str(check.get('bound') or ''))}</td>"
                        f"<td class='small'>{esc(check.get('detail', '') + note)}</td></tr>")
         out.append("</table>")
+        out.extend(_routes_table(metrics))
         extra = metrics.get("extra") or {}
         if extra:
             out.append("<p class='small'>" + esc(json_short(extra, 2000)) + "</p>")
         out.append(f"<p class='small'>settings: {esc(_settings_text(verdict.get('settings') or {}))}</p>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _routes_table(metrics: dict[str, Any]) -> list[str]:
+    """Availability per route of the app, and who served the requests (Serve's logs vs the body)."""
+    import html
+
+    esc = html.escape
+    routes = metrics.get("routes") or {}
+    if not routes:
+        return []
+    rows = ["<table><tr><th>route</th><th>requests</th><th>availability</th><th>during fault</th>"
+            "<th>longest outage s</th></tr>"]
+    for route, m in sorted(routes.items()):
+        rows.append(f"<tr><td>{esc(route)}</td><td>{m.get('requests')}</td><td>{_fmt(m.get('availability'), '.4f')}"
+                    f"</td><td>{_fmt(m.get('availability_during_fault'), '.4f')}</td>"
+                    f"<td>{_fmt(m.get('longest_outage_s'), '.2f')}</td></tr>")
+    rows.append("</table>")
+    served = metrics.get("served_by") or {}
+    if served:
+        rows.append(f"<p class='small'>served-by from Serve's logs: {served.get('unattributed', 0)} successful "
+                    f"requests unattributed; {served.get('agree', 0)} of {served.get('both', 0)} with a PID in the "
+                    "body named the same replica</p>")
+    return rows
 
 
 def json_short(value: Any, limit: int = 300) -> str:

@@ -89,3 +89,14 @@ def test_html_shows_trend_and_flags_tonight(tmp_path):
     assert "Trends across runs" in html
     assert "Regressions tonight: replica_failure" in html
     assert html.count("<img") == 4  # three timelines and one trend
+
+
+def test_an_existing_output_file_may_be_written_again(tmp_path):
+    from harness.outputs import check_dir, check_file
+
+    out = tmp_path / "report.html"
+    out.write_text("old")
+    check_file(out, "the out file", "--out")  # rewriting last night's report is fine
+    check_dir(tmp_path, "the report directory", "--report-dir")
+    with pytest.raises(ConfigError, match="lies under"):
+        check_file(out / "nested.html", "the out file", "--out")
