@@ -81,8 +81,10 @@ class Fault:
         return fault_effect(history, record)
 
     def describe(self) -> str:
-        aim = f" [{self.deployment}]" if self.deployment else ""
-        return self.summary + aim
+        return self.summary + self.aim_text()
+
+    def aim_text(self) -> str:
+        return f" (aimed at {self.deployment})" if self.deployment else ""
 
     def for_app(self, app: AppSpec, deployment: str | None) -> "Fault":
         """This fault for the app under test: aimed at ``deployment`` when it is aimable and
@@ -299,6 +301,10 @@ class PodKill(Fault):
     #: The head without GCS FT: every Ray pod and Serve actor is expected to be replaced.
     restarts_cluster: bool = False
 
+    def for_app(self, app: AppSpec, deployment: str | None) -> "Fault":
+        # There is one head: aiming it at a deployment would change nothing.
+        return self if self.pod_role == "head" else super().for_app(app, deployment)
+
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
         if self.pod_role == "head":
             candidates = [p for p in pods if p.role == "head" and p.phase == "Running"]
@@ -321,7 +327,7 @@ class PodKill(Fault):
         return _record(plan, action)
 
     def describe(self) -> str:
-        return f"delete a {self.pod_role} pod ({'graceful' if self.graceful else 'force'})"
+        return f"delete a {self.pod_role} pod ({'graceful' if self.graceful else 'force'})" + self.aim_text()
 
 
 @dataclass(frozen=True)
@@ -381,7 +387,7 @@ class PodPartition(Fault):
         return partition_effect(history, record)
 
     def describe(self) -> str:
-        return f"partition a {self.pod_role} pod for {self.duration_s:g} s, then heal"
+        return f"partition a {self.pod_role} pod for {self.duration_s:g} s, then heal" + self.aim_text()
 
 
 @dataclass(frozen=True)

@@ -58,3 +58,17 @@ def test_soak_dry_run_prints_a_seeded_sequence(home):
     assert first.returncode == 0, first.stderr
     assert first.stdout == again.stdout
     assert "stops injecting after 120 s" in first.stdout and "s after the previous recovery" in first.stdout
+
+
+def test_dry_run_of_a_users_app_says_what_applies_and_where_faults_aim(home):
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "two-apps")
+    proc = cli("run", "all", "--dry-run", "--app", os.path.join(example, "serve_config.yaml"),
+               "--app-dir", os.path.join(example, "src"), "--deployment", "pipeline/Scorer", home=home)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "fault:   ray.kill one RUNNING replica with no_restart=True (aimed at pipeline/Scorer)" in lines
+    assert "fault:   ray.kill every RUNNING replica with no_restart=True (aimed at downstream)" in lines
+    skipped = [ln for ln in lines if ln.startswith("skipped: ")]
+    assert any(ln.startswith("skipped: strict_spreading does not apply") for ln in skipped)
+    assert sum("does not opt into it" in ln for ln in skipped) == 3
+    assert not os.path.exists(home)

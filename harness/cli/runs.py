@@ -81,7 +81,8 @@ def run(
         app=under_test)
     chosen = with_load_rate(select(scenarios), options)
     if dry_run:
-        print_plan(chosen, options.seed, attached(options.target), options.abort_below, options.abort_after)
+        print_plan(chosen, options.seed, attached(options.target), options.abort_below, options.abort_after,
+                   options.app)
         return
     code = run_scenarios(chosen, options, "serve-chaos run " + " ".join(scenarios))
     if code:

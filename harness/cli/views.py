@@ -67,20 +67,30 @@ def print_repeat_summary(results: list) -> None:
 
 
 def print_plan(chosen: list, seed: int | None, cluster: Any | None, abort_below: float | None = None,
-               abort_after: float = 30.0) -> None:
-    """The dry-run plan; with a live ``cluster`` and a seed, the victims the real run would pick."""
+               abort_after: float = 30.0, app: Any = None) -> None:
+    """The dry-run plan; with a live ``cluster`` and a seed, the victims the real run would pick.
+    ``app`` (an AppUnderTest): the app each scenario would deploy, or why it would be skipped."""
+    from harness.apps import AppUnderTest, ScenarioSkipped
     from harness.cli.common import snapshot
     from harness.scenario import scenario_rng
 
+    app = app or AppUnderTest()
     snap = snapshot(cluster) if cluster is not None else None
     pods = cluster.pods() if cluster is not None else []
     for sc in chosen:
         console.rule(f"[bold]{sc.name}[/bold] (dry run: nothing is touched)")
+        try:
+            deployed = app.app_for(sc)
+        except ScenarioSkipped as err:
+            console.print(f"skipped: {err.what}", markup=False, highlight=False)
+            continue
+        fault = sc.fault.for_app(deployed, app.deployment)
+        console.print(f"app:     {deployed.label()} ({deployed.desired_replicas()} replicas)")
         console.print(f"promise: {sc.promise}")
-        console.print(f"fault:   {sc.fault.describe()}")
+        console.print(f"fault:   {fault.describe()}")
         if snap is not None and seed is not None:
             try:
-                plan = sc.fault.plan(snap, pods, scenario_rng(seed, sc.name))
+                plan = fault.plan(snap, pods, scenario_rng(seed, sc.name))
                 console.print(f"victims: {plan.description}")
             except ServeChaosError as err:
                 console.print(f"victims: none available now ({err.what})")
