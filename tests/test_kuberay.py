@@ -612,6 +612,31 @@ def test_actor_kill_execs_ray_kill_in_the_head_pod_on_a_client_of_its_own(kube, 
     assert record.details["t_kill_start"] == 1.0
 
 
+def test_a_freeze_is_kill_stop_by_exec_in_the_pod_leased_and_thawed_by_heal(kube, monkeypatch):
+    """``replica_hang`` on Kubernetes: ``kill -STOP <pid>`` in the replica's pod (the State API's
+    PIDs are the container's own), a lease in the ConfigMap, ``kill -CONT`` on heal."""
+    kube.bring_up()
+    commands = []
+
+    def fake_stream(fn, name, namespace, **kwargs):
+        commands.append((name, kwargs["container"], kwargs["command"][-1], fn.__self__.api_client))
+        return "signalled\n"
+
+    monkeypatch.setattr("kubernetes.stream.stream", fake_stream)
+    worker = next(p for p in kube.cluster.pods() if p.role == "worker")
+    kube.cluster.signal_process(worker.name, 101, "STOP")
+    assert commands[-1][:3] == (worker.name, "ray-worker", "kill -STOP 101 && echo signalled")
+    assert commands[-1][3] is not kube.cluster.api.rest
+    assert [f["kind"] for f in kube.cluster.lease.faults()] == ["freeze"]
+    assert any("freeze" in x for x in kube.cluster.interference()) is False  # our own fault
+    healed = kube.cluster.heal()
+    assert commands[-1][2].startswith("kill -CONT 101") and [r.action for r in healed] == ["thaw"]
+    assert kube.cluster.lease.faults() == []
+    monkeypatch.setattr("kubernetes.stream.stream", lambda *a, **k: "kill: (101) - No such process")
+    with pytest.raises(ServeChaosError, match="kill -STOP 101 in pod .* failed: kill: .101. - No such process"):
+        kube.cluster.signal_process(worker.name, 101, "STOP")
+
+
 def test_victims_are_chosen_among_worker_pods_that_host_replicas(kube):
     kube.bring_up()
     pods = kube.cluster.pods()
