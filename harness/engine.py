@@ -74,8 +74,8 @@ class ServedByLike(Protocol):
 LoadFactory = Callable[[LoadSpec, list[dict[str, str]], Path, float, dict[str, str], Traffic], LoadLike]
 #: ``(dashboard_url, pods_fn, snapshots_file) -> prober``
 ProberFactory = Callable[[str, Callable[[], list[dict[str, Any]]], Path], ProberLike]
-#: ``(dashboard_url, replicas_fn, served_by_file) -> reader of Serve's request logs``
-ServedByFactory = Callable[[str, Callable[[], list[dict[str, Any]]], Path], ServedByLike]
+#: ``(dashboard_url, replicas_fn, served_by_file, request_id_prefix) -> reader of Serve's request logs``
+ServedByFactory = Callable[[str, Callable[[], list[dict[str, Any]]], Path, str], ServedByLike]
 
 
 def _locust(spec: LoadSpec, targets: list[dict[str, str]], out: Path, max_s: float,
@@ -87,8 +87,9 @@ def _dashboard_prober(dashboard: str, pods_fn: Callable[[], list[dict[str, Any]]
     return Prober(dashboard, pods_fn, out_path=out)
 
 
-def _log_reader(dashboard: str, replicas_fn: Callable[[], list[dict[str, Any]]], out: Path) -> ServedByLike:
-    return ServedByReader(dashboard, replicas_fn, out_path=out)
+def _log_reader(dashboard: str, replicas_fn: Callable[[], list[dict[str, Any]]], out: Path,
+                prefix: str) -> ServedByLike:
+    return ServedByReader(dashboard, replicas_fn, out_path=out, prefix=prefix)
 
 
 def recent_replicas(prober: ProberLike, last: int = 10) -> list[dict[str, Any]]:
@@ -288,7 +289,7 @@ class Engine:
         prober = self.prober_factory(endpoints.dashboard, lambda: [p.to_dict() for p in self.cluster.pods()],
                                      run_dir / SNAPSHOTS_FILE)
         served_by = self.served_by_factory(endpoints.dashboard, lambda: recent_replicas(prober),
-                                           run_dir / SERVED_BY_FILE)
+                                           run_dir / SERVED_BY_FILE, traffic.id_prefix)
         return _Run(scenario, app, seed, scenario_rng(seed, scenario.name), run_id, run_dir, started, settings,
                     phases, load, prober, served_by)
 

@@ -125,12 +125,15 @@ class ServedByReader:
     and keeps ``request id -> replica`` records, in memory and in ``out_path``.
 
     ``replicas_fn`` returns the replicas to read: snapshot actor dicts with
-    ``node_id``, ``log_file`` and the REPLICA_FIELDS.
+    ``node_id``, ``log_file`` and the REPLICA_FIELDS.  Only request ids that start
+    with ``prefix`` (this run's) are kept: a replica's log also holds earlier runs'.
     """
 
     def __init__(self, dashboard: str, replicas_fn: Callable[[], list[dict[str, Any]]],
-                 out_path: Path | None = None, period_s: float = 2.0, timeout_s: float = 5.0) -> None:
+                 out_path: Path | None = None, prefix: str = "sc", period_s: float = 2.0,
+                 timeout_s: float = 5.0) -> None:
         self.dashboard = dashboard.rstrip("/")
+        self.prefix = prefix + "-"
         self.replicas_fn = replicas_fn
         self.out_path = out_path
         self.period_s = period_s
@@ -170,7 +173,7 @@ class ServedByReader:
                 self.errors["last"] = f"{type(err).__name__}: {str(err)[:200]}"
                 continue
             for rid in ids:
-                if (rid, replica["replica_id"]) in self._seen:
+                if not rid.startswith(self.prefix) or (rid, replica["replica_id"]) in self._seen:
                     continue
                 self._seen.add((rid, replica["replica_id"]))
                 fresh.append({"request_id": rid, **{k: replica.get(k) for k in REPLICA_FIELDS}})

@@ -241,5 +241,5 @@ def factories(cluster: FakeCluster) -> dict[str, Callable[..., Any]]:
     """The engine's factories for the fake (keyword arguments of ``Engine``)."""
     return {"load_factory": lambda spec, targets, out, max_s, markers, traffic: FakeLoad(cluster, out),
             "prober_factory": lambda dashboard, pods_fn, out: FakeProber(cluster),
-            "served_by_factory": lambda dashboard, replicas_fn, out: NoServedBy(),
+            "served_by_factory": lambda dashboard, replicas_fn, out, prefix: NoServedBy(),
             "start_probe": lambda dashboard, snap: {}}

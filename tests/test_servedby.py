@@ -3,10 +3,14 @@ never answer as expected.  Log lines are verbatim from Ray 2.60 on the local clu
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
 from harness.checks import route_problem
 from harness.history import History
 from harness.observe import Snapshot
-from harness.servedby import (FIRST_LINES, MAX_LINES, agreement, attribute, next_lines, replicas_by_pid,
+from harness.servedby import (FIRST_LINES, MAX_LINES, ServedByReader, agreement, next_lines, replicas_by_pid,
                               request_ids, served, served_by_map)
 from harness.startup import start_times
 from runtime.app.spec import RequestSpec
@@ -86,3 +90,37 @@ def test_a_route_that_never_answers_as_expected_is_named_once_it_answered_enough
     assert route_problem(History.build(mixed), [spec]) == ""
     refused = [{**r, "status": None, "error": "refused"} for r in wrong]
     assert route_problem(History.build(refused), [spec]) == ""  # the cluster's problem, not the route's
+
+
+def test_the_reader_fetches_each_replicas_log_and_keeps_this_runs_ids(tmp_path):
+    """Against an HTTP server answering like the dashboard's ``/api/v0/logs/file``."""
+    asked = []
+    logs = {("n1", "serve/replica_a_D_r1.log"): "x sc1-0 -- GET / 200 1ms\nx scold-9 -- GET / 200 1ms\n",
+            ("n2", "serve/replica_a_D_r2.log"): "x sc1-1 -- GET / 200 1ms\n"}
+
+    class Dashboard(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+            asked.append(query)
+            body = logs.get((query.get("node_id"), query.get("filename")))
+            self.send_response(200 if body is not None else 404)
+            self.end_headers()
+            self.wfile.write((body or "not found").encode())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Dashboard)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    replicas = [{"replica_id": "r1", "node_id": "n1", "log_file": "/serve/replica_a_D_r1.log", "ingress": True},
+                {"replica_id": "r2", "node_id": "n2", "log_file": "/serve/replica_a_D_r2.log", "ingress": True},
+                {"replica_id": "gone", "node_id": "n3", "log_file": "/serve/replica_a_D_gone.log"}]
+    out = tmp_path / "served_by.jsonl"
+    reader = ServedByReader(f"http://127.0.0.1:{server.server_address[1]}", lambda: replicas, out, prefix="sc1")
+    try:
+        assert reader.poll() == 2 and reader.poll() == 0  # the second round finds nothing new
+    finally:
+        server.shutdown()
+    assert sorted((r["request_id"], r["replica_id"]) for r in reader.copy()) == [("sc1-0", "r1"), ("sc1-1", "r2")]
+    assert len(out.read_text().splitlines()) == 2 and "HTTP 404" in reader.errors["last"]
+    assert {q["lines"] for q in asked} == {str(FIRST_LINES)}
