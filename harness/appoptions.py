@@ -54,4 +54,7 @@ def app_under_test(spec: AppSpec | None, deployment: str | None = None, requests
         base.deployment(deployment)  # a ConfigError naming the deployments there are
     if locustfile:
         check_locustfile(locustfile)
+    elif not base.routes():
+        raise ConfigError(f"no application of {base.label()} is exposed over HTTP (every route_prefix is null)",
+                          hint="pass --requests or --locustfile with the requests that reach it")
     return AppUnderTest(base=base, deployment=deployment, locustfile=locustfile)

@@ -210,8 +210,9 @@ class AppSpec:
         """The traffic: the requests file's, else a GET of every application's route prefix."""
         if self.requests:
             return self.requests
-        return tuple(RequestSpec(name=app["name"], path=app.get("route_prefix") or "/")
-                     for app in self.to_serve_config()["applications"] if app.get("route_prefix") is not None)
+        # Serve's default route prefix is "/"; an explicit null is an app not exposed over HTTP.
+        return tuple(RequestSpec(name=app["name"], path=app.get("route_prefix", "/"))
+                     for app in self.to_serve_config()["applications"] if app.get("route_prefix", "/") is not None)
 
     def health_toggle_path(self) -> str | None:
         """The toggle route of the first application that opts in (its route prefix + HEALTH_ROUTE)."""
