@@ -343,13 +343,17 @@ class NodeLoss(Fault):
     replacement_delay_s: float = 10.0
 
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
-        pod = _pick(_serving_pods(snap, pods, self.pod_role, self.deployment), rng,
-                    f"{self.pod_role} node hosting replicas")
+        serving = _serving_pods(snap, pods, self.pod_role, self.deployment)
+        # Soft spreading may put every replica on the head (6/0/0 was seen): losing a
+        # worker node then costs its pod and proxy only -- still a node loss to survive.
+        note = "" if serving else "; soft spreading left no replica on any worker node"
+        running = [p for p in pods if p.role == self.pod_role and p.phase == "Running"]
+        pod = _pick(serving or running, rng, f"Running {self.pod_role} node")
         on_node = {p.name for p in pods if p.node == pod.node}
         victims = _pod_victims(snap, pods, on_node)
         ray_nodes = [n for n in snap.nodes if n.get("pod") in on_node]
         return FaultPlan(self.name, f"lose node {pod.node} (pods {', '.join(sorted(on_node))}; "
-                                    f"{sum(v['role'] == 'replica' for v in victims)} replicas)",
+                                    f"{sum(v['role'] == 'replica' for v in victims)} replicas{note})",
                          victims, {"node": pod.node, "replacement_delay_s": self.replacement_delay_s,
                                    "ray_node_ids": [n["node_id"] for n in ray_nodes]})
 

@@ -11,10 +11,13 @@ import pytest
 from harness.appoptions import app_spec, app_under_test
 from harness.apps import AppUnderTest, ScenarioSkipped
 from harness.catalog import load_scenarios
-from harness.faults import DOWNSTREAM, NoSuchDeployment, ReplicaHang, ReplicaKill, aimed
+import random
+
+from harness.faults import DOWNSTREAM, FaultNotApplicable, NodeLoss, NoSuchDeployment, PodKill, ReplicaHang, ReplicaKill, aimed
 from harness.observe import Snapshot
 from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP
 from runtime.app.spec import AppSpec, load_requests
+from runtime.cluster import PodInfo
 from runtime.errors import ConfigError
 from runtime.kuberay import manifests
 from runtime.kuberay.manifests import KubeRayConfig
@@ -142,6 +145,20 @@ def test_faults_aim_at_a_deployment_and_downstream_needs_a_composed_app():
     # --deployment aims the aimable faults that are not aimed already.
     assert ReplicaKill().for_app(SCENARIO_APP, "greeter/Greeter").deployment == "greeter/Greeter"
     assert ReplicaHang(deployment=DOWNSTREAM).for_app(SCENARIO_APP, "greeter/Greeter").deployment == DOWNSTREAM
+
+
+def test_soft_spreading_with_every_replica_on_the_head_still_loses_a_worker_node():
+    """Serve's default spreading once placed 6/0/0: a worker node then hosts only its pod and
+    proxy.  Losing it is still a node loss to survive; the plan says so instead of erroring."""
+    pods = [PodInfo(name, role, f"node-{name}", f"10.0.0.{i}", "Running", True, f"u{i}", 0)
+            for i, (name, role) in enumerate([("head", "head"), ("worker-1", "worker"), ("worker-2", "worker")])]
+    plan = NodeLoss(pod_role="worker").plan(snap(True), pods, random.Random(3))
+    assert plan.params["node"] in {"node-worker-1", "node-worker-2"}
+    assert "0 replicas; soft spreading left no replica on any worker node" in plan.description
+    assert [v["role"] for v in plan.victims] == ["pod"]
+    # A pod kill still needs a victim that costs a replica.
+    with pytest.raises(FaultNotApplicable, match="no Running worker pod hosting replicas"):
+        PodKill(pod_role="worker").plan(snap(True), pods, random.Random(3))
 
 
 # ---------------------------------------------------------------------- the kind manifests carry it
