@@ -15,21 +15,16 @@ promise that other replicas keep serving, not that in-flight calls survive,
 so a blip of those is allowed and reported, an outage is not.
 """
 
+from dataclasses import replace
+
 import pytest
 
-from harness.bounds import (
-    REPLACE_SLACK_S,
-    replica_replaced_bounds,
-    replica_start_s,
-    unhealthy_replica_bounds,
-)
+from harness.bounds import REPLACE_SLACK_S, replica_replaced_bounds, replica_start_s
 from harness.checks import SLO, failures_after_fault, replica_spread
 from harness.faults import DOWNSTREAM, MassReplicaKill, ReplicaHang, ReplicaKill
 from harness.scenario import Scenario
 from runtime.app.serve_config import COMPOSED_APP
-
-#: A fast health check, so a frozen replica is found within seconds, not minutes.
-FAST_HEALTH = {"health_check_period_s": 1.0, "health_check_timeout_s": 2.0}
+from scenarios.test_replica_hang import REPLICA_HANG
 
 
 def all_downstream_bounds(settings: dict) -> dict:
@@ -52,19 +47,15 @@ DOWNSTREAM_REPLICA_FAILURE = Scenario(
     extra_metrics=(failures_after_fault, replica_spread),
 )
 
-DOWNSTREAM_REPLICA_HANG = Scenario(
+# replica_hang's promise, bounds and churn, aimed at a downstream replica of the composed app.
+DOWNSTREAM_REPLICA_HANG = replace(
+    REPLICA_HANG,
     name="downstream_replica_hang",
     title="composed app: freeze one downstream replica (SIGSTOP) under load at the ingress",
     promise="Serve's health check finds the frozen downstream replica and replaces it within the bound its "
             "settings imply; the ingress keeps serving through the others.",
     fault=ReplicaHang(deployment=DOWNSTREAM),
     app=COMPOSED_APP,
-    app_options=FAST_HEALTH,
-    slo=SLO(min_availability_during_fault=0.95, **unhealthy_replica_bounds("hang")(FAST_HEALTH)),
-    bounds=unhealthy_replica_bounds("hang"),
-    expected_churn={"replica": "victims", "proxy": "none", "controller": "none", "pod": "none"},
-    extra_metrics=(failures_after_fault, replica_spread),
-    deadline_s=90.0,
 )
 
 DOWNSTREAM_ALL_REPLICAS_KILL = Scenario(

@@ -15,8 +15,7 @@ from harness.bounds import unhealthy_replica_bounds
 from harness.checks import SLO, failures_after_fault, replica_spread
 from harness.faults import ReplicaHang
 from harness.scenario import Scenario
-
-FAST_HEALTH = {"health_check_period_s": 1.0, "health_check_timeout_s": 2.0}
+from runtime.app.serve_config import FAST_HEALTH_CHECK
 
 REPLICA_HANG = Scenario(
     name="replica_hang",
@@ -24,8 +23,8 @@ REPLICA_HANG = Scenario(
     promise="The frozen replica is found by its health check and replaced within the bound its settings imply; "
             "the other replicas keep serving.",
     fault=ReplicaHang(),
-    app_options=FAST_HEALTH,
-    slo=SLO(min_availability_during_fault=0.95, **unhealthy_replica_bounds("hang")(FAST_HEALTH)),
+    app_options=FAST_HEALTH_CHECK,
+    slo=SLO(min_availability_during_fault=0.95, **unhealthy_replica_bounds("hang")(FAST_HEALTH_CHECK)),
     bounds=unhealthy_replica_bounds("hang"),
     expected_churn={"replica": "victims", "proxy": "none", "controller": "none", "pod": "none"},
     extra_metrics=(failures_after_fault, replica_spread),
