@@ -17,6 +17,7 @@ import asyncio
 import json
 import threading
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -25,6 +26,18 @@ from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 PROTOCOL = "v4.channel.k8s.io"
+
+
+def dead_kubeconfig(base: Path) -> dict[str, str]:
+    """A kind-* context whose API server does not answer."""
+    path = base / "kubeconfig"
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "kind-dead",
+        "clusters": [{"name": "kind-dead", "cluster": {"server": "https://127.0.0.1:1",
+                                                       "insecure-skip-tls-verify": True}}],
+        "contexts": [{"name": "kind-dead", "context": {"cluster": "kind-dead", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}]}))
+    return {"KUBECONFIG": str(path)}
 
 
 class KubeServer:

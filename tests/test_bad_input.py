@@ -19,6 +19,8 @@ from typing import Callable
 
 import pytest
 
+from tests.kube_server import dead_kubeconfig
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,18 +37,6 @@ def config_file(base: Path, data: object) -> str:
     path = base / "cluster.json"
     path.write_text(json.dumps(data))
     return str(path)
-
-
-def dead_kubeconfig(base: Path) -> dict[str, str]:
-    """A kind-* context whose API server does not answer."""
-    path = base / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "kind-dead",
-        "clusters": [{"name": "kind-dead", "cluster": {"server": "https://127.0.0.1:1",
-                                                       "insecure-skip-tls-verify": True}}],
-        "contexts": [{"name": "kind-dead", "context": {"cluster": "kind-dead", "user": "u"}}],
-        "users": [{"name": "u", "user": {"token": "x"}}]}))
-    return {"KUBECONFIG": str(path)}
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.kube_server import dead_kubeconfig
+
 pytest_plugins = ["pytester"]
 
 
@@ -27,26 +29,13 @@ def test_scenario_marker_is_required(pytester):
     result.stdout.fnmatch_lines(["*needs @pytest.mark.scenario(SCENARIO)*"])
 
 
-def test_a_failed_bring_up_is_reported_once_not_per_test(pytester, tmp_path):
+def test_a_failed_bring_up_is_reported_once_not_per_test(pytester, tmp_path, monkeypatch):
     """A kind context whose API server does not answer: one line for the session, not an ERROR per test."""
-    import json
-
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "kind-dead",
-        "clusters": [{"name": "kind-dead", "cluster": {"server": "https://127.0.0.1:1",
-                                                       "insecure-skip-tls-verify": True}}],
-        "contexts": [{"name": "kind-dead", "context": {"cluster": "kind-dead", "user": "u"}}],
-        "users": [{"name": "u", "user": {"token": "x"}}]}))
+    for name, value in dead_kubeconfig(tmp_path).items():
+        monkeypatch.setenv(name, value)
     pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
     pytester.makepyfile("\n".join(f"def test_{i}(chaos_cluster):\n    pass\n" for i in range(5)))
-    import os
-
-    os.environ["KUBECONFIG"] = str(kubeconfig)
-    try:
-        result = pytester.runpytest_subprocess("--target", "kind")
-    finally:
-        del os.environ["KUBECONFIG"]
+    result = pytester.runpytest_subprocess("--target", "kind")
     text = "\n".join(result.outlines + result.errlines)
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR, text
     assert text.count("does not answer") == 1, text
