@@ -1,0 +1,45 @@
+"""Faults of the network: a pod partitioned from everything."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import ClassVar
+
+from harness.checks import CheckResult, partition_effect
+from harness.faults.base import Fault, FaultPlan, pick, record, serving_pods
+from harness.history import FaultRecord, History
+from harness.observe import Snapshot
+from runtime.cluster import ActionRecord, Cluster, PodInfo
+
+
+@dataclass(frozen=True)
+class PodPartition(Fault):
+    """Cut one pod off the network (silent drops both ways) for ``duration_s``, then heal."""
+
+    name: ClassVar[str] = "pod_partition"
+    requires: ClassVar[tuple[str, ...]] = ("partition_pod",)
+    summary: ClassVar[str] = "partition one worker pod from everything, then heal"
+    aimable: ClassVar[bool] = True
+    pod_role: str = "worker"
+    duration_s: float = 30.0
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        pod = pick(serving_pods(snap, pods, self.pod_role, self.deployment), rng,
+                    f"{self.pod_role} pod hosting replicas")
+        ray_nodes = [n["node_id"] for n in snap.nodes if n.get("pod") == pod.name]
+        # Nothing is expected to go away: the pod is only unreachable for a while.
+        return FaultPlan(self.name, f"partition pod {pod.name} for {self.duration_s:g} s", [],
+                         {"pod": pod.name, "duration_s": self.duration_s, "ray_node_ids": ray_nodes})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        return record(plan, cluster.partition_pod(plan.params["pod"]))
+
+    def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        return [cluster.unpartition_pod(record.params["pod"])]
+
+    def verify(self, history: History, record: FaultRecord) -> CheckResult:
+        return partition_effect(history, record)
+
+    def describe(self) -> str:
+        return f"partition a {self.pod_role} pod for {self.duration_s:g} s, then heal" + self.aim_text()

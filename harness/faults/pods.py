@@ -1,0 +1,112 @@
+"""Faults of pods and nodes: a pod deleted, a node lost, the Redis pod held down."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import ClassVar
+
+from harness.faults.base import Fault, FaultPlan, actor_victim, pick, pod_victim, pod_victims, record, serving_pods
+from harness.history import FaultRecord
+from harness.observe import Snapshot
+from runtime.app.spec import AppSpec
+from runtime.cluster import ActionRecord, Cluster, PodInfo
+
+
+@dataclass(frozen=True)
+class PodKill(Fault):
+    """Delete a pod like ``kubectl delete pod``: preStop ``ray stop`` (workers), SIGTERM,
+    grace period, SIGKILL; the supervisor recreates it.  ``graceful=False`` is a force delete."""
+
+    name: ClassVar[str] = "pod_kill"
+    requires: ClassVar[tuple[str, ...]] = ("kill_pod",)
+    summary: ClassVar[str] = "delete one pod (kubectl delete pod)"
+    aimable: ClassVar[bool] = True
+    pod_role: str = "worker"
+    graceful: bool = True
+    grace_period_s: float = 30.0
+    #: The head without GCS FT: every Ray pod and Serve actor is expected to be replaced.
+    restarts_cluster: bool = False
+
+    def for_app(self, app: AppSpec, deployment: str | None) -> "Fault":
+        # There is one head: aiming it at a deployment would change nothing.
+        return self if self.pod_role == "head" else super().for_app(app, deployment)
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        if self.pod_role == "head":
+            candidates = [p for p in pods if p.role == "head" and p.phase == "Running"]
+        else:
+            candidates = serving_pods(snap, pods, self.pod_role, self.deployment)
+        pod = pick(candidates, rng, f"Running {self.pod_role} pod hosting replicas")
+        if self.restarts_cluster:
+            victims = pod_victims(snap, pods, {p.name for p in pods if p.role in ("head", "worker")})
+        else:
+            victims = pod_victims(snap, pods, {pod.name})
+        if pod.role == "head" and not self.restarts_cluster:
+            victims += [actor_victim(a) for a in snap.actors if a["role"] == "controller" and a.get("pod") != pod.name]
+        how = "graceful" if self.graceful else "force"
+        return FaultPlan(self.name, f"delete pod {pod.name} ({how}) on {pod.node}: "
+                                    f"{sum(v['role'] == 'replica' for v in victims)} replicas on it",
+                         victims, {"pod": pod.name, "graceful": self.graceful, "grace_period_s": self.grace_period_s})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        action = cluster.kill_pod(plan.params["pod"], graceful=self.graceful, grace_period_s=self.grace_period_s)
+        return record(plan, action)
+
+    def describe(self) -> str:
+        return f"delete a {self.pod_role} pod ({'graceful' if self.graceful else 'force'})" + self.aim_text()
+
+
+@dataclass(frozen=True)
+class NodeLoss(Fault):
+    """Lose a node abruptly: its network goes silent, then its pods are SIGKILLed; a
+    replacement pod comes up on a spare node after ``replacement_delay_s``."""
+
+    name: ClassVar[str] = "node_loss"
+    requires: ClassVar[tuple[str, ...]] = ("kill_node",)
+    summary: ClassVar[str] = "lose a worker node (network cut, then SIGKILL)"
+    aimable: ClassVar[bool] = True
+    pod_role: str = "worker"
+    replacement_delay_s: float = 10.0
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        serving = serving_pods(snap, pods, self.pod_role, self.deployment)
+        # Soft spreading may put every replica on the head (6/0/0 was seen): losing a
+        # worker node then costs its pod and proxy only -- still a node loss to survive.
+        note = "" if serving else "; soft spreading left no replica on any worker node"
+        running = [p for p in pods if p.role == self.pod_role and p.phase == "Running"]
+        pod = pick(serving or running, rng, f"Running {self.pod_role} node")
+        on_node = {p.name for p in pods if p.node == pod.node}
+        victims = pod_victims(snap, pods, on_node)
+        ray_nodes = [n for n in snap.nodes if n.get("pod") in on_node]
+        return FaultPlan(self.name, f"lose node {pod.node} (pods {', '.join(sorted(on_node))}; "
+                                    f"{sum(v['role'] == 'replica' for v in victims)} replicas{note})",
+                         victims, {"node": pod.node, "replacement_delay_s": self.replacement_delay_s,
+                                   "ray_node_ids": [n["node_id"] for n in ray_nodes]})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        action = cluster.kill_node(plan.params["node"], replacement_delay_s=self.replacement_delay_s)
+        return record(plan, action)
+
+
+@dataclass(frozen=True)
+class RedisLoss(Fault):
+    """SIGKILL the Redis pod (the GCS store) and keep it down for ``duration_s``."""
+
+    name: ClassVar[str] = "redis_loss"
+    requires: ClassVar[tuple[str, ...]] = ("kill_redis",)
+    summary: ClassVar[str] = "kill Redis (the GCS store) while the head is up; it returns after a while"
+    duration_s: float = 20.0
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        redis = pick([p for p in pods if p.role == "redis" and p.phase == "Running"], rng, "Running Redis pod")
+        return FaultPlan(self.name, f"kill {redis.name} for {self.duration_s:g} s", [pod_victim(redis)],
+                         {"pod": redis.name, "duration_s": self.duration_s})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        action = cluster.kill_pod(plan.params["pod"], graceful=False, down_for_s=self.duration_s)
+        return record(plan, action)
+
+    def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        # Release the hold now (the supervisor would also let it go by itself).
+        return cluster.heal()
