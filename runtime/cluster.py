@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 POD_ROLES = ("head", "worker", "redis")
+#: Gray faults a target may inject on a pod for a while; ``Cluster.lift`` ends one of them.
+GRAY_FAULTS = ("starve_cpu", "press_memory", "lose_packets", "delay_packets", "slow_process")
 #: Load endpoint prefix for "the current pod of this role" (follows a recreated head).
 ROLE_ENDPOINT = "role:"
 
@@ -93,6 +95,20 @@ class Capabilities:
     kill_redis: bool = False
     switch_gcs_ft: bool = False
     direct_pod_endpoints: bool = True
+    #: An operator's change of the Serve config under load (in-place update, rolling update, scale-down).
+    update_serve_config: bool = True
+    #: Ray's drain API on a node (``ray drain-node``, what the autoscaler uses before a preemption).
+    drain_node: bool = False
+    #: Gray faults of one pod: CPU starved, memory pressed, packets lost or delayed.
+    starve_cpu: bool = False
+    press_memory: bool = False
+    lose_packets: bool = False
+    delay_packets: bool = False
+    #: One process stopped and continued on a duty cycle (a slow replica).
+    slow_process: bool = False
+    #: A change of the Ray cluster's spec that makes the operator roll a new cluster
+    #: under the same Serve Service (a RayService zero-downtime upgrade).
+    upgrade_cluster: bool = False
     #: How long (s) the target may need to settle after a restart of its Ray cluster.
     ready_timeout_s: float = 120.0
     reasons: dict[str, str] = field(default_factory=dict)
@@ -220,12 +236,63 @@ class Cluster(Protocol):
         ``kubectl exec <pod> -- kill -STOP <pid>``: a stopped process is a hung one.  A
         ``STOP`` stays in effect (leased to this harness) until ``CONT`` or ``heal``."""
 
+    def update_serve_config(self, config: dict[str, Any], change: str) -> ActionRecord:
+        """An operator's change under load (a planned disruption): make ``config`` the desired
+        Serve config and let the operator apply it the way it always does (no delete first),
+        so Serve rolls it out.  Leased to this harness; ``heal`` (or the next command, if this
+        harness died) restores the config that was desired before the first such change.
+        ``change`` says what changed, for the record.  A config Serve rejects is a one-line
+        ServeChaosError and changes nothing."""
+
+    def drain_node(self, pod: str, reason: str, deadline_s: float, message: str) -> ActionRecord:
+        """Ask Ray to drain the Ray node of ``pod`` (``GcsClient.drain_node``, what the
+        autoscaler calls; ``ray drain-node`` in the head pod), telling it the node is killed
+        ``deadline_s`` seconds from now.  Nothing is killed here.  A drain Ray refuses is a
+        ServeChaosError carrying Ray's reason.  A drain cannot be undone: ``heal`` replaces a
+        drained pod that is still there."""
+
+    def starve_cpu(self, pod: str, cpu_share: float, duration_s: float) -> ActionRecord:
+        """Leave ``pod`` at most ``cpu_share`` of one core (0.05: 5 %) for ``duration_s``
+        seconds or until ``lift``/``heal``.  Leased."""
+
+    def press_memory(self, pod: str, size_bytes: int, rate_bytes_s: float, duration_s: float) -> ActionRecord:
+        """Run a memory hog in ``pod`` that allocates (and touches) ``size_bytes`` at
+        ``rate_bytes_s`` and holds it for ``duration_s`` seconds or until ``lift``/``heal``:
+        the pod's own memory limit and Ray's memory monitor decide what dies.  Leased."""
+
+    def lose_packets(self, pod: str, percent: float, duration_s: float) -> ActionRecord:
+        """Drop ``percent`` % of ``pod``'s packets at random, in and out, silently, for
+        ``duration_s`` seconds or until ``lift``/``heal``.  Leased."""
+
+    def delay_packets(self, pod: str, delay_ms: float, jitter_ms: float, duration_s: float) -> ActionRecord:
+        """Delay ``pod``'s packets by ``delay_ms`` +- ``jitter_ms`` milliseconds for
+        ``duration_s`` seconds or until ``lift``/``heal``.  Leased."""
+
+    def slow_process(self, pod: str, pid: int, stopped_ms: float, period_ms: float,
+                     duration_s: float) -> ActionRecord:
+        """Stop process ``pid`` of ``pod`` for ``stopped_ms`` of every ``period_ms``
+        milliseconds (SIGSTOP / SIGCONT) for ``duration_s`` seconds or until ``lift``/``heal``,
+        which leave it running.  Leased."""
+
+    def lift(self, fault: str, pod: str) -> ActionRecord:
+        """End one gray fault (``starve_cpu``, ``press_memory``, ``lose_packets``,
+        ``delay_packets``, ``slow_process``) on ``pod`` now.  ``details`` say what it did
+        while it lasted (throttled periods, packets dropped, what was OOM-killed, cycles),
+        so the fault can verify it took effect."""
+
+    def upgrade_cluster(self, change: dict[str, Any]) -> ActionRecord:
+        """Change the Ray cluster's spec (``change``: pod template env, labels or image) so the
+        operator brings up a new cluster beside the old one, switches the Serve Service to it
+        once its Serve is ready, and deletes the old one after its delay (KubeRay's
+        zero-downtime RayService upgrade).  Leased; the new spec stays (nothing to restore)."""
+
     def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
         """Switch GCS fault tolerance on or off (restarts the cluster's Ray processes);
         the restarted cluster deploys ``serve_config`` if given."""
 
     def heal(self) -> list[ActionRecord]:
-        """Undo every fault still in effect (partitions, lost nodes, stopped Redis, frozen processes)."""
+        """Undo every fault still in effect (partitions, lost nodes, stopped Redis, frozen or
+        slowed processes, gray faults, a changed Serve config)."""
 
     def events(self, since: float = 0.0) -> list[dict[str, Any]]:
         """What the operator side did (pod starts, crashes, config re-applies) since ``since``."""

@@ -217,6 +217,19 @@ class Supervisor:
                            replace: bool = False) -> dict[str, Any]:
         return self.operator.apply_serve_config(config, bool(replace)).to_dict()
 
+    def update_serve_config(self, config: dict[str, Any], change: str = "", owner: int | None = None) -> dict[str, Any]:
+        raise ServeChaosError("not yet")
+
+    def drain_node(self, pod: str, owner: int | None = None, reason: str = "", deadline_s: float = 0.0,
+                   message: str = "") -> dict[str, Any]:
+        raise ServeChaosError("not yet")
+
+    def gray_fault(self, pod: str, fault: str, owner: int | None = None, **params: Any) -> dict[str, Any]:
+        raise ServeChaosError("not yet")
+
+    def lift(self, pod: str, fault: str, owner: int | None = None) -> dict[str, Any]:
+        raise ServeChaosError("not yet")
+
     def set_gcs_ft(self, enabled: bool, owner: int | None = None,
                    serve_config: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.operator.set_gcs_ft(bool(enabled), serve_config).to_dict()
