@@ -38,6 +38,8 @@ class PodInfo:
     pid: int | None = None
     started_at: float | None = None
     partitioned: bool = False
+    #: The pod's memory limit (bytes; a container's ``resources.limits.memory``), None if unlimited.
+    memory_limit: int | None = None
 
     @property
     def incarnation(self) -> str:

@@ -94,3 +94,64 @@ def list_groups(root: Path, prefix: str) -> list[Path]:
         return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(prefix))
     except OSError:
         return []
+
+
+# ---------------------------------------------------------------------- cgroup v1 controllers
+#: Where cgroup v1 controllers are mounted on a hybrid host (ours: cpu and memory; ray-facts.md).
+V1_BASE = Path("/sys/fs/cgroup")
+#: The v1 controllers a pod gets a group in: CPU quota (starvation) and a memory limit (pressure).
+V1_CONTROLLERS = ("cpu", "memory")
+
+
+def v1_root(controller: str) -> Path | None:
+    """The mount point of a cgroup v1 ``controller`` if it is mounted and writable here."""
+    root = V1_BASE / controller
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    for line in mounts:
+        left, _, right = line.partition(" - ")
+        fields = right.split()
+        if len(fields) >= 3 and fields[0] == "cgroup" and controller in fields[2].split(","):
+            if Path(left.split()[4]) == root and os.access(root, os.W_OK):
+                return root
+    return None
+
+
+def write(path: Path, value: str | int) -> None:
+    path.write_text(str(value))
+
+
+def read_int(path: Path, default: int = 0) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def read_stat(path: Path) -> dict[str, int]:
+    """A ``key value`` per line file (``cpu.stat``, ``memory.oom_control``) as a dict."""
+    out: dict[str, int] = {}
+    try:
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if value.strip().lstrip("-").isdigit():
+                out[key] = int(value)
+    except OSError:
+        pass
+    return out
+
+
+def own_memory_view(cmd: list[str]) -> list[str]:
+    """Run ``cmd`` seeing its own memory cgroup as ``/sys/fs/cgroup/memory``, as a container does.
+
+    Ray's memory monitor reads the limit and usage at that fixed path; without a
+    cgroup namespace it would read the host's root group (no limit) and never act
+    at the pod's limit.  A new cgroup namespace (rooted at the group the process
+    joined) and a private mount namespace where that hierarchy is mounted afresh
+    give the pod the view a container runtime gives it; nothing changes outside.
+    """
+    remount = ("umount /sys/fs/cgroup/memory 2>/dev/null; "
+               "mount -t cgroup -o memory serve-chaos-memory /sys/fs/cgroup/memory && exec \"$@\"")
+    return ["unshare", "--cgroup", "--mount", "--propagation", "private", "sh", "-c", remount, "pod", *cmd]

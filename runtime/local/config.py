@@ -48,11 +48,14 @@ class _Schema(BaseModel):
 
 
 class PodResources(_Schema):
-    """What one Ray pod may claim: logical CPUs, heap memory and object store (bytes)."""
+    """What one Ray pod may claim: logical CPUs, heap memory and object store (bytes), and the
+    pod's memory limit (bytes; a container's ``resources.limits.memory``, enforced by the pod's
+    cgroup v1 memory controller where it is mounted; None: no limit)."""
 
     num_cpus: int = Field(1, ge=1, le=64)
     memory: int = Field(4 * GiB, ge=256 * MiB)
     object_store_memory: int = Field(300 * MiB, ge=75 * MiB)
+    memory_limit: int | None = Field(None, ge=512 * MiB)
 
 
 class SupervisorTiming(_Schema):
@@ -127,7 +130,10 @@ class LocalClusterConfig(_Schema):
     redis_port: Port = 6379
     gcs_reconnect_timeout_s: int = Field(600, ge=1)
     head: PodResources = PodResources()
-    worker: PodResources = PodResources()
+    #: Worker pods get a memory limit, as KubeRay pods carry one: Ray's memory monitor reads it
+    #: when the raylet starts (ray-facts.md), and memory pressure needs a limit to press against.
+    #: An idle worker of the bundled apps uses about 620 MiB.
+    worker: PodResources = PodResources(memory_limit=2 * GiB)
     timing: SupervisorTiming = SupervisorTiming()
     app: Annotated[SleepyPidConfig, BeforeValidator(_app)] = SleepyPidConfig()
     #: The Serve config deployed at start (Serve's schema); None: the SleepyPid of ``app``.

@@ -46,6 +46,8 @@ class Kubelet:
         self.children: dict[int, subprocess.Popen] = {}
         self.exit_status: dict[int, int] = {}
         self.cgroup_base: Path | None = None
+        #: cgroup v1 bases by controller (``cpu``, ``memory``): a pod's CPU quota and memory limit.
+        self.v1_bases: dict[str, Path] = {}
         self.pending_cgroup_removal: list[Path] = []
         self.serial = 0
         self.subnet: ipaddress.IPv4Network | None = None
@@ -69,6 +71,10 @@ class Kubelet:
             root = cgroups.cgroup2_root()
             if root is not None and cgroups.supports_kill(root):
                 self.cgroup_base = cgroups.create(root / self.layout.cgroup_name)
+                for controller in cgroups.V1_CONTROLLERS:
+                    v1 = cgroups.v1_root(controller)
+                    if v1 is not None:
+                        self.v1_bases[controller] = cgroups.create(v1 / self.layout.cgroup_name)
         else:
             octet = 20 + int(self.layout.label, 16) % 200
             self.subnet = ipaddress.ip_network(f"127.0.{octet}.0/24")
@@ -104,9 +110,12 @@ class Kubelet:
         if pod is not None:
             env[procs.POD_ENV] = f"{pod.name}.{pod.serial}"
         if pod is not None and pod.cgroup is not None:
-            # Join the pod's cgroup before entering its namespace: nothing the pod
-            # starts can escape the group, and one cgroup.kill ends them all.
-            cmd = ["sh", "-c", f'echo $$ > "{pod.cgroup}/cgroup.procs" && exec "$@"', "pod", *cmd]
+            # Join the pod's cgroups before entering its namespace: nothing the pod
+            # starts can escape them, and one cgroup.kill ends them all.
+            groups = [pod.cgroup, *pod.v1_groups.values()]
+            env["SC_POD_CGROUPS"] = " ".join(str(g / "cgroup.procs") for g in groups)
+            cmd = ["sh", "-c", 'for f in $SC_POD_CGROUPS; do echo $$ > "$f" || exit 126; done; exec "$@"', "pod",
+                   *cmd]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, cwd=str(self.layout.root))
         self.children[proc.pid] = proc
@@ -170,6 +179,16 @@ class Kubelet:
             cmd = netns.nsenter_prefix(pod.net) + cmd
         return self.spawn(cmd, log, role="exec")
 
+    def spawn_in_pod(self, pod: Pod, cmd: list[str], log: Any) -> subprocess.Popen:
+        """Run ``cmd`` inside the pod: its network namespace and its cgroups, so it counts
+        against the pod's limits and dies with the pod (``kubectl exec`` into its container)."""
+        if pod.net is not None:
+            cmd = netns.nsenter_prefix(pod.net) + cmd
+        return self.spawn(cmd, log, role="exec", pod=pod)
+
+    def raylet_log(self, pod: Pod) -> Path:
+        return self.layout.pod_dir(pod.name, pod.serial) / "session_latest" / "logs" / "raylet.out"
+
     # ------------------------------------------------------------------ pod lifecycle
     def _allocate_ip(self, pod: Pod) -> str:
         """Head and Redis keep their address (a Service); a new worker pod gets a new one."""
@@ -210,9 +229,12 @@ class Kubelet:
             pod.restarts += 1
         if self.cgroup_base is not None:
             pod.cgroup = cgroups.create(self.cgroup_base / f"{pod.name}.{pod.serial}")
+            pod.v1_groups = self._v1_groups(pod)
         cmd, env = self.pod_spec(pod)
         if pod.net is not None:
             cmd = netns.nsenter_prefix(pod.net) + cmd
+        if "memory" in pod.v1_groups and pod.role in ("head", "worker"):
+            cmd = cgroups.own_memory_view(cmd)
         log = open(self.layout.logs / f"{pod.name}.{pod.serial}.log", "ab")
         pod.proc = self.spawn(cmd, log, role=f"pod:{pod.role}", pod=pod, extra_env=env)
         log.close()
@@ -227,12 +249,23 @@ class Kubelet:
                    pid=pod.pid, fresh=fresh)
         self.on_started(pod)
 
+    def _v1_groups(self, pod: Pod) -> dict[str, Path]:
+        """The incarnation's cgroup v1 groups; Ray pods get their memory limit (like a container's)."""
+        groups = {c: cgroups.create(base / f"{pod.name}.{pod.serial}") for c, base in self.v1_bases.items()}
+        res = {"head": self.config.head, "worker": self.config.worker}.get(pod.role)
+        pod.memory_limit = None
+        if "memory" in groups and res is not None and res.memory_limit is not None:
+            cgroups.write(groups["memory"] / "memory.limit_in_bytes", res.memory_limit)
+            pod.memory_limit = res.memory_limit
+        return groups
+
     def _on_exit(self, pod: Pod, status: int) -> None:
         """The pod's main process ended: the container is gone, kill what is left."""
         self.kill_processes(pod)
         if pod.cgroup is not None:
-            self.pending_cgroup_removal.append(pod.cgroup)
+            self.pending_cgroup_removal += [pod.cgroup, *pod.v1_groups.values()]
             pod.cgroup = None
+            pod.v1_groups = {}
         code = os.waitstatus_to_exitcode(status)
         ran_s = time.time() - (pod.started_at or time.time())
         pod.pid = pod.proc = None
@@ -490,6 +523,8 @@ class Kubelet:
         self.reap()
         if self.cgroup_base is not None:
             cgroups.remove(self.cgroup_base, timeout_s=5)
+        for base in self.v1_bases.values():
+            cgroups.remove(base, timeout_s=5)
         if self.mode == "netns":
             for name in netns.list_netns(f"sc-{self.layout.label}-"):
                 netns.delete_netns(name)

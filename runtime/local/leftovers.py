@@ -85,8 +85,8 @@ def find(home: Path) -> list[Leftovers]:
     for name in links:
         if (m := LINK_RE.match(name)) and (b := bucket(m.group(1) or m.group(2))):
             b.links.append(name)
-    root = cgroups.cgroup2_root()
-    if root is not None:
+    roots = [cgroups.cgroup2_root(), *(cgroups.v1_root(c) for c in cgroups.V1_CONTROLLERS)]
+    for root in (r for r in roots if r is not None):
         for group in cgroups.list_groups(root, "serve-chaos-"):
             if (m := CGROUP_RE.match(group.name)) and (b := bucket(m.group(1))):
                 b.cgroups.append(group)

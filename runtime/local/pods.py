@@ -34,6 +34,8 @@ class Pod:
     ip: str = ""
     net: netns.PodNet | None = None
     cgroup: Path | None = None
+    #: cgroup v1 groups of this incarnation by controller (``cpu``, ``memory``), when mounted.
+    v1_groups: dict[str, Path] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     pid: int | None = None
     started_at: float | None = None
@@ -47,6 +49,7 @@ class Pod:
     backoff_s: float = 0.0
     serve_port: int = 8000
     slot_index: int = 0
+    memory_limit: int | None = None
 
     def info(self) -> dict[str, Any]:
         return {
@@ -62,4 +65,5 @@ class Pod:
             "started_at": self.started_at,
             "partitioned": self.partitioned,
             "serve_port": self.serve_port,
+            "memory_limit": self.memory_limit,
         }
