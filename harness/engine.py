@@ -10,7 +10,6 @@ written even then.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import secrets
@@ -33,6 +32,7 @@ from harness.outcome import PromiseBroken, RunResult, SLOViolation
 from harness.scenario import Phase, Scenario, scenario_rng
 from harness.servedby import ServedByReader
 from harness.startup import measured_start_s
+from runtime.app.serve_config import restarts_replicas
 from runtime.app.spec import AppSpec
 from runtime.cluster import Cluster
 from runtime.errors import ClusterLost, InfrastructureError, ServeChaosError
@@ -146,16 +146,6 @@ class _Run:
             all(t is not None for t in self.recovered_live)
 
 
-def _strip_health(config: dict[str, Any]) -> dict[str, Any]:
-    """A Serve config without the per-deployment health-check settings."""
-    out = json.loads(json.dumps(config))
-    for app in out.get("applications", []):
-        for dep in app.get("deployments", []):
-            dep.pop("health_check_period_s", None)
-            dep.pop("health_check_timeout_s", None)
-    return out
-
-
 def _replace_fault(phase: Phase, fault: Any) -> Phase:
     from dataclasses import replace
 
@@ -254,9 +244,9 @@ class Engine:
             time.sleep(2.0)
         elif self.cluster.serve_config() != desired:
             current = self.cluster.serve_config()
-            # Health-check settings are reconfigured in place; anything else would roll
-            # every replica one batch at a time, so redeploy afresh instead.
-            self.cluster.apply_serve_config(desired, replace=_strip_health(current) != _strip_health(desired))
+            # Lightweight options are updated in place; anything else would roll every
+            # replica one batch at a time, so redeploy afresh instead.
+            self.cluster.apply_serve_config(desired, replace=restarts_replicas(current, desired))
             time.sleep(2.0)
         try:
             self.cluster.wait_ready(timeout_s=max(self.cluster.capabilities.ready_timeout_s, scenario.gate_timeout_s))

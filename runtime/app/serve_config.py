@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from runtime.app.spec import AppSpec, bundled_files
+from runtime.app.spec import AppSpec, RequestSpec, bundled_files
 from runtime.errors import ConfigError
 
 APP_NAME = "sleepy"
@@ -84,6 +85,33 @@ class SleepyPidConfig:
         }
 
 
+#: Deployment options Serve updates without restarting replicas (Ray 2.60 ``serve/_private/config.py``:
+#: every ``DeploymentConfig`` field whose update_type is LightWeight, NeedsReconfigure or
+#: NeedsActorReconfigure; the Serve guide's "Updating Applications In-Place").  Anything else
+#: -- code, ``ray_actor_options``, ``runtime_env``, ``max_replicas_per_node``, placement -- rolls
+#: every replica (``version.py`` ``requires_actor_restart``).
+LIGHTWEIGHT_OPTIONS = ("num_replicas", "max_ongoing_requests", "max_queued_requests", "user_config",
+                       "graceful_shutdown_timeout_s", "graceful_shutdown_wait_loop_s", "health_check_period_s",
+                       "health_check_timeout_s", "autoscaling_config", "request_router_config", "logging_config",
+                       "max_constructor_retry_count", "rolling_update_percentage", "max_surge_percent",
+                       "backpressure_config")
+
+
+def restarts_replicas(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether going from Serve config ``old`` to ``new`` restarts replicas (a rolling update or a
+    new app), rather than updating them in place."""
+    def heavy(config: dict[str, Any]) -> Any:
+        out = json.loads(json.dumps(config))
+        for app in out.get("applications", []):
+            app.pop("route_prefix", None)
+            for dep in app.get("deployments", []):
+                for key in LIGHTWEIGHT_OPTIONS:
+                    dep.pop(key, None)
+        return out
+
+    return heavy(old) != heavy(new)
+
+
 def desired_replicas(serve_config: dict[str, Any]) -> int:
     """Total replicas a Serve config asks for (sum over apps and deployments)."""
     total = 0
@@ -102,10 +130,11 @@ SCENARIO_SLEEPY = SleepyPidConfig(max_replicas_per_node=2)
 SCENARIO_APP = SCENARIO_SLEEPY.spec()
 
 
-def composed_app(replicas: int = 3) -> AppSpec:
+def composed_app(replicas: int = 3, max_per_node: int = 1) -> AppSpec:
     """The bundled composed example (``runtime/app/composed.py``): ``Ingress`` calls
-    ``Downstream`` through a DeploymentHandle; ``replicas`` of each, one per node."""
-    deployments = [{"name": name, "num_replicas": replicas, "max_replicas_per_node": 1,
+    ``Downstream`` through a DeploymentHandle; ``replicas`` of each, at most
+    ``max_per_node`` of each per node (one: one per node)."""
+    deployments = [{"name": name, "num_replicas": replicas, "max_replicas_per_node": max_per_node,
                     "ray_actor_options": {"num_cpus": 0}} for name in ("Ingress", "Downstream")]
     config = {"applications": [{"name": "composed", "route_prefix": "/", "import_path": "runtime.app.composed:app",
                                 "deployments": deployments}]}
@@ -114,6 +143,16 @@ def composed_app(replicas: int = 3) -> AppSpec:
 
 
 COMPOSED_APP = composed_app()
+
+#: Requests of the planned-disruption scenarios on SleepyPid: half of them do 250 ms of work,
+#: so a replica being stopped has requests in flight for its graceful shutdown to finish.
+WORK_REQUESTS = (RequestSpec(name="instant", path="/"), RequestSpec(name="work-250ms", path="/?work_ms=250"))
+#: SleepyPid for planned disruptions: the scenarios' app (2 replicas per node) with that traffic.
+PLANNED_APP = SCENARIO_APP.with_requests(WORK_REQUESTS)
+#: A drain needs room for the replacements elsewhere: up to 3 SleepyPid replicas per node (two
+#: nodes then hold all 6), and up to 2 of each composed deployment per node.
+DRAIN_APP = SleepyPidConfig(max_replicas_per_node=3).spec().with_requests(WORK_REQUESTS)
+COMPOSED_DRAIN_APP = composed_app(max_per_node=2)
 
 
 def _subset_differs(want: Any, got: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -16,13 +17,19 @@ import requests
 from runtime.app.serve_config import PROXY_ROUTES_PATH, deploy_failure, deployed_config_problem, desired_replicas
 from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
 from runtime.errors import ClusterLost, ConfigError, EnvironmentProblem, InfrastructureError, ServeChaosError
-from runtime.local import leftovers, netns, procs
+from runtime.local import cgroups, leftovers, netns, procs
+from runtime.local.gray import delay_supported
 from runtime.local.config import LocalClusterConfig
 from runtime.local.layout import RunLayout, new_label
 from runtime.local import control
 from runtime.local.operator import redis_server_binary
 from runtime.local.supervisor import FORCED_SUFFIX
 from runtime.waiting import NotYet, wait_until
+
+
+@functools.lru_cache(maxsize=1)
+def _delay_support() -> tuple[bool, str]:
+    return delay_supported()
 
 
 def resolve_isolation(requested: str) -> str:
@@ -297,6 +304,8 @@ class LocalCluster:
     def capabilities(self) -> Capabilities:
         netns_mode = (self.mode or resolve_isolation(self.config.isolation)) == "netns"
         why = "needs network namespaces (run as root)"
+        v1 = {c: netns_mode and cgroups.v1_root(c) is not None for c in cgroups.V1_CONTROLLERS}
+        delay_ok, delay_why = _delay_support()
         return Capabilities(
             kill_pod=True,
             kill_node=netns_mode,
@@ -305,9 +314,21 @@ class LocalCluster:
             kill_redis=True,
             switch_gcs_ft=True,
             direct_pod_endpoints=True,
+            drain_node=True,
+            starve_cpu=v1["cpu"],
+            press_memory=v1["memory"],
+            lose_packets=netns_mode and netns.nft_available(),
+            delay_packets=delay_ok,
+            slow_process=True,
             reasons={
                 "kill_node": f"node loss {why}",
                 "partition_pod": f"partitions {why} and nftables (apt-get install nftables)",
+                "lose_packets": f"packet loss {why} and nftables (apt-get install nftables)",
+                "starve_cpu": f"CPU starvation {why} and the cgroup v1 cpu controller at /sys/fs/cgroup/cpu",
+                "press_memory": f"memory pressure {why} and the cgroup v1 memory controller at /sys/fs/cgroup/memory",
+                "delay_packets": delay_why,
+                "upgrade_cluster": "a RayService upgrade (a second Ray cluster beside the first) is modelled only "
+                                   "on the kind target",
             },
         )
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from runtime.app.spec import validate_serve_config
 from runtime.cluster import ActionRecord
 from runtime.errors import InfrastructureError, ServeChaosError
 from runtime.local import procs
@@ -289,39 +290,102 @@ class RayServiceOperator:
         self.event("gcs_ft_set", enabled=enabled, changed=changed)
         return ActionRecord("set_gcs_ft", "cluster", t0, time.time(), {"enabled": enabled, "changed": changed})
 
-    # ------------------------------------------------------------------ actor kill (exec in head)
-    def kill_actor(self, names: str | list[str], namespace: str, no_restart: bool,
-                   ignore_missing: bool = False) -> ActionRecord:
-        names = [names] if isinstance(names, str) else list(names)
-        name = names[0] if len(names) == 1 else f"{len(names)} actors"
+    # ------------------------------------------------------------------ exec in the head pod
+    def _exec_in_head(self, cmd: list[str], what: str, timeout_s: float = 60.0) -> tuple[int, list[str], Path]:
+        """Run ``cmd`` in the head pod (``kubectl exec``) and wait: exit code, output lines, log path."""
         head = self.kubelet.pods["head"]
         if head.phase != "Running":
             raise ServeChaosError("the head pod is not Running; cannot exec into it")
-        cmd = [sys.executable, "-m", "runtime.raykill", f"--address={head.ip}:{self.config.gcs_port}",
-               f"--node-ip={head.ip}", *[f"--name={n}" for n in names], f"--namespace={namespace}"]
-        cmd += ["--no-restart"] if no_restart else []
-        cmd += ["--ignore-missing"] if ignore_missing else []
-        t0 = time.time()
-        out_path = self.layout.logs / f"raykill.{secrets.token_hex(3)}.log"
+        out_path = self.layout.logs / f"exec.{secrets.token_hex(3)}.log"
         with open(out_path, "wb") as out:
             proc = self.kubelet.exec_in(head, cmd, out)
 
         def exited() -> None:
             if proc.pid not in self.kubelet.exit_status:
-                raise NotYet("the driver is still running")
+                raise NotYet("still running")
 
         try:
-            wait_until(exited, 60.0, 0.05, what=f"ray.kill of {name}", evidence=str(out_path))
+            wait_until(exited, timeout_s, 0.05, what=what, evidence=str(out_path))
         except InfrastructureError:
             procs.signal_pids([proc.pid], signal.SIGKILL)
             raise
-        lines = [ln for ln in out_path.read_text(errors="replace").splitlines() if ln.startswith("{")]
-        result = json.loads(lines[-1]) if lines else {}
-        if "error" in result or os.waitstatus_to_exitcode(self.kubelet.exit_status[proc.pid]) != 0:
+        code = os.waitstatus_to_exitcode(self.kubelet.exit_status[proc.pid])
+        return code, out_path.read_text(errors="replace").splitlines(), out_path
+
+    def _gcs_address(self) -> str:
+        return f"{self.kubelet.pods['head'].ip}:{self.config.gcs_port}"
+
+    def kill_actor(self, names: str | list[str], namespace: str, no_restart: bool,
+                   ignore_missing: bool = False) -> ActionRecord:
+        names = [names] if isinstance(names, str) else list(names)
+        name = names[0] if len(names) == 1 else f"{len(names)} actors"
+        head_ip = self.kubelet.pods["head"].ip
+        cmd = [sys.executable, "-m", "runtime.raykill", f"--address={self._gcs_address()}",
+               f"--node-ip={head_ip}", *[f"--name={n}" for n in names], f"--namespace={namespace}"]
+        cmd += ["--no-restart"] if no_restart else []
+        cmd += ["--ignore-missing"] if ignore_missing else []
+        t0 = time.time()
+        code, lines, out_path = self._exec_in_head(cmd, f"ray.kill of {name}")
+        results = [ln for ln in lines if ln.startswith("{")]
+        result = json.loads(results[-1]) if results else {}
+        if "error" in result or code != 0:
             raise ServeChaosError(f"ray.kill of {name} failed: {result.get('error', 'driver exited non-zero')}",
                                   evidence=str(out_path))
         self.event("actor_killed", name=name, namespace=namespace, no_restart=no_restart, result=result)
         return ActionRecord("kill_actor", name, t0, time.time(), result)
+
+    # ------------------------------------------------------------------ planned disruptions
+    def ray_node_of(self, pod: Pod) -> str:
+        """The hex id of the ALIVE Ray node of ``pod`` (by its IP, from the State API)."""
+        try:
+            resp = requests.get(f"{self.dashboard_url()}/api/v0/nodes?limit=1000", timeout=5)
+            nodes = resp.json()["data"]["result"]["result"]
+        except (requests.RequestException, ValueError, KeyError) as err:
+            raise ServeChaosError(f"cannot list Ray nodes to find the node of {pod.name}: {err}") from None
+        found = [n["node_id"] for n in nodes if n.get("node_ip") == pod.ip and n.get("state") == "ALIVE"]
+        if len(found) != 1:
+            raise ServeChaosError(f"pod {pod.name} ({pod.ip}) has {len(found)} ALIVE Ray nodes, not one")
+        return found[0]
+
+    def drain_node(self, pod: Pod, reason: str, deadline_s: float, message: str) -> ActionRecord:
+        """``ray drain-node`` from the head pod, as the autoscaler asks GCS to drain before a
+        preemption; Ray's refusal is a one-line error carrying its reason."""
+        node_id = self.ray_node_of(pod)
+        ray = str(Path(sys.executable).parent / "ray")
+        cmd = [ray, "drain-node", f"--address={self._gcs_address()}", f"--node-id={node_id}", f"--reason={reason}",
+               f"--reason-message={message}", f"--deadline-remaining-seconds={int(round(deadline_s))}"]
+        t0 = time.time()
+        code, lines, out_path = self._exec_in_head(cmd, f"ray drain-node of {pod.name}")
+        if code != 0:
+            said = [ln.strip() for ln in lines if ln.strip()]
+            raise ServeChaosError(f"Ray refused to drain the node of {pod.name}: {said[-1] if said else f'exit {code}'}",
+                                  evidence=str(out_path), hint="`ray drain-node` takes ALIVE worker nodes only")
+        self.event("node_drain", pod=pod.name, node_id=node_id, reason=reason, deadline_s=deadline_s)
+        return ActionRecord("drain_node", pod.name, t0, time.time(),
+                            {"node_id": node_id, "reason": reason, "t_deadline": t0 + deadline_s, "uid": pod.uid})
+
+    def update_serve_config(self, config: dict[str, Any], change: str) -> ActionRecord:
+        """Make ``config`` desired and PUT it now, as an operator's change (no delete first)."""
+        validate_serve_config(config, "the updated Serve config")
+        t0 = time.time()
+        with self.lock:
+            previous = self.desired_serve_config
+            self.desired_serve_config = config
+            self.last_serve_put = time.time()  # the reconcile loop must not race this PUT
+        try:
+            put = requests.put(f"{self.dashboard_url()}/api/serve/applications/", json=config, timeout=60)
+            rejected = "" if put.status_code == 200 else f"HTTP {put.status_code}: {put.text.strip()[:300]}"
+        except requests.RequestException as err:
+            rejected = f"the dashboard did not answer: {err}"
+        if rejected:
+            with self.lock:
+                self.desired_serve_config = previous
+            raise ServeChaosError(f"Serve did not take the updated config ({change}): {rejected}",
+                                  hint="nothing was changed; check the config against Serve's schema")
+        self.applied_serve_hash = _config_hash(config)
+        self.event("serve_updated", change=change, took_s=round(time.time() - t0, 2))
+        return ActionRecord("update_serve_config", "serve", t0, time.time(),
+                            {"change": change, "hash": _config_hash(config)[:12]})
 
     def settings(self) -> dict[str, Any]:
         timing = self.config.timing

@@ -34,6 +34,9 @@ from runtime.local.config import LocalClusterConfig
 from runtime.local.frontdoor import FrontDoorConfig, HAProxyAdmin, haproxy_binary
 from runtime.local.kubelet import Kubelet
 from runtime.local.layout import RunLayout
+from runtime.app.serve_config import restarts_replicas
+from runtime.cluster import GRAY_FAULTS
+from runtime.local.gray import GrayFaults, delay_supported
 from runtime.local.leases import Lease, Leases
 from runtime.local.operator import RayServiceOperator, redis_server_binary, wait_tcp
 from runtime.local.pods import Pod
@@ -63,6 +66,11 @@ class Supervisor:
         self.kubelet = Kubelet(config, layout, mode, self.event, self.mutex)
         self.operator = RayServiceOperator(config, layout, self.kubelet, self.event, self.mutex)
         self.leases = Leases()
+        self.gray = GrayFaults(self.kubelet.spawn_in_pod, layout.logs, self.kubelet.raylet_log, self.event)
+        #: The Serve config desired before the first operator change (restored on heal).
+        self.config_before_change: dict[str, Any] | None = None
+        #: Pods drained on purpose: name -> the UID that was drained.
+        self.drained: dict[str, str] = {}
         self.haproxy: subprocess.Popen | None = None
         self.haproxy_admin: HAProxyAdmin | None = None
         self.http: ThreadingHTTPServer | None = None
@@ -170,9 +178,15 @@ class Supervisor:
             "settings": self.operator.settings(),
             "config": json.loads(self.config.to_json()),
             "leases": self.leases.to_dict(),
-            "faults_in_effect": self.kubelet.faults_in_effect(),
+            "faults_in_effect": self._faults_in_effect(),
             "loads": self._loads(),
         }
+
+    def _faults_in_effect(self) -> list[str]:
+        found = self.kubelet.faults_in_effect() + self.gray.in_effect()
+        if self.config_before_change is not None:
+            found.append("the Serve config is changed from what it was")
+        return found
 
     def events_since(self, since: float | str = 0.0, owner: int | None = None) -> list[dict[str, Any]]:
         with self.mutex:
@@ -218,26 +232,76 @@ class Supervisor:
         return self.operator.apply_serve_config(config, bool(replace)).to_dict()
 
     def update_serve_config(self, config: dict[str, Any], change: str = "", owner: int | None = None) -> dict[str, Any]:
-        raise ServeChaosError("not yet")
+        before = self.operator.desired_serve_config
+        record = self.operator.update_serve_config(config, change)
+        with self.mutex:
+            if self.config_before_change is None:
+                self.config_before_change = before
+        self.leases.add(owner, "serve_config", "serve")
+        return record.to_dict()
 
     def drain_node(self, pod: str, owner: int | None = None, reason: str = "", deadline_s: float = 0.0,
                    message: str = "") -> dict[str, Any]:
-        raise ServeChaosError("not yet")
+        target = self.kubelet.pod(pod)
+        record = self.operator.drain_node(target, reason, float(deadline_s), message)
+        with self.mutex:
+            self.drained[pod] = target.uid
+        self.leases.add(owner, "drain", pod)
+        return record.to_dict()
 
-    def gray_fault(self, pod: str, fault: str, owner: int | None = None, **params: Any) -> dict[str, Any]:
-        raise ServeChaosError("not yet")
+    def gray_fault(self, pod: str, fault: str, owner: int | None = None, duration_s: float = 30.0,
+                   **params: Any) -> dict[str, Any]:
+        if fault == "delay_packets":
+            raise ServeChaosError(delay_supported()[1] or "packet delay is not written for the local target")
+        record = self.gray.inject(fault, self.kubelet.pod(pod), float(duration_s), **params)
+        self.leases.add(owner, fault, pod)
+        return record
 
     def lift(self, pod: str, fault: str, owner: int | None = None) -> dict[str, Any]:
-        raise ServeChaosError("not yet")
+        self.leases.drop(fault, pod)
+        return self.gray.lift(fault, pod)
+
+    def _restore_config(self) -> list[dict[str, Any]]:
+        """Put back the Serve config desired before the first operator change (deployed afresh
+        when going back restarts replicas: quicker than rolling them back)."""
+        with self.mutex:
+            before, self.config_before_change = self.config_before_change, None
+        if before is None:
+            return []
+        current = self.operator.desired_serve_config
+        if before == current:
+            return []
+        record = self.operator.apply_serve_config(before, replace=restarts_replicas(current, before))
+        self.event("serve_config_restored")
+        return [record.to_dict()]
+
+    def _replace_drained(self, pods: set[str] | None = None) -> list[dict[str, Any]]:
+        """A drain cannot be undone: a drained pod still there is deleted, so a fresh one replaces it."""
+        out = []
+        with self.mutex:
+            drained, self.drained = self.drained, {}
+        for name, uid in drained.items():
+            if pods is not None and name not in pods:
+                with self.mutex:
+                    self.drained[name] = uid
+                continue
+            pod = self.kubelet.pod(name)
+            if pod.uid == uid and pod.phase == "Running" and not pod.terminating:
+                out.append(self.kubelet.delete_pod(pod, graceful=False, grace_period_s=0,
+                                                   reason="drained: replaced on heal").to_dict())
+        return out
 
     def set_gcs_ft(self, enabled: bool, owner: int | None = None,
                    serve_config: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.operator.set_gcs_ft(bool(enabled), serve_config).to_dict()
 
     def heal(self, owner: int | None = None) -> list[dict[str, Any]]:
-        records = self.kubelet.heal()
+        lifted = self.gray.lift_all()
+        records = [r.to_dict() for r in self.kubelet.heal()]
+        restored = self._restore_config()
+        replaced = self._replace_drained()
         self.leases.drop()
-        return [r.to_dict() for r in records]
+        return lifted + records + restored + replaced
 
     def lock(self, command: str, owner: int | None = None) -> dict[str, Any]:
         if owner is None:
@@ -282,13 +346,18 @@ class Supervisor:
     def _heal_leases(self, dead: list[Lease]) -> None:
         pods = {x.target for x in dead if x.kind in ("partition", "hold", "freeze")}
         nodes = {x.target for x in dead if x.kind == "node_loss"}
-        records = self.kubelet.heal(pods=pods, nodes=nodes)
+        actions = [r["action"] for r in self.gray.lift_all({x.target for x in dead if x.kind in GRAY_FAULTS})]
+        actions += [r.action for r in self.kubelet.heal(pods=pods, nodes=nodes)]
+        if any(x.kind == "serve_config" for x in dead):
+            actions += [r["action"] for r in self._restore_config()]
+        actions += [r["action"] for r in self._replace_drained({x.target for x in dead if x.kind == "drain"})]
         self.event("owner_gone_healed", owners=sorted({x.owner for x in dead}),
-                   faults=[x.to_dict() for x in dead], actions=[r.action for r in records])
+                   faults=[x.to_dict() for x in dead], actions=actions)
 
     # ------------------------------------------------------------------ main loop
     def _tick(self) -> None:
         self.kubelet.tick()
+        self.gray.expire()
         self._reclaim()
         if self.owner_pid and not procs.alive(self.owner_pid):
             self.event("owner_gone", owner_pid=self.owner_pid)
