@@ -147,6 +147,15 @@ class History:
         frame = requests_frame(request_records)
         return cls(requests=attribute(frame, kwargs.get("served_by") or [], kwargs.get("snapshots") or []), **kwargs)
 
+    def desired_at(self, t: float) -> int:
+        """Replicas the Serve config asks for at ``t`` (epoch s): ``desired_replicas``, or what
+        the latest operator change before ``t`` asked for (a scale-down: ``params.desired_replicas``)."""
+        want = self.desired_replicas
+        for fault in self.faults:
+            if fault.t_inject <= t and fault.params.get("desired_replicas") is not None:
+                want = int(fault.params["desired_replicas"])
+        return want
+
     @property
     def t_data_end(self) -> float | None:
         """Where what the faults did ends: healing began, or the load stopped (epoch s)."""

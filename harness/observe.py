@@ -178,14 +178,19 @@ def replica_name_parts(name: str | None) -> dict[str, Any]:
 
 
 def app_summary(app: dict[str, Any]) -> dict[str, Any]:
-    """What the checks need of one application in ``GET /api/serve/applications/``."""
+    """What the checks need of one application in ``GET /api/serve/applications/``: its
+    status, routes, topology, and per deployment the config Serve deployed (``deployment_config``,
+    the operator-action faults' evidence) and its target replica count."""
     topology = app.get("deployment_topology") or {}
     nodes = topology.get("nodes") or {}
     called = sorted({d.get("name") for node in nodes.values() for d in node.get("outbound_deployments") or []
                      if d.get("name") and d.get("app_name", app.get("name")) == app.get("name")})
+    deployments = {name: {"config": dep.get("deployment_config") or {},
+                          "target_num_replicas": dep.get("target_num_replicas"), "status": dep.get("status")}
+                   for name, dep in (app.get("deployments") or {}).items()}
     return {"status": app.get("status"), "message": (app.get("message") or "")[:500],
             "route_prefix": app.get("route_prefix"), "ingress": topology.get("ingress_deployment"),
-            "downstream": called}
+            "downstream": called, "deployments": deployments}
 
 
 class Prober:

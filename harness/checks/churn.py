@@ -34,7 +34,7 @@ def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, Any]]:
     return out
 
 
-CHURN_KINDS = ("none", "victims", "victims_left", "victims_or_idle", "at_least_victims", "all", "any")
+CHURN_KINDS = ("none", "victims", "victims_left", "victims_or_idle", "at_least_victims", "all", "any", "shrunk")
 #: ``none_outside:<role>[,<role>...]``: nothing changed except on pods of those roles.
 NONE_OUTSIDE = "none_outside:"
 
@@ -90,6 +90,10 @@ def check_churn(
         idle = set(got.get("idle_before", []))
         ok = victim_ids <= left and left <= victim_ids | idle
         detail = "" if ok else f"expected {sorted(victim_ids)} to leave, others only if idle ({sorted(idle)})"
+    elif expected == "shrunk":
+        removed = sum(int(v.get("removed") or 0) for v in victims if v.get("role") == "config")
+        ok = not appeared and len(left) == removed
+        detail = "" if ok else f"expected exactly {removed} to leave and none to appear"
     elif expected == "at_least_victims":
         ok = victim_ids <= left and len(got["after"]) >= len(got["before"])
         detail = "" if ok else f"expected at least {sorted(victim_ids)} replaced"

@@ -160,7 +160,7 @@ def capacity_floor(history: History, fault: FaultRecord) -> CheckResult:
     victims never dropped below the desired count minus the victims."""
     spread = replica_spread(history, fault)
     floor = spread["min_running_replicas_during_fault"]
-    bound = history.desired_replicas - spread["replicas_lost_with_fault"]
+    bound = history.desired_at(fault.t_inject) - spread["replicas_lost_with_fault"]
     if floor is None:
         return CheckResult("capacity.min_running_replicas", UNKNOWN, detail="no usable probe after the fault")
     return CheckResult("capacity.min_running_replicas", PASS if floor >= bound else FAIL, floor, f">= {bound}", "",

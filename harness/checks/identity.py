@@ -15,6 +15,8 @@ from harness.observe import Snapshot
 from runtime.cluster import incarnation
 
 ROLES = ("replica", "proxy", "controller")
+#: A victim that is a deployment option's old value (an operator's change): gone once Serve runs the new one.
+CONFIG = "config"
 
 
 def actor_key(actor: dict[str, Any]) -> str:
@@ -54,10 +56,26 @@ def victim_key(victim: dict[str, Any]) -> str | None:
     return actor_key(victim) if victim.get("actor_id") else None
 
 
+def deployed_option(snap: Snapshot, app: str, deployment: str, path: str) -> tuple[bool, Any]:
+    """``(known, value)`` of a deployment option as Serve deployed it (``path`` is dotted, e.g.
+    ``ray_actor_options.runtime_env.env_vars.X``); not known while the app is not listed."""
+    dep = ((snap.apps.get(app) or {}).get("deployments") or {}).get(deployment)
+    if dep is None:
+        return False, None
+    value: Any = dep.get("config") or {}
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return True, value
+
+
 def victim_present(snap: Snapshot, victim: dict[str, Any]) -> bool:
     """Whether the snapshot still shows this life of the victim (same actor id and PID,
-    or same pod UID and restart count)."""
+    or same pod UID and restart count), or, for a ``config`` victim (an operator's change),
+    whether Serve still runs the option's old value."""
     role = victim.get("role")
+    if role == CONFIG:
+        known, value = deployed_option(snap, victim["app"], victim["deployment"], victim["option"])
+        return known and value != victim.get("new")
     if role in ROLES:
         for actor in snap.actors:
             if actor["role"] != role:
@@ -77,4 +95,6 @@ def victim_present(snap: Snapshot, victim: dict[str, Any]) -> bool:
 def victims_observable(snap: Snapshot, victims: list[dict[str, Any]]) -> bool:
     needs_actors = any(v.get("role") in ROLES for v in victims)
     needs_pods = any(v.get("role") == "pod" for v in victims)
-    return (not needs_actors or snap.actors_ok) and (not needs_pods or snap.pods_ok)
+    needs_serve = any(v.get("role") == CONFIG for v in victims)
+    return (not needs_actors or snap.actors_ok) and (not needs_pods or snap.pods_ok) and (
+        not needs_serve or snap.serve_ok)

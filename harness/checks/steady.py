@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.checks.identity import replica_keys, victim_present
+from harness.checks.identity import CONFIG, replica_keys, victim_present
 from harness.history import History
 from harness.observe import Snapshot
 from harness.servedby import served
@@ -70,6 +70,14 @@ def proxy_reach_problems(snap: Snapshot, ok_requests: pd.DataFrame) -> list[str]
     return problems
 
 
+def victim_text(victim: dict[str, Any]) -> str:
+    """A victim as people read it."""
+    if victim.get("role") == CONFIG:
+        return f"the old {victim.get('option')} of {victim.get('app')}/{victim.get('deployment')}"
+    return (f"victim {victim.get('role')} {victim.get('name') or victim.get('pid')} "
+            f"on {victim.get('pod') or victim.get('node') or '?'}")
+
+
 def steady_state_over(
     history: History,
     window: list[Snapshot],
@@ -80,7 +88,7 @@ def steady_state_over(
 ) -> SteadyState:
     if len(window) < 2:
         return SteadyState(False, "fewer than 2 probes in the window")
-    want = history.desired_replicas
+    want = history.desired_at(t0)
     pid_sets = set()
     for snap in window:
         if not snap.ok:
@@ -90,6 +98,10 @@ def steady_state_over(
         keys = replica_keys(snap)
         if want and len(keys) != want:
             return SteadyState(False, f"{len(keys)}/{want} RUNNING replicas alive in Ray")
+        others = len(replica_keys(snap, running_only=False)) - len(keys)
+        if others:
+            # A stopping replica still holds requests (graceful shutdown): not done yet.
+            return SteadyState(False, f"{others} replicas alive besides the RUNNING ones (stopping or starting)")
         pid_sets.add(keys)
         controllers = sum(1 for a in snap.actors if a["role"] == "controller")
         if controllers != 1:
@@ -100,8 +112,7 @@ def steady_state_over(
             return SteadyState(False, f"no HEALTHY proxy on node(s) {sorted(map(str, replica_nodes - proxy_nodes))}")
         for victim in victims:
             if victim_present(snap, victim):
-                return SteadyState(False, f"victim {victim.get('role')} {victim.get('name') or victim.get('pid')} "
-                                          f"on {victim.get('pod') or victim.get('node') or '?'} still present")
+                return SteadyState(False, victim_text(victim) + " still present")
     if len(pid_sets) != 1:
         return SteadyState(False, "replicas changing")
     df = history.judged_requests() if reqs is None else reqs

@@ -3,7 +3,10 @@
 - ``base``: the Fault class, its plan, victim choice and records;
 - ``actors``: Serve actors (replica, proxy, controller killed; health check failing; a frozen replica);
 - ``pods``: pods and nodes (a pod deleted, a node lost, Redis held down);
-- ``network``: a pod partitioned.
+- ``network``: a pod partitioned;
+- ``gray``: gray failures (CPU starved, memory pressed, packets lost or delayed, a replica slowed);
+- ``operator``: operator actions under load (in-place update, rolling update, scale-down);
+- node drain (preemption with notice) lives with the node faults in ``pods``.
 
 A new fault goes into its family's module (or a new one) and into ``CATALOGUE``.
 """
@@ -12,15 +15,21 @@ from harness.faults.actors import (ActorKill, ControllerKill, HealthCheckFailure
                                    ReplicaHang, ReplicaKill, replica_answering)
 from harness.faults.base import (DOWNSTREAM, Fault, FaultNotApplicable, FaultPlan, NoSuchDeployment, actor_victim,
                                  aimed, pick, pod_victim, pod_victims, record, serving_pods)
+from harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
 from harness.faults.network import PodPartition
-from harness.faults.pods import NodeLoss, PodKill, RedisLoss
+from harness.faults.operator import ConfigChange, InplaceUpdate, RollingUpdate, ScaleDown
+from harness.faults.pods import NodeDrain, NodeLoss, PodKill, RedisLoss
 
 CATALOGUE: dict[str, type[Fault]] = {
     cls.name: cls for cls in (ReplicaKill, ProxyKill, ControllerKill, MassReplicaKill, PodKill, NodeLoss,
-                              PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang)
+                              PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang, InplaceUpdate,
+                              RollingUpdate, ScaleDown, NodeDrain, CpuStarvation, MemoryPressure, PacketLoss,
+                              NetworkDelay, ReplicaSlow)
 }
 
-__all__ = ["ActorKill", "CATALOGUE", "ControllerKill", "DOWNSTREAM", "Fault", "FaultNotApplicable", "FaultPlan",
-           "HealthCheckFailure", "MassReplicaKill", "NoSuchDeployment", "NodeLoss", "PodKill", "PodPartition",
-           "ProxyKill", "RedisLoss", "ReplicaHang", "ReplicaKill", "actor_victim", "aimed", "pick", "pod_victim",
+__all__ = ["ActorKill", "CATALOGUE", "ConfigChange", "ControllerKill", "CpuStarvation", "DOWNSTREAM", "Fault",
+           "FaultNotApplicable", "FaultPlan", "GrayFault", "HealthCheckFailure", "InplaceUpdate", "MassReplicaKill",
+           "MemoryPressure", "NetworkDelay", "NoSuchDeployment", "NodeDrain", "NodeLoss", "PacketLoss", "PodKill",
+           "PodPartition", "ProxyKill", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
+           "ScaleDown", "actor_victim", "aimed", "pick", "pod_victim",
            "pod_victims", "record", "replica_answering", "serving_pods"]

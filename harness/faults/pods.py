@@ -110,3 +110,46 @@ class RedisLoss(Fault):
     def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
         # Release the hold now (the supervisor would also let it go by itself).
         return cluster.heal()
+
+
+@dataclass(frozen=True)
+class NodeDrain(Fault):
+    """Spot preemption with notice: Ray is told to drain a worker node (``ray drain-node
+    --reason DRAIN_NODE_REASON_PREEMPTION --deadline-remaining-seconds D``, what the autoscaler
+    calls), and the node is lost at the deadline as in ``node_loss``.  ``duration_s`` is the
+    deadline (s): the engine ends the fault -- loses the node -- then, and judges recovery
+    from there."""
+
+    name: ClassVar[str] = "node_drain"
+    requires: ClassVar[tuple[str, ...]] = ("drain_node", "kill_node")
+    summary: ClassVar[str] = "drain a worker node with a deadline, then lose it at the deadline"
+    aimable: ClassVar[bool] = True
+    reason: ClassVar[str] = "DRAIN_NODE_REASON_PREEMPTION"
+    pod_role: str = "worker"
+    duration_s: float = 45.0
+    replacement_delay_s: float = 10.0
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        # The autoscaler drains worker nodes only; Ray would accept draining the head too.
+        pod = pick(serving_pods(snap, pods, self.pod_role, self.deployment), rng,
+                   f"Running {self.pod_role} pod hosting replicas")
+        on_node = {p.name for p in pods if p.node == pod.node}
+        victims = pod_victims(snap, pods, on_node)
+        return FaultPlan(self.name, f"drain {pod.name} on {pod.node} with a {self.duration_s:g} s deadline, then lose "
+                                    f"the node ({sum(v['role'] == 'replica' for v in victims)} replicas on it)",
+                         victims, {"pod": pod.name, "node": pod.node, "deadline_s": self.duration_s,
+                                   "replacement_delay_s": self.replacement_delay_s,
+                                   "ray_node_ids": [n["node_id"] for n in snap.nodes if n.get("pod") in on_node]})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        message = f"serve-chaos: preemption of {plan.params['node']} in {self.duration_s:g} s"
+        action = cluster.drain_node(plan.params["pod"], self.reason, self.duration_s, message)
+        return record(plan, action)
+
+    def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        """The deadline: the preempted node goes away, as a cloud provider takes it."""
+        return [cluster.kill_node(record.params["node"], replacement_delay_s=self.replacement_delay_s)]
+
+    def describe(self) -> str:
+        return (f"drain a {self.pod_role} node with a {self.duration_s:g} s deadline (preemption notice), then lose "
+                "it" + self.aim_text())
