@@ -12,20 +12,37 @@ from runtime.errors import ConfigError
 #: and GCS FT setting run back to back, so the cluster is redeployed or restarted
 #: as rarely as possible; the whole-cluster restart without GCS FT comes last.
 ORDER = (
+    # SleepyPid, 2 replicas per node, Serve's default health check
     "replica_failure",
     "proxy_failure",
     "controller_failure",
     "worker_pod_failure",
+    "inplace_update",
+    "scale_down",
+    "replica_slow",
+    "cpu_starvation",
+    "packet_loss_20",
+    "packet_loss_50",
+    "network_latency",
+    "memory_pressure",
+    "rolling_update",
+    # ... with a fast health check
     "health_check_raise_fast",
     "health_check_hang_fast",
     "replica_hang",
+    # ... with Serve's default health check again
     "health_check_raise_default",
     "network_partition",
     "gcs_store_lost",
     "head_failure_gcs_ft",
+    # the composed example
     "downstream_replica_failure",
     "downstream_all_replicas_kill",
     "downstream_replica_hang",
+    "rolling_update_composed",
+    "node_drain_composed",
+    # SleepyPid with room for a drain, then soft and strict spreading
+    "node_drain",
     "worker_node_failure",
     "strict_spreading",
     "head_failure_no_gcs_ft",

@@ -1,13 +1,15 @@
 """The Ray Serve fault-tolerance guide's ``SleepyPid`` app, plus a health toggle.
 
 ``GET /`` behaves exactly as the guide's example: it returns the PID of the
-replica that served it.  ``POST /-/chaos/health?mode=raise|hang|ok`` flips the
+replica that served it.  ``GET /?work_ms=N`` does N ms of (awaited) work first, so
+requests are in flight when a replica is stopped (graceful shutdown has work to wait for).  ``POST /-/chaos/health?mode=raise|hang|ok`` flips the
 replica that receives it into failing (or hanging in) ``check_health``; it
 answers with that replica's PID so the harness knows its victim.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -20,6 +22,9 @@ from starlette.requests import Request
 # the same two constants for the harness (a test keeps them equal).
 HEALTH_ROUTE = "/-/chaos/health"
 HEALTH_MODES = ("ok", "raise", "hang")
+
+#: The most work (ms) one request may ask for with ``?work_ms=``.
+MAX_WORK_MS = 10_000.0
 
 #: Seconds the constructor sleeps, as in the guide (a slow model load).
 CONSTRUCTOR_SLEEP_S = float(os.environ.get("SLEEPY_PID_CONSTRUCTOR_SLEEP_S", "10"))
@@ -38,6 +43,9 @@ class SleepyPid:
                 return {"error": f"mode must be one of {HEALTH_MODES}", "pid": os.getpid()}
             self._health_mode = mode
             return {"pid": os.getpid(), "mode": mode}
+        work_ms = request.query_params.get("work_ms")
+        if work_ms:
+            await asyncio.sleep(min(max(float(work_ms), 0.0), MAX_WORK_MS) / 1000.0)
         return os.getpid()
 
     def check_health(self) -> None:
