@@ -15,11 +15,12 @@ from typing import Any, Mapping
 import pandas as pd
 
 from harness.observe import Snapshot
+from harness.slots import VACANT
 
 REQUEST_COLUMNS = ["seq", "t", "t_sent", "endpoint", "route", "request_id", "ok", "error", "status", "pid", "pod",
                    "role", "latency_ms", "address", "incarnation"]
-#: Error class of a send the load did not make: its slot had no pod (``harness.slots.VACANT``).
-UNSENT_ERROR = "slot_vacant"
+#: Error class of a send the load did not make: its slot had no pod.
+UNSENT_ERROR = VACANT
 #: Added by ``History.build``: the replica that served a request, from Serve's logs
 #: (``replica``) and, for an app that returns its PID, from the body (``replica_by_body``).
 SERVED_BY_COLUMNS = ["replica", "replica_by_body", "downstream"]

@@ -124,17 +124,16 @@ class SlotTable:
 
     def update(self, pods: list[PodInfo], endpoints: Endpoints) -> bool:
         """Point every slot at its pod's current incarnation and address; True when anything changed."""
-        new: list[Target] = []
+        new = list(self.targets)
         for i, target in enumerate(self.targets):
             if target.name == FRONT_DOOR:
-                new.append(replace(target, url=endpoints.front_door))
+                new[i] = replace(target, url=endpoints.front_door)
             elif target.name.startswith(ROLE_ENDPOINT):
-                new.append(replace(target, url=endpoints.roles.get(target.role, target.url)))
-            elif not target.follows or target.incarnation is None and target.url is not None:
-                new.append(target)  # started without incarnations: nothing to follow by
-            else:
-                taken = {t.pod for j, t in enumerate(self.targets) if j != i}
-                new.append(_follow(target, pods, endpoints, taken))
+                new[i] = replace(target, url=endpoints.roles.get(target.role, target.url))
+            elif target.follows and not (target.incarnation is None and target.url is not None):
+                # (A slot started without incarnations has nothing to follow by: it stays.)
+                taken = {t.pod for j, t in enumerate(new) if j != i}
+                new[i] = _follow(target, pods, endpoints, taken)
         changed = new != self.targets
         self.targets = new
         return changed
