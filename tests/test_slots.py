@@ -214,3 +214,50 @@ def test_a_follow_up_is_judged_from_the_previous_faults_recovery():
     assert later["window"]["start"] == 15.0 and later["failed"] == 0 and later["availability"] == 1.0
     assert ev.metrics["failed"] == 40
     assert {c.name: c.status for c in ev.checks}["again.front.availability"] == "pass"
+
+
+def test_serve_when_ready_follows_a_slot_to_its_new_pod():
+    """KubeRay: the slot's pod comes back under a new name; once it is ready its requests must
+    succeed, and the dead pod's timeouts are not charged to it."""
+    from harness.checks import serve_when_ready
+
+    def pod_list(t: float) -> list[dict]:
+        pods = [p for p in syn.pods() if p["name"] != "worker-1" or t < 10]
+        if t >= 12:
+            pods.append({"name": "rc-new", "role": "worker", "ip": "10.0.0.99", "phase": "Running",
+                         "ready": t >= 18, "uid": "u2", "node": "node-x", "restarts": 0})
+        return pods
+
+    def records(fail_new_until: float) -> list[dict]:
+        recs = slot_records(10, 14, 18, 40, 0)
+        for r in recs:
+            if r.get("incarnation") == "u2#0":
+                r["pod"] = "rc-new"
+                if r["t"] < fail_new_until:
+                    r.update(ok=False, error="timeout", status=None)
+        return recs
+
+    snaps = [syn.snapshot(float(t), syn.BASE_REPLICAS + syn.BASE_SYSTEM, pod_list=pod_list(t)) for t in range(40)]
+    fault = FaultRecord("node_loss", 10.0, 10.0, victims=[VICTIM])
+    good = serve_when_ready(syn.history(records(0), snaps, [fault]), fault)
+    assert good.status == "pass", good.detail
+    bad = serve_when_ready(syn.history(records(20), snaps, [fault]), fault)
+    assert bad.status == "fail" and bad.value == 20 and bad.detail.startswith("rc-new: 20 timeout from 8.0 s")
+
+
+def test_serve_when_ready_does_not_charge_the_dead_incarnation_to_its_successor():
+    """Locally the recreated pod keeps its name: requests still aimed at the dead incarnation
+    after the new one became ready (the load picks the new address up within a second or two)
+    are the old pod's, not the new one's."""
+    from harness.checks import serve_when_ready
+
+    def pod_list(t: float) -> list[dict]:
+        return [dict(p, ready=not (10 <= t < 18), uid="u2" if t >= 12 else "u1") if p["name"] == "worker-1" else p
+                for p in syn.pods()]
+
+    recs = slot_records(10, 20, 20, 40, 0)  # aimed at u1 (timing out) until 20, then at u2
+    snaps = [syn.snapshot(float(t), syn.BASE_REPLICAS + syn.BASE_SYSTEM, pod_list=pod_list(t)) for t in range(40)]
+    fault = FaultRecord("node_loss", 10.0, 10.0, victims=[VICTIM])
+    assert serve_when_ready(syn.history(recs, snaps, [fault]), fault).status == "pass"
+    unnamed = [dict(r, incarnation=None) for r in recs]  # without incarnations, the name is all there is
+    assert serve_when_ready(syn.history(unnamed, snaps, [fault]), fault).status == "fail"

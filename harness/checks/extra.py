@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks.endpoints import aimed_at_pod, is_direct, pod_behind, target_pods
+from harness.checks.endpoints import aimed_at_pod, is_direct, pod_behind, target_pods, victim_incarnations
 from harness.checks.identity import victim_present, victims_observable
 from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
 from harness.checks.steady import snapshot_before
@@ -183,7 +183,7 @@ def serve_when_ready(history: History, fault: FaultRecord) -> CheckResult:
     snaps = [s for s in history.snapshots if s.t >= fault.t_inject and s.pods_ok]
     bad: list[str] = []
     total = 0
-    for endpoint, pod, ready_in, sent in _direct_targets(reqs, direct, fault.t_inject):
+    for endpoint, pod, ready_in, sent in _direct_targets(reqs, direct, fault):
         seen_down = False
         start = None
         windows = []
@@ -212,10 +212,12 @@ def serve_when_ready(history: History, fault: FaultRecord) -> CheckResult:
     return CheckResult(name, PASS, 0, "0 failed")
 
 
-def _direct_targets(reqs: Any, direct: list[str], t_fault: float) -> list[tuple[str, str, Any, Any]]:
+def _direct_targets(reqs: Any, direct: list[str], fault: FaultRecord) -> list[tuple[str, str, Any, Any]]:
     """``(endpoint, pod or role, is-ready-in-snapshot, its requests)`` per direct endpoint: a
     ``role:`` endpoint is the role's current pod; a slot is each pod it aimed at after the fault
-    (a recreated pod on Kubernetes has a new name)."""
+    (a recreated pod on Kubernetes has a new name), without the requests it aimed at an
+    incarnation the fault took away (a recreated pod keeps its name locally)."""
+    t_fault = fault.t_inject
     out = []
     for endpoint in direct:
         ep = reqs[reqs["endpoint"] == endpoint]
@@ -228,7 +230,8 @@ def _direct_targets(reqs: Any, direct: list[str], t_fault: float) -> list[tuple[
         pods = list(dict.fromkeys(aimed[ep["t"] >= t_fault].dropna())) or [pod_behind(reqs, endpoint, t_fault)]
         for pod in [p for p in pods if p]:
             out.append((endpoint, pod, lambda snap, name=pod: any(
-                p.get("name") == name and p.get("ready") for p in snap.pods), ep[aimed == pod]))
+                p.get("name") == name and p.get("ready") for p in snap.pods),
+                ep[(aimed == pod) & ~ep["incarnation"].isin(victim_incarnations(fault.victims))]))
     return out
 
 
