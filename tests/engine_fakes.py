@@ -340,7 +340,8 @@ class FakeHealthCheckFailure(HealthCheckFailure):
 
 
 class FakeLoad:
-    """Sends to its targets in turn every ``interval_s`` (s) until stopped, one record per send."""
+    """Sends to its targets in turn every ``interval_s`` (s) until stopped, one record per send
+    (``t`` the intended time of the send, as Locust records it)."""
 
     def __init__(self, cluster: FakeCluster, out: Path, targets: list[dict[str, Any]] | None = None,
                  interval_s: float = 0.02, timeout_s: float = 5.0) -> None:
@@ -365,11 +366,11 @@ class FakeLoad:
         self.targets = [dict(t) for t in targets]
         self.retargets.append(self.targets)
 
-    def _send(self, seq: int) -> tuple[float, dict[str, Any]]:
-        """When the outcome is known (epoch s) and the record."""
+    def _send(self, seq: int, intended: float) -> tuple[float, dict[str, Any]]:
+        """When the outcome is known (epoch s) and the record of the send meant for ``intended``."""
         target = self.targets[seq % len(self.targets)]
         t = time.time()
-        rec = {"seq": seq, "t": t, "t_sent": t, "endpoint": target["name"], "ok": False, "error": None,
+        rec = {"seq": seq, "t": intended, "t_sent": t, "endpoint": target["name"], "ok": False, "error": None,
                "status": None, "pid": None, "pod": target.get("pod"), "role": target.get("role"),
                "latency_ms": 1.0, "address": target.get("url"), "incarnation": target.get("incarnation")}
         if target.get("url") is None:
@@ -379,18 +380,21 @@ class FakeLoad:
         return (t + self.timeout_s if error == "timeout" else t), rec
 
     def _loop(self) -> None:
-        seq = 0
+        # An open model like Locust's: send i is meant for t0 + i * interval_s, whenever it goes
+        # out (History.judged_until counts on that schedule).
+        seq, t0 = 0, time.time()
         pending: list[tuple[float, dict[str, Any]]] = []
         with self.out.open("a") as fh:
             while not self.stopped.is_set():
-                pending.append(self._send(seq))
+                intended = t0 + seq * self.interval_s
+                time.sleep(max(0.0, intended - time.time()))
+                pending.append(self._send(seq, intended))
                 now = time.time()
                 due = [r for when, r in pending if when <= now]
                 pending = [(when, r) for when, r in pending if when > now]
                 fh.writelines(json.dumps(r) + "\n" for r in due)
                 fh.flush()
                 seq += 1
-                time.sleep(self.interval_s)
             fh.writelines(json.dumps(r) + "\n" for _when, r in pending)  # in flight at stop: recorded
 
 
