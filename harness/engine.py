@@ -26,15 +26,16 @@ from harness.faults import FaultPlan, NoSuchDeployment
 from harness.history import (REQUESTS_FILE, SERVED_BY_FILE, SNAPSHOTS_FILE, FaultRecord, History, JsonlTail,
                              read_jsonl, requests_frame)
 from harness.interrupts import DeferredInterrupt
-from harness.load import LoadGenerator, LoadSpec, Traffic, resolve_endpoints
+from harness.load import LoadGenerator, LoadSpec, Traffic
 from harness.observe import Prober, Snapshot
 from harness.outcome import PromiseBroken, RunResult, SLOViolation
 from harness.scenario import Phase, Scenario, scenario_rng
 from harness.servedby import ServedByReader
+from harness.slots import SlotTable
 from harness.startup import measured_start_s
 from runtime.app.serve_config import restarts_replicas
 from runtime.app.spec import AppSpec
-from runtime.cluster import Cluster
+from runtime.cluster import Cluster, Endpoints
 from runtime.errors import ClusterLost, InfrastructureError, ServeChaosError
 from runtime.local.procs import OWNER_ENV, ROLE_ENV, RUN_ENV
 from runtime.waiting import NotYet, wait_until
@@ -52,6 +53,9 @@ class LoadLike(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def retarget(self, targets: list[dict[str, Any]]) -> None:
+        """New addresses for the same endpoints, in the same order (``harness.slots``)."""
 
 
 class ProberLike(Protocol):
@@ -139,6 +143,8 @@ class _Run:
     status_override: str = ""
     cluster_healthy: bool = True
     events_since: float = field(default_factory=time.time)
+    #: The pod behind each of the load's slots (``harness.slots``).
+    slots: SlotTable = field(default_factory=lambda: SlotTable([]))
 
     @property
     def all_recovered(self) -> bool:
@@ -268,20 +274,49 @@ class Engine:
         settings["app"] = app.label()
         settings["ray_version"] = report.ray_version()
         endpoints = self.cluster.endpoints()
-        pods = self.cluster.pods()
-        targets = resolve_endpoints(scenario.load, endpoints, {p.name: p.role for p in pods},
-                                    {p.name for p in pods if p.ready})
+        slots = self._slots(scenario.load, endpoints)
         markers = {ROLE_ENV: "load", OWNER_ENV: str(os.getpid()), **({RUN_ENV: self.run_label} if self.run_label else {})}
         phases = [_replace_fault(p, p.fault.for_app(app, self.app.deployment)) for p in scenario.phases()]
         max_load_s = scenario.gate_timeout_s + scenario.warmup_s + sum(p.deadline_s + p.delay_s for p in phases) + 300
         traffic = Traffic(tuple(r.model_dump() for r in app.routes()), f"sc{secrets.token_hex(3)}", self.app.locustfile)
-        load = self.load_factory(scenario.load, targets, run_dir / REQUESTS_FILE, max_load_s, markers, traffic)
+        load = self.load_factory(scenario.load, slots.dicts(), run_dir / REQUESTS_FILE, max_load_s, markers, traffic)
         prober = self.prober_factory(endpoints.dashboard, lambda: [p.to_dict() for p in self.cluster.pods()],
                                      run_dir / SNAPSHOTS_FILE)
         served_by = self.served_by_factory(endpoints.dashboard, lambda: recent_replicas(prober),
                                            run_dir / SERVED_BY_FILE, traffic.id_prefix)
         return _Run(scenario, app, seed, scenario_rng(seed, scenario.name), run_id, run_dir, started, settings,
-                    phases, load, prober, served_by)
+                    phases, load, prober, served_by, slots=slots)
+
+    # ------------------------------------------------------------------ the load's pods
+    def _slots(self, spec: LoadSpec, endpoints: Endpoints) -> SlotTable:
+        """The load's endpoints at its start; ``pods:<role>`` takes the pods ready now (Serve runs a
+        proxy only on nodes hosting replicas).  Slots follow pods by incarnation (``harness.slots``)."""
+        pods = self.cluster.pods()
+        return SlotTable.start(spec.endpoints, endpoints, {p.name: p.role for p in pods},
+                               {p.name for p in pods if p.ready}, {p.name: p.incarnation for p in pods})
+
+    def _follow_pods(self, run: _Run) -> None:
+        """Hand the running load the pod now behind each slot (once per tick): a recreated pod
+        has a new address, and on KubeRay a new name."""
+        if not any(t.follows for t in run.slots.targets):
+            return
+        try:
+            changed = run.slots.update(self.cluster.pods(), self.cluster.endpoints())
+        except ServeChaosError:
+            return  # the target's API is away for a moment: the next tick looks again
+        if changed:
+            run.load.retarget(run.slots.dicts())
+
+    def _clear_after(self, run: _Run, record: FaultRecord) -> None:
+        """Before the next phase, undo what the target still holds of a fault that recovered (a
+        lost node stays lost until healed; a second node loss would find no spare node): what
+        one fault left behind is never charged to the next one."""
+        try:
+            actions = self.cluster.heal()
+        except ServeChaosError as err:
+            raise InfrastructureError(f"could not heal what {record.fault} left before the next fault: {err.what}",
+                                      evidence=err.evidence, hint=err.hint) from None
+        record.heal_actions += [{**a.to_dict(), "between_phases": True} for a in actions]
 
     # ------------------------------------------------------------------ run
     def run(self, scenario: Scenario) -> RunResult:
@@ -330,6 +365,8 @@ class Engine:
             if run.faults and run.scenario.stop_after_s is not None and \
                     time.time() - run.faults[0].t_inject >= run.scenario.stop_after_s:
                 return  # a soak's time is up: the remaining phases are simply not run
+            if run.faults:
+                self._clear_after(run, run.faults[-1])
             if phase.delay_s:
                 self._emit("phase", name="wait", seconds=phase.delay_s)
                 self._wait(run, phase.delay_s)
@@ -446,6 +483,7 @@ class Engine:
         end = time.time() + seconds
         while time.time() < end:
             self._check_there()
+            self._follow_pods(run)
             self._emit("tick", phase="wait", history=self._history(run),
                        t_fault=run.faults[-1].t_inject if run.faults else None,
                        t_recovered=None, reason=f"next fault in {end - time.time():.0f} s")
@@ -523,6 +561,7 @@ class Engine:
 
         def steady() -> float:
             self._check_there()
+            self._follow_pods(run)
             history = self._history(run)
             wrong = route_problem(history, run.app.routes())
             if wrong:
@@ -557,6 +596,7 @@ class Engine:
         t_recovered: float | None = None
         while True:
             self._check_there()
+            self._follow_pods(run)
             now = time.time()
             if duration is not None and fault.t_heal is None and now >= fault.t_inject + duration:
                 actions = phase.fault.end(self.cluster, fault)

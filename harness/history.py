@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 
 from harness.observe import Snapshot
+from harness.slots import VACANT
 
 REQUEST_COLUMNS = ["seq", "t", "t_sent", "endpoint", "route", "request_id", "ok", "error", "status", "pid", "pod",
-                   "role", "latency_ms"]
+                   "role", "latency_ms", "address", "incarnation"]
+#: Error class of a send the load did not make: its slot had no pod.
+UNSENT_ERROR = VACANT
 #: Added by ``History.build``: the replica that served a request, from Serve's logs
 #: (``replica``) and, for an app that returns its PID, from the body (``replica_by_body``).
 SERVED_BY_COLUMNS = ["replica", "replica_by_body", "downstream"]
@@ -139,13 +142,19 @@ class History:
     desired_replicas: int = 0
     #: ``request id -> replica`` records read from Serve's logs (``harness.servedby``).
     served_by: list[dict[str, Any]] = field(default_factory=list)
+    #: Sends the load did not make because their slot had no pod (``harness.slots``): not
+    #: requests, but their sequence numbers and times are known (see ``judged_until``).
+    unsent: pd.DataFrame = field(default_factory=lambda: requests_frame([]))
 
     @classmethod
     def build(cls, request_records: list[dict[str, Any]], **kwargs: Any) -> "History":
         from harness.servedby import attribute
 
-        frame = requests_frame(request_records)
-        return cls(requests=attribute(frame, kwargs.get("served_by") or [], kwargs.get("snapshots") or []), **kwargs)
+        sent = [r for r in request_records if r.get("error") != UNSENT_ERROR]
+        unsent = [r for r in request_records if r.get("error") == UNSENT_ERROR]
+        frame = requests_frame(sent)
+        return cls(requests=attribute(frame, kwargs.get("served_by") or [], kwargs.get("snapshots") or []),
+                   unsent=requests_frame(unsent), **kwargs)
 
     def desired_at(self, t: float) -> int:
         """Replicas the Serve config asks for at ``t`` (epoch s): ``desired_replicas``, or what
@@ -162,7 +171,7 @@ class History:
         ends = [t for t in (self.t_heal_start, self.t_load_stop) if t is not None]
         return min(ends) if ends else None
 
-    def judged_until(self, exclude: frozenset[str] | set[str] = frozenset()) -> float:
+    def judged_until(self, exclude: Mapping[str, float] | frozenset[str] | set[str] = frozenset()) -> float:
         """Intended send time up to which every request's outcome is recorded (epoch s).
 
         Records are written when a request completes, so while load runs the
@@ -170,14 +179,19 @@ class History:
         number; nothing from its intended time on is judged yet.  A missing
         number older than the newest send minus the request timeout (and a 1 s
         margin) cannot be in flight any more: it was lost (the load process
-        died mid-request) and does not hold judging back.  Requests to the
-        endpoints in ``exclude`` (say, a port-forward to a deleted pod, whose
-        requests all hang until they time out) do not hold it back either: the
-        load sends to its endpoints in turn, so ``seq % endpoints`` names the
-        endpoint of a missing request.  ``inf`` when nothing is pending.
+        died mid-request) and does not hold judging back.  Sends to a vacant slot
+        (``unsent``) are not missing.  Requests to the endpoints in ``exclude``
+        (say, a slot aimed at a deleted pod, whose requests all hang until they
+        time out) do not hold it back either -- those sent before the time
+        ``exclude`` maps the endpoint to (a set: always): the load sends to its
+        endpoints in turn, so ``seq % endpoints`` names the endpoint of a missing
+        request.  ``inf`` when nothing is pending.
         """
-        df = self.requests
-        if df.empty or df["seq"].isna().all():
+        frames = [f[["seq", "t", "t_sent", "endpoint"]] for f in (self.requests, self.unsent) if not f.empty]
+        if not frames:
+            return float("inf")
+        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        if df["seq"].isna().all():
             return float("inf")
         known = df.dropna(subset=["seq"])
         seqs = known["seq"].astype(int).to_numpy()
@@ -190,27 +204,30 @@ class History:
         interval = (t_hi - t_lo) / (hi - lo) if hi > lo else 0.0
         newest_send = float(known["t_sent"].max()) if known["t_sent"].notna().any() else t_hi
         horizon = newest_send - self.load_timeout_s - 1.0
-        skip = self._excluded_residues(known, exclude)
+        until = exclude if isinstance(exclude, Mapping) else dict.fromkeys(exclude, float("inf"))
+        skip = self._excluded_residues(known, until)
         for seq in range(lo, hi + 1):
-            if seq in present or (skip and seq % skip[0] in skip[1]):
+            if seq in present:
                 continue
             t_missing = t_lo + (seq - lo) * interval
+            if skip and t_missing < skip[1].get(seq % skip[0], float("-inf")):
+                continue
             if t_missing > horizon:
                 return t_missing
         return float("inf")
 
     @staticmethod
-    def _excluded_residues(known: pd.DataFrame, exclude: frozenset[str] | set[str]) -> tuple[int, set[int]] | None:
-        """(number of endpoints, residues of the excluded ones) if every endpoint keeps one residue."""
-        if not exclude:
+    def _excluded_residues(known: pd.DataFrame, until: Mapping[str, float]) -> tuple[int, dict[int, float]] | None:
+        """(number of endpoints, residue of each excluded one -> until when) if every endpoint keeps one residue."""
+        if not until:
             return None
         n = int(known["endpoint"].nunique())
         residues = known.groupby("endpoint")["seq"].agg(lambda s: frozenset((s.astype(int) % n).tolist()))
         if n < 2 or any(len(r) != 1 for r in residues):
             return None
-        return n, {next(iter(residues[e])) for e in exclude if e in residues.index}
+        return n, {next(iter(residues[e])): t for e, t in until.items() if e in residues.index}
 
-    def judged_requests(self, exclude: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
+    def judged_requests(self, exclude: Mapping[str, float] | frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
         """Requests sent before the earliest one whose outcome is not yet known."""
         df = self.requests
         if df.empty:
@@ -251,8 +268,10 @@ class History:
     def save(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / REQUESTS_FILE).exists():
+            records = self.requests.reindex(columns=REQUEST_COLUMNS).to_dict("records")
+            records += self.unsent.reindex(columns=REQUEST_COLUMNS).to_dict("records")
             with (run_dir / REQUESTS_FILE).open("w") as fh:
-                for rec in self.requests.reindex(columns=REQUEST_COLUMNS).to_dict("records"):
+                for rec in sorted(records, key=lambda r: r["t"]):
                     clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
                     fh.write(json.dumps(clean, default=_json_default) + "\n")
         if self.served_by and not (run_dir / SERVED_BY_FILE).exists():

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.cluster import POD_ROLES, Endpoints
+from harness.slots import FRONT_DOOR, SlotTable, check_endpoint_names
+from runtime.cluster import Endpoints
 from runtime.errors import ConfigError, InfrastructureError
 from runtime.waiting import NotYet, wait_until
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-FRONT_DOOR = "front"
+__all__ = ["FRONT_DOOR", "LoadGenerator", "LoadSpec", "Traffic", "resolve_endpoints", "write_targets"]
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,12 @@ class LoadSpec:
     ``rate`` is requests per second *per endpoint* (constant arrival rate);
     ``timeout_s`` the per-request timeout (seconds).  ``endpoints`` names where
     to send: ``front`` (the front door), ``role:<role>`` (the current pod of a
-    role, e.g. the head, followed across recreations), ``pods:<role>`` (each
-    pod of that role present when the load starts) or ``pod:<name>`` (one pod's
-    own proxy, like ``kubectl port-forward``).  Roles, not names: pod names are
-    the target's (KubeRay generates them).
+    role, e.g. the head, followed across recreations), ``pods:<role>`` (a slot
+    per pod of that role ready when the load starts, ``pods:worker#1``, ...,
+    each following its pod into its recreation) or ``pod:<name>`` (a slot that
+    starts on that pod's own proxy, like ``kubectl port-forward``); see
+    ``harness.slots``.  Roles, not names: pod names are the target's (KubeRay
+    generates them).
     """
 
     rate: float = 30.0
@@ -44,14 +47,7 @@ class LoadSpec:
             raise ConfigError(f"load timeout must be in (0, 120] seconds, got {self.timeout_s}")
         if not self.endpoints:
             raise ConfigError("load needs at least one endpoint", hint="use 'front' or 'pod:<name>'")
-        for name in self.endpoints:
-            kind, _, rest = name.partition(":")
-            if name != FRONT_DOOR and (kind not in ("pod", "pods", "role") or not rest):
-                raise ConfigError(f"unknown load endpoint {name!r}",
-                                  hint="use 'front', 'role:head', 'pods:worker' or 'pod:<pod name>'")
-            if kind in ("pods", "role") and rest not in POD_ROLES:
-                raise ConfigError(f"load endpoint {name!r} names no role",
-                                  hint=f"roles are: {', '.join(POD_ROLES)}")
+        check_endpoint_names(self.endpoints)
 
 
 @dataclass(frozen=True)
@@ -69,34 +65,18 @@ class Traffic:
 
 
 def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str],
-                      ready: set[str] | None = None) -> list[dict[str, str]]:
-    """Turn endpoint names into ``{"name", "url", "pod", "role"}``; ``roles`` maps pod -> role.
-    A ``url`` is the base each request's path is appended to.
+                      ready: set[str] | None = None) -> list[dict[str, Any]]:
+    """The load's targets when it starts: ``{"name", "url", "role", "pod", "incarnation"}``
+    per endpoint (``harness.slots.SlotTable.start``); ``roles`` maps pod -> role.
+    ``pods:<role>`` takes only pods in ``ready`` (when given)."""
+    return SlotTable.start(spec.endpoints, endpoints, roles, ready).dicts()
 
-    ``pods:<role>`` takes only pods in ``ready`` (when given): Serve runs a proxy
-    only on nodes that host replicas, and a port-forward to a pod without one
-    would measure nothing but refusals.
-    """
-    out: list[dict[str, str]] = []
-    for name in spec.endpoints:
-        kind, _, rest = name.partition(":")
-        if name == FRONT_DOOR:
-            out.append({"name": FRONT_DOOR, "url": endpoints.front_door})
-        elif kind == "role":
-            if rest not in endpoints.roles:
-                raise ConfigError(f"this target offers no endpoint for the current {rest} pod",
-                                  hint=f"roles with one: {', '.join(sorted(endpoints.roles)) or 'none'}")
-            out.append({"name": name, "url": endpoints.roles[rest], "role": rest})
-        elif kind == "pods":
-            for pod, url in sorted(endpoints.pods.items()):
-                if roles.get(pod) == rest and (ready is None or pod in ready):
-                    out.append({"name": f"pod:{pod}", "url": url, "pod": pod, "role": rest})
-        else:
-            if rest not in endpoints.pods:
-                raise ConfigError(f"no pod named {rest!r} to aim load at",
-                                  hint=f"pods are: {', '.join(sorted(endpoints.pods))}")
-            out.append({"name": name, "url": endpoints.pods[rest], "pod": rest, "role": roles.get(rest, "")})
-    return out
+
+def write_targets(path: Path, targets: list[dict[str, Any]]) -> None:
+    """Write the targets file the Locust process re-reads, atomically (it never sees half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(targets))
+    os.replace(tmp, path)
 
 
 class LoadGenerator:
@@ -113,15 +93,18 @@ class LoadGenerator:
         self.env_markers = env_markers or {}
         self.proc: subprocess.Popen | None = None
         self.log_path = out_path.with_suffix(".locust.log")
+        #: The targets the Locust process re-reads about once a second (``retarget``).
+        self.targets_path = out_path.with_suffix(".targets.json")
 
     def start(self, timeout_s: float = 20.0) -> None:
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
         self.out_path.touch()
+        write_targets(self.targets_path, self.targets)
         env = dict(os.environ)
         env.update(self.env_markers)
         env.update(
             {
-                "SC_LOAD_ENDPOINTS": json.dumps(self.targets),
+                "SC_LOAD_ENDPOINTS_FILE": str(self.targets_path),
                 "SC_LOAD_RATE": str(self.spec.rate),
                 "SC_LOAD_TIMEOUT_S": str(self.spec.timeout_s),
                 "SC_LOAD_MAX_IN_FLIGHT": str(self.spec.max_in_flight),
@@ -138,7 +121,7 @@ class LoadGenerator:
             "--headless", "--users", "1", "--spawn-rate", "1",
             "--run-time", f"{int(self.max_duration_s)}s",
             "--stop-timeout", "2",
-            "--host", self.targets[0]["url"],
+            "--host", next(t["url"] for t in self.targets if t.get("url")),
             "--only-summary", "--loglevel", "WARNING",
             "--skip-log-setup",
         ]
@@ -159,6 +142,14 @@ class LoadGenerator:
         except InfrastructureError:
             self.stop()
             raise
+
+    def retarget(self, targets: list[dict[str, Any]]) -> None:
+        """Hand the running load new addresses for the same endpoints, in the same order
+        (a slot's pod recreated elsewhere); Locust picks them up within about a second."""
+        if [t["name"] for t in targets] != [t["name"] for t in self.targets]:
+            raise ValueError("retarget keeps the endpoints and their order; only addresses change")
+        self.targets = targets
+        write_targets(self.targets_path, targets)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -3,7 +3,12 @@
 Run only by ``harness.load`` in its own process (Locust monkey-patches with
 gevent; it must never share a process with Ray).  Configured through env:
 
-- ``SC_LOAD_ENDPOINTS``: JSON list of ``{"name", "url", "pod", "role"}``;
+- ``SC_LOAD_ENDPOINTS_FILE``: a JSON file listing the endpoints, ``{"name", "url",
+  "role", "pod", "incarnation"}`` each (``harness.slots.Target``), re-read every
+  second: the harness rewrites it (atomically) when a slot's pod was recreated
+  at a new address; the endpoints and their order never change.  A ``url`` of
+  null is a vacant slot: its sends are recorded as ``slot_vacant`` and not made.
+  (``SC_LOAD_ENDPOINTS``, the same list inline, is read when no file is given.)
 - ``SC_LOAD_REQUESTS``: JSON list of requests (``runtime.app.spec.RequestSpec``:
   name, method, path, headers, body, expect_status, weight), mixed by weight;
 - ``SC_LOAD_ID_PREFIX``: prefix of the unique ``X-Request-Id`` of every request
@@ -39,7 +44,11 @@ REQUEST_ID_HEADER = "X-Request-Id"
 DEFAULT_REQUESTS = [{"name": "", "method": "GET", "path": "/", "headers": {}, "body": None,
                      "expect_status": 200, "weight": 1}]
 
-ENDPOINTS = json.loads(os.environ.get("SC_LOAD_ENDPOINTS", "[]"))
+ENDPOINTS_FILE = os.environ.get("SC_LOAD_ENDPOINTS_FILE")
+#: How often (s) the endpoints file is re-read.
+FOLLOW_PERIOD_S = 1.0
+#: Error class of a send not made because its slot had no pod (``harness.slots.VACANT``).
+VACANT = "slot_vacant"
 RATE = float(os.environ.get("SC_LOAD_RATE", "20"))
 TIMEOUT_S = float(os.environ.get("SC_LOAD_TIMEOUT_S", "5"))
 MAX_IN_FLIGHT = int(os.environ.get("SC_LOAD_MAX_IN_FLIGHT", "500"))
@@ -47,6 +56,34 @@ OUT_PATH = os.environ.get("SC_LOAD_OUT", "requests.jsonl")
 REQUESTS = json.loads(os.environ.get("SC_LOAD_REQUESTS", "null") or "null") or DEFAULT_REQUESTS
 ID_PREFIX = os.environ.get("SC_LOAD_ID_PREFIX", "sc0")
 USER_FILE = os.environ.get("SC_LOAD_USER_FILE")
+
+
+def read_endpoints() -> list[dict]:
+    """The endpoints as the harness last wrote them (inline from the environment without a file)."""
+    if not ENDPOINTS_FILE:
+        return json.loads(os.environ.get("SC_LOAD_ENDPOINTS", "[]"))
+    with open(ENDPOINTS_FILE) as fh:
+        return json.load(fh)
+
+
+ENDPOINTS = read_endpoints()
+
+
+def reload_endpoints() -> None:
+    """Take the harness's current addresses, keeping the endpoints in their order (sends go
+    to them in turn); a file that cannot be read keeps the last addresses."""
+    try:
+        fresh = read_endpoints()
+    except (OSError, ValueError):
+        return
+    if [e.get("name") for e in fresh] == [e.get("name") for e in ENDPOINTS]:
+        ENDPOINTS[:] = fresh
+
+
+def _follow_endpoints() -> None:
+    while True:
+        gevent.sleep(FOLLOW_PERIOD_S)
+        reload_endpoints()
 
 
 def label(spec: dict) -> str:
@@ -157,6 +194,8 @@ IN_FLIGHT = Pool(MAX_IN_FLIGHT)
 def _on_start(environment, **_kwargs) -> None:
     global RECORDER
     RECORDER = Recorder(OUT_PATH)
+    if ENDPOINTS_FILE:
+        gevent.spawn(_follow_endpoints)
 
 
 @events.test_stop.add_listener
@@ -208,7 +247,12 @@ class OpenLoopUser(User):
             # Endpoints strictly in turn (History.judged_until relies on it), routes by weight.
             endpoint = ENDPOINTS[seq % len(ENDPOINTS)]
             spec = mix[(seq // len(ENDPOINTS)) % len(mix)]
-            if self.pool.full():
+            if endpoint.get("url") is None:
+                # A slot whose pod is gone and not back: nothing to send to, but the send is
+                # recorded (History.judged_until counts on every sequence number).
+                if RECORDER is not None:
+                    RECORDER.add({**new_record(seq, intended, endpoint, spec, None), "error": VACANT})
+            elif self.pool.full():
                 if RECORDER is not None:
                     RECORDER.add({**new_record(seq, intended, endpoint, spec, None), "error": "client_overload"})
             elif user_tasks is not None:
@@ -223,7 +267,9 @@ def new_record(seq: int | str, intended: float, endpoint: dict, spec: dict | Non
     return {"seq": seq, "t": intended, "t_sent": sent, "endpoint": endpoint["name"],
             "route": route or (label(spec) if spec else ""), "request_id": f"{ID_PREFIX}-{seq}",
             "status": None, "ok": False, "error": None, "pid": None, "pod": endpoint.get("pod"),
-            "role": endpoint.get("role"), "latency_ms": None}
+            "role": endpoint.get("role"), "latency_ms": None,
+            # Which incarnation of a slot's pod the request was aimed at, and at what address.
+            "address": endpoint.get("url"), "incarnation": endpoint.get("incarnation")}
 
 
 def finish(environment, record: dict, sent: float, exc: BaseException | None) -> None:
@@ -244,4 +290,4 @@ def load_user_tasks(environment):
     from harness import userload
 
     userload.bind(sys.modules[__name__])
-    return userload.UserTasks.load(USER_FILE, environment, TIMEOUT_S, ENDPOINTS[0]["url"])
+    return userload.UserTasks.load(USER_FILE, environment, TIMEOUT_S, next(e["url"] for e in ENDPOINTS if e.get("url")))

@@ -1,8 +1,13 @@
 """Soak mode: random faults from the catalogue at random intervals, for a set duration.
 
-Each fault keeps the SLOs and churn expectations of the scenario it comes
-from, so a soak run is judged fault by fault with the same checks as the
-single-fault scenarios.
+Each fault keeps the SLOs, churn expectations and known deviations of the
+scenario it comes from, so a soak run is judged fault by fault with the same
+checks as the single-fault scenarios.  The load speaks of roles, as scenarios
+do: the front door, the current head, and a slot per worker pod that follows
+its pod when it is recreated (``harness.slots``).  Each fault is judged from the
+previous one's recovery, and what the cluster still holds of it (a lost node)
+is healed before the next (``harness.engine``), so what one fault left behind is
+never charged to the next.
 """
 
 from __future__ import annotations
@@ -10,9 +15,13 @@ from __future__ import annotations
 import math
 import random
 
+from typing import Any
+
+from harness.bounds import POD_JOIN_S, node_loss_bounds
 from harness.catalog import load_scenarios
+from harness.faults import NodeLoss
 from harness.load import LoadSpec
-from harness.scenario import Followup, Scenario
+from harness.scenario import Bounds, Followup, Scenario
 from runtime.errors import ConfigError
 
 #: Faults a soak may draw.  The controller kill is left out: the proxies it
@@ -44,6 +53,32 @@ def soak_faults(health_toggle: bool) -> tuple[str, ...]:
     return SOAK_FAULTS if health_toggle else tuple(n for n in SOAK_FAULTS if n not in NEEDS_TOGGLE)
 
 
+def soak_bounds(scenario: Scenario) -> Bounds | None:
+    """A scenario's bounds as they hold in a soak, whose app is one for every fault.
+
+    A node loss: the soak's app may cap replicas per node (the bundled one runs 2 per node),
+    so the lost node's replicas may have nowhere to go but the replacement pod -- its recovery
+    bound then includes that pod's return (``strict_spreading``'s), whatever the scenario's own
+    app (``worker_node_failure`` runs Serve's soft spreading).  The looser of the two holds.
+    """
+    fault = scenario.fault
+    if not isinstance(fault, NodeLoss) or scenario.bounds is None:
+        return scenario.bounds
+    own = scenario.bounds
+
+    def bounds(settings: dict[str, Any]) -> dict[str, float]:
+        placed = node_loss_bounds(settings, fault.replacement_delay_s, needs_replacement_pod=True)
+        return {k: max(v, placed.get(k, v)) for k, v in own(settings).items()}
+
+    return bounds
+
+
+def soak_deadline_s(scenario: Scenario) -> float:
+    """How long (s) a soak waits for the scenario's fault to recover: a node loss may wait for
+    the replacement pod to join as well (see ``soak_bounds``)."""
+    return scenario.deadline_s + (POD_JOIN_S if isinstance(scenario.fault, NodeLoss) else 0.0)
+
+
 def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_interval_s: float = 60.0,
                names: tuple[str, ...] = SOAK_FAULTS, rate: float = 15.0) -> Scenario:
     """A scenario whose phases are faults drawn with ``seed``; time between them uniform in the bounds (s)."""
@@ -71,16 +106,18 @@ def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_i
     picks = [catalogue[rng.choice(names)] for _ in range(count)]
     first, rest = picks[0], picks[1:]
     known = dict(first.known_broken)
+    intermittent = dict(first.known_intermittent)
     followups = []
     for i, sc in enumerate(rest, start=2):
         name = f"{i:02d}_{sc.name}"
         followups.append(Followup(
             name=name, fault=sc.fault, slo=sc.slo, expected_churn=sc.expected_churn,
             extra_checks=sc.extra_checks, extra_metrics=sc.extra_metrics,
-            min_observe_s=sc.min_observe_s, deadline_s=sc.deadline_s, bounds=sc.bounds,
+            min_observe_s=sc.min_observe_s, deadline_s=soak_deadline_s(sc), bounds=soak_bounds(sc),
             delay_s=round(rng.uniform(min_interval_s, max_interval_s), 1),
         ))
         known.update({f"{name}.{check}": why for check, why in sc.known_broken.items()})
+        intermittent.update({f"{name}.{check}": why for check, why in sc.known_intermittent.items()})
     return Scenario(
         name="soak",
         title=f"soak: random faults every {min_interval_s:g}-{max_interval_s:g} s for {duration_s:g} s (seed {seed})",
@@ -91,11 +128,13 @@ def build_soak(duration_s: float, seed: int, min_interval_s: float = 20.0, max_i
         extra_checks=first.extra_checks,
         extra_metrics=first.extra_metrics,
         needs=tuple(dict.fromkeys(n for sc in picks for n in sc.needs)),
-        bounds=first.bounds,
+        extra_requires=tuple(dict.fromkeys(c for sc in picks for c in sc.extra_requires)),
+        bounds=soak_bounds(first),
         load=LoadSpec(rate=rate, endpoints=("front", "role:head", "pods:worker")),
         followups=tuple(followups),
         known_broken=known,
+        known_intermittent=intermittent,
         min_observe_s=first.min_observe_s,
-        deadline_s=first.deadline_s,
+        deadline_s=soak_deadline_s(first),
         stop_after_s=duration_s,
     )

@@ -75,8 +75,8 @@ def test_load_spec_validation_and_endpoint_resolution():
     roles = {"head": "head", "worker-1": "worker", "worker-2": "worker"}
     got = resolve_endpoints(LoadSpec(endpoints=("front", "pods:worker", "pod:head")), eps, roles)
     assert [(e["name"], e["url"]) for e in got] == [
-        ("front", "http://127.0.0.1:18000"), ("pod:worker-1", "http://a:8000"),
-        ("pod:worker-2", "http://b:8000"), ("pod:head", "http://h:8000")]
+        ("front", "http://127.0.0.1:18000"), ("pods:worker#1", "http://a:8000"),
+        ("pods:worker#2", "http://b:8000"), ("pod:head", "http://h:8000")]
     with pytest.raises(ConfigError):
         resolve_endpoints(LoadSpec(endpoints=("pod:nope",)), eps, roles)
 

@@ -169,3 +169,137 @@ def test_a_cluster_taken_away_ends_the_run_as_interrupted(tmp_path):
     data = verdict(tmp_path)
     assert data["status"] == "interrupted" and "down --force" in data["error"]
     assert "heal" not in cluster.calls  # nothing to heal on a cluster that is gone
+
+
+# ---------------------------------------------------------------------- pods recreated under load
+def node_loss_then_replica_kill(**kw) -> Scenario:
+    """Lose a worker's node, then -- once recovered -- kill a replica: the follow-up is judged
+    on every worker slot, the recreated pod's included."""
+    from harness.faults import NodeLoss
+    from harness.load import LoadSpec
+
+    follow = Followup(name="then", fault=ReplicaKill(), expected_churn={"replica": "victims"},
+                      slo=SLO(max_recovery_s=5.0, endpoint_availability={"pods:worker": 1.0}),
+                      deadline_s=3.0, min_observe_s=0.5, delay_s=0.3)
+    return scenario(NodeLoss(pod_role="worker"), followups=(follow,), deadline_s=3.0,
+                    expected_churn={"replica": "victims", "pod": "victims", "proxy": "victims_or_idle"},
+                    app=SleepyPidConfig(num_replicas=4).spec(),
+                    load=LoadSpec(timeout_s=1.0, endpoints=("front", "pods:worker")), **kw)
+
+
+def recreating_cluster(**kw) -> FakeCluster:
+    from tests.engine_fakes import standard_pods
+
+    return FakeCluster(replicas=4, pod_list=standard_pods(workers=2), spare_nodes=("node-spare",), **kw)
+
+
+@pytest.mark.parametrize("rename", [False, True], ids=["local: same name, new IP", "kuberay: new name"])
+def test_a_pod_recreated_at_a_new_address_keeps_its_slot_and_is_judged(tmp_path, rename):
+    cluster = recreating_cluster(rename_on_recreate=rename)
+    result = engine(cluster, tmp_path).run(node_loss_then_replica_kill())
+    assert result.status == "pass", result.violation_lines()
+    lost = next(v for v in result.fault.victims if v["role"] == "pod")
+    reqs = result.history.requests
+    slots = sorted(e for e in reqs["endpoint"].unique() if e.startswith("pods:"))
+    assert slots == ["pods:worker#1", "pods:worker#2"]
+    # The slot that aimed at the lost pod: vacant while it had no pod, then on its successor.
+    slot = reqs.loc[reqs["incarnation"] == f"{lost['uid']}#0", "endpoint"].iloc[0]
+    mine = reqs[reqs["endpoint"] == slot]
+    followup = result.history.faults[1]
+    after = mine[mine["t"] >= followup.t_inject]
+    assert len(after) >= 5 and after["ok"].all()
+    assert set(after["incarnation"]) != {f"{lost['uid']}#0"} and set(after["address"]) != {f"http://{lost['ip']}"}
+    assert (after["pod"] == lost["name"]).all() != rename  # KubeRay: another name, the same slot
+    assert (result.history.unsent["endpoint"] == slot).any()  # vacant until the new pod was ready
+    judged = result.evaluation.metrics["followups"]["then"]["endpoints"][slot]
+    assert judged["availability_during_fault"] == 1.0
+
+
+def test_without_following_the_old_address_fails_the_next_fault(tmp_path, monkeypatch):
+    """The failure this guards against: a slot resolved once keeps timing out on the dead
+    address, and the follow-up is charged with it."""
+    monkeypatch.setattr(Engine, "_follow_pods", lambda self, run: None)
+    result = engine(recreating_cluster(), tmp_path).run(node_loss_then_replica_kill())
+    assert result.status == "fail"
+    failed = {c.name for c in result.evaluation.checks if c.status == "fail"}
+    assert "then.pods:worker.availability_during_fault" in failed and "then.recovery_s" in failed
+    assert "main.recovery_s" not in failed and "recovery_s" not in failed  # the node loss itself recovered
+
+
+# ---------------------------------------------------------------------- soak
+SOAK_NAMES = ("gcs_store_lost", "worker_node_failure", "health_check_raise_default")
+
+
+def soak_for_the_fake(phases: int, names: tuple[str, ...] = SOAK_NAMES):
+    """``soak --faults gcs_store_lost,worker_node_failure,health_check_raise_default --seed 11`` (or
+    ``names``) as built, its first ``phases`` faults, with waits and timeouts scaled to the fake (SLOs, bounds,
+    churn expectations and checks untouched); the health check is switched through the fake."""
+    from dataclasses import replace
+
+    from harness.faults import HealthCheckFailure, RedisLoss
+    from harness.soak import build_soak
+    from tests.engine_fakes import FakeHealthCheckFailure
+
+    def fake(fault):
+        if isinstance(fault, HealthCheckFailure):
+            return FakeHealthCheckFailure(mode=fault.mode, path=fault.path)
+        return replace(fault, duration_s=0.5) if isinstance(fault, RedisLoss) else fault
+
+    soak = build_soak(120, 11, min_interval_s=0.3, max_interval_s=0.6, names=names)
+    follow = tuple(replace(f, fault=fake(f.fault), min_observe_s=0.5, deadline_s=4.0)
+                   for f in soak.followups[:phases - 1])
+    return replace(soak, fault=fake(soak.fault), followups=follow, min_observe_s=0.5, deadline_s=4.0, hold_s=0.3,
+                   warmup_s=0.1, gate_timeout_s=5.0, load=replace(soak.load, timeout_s=0.5))
+
+
+def soak_engine(tmp_path):
+    from harness.apps import AppUnderTest
+    from tests.engine_fakes import standard_pods
+
+    app = SleepyPidConfig(num_replicas=6, max_replicas_per_node=2).spec()
+    cluster = FakeCluster(replicas=6, pod_list=standard_pods(workers=2, redis=True), spare_nodes=("node-spare",),
+                          config=app.to_serve_config())
+    return cluster, engine(cluster, tmp_path, app=AppUnderTest(base=app))
+
+
+def test_a_soak_across_node_loss_is_judged_fault_by_fault(tmp_path):
+    soak = soak_for_the_fake(phases=4)
+    assert [p.fault.name for p in soak.phases()] == ["health_check_failure", "node_loss", "redis_loss", "node_loss"]
+    cluster, eng = soak_engine(tmp_path)
+    result = eng.run(soak)
+    assert result.status == "pass", result.violation_lines()
+    assert [f.phase for f in result.history.faults] == [p.name for p in soak.phases()]
+    by_check = result.evaluation.metrics["status_by_check"]
+    recovery = {"": "recovery_s", "02_worker_node_failure.": "recovery_s",
+                "03_gcs_store_lost.": "recovery_after_fault_end_s", "04_worker_node_failure.": "recovery_s"}
+    for phase, metric in recovery.items():
+        assert by_check[f"{phase}{metric}"] == "pass" and by_check[f"{phase}fault.took_effect"] == "pass"
+    # Redis loss after the node loss: every worker slot, the recreated pod's too, kept serving.
+    assert by_check["03_gcs_store_lost.pods:worker.availability_during_fault"] == "pass"
+    # The lost node was healed before the next fault, so the second loss had a node to come back on.
+    assert any(a.get("between_phases") for a in result.history.faults[1].heal_actions)
+    assert not any(c.startswith("unplaced:") for c in cluster.calls)
+    # Each fault's figures start at the previous one's recovery: the health check's phase saw
+    # no request of the node loss.
+    windows = [result.evaluation.metrics["window"]] + [
+        m["window"] for m in result.evaluation.metrics["followups"].values()]
+    assert all(later["start"] >= earlier["end"] for earlier, later in zip(windows, windows[1:]))
+
+
+@pytest.mark.parametrize("heal_between", [True, False])
+def test_a_second_node_loss_needs_the_first_lost_node_back(tmp_path, monkeypatch, heal_between):
+    """Two node losses in a row (a spare node for one replacement): healed between the phases,
+    the second loss's pod comes back on the first lost node; left lost, it has nowhere to go and
+    what the first fault left behind would be charged to the second."""
+    if not heal_between:
+        monkeypatch.setattr(Engine, "_clear_after", lambda self, run, record: None)
+    cluster, eng = soak_engine(tmp_path)
+    result = eng.run(soak_for_the_fake(phases=2, names=("worker_node_failure",)))
+    assert len([c for c in cluster.calls if c.startswith("kill_node:")]) == 2
+    failed = {c.name for c in result.evaluation.checks if c.status == "fail"}
+    assert "recovery_s" not in failed
+    if heal_between:
+        assert result.status == "pass", result.violation_lines()
+    else:
+        assert result.status == "fail" and any(c.startswith("unplaced:") for c in cluster.calls)
+        assert "02_worker_node_failure.recovery_s" in failed

@@ -145,3 +145,37 @@ def test_a_users_locustfile_drives_the_open_model_load(server, tmp_path):
     # The open-model schedule: a task call per send, sends on time.
     assert (df.groupby("seq")["t"].nunique() == 1).all()
     assert df["request_id"].is_unique and set(df["request_id"]) <= set(SEEN_IDS)
+
+
+def test_a_slot_follows_new_addresses_and_a_vacant_slot_sends_nothing(server, tmp_path):
+    """The harness rewrites the targets file mid-run: the slot moves from a dead address to a live
+    one, then goes vacant; Locust keeps the schedule and records which address each send used."""
+    dead = f"http://127.0.0.1:{closed_port()}"
+    slot = {"name": "pods:worker#1", "url": dead, "role": "worker", "pod": "worker-1", "incarnation": "u1#0"}
+    front = {"name": "front", "url": server, "role": "", "pod": None, "incarnation": None}
+    out = tmp_path / "requests.jsonl"
+    gen = LoadGenerator(LoadSpec(rate=20, timeout_s=1.0), [front, slot], out, max_duration_s=60)
+    gen.start()
+    time.sleep(1.5)
+    t_moved = time.time()
+    gen.retarget([front, {**slot, "url": server, "incarnation": "u2#0"}])
+    time.sleep(2.5)
+    t_vacant = time.time()
+    gen.retarget([front, {**slot, "url": None, "incarnation": None}])
+    time.sleep(2.5)
+    with pytest.raises(ValueError):
+        gen.retarget([slot, front])  # endpoints and their order are fixed for the run
+    gen.stop()
+    records = read_jsonl(out)
+    mine = requests_frame([r for r in records if r["endpoint"] == "pods:worker#1"])
+    refused = mine[mine["t"] < t_moved]
+    assert len(refused) and (refused["error"] == "refused").all() and (refused["address"] == dead).all()
+    # Picked up within about a second of the rewrite (Locust re-reads the file every second).
+    moved = mine[(mine["t"] > t_moved + 1.2) & (mine["t"] < t_vacant)]
+    assert len(moved) and moved["ok"].all() and set(moved["incarnation"]) == {"u2#0"}
+    vacant = mine[mine["t"] > t_vacant + 1.2]
+    assert len(vacant) and (vacant["error"] == "slot_vacant").all() and vacant["t_sent"].isna().all()
+    # Every sequence number is recorded, the vacant sends included; endpoints strictly in turn.
+    seqs = sorted(r["seq"] for r in records)
+    assert seqs == list(range(len(seqs)))
+    assert all(r["endpoint"] == ("front", "pods:worker#1")[r["seq"] % 2] for r in records)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any, Iterable, Protocol
 
+import pandas as pd
+
 from harness.checks.churn import check_churn, churn
 from harness.checks.endpoints import endpoint_hit, endpoint_roles, in_scope, is_direct
 from harness.checks.extra import fault_effect
@@ -138,6 +140,34 @@ def evaluate(
     return Evaluation(metrics, checks, t_recovered)
 
 
+def phase_slice(history: History, record: FaultRecord, t_start: float | None, t_next: float | None) -> History:
+    """The part of the timeline one fault is judged on: from ``t_start`` (the previous fault's
+    recovery; None: the load's start) to where the next fault begins -- requests sent within one
+    request timeout before it belong to the next (epoch s)."""
+    t_cut = t_next - history.load_timeout_s if t_next is not None else None
+
+    def cut(frame: pd.DataFrame) -> pd.DataFrame:
+        if frame.empty:
+            return frame
+        keep = pd.Series(True, index=frame.index)
+        if t_start is not None:
+            keep &= frame["t"] >= t_start
+        if t_cut is not None:
+            keep &= frame["t"] < t_cut
+        return frame[keep]
+
+    return replace(
+        history,
+        requests=cut(history.requests),
+        unsent=cut(history.unsent),
+        snapshots=[s for s in history.snapshots if (t_start is None or s.t >= t_start) and (t_next is None or s.t < t_next)],
+        faults=[record],
+        t_load_start=history.t_load_start if t_start is None else t_start,
+        t_load_stop=history.t_load_stop if t_next is None else None,
+        t_heal_start=history.t_heal_start if t_next is None else None,
+    )
+
+
 class PhaseLike(Protocol):
     """What ``evaluate_phases`` needs of a scenario phase (``harness.scenario.Phase``)."""
 
@@ -162,25 +192,20 @@ def evaluate_phases(history: History, phases: list[PhaseLike], hold_s: float,
     """
     by_name = {p.name: p for p in phases}
     merged: Evaluation | None = None
+    t_start: float | None = None  # the load's start for the first fault
     for i, record in enumerate(history.faults):
         phase = by_name[record.phase]
         t_next = history.faults[i + 1].t_inject if i + 1 < len(history.faults) else None
         t_cut = t_next - history.load_timeout_s if t_next is not None else None
-        sliced = replace(
-            history,
-            requests=history.requests[history.requests["t"] < t_cut] if t_cut is not None and not history.requests.empty
-            else history.requests,
-            snapshots=[s for s in history.snapshots if t_next is None or s.t < t_next],
-            faults=[record],
-            t_load_stop=history.t_load_stop if t_next is None else None,
-            t_heal_start=history.t_heal_start if t_next is None else None,
-        )
+        sliced = phase_slice(history, record, t_start, t_next)
         slo = phase.slo_for(settings or {})
         t_from = record.t_heal if getattr(phase.fault, "duration_s", None) else None
         ev = evaluate(sliced, slo, phase.expected_churn, hold_s, t_recovered=record.t_recovered_observed,
                       extra_checks=phase.extra_checks, recovery_from=t_from, extra_metrics=phase.extra_metrics,
                       verify=phase.fault.verify, deadline_s=phase.deadline_s, after_end=t_cut)
         ev.metrics["slo"] = asdict(slo)
+        # What this fault left behind is its own: the next one is judged from this one's recovery.
+        t_start = next((t for t in (ev.t_recovered, record.t_recovered_observed) if t is not None), t_cut)
         if merged is None:
             merged = ev
             merged.metrics["phase"] = phase.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks.endpoints import is_direct
+from harness.checks.endpoints import aimed_at_pod, is_direct, pod_behind, target_pods, victim_incarnations
 from harness.checks.identity import victim_present, victims_observable
 from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
 from harness.checks.steady import snapshot_before
@@ -183,18 +183,13 @@ def serve_when_ready(history: History, fault: FaultRecord) -> CheckResult:
     snaps = [s for s in history.snapshots if s.t >= fault.t_inject and s.pods_ok]
     bad: list[str] = []
     total = 0
-    for endpoint in direct:
-        kind, _, pod = endpoint.partition(":")
+    for endpoint, pod, ready_in, sent in _direct_targets(reqs, direct, fault):
         seen_down = False
         start = None
         windows = []
         last_ready_t = None
         for snap in snaps:
-            if kind == "role":
-                ready = any(p.get("role") == pod and p.get("ready") and p.get("phase") == "Running" for p in snap.pods)
-            else:
-                ready = any(p.get("name") == pod and p.get("ready") for p in snap.pods)
-            if not ready:
+            if not ready_in(snap):
                 if start is not None:
                     windows.append((start, last_ready_t))
                     start = None
@@ -205,9 +200,8 @@ def serve_when_ready(history: History, fault: FaultRecord) -> CheckResult:
                     start = snap.t
         if start is not None:
             windows.append((start, last_ready_t))
-        ep = reqs[reqs["endpoint"] == endpoint]
         for t0, t1 in windows:
-            failed = ep[(ep["t"] >= t0) & (ep["t"] <= t1) & (~ep["ok"])]
+            failed = sent[(sent["t"] >= t0) & (sent["t"] <= t1) & (~sent["ok"])]
             if len(failed):
                 total += len(failed)
                 errors = ",".join(sorted(set(failed["error"].fillna("?"))))
@@ -218,6 +212,29 @@ def serve_when_ready(history: History, fault: FaultRecord) -> CheckResult:
     return CheckResult(name, PASS, 0, "0 failed")
 
 
+def _direct_targets(reqs: Any, direct: list[str], fault: FaultRecord) -> list[tuple[str, str, Any, Any]]:
+    """``(endpoint, pod or role, is-ready-in-snapshot, its requests)`` per direct endpoint: a
+    ``role:`` endpoint is the role's current pod; a slot is each pod it aimed at after the fault
+    (a recreated pod on Kubernetes has a new name), without the requests it aimed at an
+    incarnation the fault took away (a recreated pod keeps its name locally)."""
+    t_fault = fault.t_inject
+    out = []
+    for endpoint in direct:
+        ep = reqs[reqs["endpoint"] == endpoint]
+        kind, _, rest = endpoint.partition(":")
+        if kind == "role":
+            out.append((endpoint, rest, lambda snap, role=rest: any(
+                p.get("role") == role and p.get("ready") and p.get("phase") == "Running" for p in snap.pods), ep))
+            continue
+        aimed = target_pods(ep)
+        pods = list(dict.fromkeys(aimed[ep["t"] >= t_fault].dropna())) or [pod_behind(reqs, endpoint, t_fault)]
+        for pod in [p for p in pods if p]:
+            out.append((endpoint, pod, lambda snap, name=pod: any(
+                p.get("name") == name and p.get("ready") for p in snap.pods),
+                ep[(aimed == pod) & ~ep["incarnation"].isin(victim_incarnations(fault.victims))]))
+    return out
+
+
 def partition_effect(history: History, fault: FaultRecord) -> CheckResult:
     """A partition took effect when its pod stopped answering: its direct requests
     failed, or the front door's readiness check dropped it, while it lasted."""
@@ -226,7 +243,7 @@ def partition_effect(history: History, fault: FaultRecord) -> CheckResult:
     end = fault.t_heal if fault.t_heal is not None else float("inf")
     reqs = history.judged_requests()
     if not reqs.empty:
-        direct = reqs[(reqs["endpoint"] == f"pod:{pod}") & (reqs["t"] >= fault.t_inject) & (reqs["t"] < end)]
+        direct = reqs[aimed_at_pod(reqs, pod) & (reqs["t"] >= fault.t_inject) & (reqs["t"] < end)]
         if len(direct) and (~direct["ok"]).any():
             first = float(direct.loc[~direct["ok"], "t"].min())
             return CheckResult(name, PASS, round(first - fault.t_inject, 3), unit="s",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.checks.endpoints import aimed_at_victims, vacated_until
 from harness.checks.identity import CONFIG, replica_keys, victim_present
 from harness.history import History
 from harness.observe import Snapshot
@@ -118,10 +119,9 @@ def steady_state_over(
     df = history.judged_requests() if reqs is None else reqs
     if not df.empty:
         in_window = df[(df["t"] >= t0) & (df["t"] <= t1)]
-        # A port-forward to a deleted pod stays dead; it says nothing about the cluster.
-        gone = {f"pod:{v['name']}" for v in victims if v.get("role") == "pod"}
-        if gone:
-            in_window = in_window[~in_window["endpoint"].isin(gone)]
+        # A request aimed at a pod the fault took away says nothing about the cluster; its
+        # slot is judged again once it aims at the pod that came back (harness.slots).
+        in_window = in_window[~aimed_at_victims(in_window, victims)]
         failed = int((~in_window["ok"]).sum())
         if failed:
             return SteadyState(False, f"{failed} requests failed")
@@ -143,7 +143,7 @@ def first_steady_state(
     """
     victims = victims or []
     snaps = [s for s in history.snapshots if s.t >= t_from]
-    gone = {f"pod:{v['name']}" for v in victims if v.get("role") == "pod"}
+    gone = vacated_until(history, victims)
     reqs = history.judged_requests(gone)
     judged_until = history.judged_until(gone)
     if not history.requests.empty and judged_until == float("inf"):
