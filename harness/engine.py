@@ -276,7 +276,8 @@ class Engine:
         aimed = self.app.deployment if self.app.deployment and app is self.app.base else None
         settings.update(app.recovery_settings(aimed))
         settings["app"] = app.label()
-        settings["ray_version"] = report.ray_version()
+        # The Ray the cluster runs (a target records it), not necessarily the harness's own.
+        settings.setdefault("ray_version", report.ray_version())
         endpoints = self.cluster.endpoints()
         pods = self.cluster.pods()
         targets = resolve_endpoints(scenario.load, endpoints, {p.name: p.role for p in pods},

@@ -19,7 +19,7 @@ from harness.engine import Engine, RunResult, ScenarioSkipped
 from harness.interrupts import interrupt_on_stop_signals
 from harness.scenario import Scenario
 from harness.options import RunOptions, parse_seed
-from harness.targets import TargetOptions, build_cluster, check_app_fits
+from harness.targets import TargetOptions, bring_up, build_cluster, check_app_fits
 from runtime.cluster import Cluster
 from runtime.errors import ClusterLost, ConfigError, ServeChaosError
 
@@ -50,6 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--deployment", default=None, help="app/deployment that replica, pod and node faults aim at")
     group.addoption("--health-toggle", action="store_true", default=False,
                     help="your app answers POST <route_prefix>/-/chaos/health?mode=raise|hang|ok")
+    group.addoption("--ray-version", default=None,
+                    help="Ray release the cluster runs (2.40.0..2.60.0; default 2.60.0, or whatever runs already)")
 
 
 def run_options(config: pytest.Config) -> RunOptions:
@@ -72,7 +74,8 @@ def run_options(config: pytest.Config) -> RunOptions:
                            kube_context=config.getoption("--kube-context"),
                            allowed_contexts=tuple(config.getoption("--allow-context")),
                            namespace=config.getoption("--namespace"),
-                           node_loss_hook=config.getoption("--node-loss-hook"), app=spec)
+                           node_loss_hook=config.getoption("--node-loss-hook"), app=spec,
+                           ray_version=config.getoption("--ray-version"))
     return RunOptions.build(seed=parse_seed(config.getoption("--seed")), report_dir=Path(config.getoption("--report-dir")),
                             load_rate=rate_value, keep_cluster=config.getoption("--keep-cluster"), target=target,
                             app=under_test)
@@ -115,7 +118,9 @@ def chaos_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     interrupt_on_stop_signals()
     try:
         cluster = make_cluster(request.config)
-        cluster.up()
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        say = (lambda line: reporter.write_line(f"serve-chaos: {line}")) if reporter is not None else None
+        bring_up(cluster, request.config.stash[OPTIONS_KEY].target, say)
         check_app_fits(cluster, request.config.stash[OPTIONS_KEY].app.base)
         cluster.lock("pytest " + " ".join(request.config.invocation_params.args))
     except ConfigError as err:
