@@ -117,12 +117,24 @@ def nightly(
     deployment: DeploymentRef = None,
     health_toggle: HealthToggle = False,
     ray_version: RayVersion = None,
+    ray_versions: Optional[str] = typer.Option(None, "--ray-versions", help="run a matrix over these Ray releases "
+                                                                            "(comma-separated) instead of one"),
 ) -> None:
-    """The nightly job: run the scenarios, record verdicts, write the HTML report with trends."""
+    """The nightly job: run the scenarios, record verdicts, write the HTML report with trends.
+
+    With `--ray-versions`, once per release (a cluster each), and the matrix page beside."""
     from harness.catalog import select
 
     stamp = time.strftime("%Y%m%d", time.gmtime())
     spec, under_test = app_options(app, app_dir, image, requests, locustfile, deployment, health_toggle)
+    if ray_versions is not None:
+        code = nightly_matrix(select(list(scenarios or ["all"])), ray_versions, ray_version, stamp, report_dir,
+                              history_dir, seed, repeat,
+                              lambda v: target_options(target, config, kube_context, allow_context, namespace,
+                                                       node_loss_hook, app=spec, ray_version=v), under_test)
+        if code:
+            raise typer.Exit(code)
+        return
     options = RunOptions.build(
         seed=parse_seed(seed), report_dir=report_dir, repeat=repeat, history_dir=history_dir,
         html=report_dir / f"nightly-{stamp}.html",
@@ -132,6 +144,34 @@ def nightly(
     code = run_scenarios(select(list(scenarios or ["all"])), options, "serve-chaos nightly")
     if code:
         raise typer.Exit(code)
+
+
+def nightly_matrix(chosen: list, ray_versions: str, ray_version: Optional[str], stamp: str, report_dir: Path,
+                   history_dir: Path, seed: Optional[str], repeat: int, target_for: Any, under_test: Any) -> int:
+    """``nightly --ray-versions``: every release into ``<report-dir>/nightly-<date>/ray-<version>/``
+    with its own nightly page, one history (trends compare a release with itself), and the matrix."""
+    from harness.cli.matrix import run_matrix, write_matrix
+    from runtime.errors import ConfigError
+    from runtime.ray_versions import parse_ray_versions
+
+    if ray_version is not None:
+        raise ConfigError("--ray-version and --ray-versions exclude each other",
+                          hint="one release: --ray-version X; a matrix: --ray-versions A,B,C")
+    versions = parse_ray_versions(ray_versions)
+    base = report_dir / f"nightly-{stamp}"
+    seed_value = parse_seed(seed)
+
+    def options_for(version: str) -> RunOptions:
+        return RunOptions.build(seed=seed_value, report_dir=base / f"ray-{version}", repeat=repeat,
+                                history_dir=history_dir, html=base / f"ray-{version}" / f"nightly-{stamp}.html",
+                                target=target_for(version), app=under_test)
+
+    for version in versions:
+        options_for(version)
+    code = run_matrix(chosen, versions, options_for, "serve-chaos nightly")
+    if any(base.glob("ray-*/*")):
+        write_matrix([base], base / "matrix.html")
+    return code
 
 
 def soak(
