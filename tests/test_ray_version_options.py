@@ -17,7 +17,6 @@ import pytest
 from harness.targets import TargetOptions, bring_up, build_cluster, check_ray_version_fits
 from runtime.app.spec import AppSpec
 from runtime.errors import ConfigError
-from tests.kube_server import dead_kubeconfig
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,15 +63,15 @@ def test_pytest_refuses_a_bad_version_as_a_usage_error(pytester, monkeypatch):
     assert any("outside the supported Ray range 2.40.0..2.60.0" in line for line in result.errlines), result.errlines
 
 
-def test_the_version_reaches_both_targets(tmp_path, monkeypatch):
-    for name, value in dead_kubeconfig(tmp_path).items():
-        monkeypatch.setenv(name, value)
+def test_the_version_reaches_both_targets(monkeypatch):
     local = build_cluster(TargetOptions(ray_version="2.50.0"))
     assert local.config.ray_version == "2.50.0"
     assert build_cluster(TargetOptions()).config.ray_version == "2.60.0"
+    # The kind target's config as build_cluster makes it (no kubeconfig needed to look).
+    monkeypatch.setattr("runtime.kuberay.cluster.KubeRayCluster", lambda target: target)
     kind = build_cluster(TargetOptions(target="kind", ray_version="2.40.0"))
-    assert kind.ray.ray_image == "rayproject/ray:2.40.0"
-    assert kind.ray.pod_image == "rayproject/ray:2.40.0"
+    assert kind.ray.ray_image == "rayproject/ray:2.40.0" and kind.ray.pod_image == "rayproject/ray:2.40.0"
+    assert build_cluster(TargetOptions(target="kind")).ray.ray_image == "rayproject/ray:2.60.0"
 
 
 def _app_with(**deployment: Any) -> AppSpec:
@@ -145,3 +144,17 @@ def test_bring_up_makes_the_local_ray_first_with_progress(monkeypatch):
     say = print
     bring_up(cluster, options, say)
     assert made == [("2.50.0", say), ("up", None)]
+
+
+def test_a_running_rayservice_of_another_ray_is_refused_before_anything_is_applied():
+    from tests.test_kuberay import Kube
+
+    kube = Kube()
+    try:
+        kube.bring_up()
+        assert kube.cluster.settings()["ray_version"] == "2.60.0"
+        with pytest.raises(ConfigError, match="runs Ray 2.60.0, not 2.40.0"):
+            check_ray_version_fits(kube.cluster, "2.40.0")
+        check_ray_version_fits(kube.cluster, "2.60.0")
+    finally:
+        kube.close()

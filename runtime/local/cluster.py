@@ -362,7 +362,8 @@ class LocalCluster:
                                     "faults_in_effect": faults + unowned,
                                     "load_generators": [f"PID {x['pid']} for PID {x['owner']}"
                                                         for x in state.get("loads") or []],
-                                    "subnet": state["subnet"], "supervisor_pid": state["supervisor_pid"]})
+                                    "subnet": state["subnet"], "supervisor_pid": state["supervisor_pid"],
+                                    "ray": (state.get("settings") or {}).get("ray_version")})
 
     def settings(self) -> dict[str, Any]:
         return self.state()["settings"]
