@@ -123,7 +123,7 @@ def flag_regressions(df: pd.DataFrame, baseline_runs: int = BASELINE_RUNS) -> pd
     out["regression"] = False
     out["why"] = ""
     # A night on another Ray release is no baseline: a matrix nightly runs several.
-    keys = ["scenario", "target", "gcs_ft", "ray_version"]
+    keys = [k for k in ("scenario", "target", "gcs_ft", "ray_version") if k in out.columns]
     for _, group in out.groupby(keys, dropna=False, sort=False):
         idx = list(group.index)
         for pos, i in enumerate(idx):

@@ -209,3 +209,16 @@ def test_a_matrix_stops_when_interrupted_and_refuses_a_running_cluster(monkeypat
     monkeypatch.setattr(cmd, "attached", lambda target: type("C", (), {"label": "abc123"})())
     with pytest.raises(ConfigError, match=r"a cluster is already up \(abc123\)"):
         cmd.run_matrix(select(["replica_failure"]), ("2.40.0",), options_for, "t")
+
+
+def test_trends_compare_a_release_only_with_itself():
+    import pandas as pd
+
+    from harness.trends import flag_regressions
+
+    rows = [{"scenario": "s", "target": "local", "gcs_ft": True, "ray_version": v, "started_at": float(i),
+             "availability": 1.0, "recovery_s": r, "run_id": str(i)}
+            for i, (v, r) in enumerate([("2.60.0", 10.0), ("2.60.0", 11.0), ("2.60.0", 10.5),
+                                        ("2.40.0", 40.0),    # another release: no baseline yet, not a regression
+                                        ("2.60.0", 40.0)])]  # the same release, 4x slower: a regression
+    assert flag_regressions(pd.DataFrame(rows))["regression"].tolist() == [False, False, False, False, True]
