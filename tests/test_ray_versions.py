@@ -210,3 +210,19 @@ def test_the_cache_directory_follows_xdg_and_can_be_overridden(monkeypatch, tmp_
     assert default_cache_root() == tmp_path / "xdg" / "serve-chaos"
     monkeypatch.setenv("SERVE_CHAOS_RAY_ENVS", str(tmp_path / "mine"))
     assert default_cache_root() == tmp_path / "mine"
+
+
+def test_the_pods_never_import_the_harnesss_ray_through_the_project(tmp_path):
+    from runtime.local.rayenv import import_root
+
+    checkout = tmp_path / "checkout"
+    (checkout / "runtime").mkdir(parents=True)
+    assert import_root(checkout, tmp_path / "cache") == checkout
+    # Installed into a site-packages: the harness's Ray is there too; the pods get only `runtime`.
+    site = tmp_path / "site-packages"
+    (site / "runtime").mkdir(parents=True)
+    (site / "ray").mkdir()
+    shim = import_root(site, tmp_path / "cache")
+    assert shim != site and sorted(p.name for p in shim.iterdir()) == ["runtime"]
+    assert (shim / "runtime").resolve() == (site / "runtime").resolve()
+    assert import_root(site, tmp_path / "cache") == shim  # made once

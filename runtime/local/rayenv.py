@@ -19,6 +19,7 @@ takes its ``python`` / ``ray_bin`` / ``pod_env`` from it.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -79,7 +80,7 @@ class RayRuntime:
         """What a pod's processes need beyond the host's environment: this Ray first on
         ``PATH`` (Ray starts its helpers with its own interpreter; PATH is for anything a user's
         code looks up) and the project, then ``app_dir``, then an inherited ``PYTHONPATH``."""
-        path = os.pathsep.join(p for p in (str(PROJECT_ROOT), app_dir, os.environ.get("PYTHONPATH")) if p)
+        path = os.pathsep.join(p for p in (str(import_root()), app_dir, os.environ.get("PYTHONPATH")) if p)
         return {"PYTHONPATH": path, "VIRTUAL_ENV": str(self.bin_dir.parent),
                 "PATH": os.pathsep.join(p for p in (str(self.bin_dir), os.environ.get("PATH")) if p)}
 
@@ -91,6 +92,23 @@ class RayRuntime:
         """``argv`` for a one-off command in a pod (``kubectl exec`` has no env of its own):
         ``env K=V ... argv`` with ``pod_env``."""
         return ["env", *(f"{k}={v}" for k, v in self.pod_env(app_dir).items()), *argv]
+
+
+def import_root(root: Path = PROJECT_ROOT, cache: Path | None = None) -> Path:
+    """The directory the pods import ``runtime`` from: the project's checkout; or, when the
+    project was installed into a site-packages (where the harness's own Ray sits beside it and
+    would shadow the pods' Ray), a directory in the cache holding only a link to ``runtime``."""
+    if not (root / "ray").exists():
+        return root
+    shim = (cache or default_cache_root()) / f"project-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+    link = shim / "runtime"
+    if not link.is_symlink():
+        shim.mkdir(parents=True, exist_ok=True)
+        try:
+            link.symlink_to(root / "runtime", target_is_directory=True)
+        except FileExistsError:
+            pass  # another harness made it meanwhile
+    return shim
 
 
 def own_runtime() -> RayRuntime:
