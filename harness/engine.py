@@ -272,7 +272,8 @@ class Engine:
         aimed = self.app.deployment if self.app.deployment and app is self.app.base else None
         settings.update(app.recovery_settings(aimed))
         settings["app"] = app.label()
-        settings["ray_version"] = report.ray_version()
+        # The Ray the cluster runs (a target records it), not necessarily the harness's own.
+        settings.setdefault("ray_version", report.ray_version())
         endpoints = self.cluster.endpoints()
         slots = self._slots(scenario.load, endpoints)
         markers = {ROLE_ENV: "load", OWNER_ENV: str(os.getpid()), **({RUN_ENV: self.run_label} if self.run_label else {})}

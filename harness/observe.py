@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import requests
 
+from runtime.ray_compat import app_topology
+
 SERVE_DETAILS = "/api/serve/applications/"
 ACTORS_ALIVE = (
     "/api/v0/actors?detail=1&limit=10000"
@@ -125,8 +127,8 @@ def build_snapshot(
                     replicas[rep.get("actor_id", "")] = {
                         "state": rep.get("state", "?"), "app": name, "deployment": dep_name,
                         "replica_id": rep.get("replica_id"), "log_file": rep.get("log_file_path"),
-                        # Without a topology (older Serve) every deployment counts as reachable over HTTP.
-                        "ingress": ingress is None or dep_name == ingress}
+                        # Ray < 2.60 does not say (ray_compat): unknown, judged from the access lines.
+                        "ingress": None if ingress is None else dep_name == ingress}
                     running += rep.get("state") == "RUNNING"
                     if rep.get("node_ip"):
                         node_ip.setdefault(rep.get("node_id", ""), rep["node_ip"])
@@ -145,7 +147,7 @@ def build_snapshot(
             extra: dict[str, Any] = {}
             if role == "replica":
                 known = {k: v for k, v in (replicas.get(aid) or {}).items() if v is not None}
-                extra = {"state": "UNKNOWN", "ingress": True, **replica_name_parts(actor.get("name")), **known}
+                extra = {"state": "UNKNOWN", "ingress": None, **replica_name_parts(actor.get("name")), **known}
                 state = extra.pop("state")
             elif role == "proxy":
                 state = proxy_status.get(aid, "UNKNOWN")
@@ -179,18 +181,16 @@ def replica_name_parts(name: str | None) -> dict[str, Any]:
 
 def app_summary(app: dict[str, Any]) -> dict[str, Any]:
     """What the checks need of one application in ``GET /api/serve/applications/``: its
-    status, routes, topology, and per deployment the config Serve deployed (``deployment_config``,
-    the operator-action faults' evidence) and its target replica count."""
-    topology = app.get("deployment_topology") or {}
-    nodes = topology.get("nodes") or {}
-    called = sorted({d.get("name") for node in nodes.values() for d in node.get("outbound_deployments") or []
-                     if d.get("name") and d.get("app_name", app.get("name")) == app.get("name")})
+    status, routes, topology (``downstream`` is None where this Ray does not say which deployment
+    calls which), and per deployment the config Serve deployed (``deployment_config``, the
+    operator-action faults' evidence) and its target replica count."""
+    topology = app_topology(app)
     deployments = {name: {"config": dep.get("deployment_config") or {},
                           "target_num_replicas": dep.get("target_num_replicas"), "status": dep.get("status")}
                    for name, dep in (app.get("deployments") or {}).items()}
     return {"status": app.get("status"), "message": (app.get("message") or "")[:500],
-            "route_prefix": app.get("route_prefix"), "ingress": topology.get("ingress_deployment"),
-            "downstream": called, "deployments": deployments}
+            "route_prefix": app.get("route_prefix"), "ingress": topology.ingress,
+            "downstream": list(topology.downstream) if topology.known else None, "deployments": deployments}
 
 
 class Prober:

@@ -2,7 +2,10 @@
 
 A known Ray deviation (``Scenario.known_broken``) drives a strict xfail only
 while *each* named check still fails: one that passes (or is not judged) means
-Ray changed, and the scenario fails until the entry is removed.
+Ray changed, and the scenario fails until the entry is removed.  A deviation
+that names its Ray range (``harness/deviations.py``) is in play only for the
+releases in it: outside, its check must pass, and a failure there is named a
+regression.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks import PASS, Evaluation
+from harness.deviations import fixed_line, in_play, out_of_range_lines
 from harness.history import FaultRecord, History
 from harness.scenario import Scenario
 
@@ -49,11 +53,21 @@ class RunResult:
             lines.append(f"{check.line()} [{check.status}]")
         return lines
 
+    @property
+    def ray_version(self) -> str | None:
+        """The Ray this run ran against (None when the verdict does not say)."""
+        version = self.verdict.get("ray_version") or (self.verdict.get("settings") or {}).get("ray_version")
+        return str(version) if version and version != "unknown" else None
+
     def known_in_play(self) -> dict[str, str]:
-        """The known deviations this run could show (a soak's phases that never ran cannot)."""
+        """The known deviations this run could show: those whose Ray range holds this run's
+        Ray, except in a soak's phases that never ran."""
         not_run = (self.evaluation.metrics.get("phases_not_run") or []) if self.evaluation else []
-        return {name: why for name, why in self.scenario.known_broken.items()
+        return {name: why for name, why in in_play(self.scenario.known_broken, self.ray_version).items()
                 if not any(name.startswith(f"{phase}.") for phase in not_run)}
+
+    def intermittent_in_play(self) -> dict[str, str]:
+        return in_play(self.scenario.known_intermittent, self.ray_version)
 
     def stale_known_broken(self) -> list[str]:
         """One line per known deviation that did not reproduce: its check passed or was not judged."""
@@ -65,8 +79,17 @@ class RunResult:
             check = checks.get(name)
             if check is None or check.status != "fail":
                 seen = check.line() + f" [{check.status}]" if check is not None else "not evaluated"
-                lines.append(f"known deviation {name} no longer reproduces -- remove it from known_broken ({seen})")
+                lines.append(fixed_line(name, self.ray_version, seen))
         return lines
+
+    def deviation_notes(self) -> list[str]:
+        """Failing checks whose known deviation's range does not hold this run's Ray:
+        regressed after its fix, or broken before its range starts."""
+        if self.evaluation is None:
+            return []
+        failing = {c.name for c in self.evaluation.violations()}
+        declared = {**self.scenario.known_intermittent, **self.scenario.known_broken}
+        return out_of_range_lines(declared, self.ray_version, failing)
 
     def explained(self) -> bool:
         """Passed, skipped (the scenario does not apply), or failed only where Ray is known to
@@ -77,27 +100,28 @@ class RunResult:
             return not self.stale_known_broken()
         if self.evaluation is None or self.status != "fail":
             return False
-        known = set(self.known_in_play()) | set(self.scenario.known_intermittent)
+        known = set(self.known_in_play()) | set(self.intermittent_in_play())
         return {c.name for c in self.evaluation.violations()} <= known and not self.stale_known_broken()
 
     def intermittent_seen(self) -> list[str]:
         """The intermittent deviations this run reproduced (their checks failed)."""
         if self.evaluation is None:
             return []
-        return [c.name for c in self.evaluation.violations() if c.name in self.scenario.known_intermittent]
+        sometimes = self.intermittent_in_play()
+        return [c.name for c in self.evaluation.violations() if c.name in sometimes]
 
     def assert_promises(self) -> None:
         """Fail on every violated SLO and every known deviation that stopped reproducing;
         then raise PromiseBroken for the known-broken ones (a strict xfail).  A known Ray
         bug can never hide an unexpected failure, nor outlive its fix unnoticed."""
         known = set(self.known_in_play())
-        intermittent = set(self.scenario.known_intermittent)
+        intermittent = set(self.intermittent_in_play())
         evidence = f"(evidence: {self.run_dir / 'verdict.json'})"
         other = self.violation_lines(exclude=known | intermittent) + self.stale_known_broken()
         if other:
-            raise SLOViolation("\n".join(other + [evidence]))
+            raise SLOViolation("\n".join(other + self.deviation_notes() + [evidence]))
         broken = self.violation_lines(names=known | intermittent)
         if broken:
-            why = {**self.scenario.known_broken, **self.scenario.known_intermittent}
+            why = {**self.intermittent_in_play(), **self.known_in_play()}
             reasons = [f"{name}: {why[name]}" for name in sorted(known | set(self.intermittent_seen()))]
             raise PromiseBroken("\n".join(broken + reasons + [evidence]))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks import Evaluation
+from harness.deviations import in_play, ranges
 from harness.faults import FaultPlan
 from harness.history import FAULTS_FILE, REQUESTS_FILE, History
 
@@ -77,8 +78,10 @@ def verdict(
         "metrics": metrics,
         "checks": checks,
         "violations": violations,
-        "known_broken": dict(scenario.known_broken),
-        "known_intermittent": dict(getattr(scenario, "known_intermittent", {}) or {}),
+        # The deviations in play for the Ray this run ran (harness/deviations.py), and every range.
+        "known_broken": in_play(scenario.known_broken, settings.get("ray_version")),
+        "known_intermittent": in_play(getattr(scenario, "known_intermittent", {}) or {}, settings.get("ray_version")),
+        "known_ranges": ranges({**(getattr(scenario, "known_intermittent", {}) or {}), **scenario.known_broken}),
         "cluster_healthy_after": cluster_healthy,
         "t_recovered_live": t_recovered_live,
         "scenario_spec": scenario.describe(),

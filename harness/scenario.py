@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from harness.checks import CHURN_KINDS, SLO, ExtraCheck, ExtraMetric, valid_churn_kind
+from harness.deviations import Declared, ranges, why_texts
 from harness.faults import Fault
 from harness.load import LoadSpec
 from runtime.app.spec import AppSpec
@@ -73,6 +74,9 @@ class Scenario:
     - ``known_intermittent``: check name -> why real Ray *sometimes* breaks that
       promise (a race): a run where it fails is an xfail naming it, a run where
       it holds passes -- it can never hide another failure.
+    - Either may name the Ray releases it applies to with a ``KnownDeviation(why,
+      since=..., fixed_in=...)`` instead of the why alone (every release):
+      ``harness/deviations.py`` says what a run outside the range means.
 
     The app: ``app`` None runs the app under test (SleepyPid, or the user's
     ``--app``).  A scenario shaped around one of our examples names it in
@@ -102,8 +106,8 @@ class Scenario:
     deadline_s: float = 90.0
     after_recovery_s: float = 0.0
     gate_timeout_s: float = 90.0
-    known_broken: dict[str, str] = field(default_factory=dict)
-    known_intermittent: dict[str, str] = field(default_factory=dict)
+    known_broken: dict[str, Declared] = field(default_factory=dict)
+    known_intermittent: dict[str, Declared] = field(default_factory=dict)
     extra_requires: tuple[str, ...] = ()
     #: Scenario-specific pure checks ``(history, fault) -> CheckResult``.
     extra_checks: tuple[ExtraCheck, ...] = ()
@@ -174,8 +178,9 @@ class Scenario:
                 "after_recovery_s": self.after_recovery_s,
                 "gate_timeout_s": self.gate_timeout_s,
             },
-            "known_broken": dict(self.known_broken),
-            "known_intermittent": dict(self.known_intermittent),
+            "known_broken": why_texts(self.known_broken),
+            "known_intermittent": why_texts(self.known_intermittent),
+            "known_ranges": ranges({**self.known_intermittent, **self.known_broken}),
             "requires": list(self.requires),
             "extra_checks": [getattr(c, "__name__", str(c)) for c in self.extra_checks],
             "followups": [{"name": f.name, "fault": f.fault.describe(), "slo": asdict(f.slo),

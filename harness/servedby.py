@@ -11,6 +11,11 @@ records ``request id -> replica`` pairs, live and as JSONL in the run directory.
 
 A replica whose access log is switched off (``logging_config.enable_access_log:
 false``) names no request; the checks then judge nothing by served-by.
+
+Each access line also says how the request reached the replica: an HTTP method when
+it came from a proxy (the ingress), ``CALL`` when through a DeploymentHandle.  That
+is the same in every supported Ray, so it decides a record's ``ingress`` even where
+the REST API does not say which deployment is the ingress (``runtime/ray_compat.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 import requests
 
-LOG_FILE_API = "/api/v0/logs/file"
+from runtime.ray_compat import LOG_FILE_API, access_via_http, log_file_params, log_text
 #: Request ids the load generates: ``sc<run tag>-<sequence number>``.
 REQUEST_ID_RE = re.compile(r"\b(sc[0-9a-z]{1,12}-(?:\d+|start)(?:\.\d+)?)\b")
 #: The fields of a replica a served-by record carries.
@@ -36,7 +41,18 @@ FIRST_LINES, MAX_LINES = 400, 20000
 
 def request_ids(text: str) -> list[str]:
     """Our request ids in a replica log's text, in order (one per access line)."""
-    return [m.group(1) for line in text.splitlines() for m in [REQUEST_ID_RE.search(line)] if m]
+    return [rid for rid, _ in access_entries(text)]
+
+
+def access_entries(text: str) -> list[tuple[str, bool | None]]:
+    """``(request id, came over HTTP)`` per access line carrying one of our ids, in order;
+    the second is None where the line does not say."""
+    out = []
+    for line in text.splitlines():
+        match = REQUEST_ID_RE.search(line)
+        if match:
+            out.append((match.group(1), access_via_http(line[match.end():])))
+    return out
 
 
 def next_lines(asked: int, got: int, known: int) -> int:
@@ -64,7 +80,7 @@ def downstream_map(records: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
     """``request id -> replica ids of non-ingress replicas that handled it``."""
     out: dict[str, list[str]] = {}
     for rec in records:
-        if rec.get("request_id") and not rec.get("ingress") and rec.get("replica_id"):
+        if rec.get("request_id") and rec.get("ingress") is False and rec.get("replica_id"):
             out.setdefault(rec["request_id"], []).append(rec["replica_id"])
     return out
 
@@ -148,18 +164,16 @@ class ServedByReader:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="servedby")
         self._session = requests.Session()
 
-    def _fetch(self, replica: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    def _fetch(self, replica: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, bool | None]]]:
         key = replica["replica_id"]
         asked = self._lines.get(key, FIRST_LINES)
-        params = {"node_id": replica["node_id"], "filename": replica["log_file"].lstrip("/"), "lines": asked}
+        params = log_file_params(replica["node_id"], replica["log_file"], asked)
         resp = self._session.get(self.dashboard + LOG_FILE_API, params=params, timeout=self.timeout_s)
-        if resp.status_code != 200:
-            raise RuntimeError(f"HTTP {resp.status_code}")
-        text = resp.text
-        ids = request_ids(text)
-        known = sum((rid, key) in self._seen for rid in ids)
+        text = log_text(resp.status_code, resp.text)
+        entries = access_entries(text)
+        known = sum((rid, key) in self._seen for rid, _ in entries)
         self._lines[key] = next_lines(asked, text.count("\n"), known)
-        return replica, ids
+        return replica, entries
 
     def poll(self) -> int:
         """One round over the live replicas; returns how many new pairs it found."""
@@ -168,15 +182,19 @@ class ServedByReader:
         fresh: list[dict[str, Any]] = []
         for future in futures:
             try:
-                replica, ids = future.result()
+                replica, entries = future.result()
             except Exception as err:  # noqa: BLE001 - a dead replica's log is an observation
                 self.errors["last"] = f"{type(err).__name__}: {str(err)[:200]}"
                 continue
-            for rid in ids:
+            for rid, via_http in entries:
                 if not rid.startswith(self.prefix) or (rid, replica["replica_id"]) in self._seen:
                     continue
                 self._seen.add((rid, replica["replica_id"]))
-                fresh.append({"request_id": rid, **{k: replica.get(k) for k in REPLICA_FIELDS}})
+                record = {"request_id": rid, **{k: replica.get(k) for k in REPLICA_FIELDS}}
+                if via_http is not None:
+                    # The line knows better than the snapshot how this request arrived.
+                    record["ingress"] = via_http
+                fresh.append(record)
         if fresh:
             with self._lock:
                 self.records.extend(fresh)

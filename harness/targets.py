@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from runtime.app.serve_config import SCENARIO_APP
 from runtime.app.spec import AppSpec
 from runtime.cluster import Cluster
 from runtime.errors import ConfigError
+from runtime.ray_compat import cluster_ray_version, unsupported_config_keys
+from runtime.ray_versions import check_ray_version
 
 TARGETS = ("local", "kind")
 
@@ -22,7 +24,9 @@ class TargetOptions:
     ``namespace`` of our objects, ``node_loss_hook`` (a command that removes
     ``{node}`` on a non-kind cluster).  ``workers`` / ``gcs_ft``: cluster shape
     when this run creates it (None: the target's default).  ``app``: the app under
-    test (None: the bundled SleepyPid); its code goes onto the pods.
+    test (None: the bundled SleepyPid); its code goes onto the pods.  ``ray_version``:
+    the Ray a cluster this run creates runs, and a running one must run (None: a new
+    cluster runs the pinned default, or a local config file's; a running one is used as it is).
     """
 
     target: str = "local"
@@ -35,6 +39,7 @@ class TargetOptions:
     gcs_ft: bool | None = None
     local_changes: dict[str, Any] = field(default_factory=dict)
     app: AppSpec | None = None
+    ray_version: str | None = None
 
     @property
     def app_spec(self) -> AppSpec:
@@ -43,6 +48,14 @@ class TargetOptions:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ConfigError(f"--target {self.target!r} is not a target", hint=f"use one of: {', '.join(TARGETS)}")
+        if self.ray_version is not None:
+            object.__setattr__(self, "ray_version", check_ray_version(self.ray_version))
+            unknown = unsupported_config_keys(self.app_spec.to_serve_config(), self.ray_version)
+            if unknown:
+                raise ConfigError(f"{self.app_spec.label()} sets {unknown[0]}, which Ray {self.ray_version}'s Serve "
+                                  "config schema does not have" + (f" ({len(unknown) - 1} more)" if len(unknown) > 1
+                                                                  else ""),
+                                  hint="remove it, or pick a --ray-version that has it")
 
 
 def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Cluster:
@@ -60,6 +73,8 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Clust
             changes["workers"] = options.workers
         if options.gcs_ft is not None:
             changes["gcs_ft"] = options.gcs_ft
+        if options.ray_version is not None:
+            changes["ray_version"] = options.ray_version
         return LocalCluster(cfg.with_(**changes) if changes else cfg, owner_pid=owner_pid)
     from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
     from runtime.kuberay.manifests import KubeRayConfig
@@ -69,6 +84,9 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Clust
         ray = replace(ray, workers=options.workers)
     if options.gcs_ft is False:
         ray = replace(ray, gcs_ft="off")
+    if options.ray_version is not None:
+        # Ray's own image of that release (KubeRay reads rayVersion from the image's tag).
+        ray = replace(ray, ray_image=f"rayproject/ray:{options.ray_version}")
     return KubeRayCluster(KubeTargetConfig(context=options.kube_context, allowed_contexts=options.allowed_contexts,
                                            namespace=options.namespace, node_loss_hook=options.node_loss_hook,
                                            ray=ray))
@@ -87,3 +105,32 @@ def check_app_fits(cluster: Cluster, app: AppSpec) -> None:
                           f"{app.label()} needs ({app.code_id()})",
                           hint="`serve-chaos down`, then run again (or `serve-chaos up` with the same --app, "
                                "--app-dir and --image)")
+
+
+def running_ray_version(cluster: Cluster) -> str | None:
+    """The Ray a running cluster runs: as its target records it, else as its dashboard says."""
+    recorded = cluster.settings().get("ray_version")
+    return str(recorded) if recorded else cluster_ray_version(cluster.endpoints().dashboard)
+
+
+def check_ray_version_fits(cluster: Cluster, wanted: str | None) -> None:
+    """A running cluster must run the Ray ``--ray-version`` asked for (nothing asked: any)."""
+    if wanted is None:
+        return
+    have = running_ray_version(cluster)
+    if have is not None and have != wanted:
+        raise ConfigError(f"the running cluster ({cluster.label}) runs Ray {have}, not {wanted}",
+                          hint="`serve-chaos down`, then run again (a cluster runs one Ray version; "
+                               f"`serve-chaos up --ray-version {wanted}` starts one)")
+
+
+def bring_up(cluster: Cluster, options: TargetOptions, progress: Callable[[str], None] | None = None) -> None:
+    """Use the running cluster (it must run the Ray asked for) or bring one up.  On the local
+    target a Ray version new to this machine gets its environment first, ``progress`` told each step."""
+    if cluster.attach():
+        check_ray_version_fits(cluster, options.ray_version)
+    elif options.target == "local":
+        from runtime.local.rayenv import ray_runtime
+
+        ray_runtime(cluster.config.ray_version, progress=progress)  # type: ignore[attr-defined]
+    cluster.up()

@@ -111,7 +111,7 @@ def flag_regressions(df: pd.DataFrame, baseline_runs: int = BASELINE_RUNS) -> pd
     """Add ``regression`` (bool) and ``why`` to each row, per scenario, oldest first.
 
     A run regresses when its availability falls below the median of the
-    previous ``baseline_runs`` runs (same scenario, target and GCS FT setting)
+    previous ``baseline_runs`` runs (same scenario, target, GCS FT setting and Ray release)
     by more than 3 robust standard deviations (and at least 0.001), or its
     recovery time rises above that median by more than 3 robust standard
     deviations (and at least max(3 s, 25 %)), or it stops recovering at all.
@@ -122,7 +122,8 @@ def flag_regressions(df: pd.DataFrame, baseline_runs: int = BASELINE_RUNS) -> pd
     out = df.copy()
     out["regression"] = False
     out["why"] = ""
-    keys = ["scenario", "target", "gcs_ft"]
+    # A night on another Ray release is no baseline: a matrix nightly runs several.
+    keys = [k for k in ("scenario", "target", "gcs_ft", "ray_version") if k in out.columns]
     for _, group in out.groupby(keys, dropna=False, sort=False):
         idx = list(group.index)
         for pos, i in enumerate(idx):

@@ -63,8 +63,10 @@ def test_snapshot_joins_serve_state_pids_and_pods():
     assert by_id["R2"] == {"role": "replica", "actor_id": "R2", "name": "SERVE_REPLICA::sleepy#SleepyPid#b",
                            "pid": 12, "node_id": "N2", "node_ip": "198.18.0.20", "pod": "worker-1",
                            "state": "STARTING", "app": "sleepy", "deployment": "SleepyPid", "replica_id": "b",
-                           "ingress": True}
-    assert by_id["R1"]["log_file"] == "/serve/replica_sleepy_SleepyPid_a.log" and by_id["R1"]["ingress"]
+                           "ingress": None}
+    # An application without deployment_topology (Ray < 2.60): which deployment is the ingress is unknown.
+    assert by_id["R1"]["log_file"] == "/serve/replica_sleepy_SleepyPid_a.log" and by_id["R1"]["ingress"] is None
+    assert snap.apps["sleepy"]["downstream"] is None
     assert by_id["R3"]["ingress"] is False and by_id["R3"]["deployment"] == "Downstream"
     assert snap.apps["composed"]["downstream"] == ["Downstream"] and snap.apps["composed"]["ingress"] == "Ingress"
     assert snap.apps["sleepy"]["ingress"] is None

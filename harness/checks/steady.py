@@ -42,15 +42,26 @@ def proxy_reach_problems(snap: Snapshot, ok_requests: pd.DataFrame) -> list[str]
     Who served a request comes from Serve's logs (``harness.servedby``), or from a
     PID the app returns; requests nobody is known to have served are not judged.
     Only ingress replicas are expected to be reached (downstream ones are called by them).
+    Where Ray does not say which deployment is the ingress (before 2.60), the deployments
+    whose replicas served requests are.
     """
-    running = {a.get("replica_id"): a.get("pod") for a in snap.actors
-               if a["role"] == "replica" and a.get("replica_id") and a.get("state") == "RUNNING"
-               and a.get("ingress", True)}
     problems: list[str] = []
-    if ok_requests.empty or not running:
+    if ok_requests.empty:
         return problems
-    apps = {a.get("replica_id"): a.get("app") for a in snap.actors if a["role"] == "replica"}
     frame = ok_requests.assign(_by=served(ok_requests)).dropna(subset=["_by"])
+    replicas = [a for a in snap.actors if a["role"] == "replica"]
+    serving = {(a.get("app"), a.get("deployment")) for a in replicas if a.get("replica_id") in set(frame["_by"])}
+
+
+    def receives_http(replica: dict[str, Any]) -> bool:
+        flag = replica.get("ingress", True)
+        return flag if flag is not None else (replica.get("app"), replica.get("deployment")) in serving
+
+    running = {a.get("replica_id"): a.get("pod") for a in replicas
+               if a.get("replica_id") and a.get("state") == "RUNNING" and receives_http(a)}
+    if not running:
+        return problems
+    apps = {a.get("replica_id"): a.get("app") for a in replicas}
     frame = frame.assign(_app=[apps.get(r, "?") for r in frame["_by"]])
     for (pod, app), group in frame.groupby(["pod", "_app"]):
         if not pod or len(group) < MIN_REQUESTS_FOR_REACH:

@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, Image, KubeContext, Namespace, NodeLossHook,
-                                Target, app_options, attached, console, snapshot, target_options)
-from harness.targets import build_cluster
+                                RayVersion, Target, app_options, attached, console, ray_progress, snapshot,
+                                target_options)
+from harness.targets import bring_up, build_cluster, check_ray_version_fits
 from runtime.cluster import Cluster
 from runtime.errors import ConfigError, ServeChaosError
 
@@ -34,6 +35,7 @@ def up(
     app: AppFile = None,
     app_dir: AppDir = None,
     image: Image = None,
+    ray_version: RayVersion = None,
 ) -> None:
     """Start the cluster under test in the background (it keeps running until `down`).
 
@@ -44,10 +46,11 @@ def up(
     local = {k: v for k, v in {"isolation": isolation, "front_port": front_port}.items() if v is not None}
     spec, _ = app_options(app, app_dir, image)
     options = target_options(target, config, kube_context, allow_context, namespace,
-                             workers=workers, gcs_ft=gcs_ft, local_changes=local, app=spec)
+                             workers=workers, gcs_ft=gcs_ft, local_changes=local, app=spec, ray_version=ray_version)
     cluster = build_cluster(options)
     if cluster.attach():
         check_app_fits(cluster, options.app_spec)
+        check_ray_version_fits(cluster, options.ray_version)
         asked = {k: v for k, v in {"workers": workers, "gcs_ft": gcs_ft, **local}.items() if v is not None}
         differs = _differs(cluster, asked)
         if differs:
@@ -56,8 +59,8 @@ def up(
         console.print(f"a cluster is already up ({cluster.label}); `serve-chaos down` stops it")
         print_status(cluster)
         return
-    with console.status("bringing the cluster up ..."):
-        cluster.up()
+    with console.status("bringing the cluster up ...") as spinner:
+        bring_up(cluster, options, ray_progress(spinner))
     console.print(f"cluster {cluster.label} is up")
     print_status(cluster)
 

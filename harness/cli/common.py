@@ -11,6 +11,7 @@ from rich.console import Console
 
 from harness.targets import TargetOptions, build_cluster
 from runtime.cluster import Cluster
+from runtime.ray_versions import DEFAULT_RAY_VERSION, SUPPORTED_RANGE
 
 # Rich assumes 80 columns when output is not a terminal, which truncates the verdict
 # table in CI logs and files; a log has no width, so give it room unless COLUMNS says.
@@ -30,8 +31,11 @@ AppFile = Annotated[Optional[str], typer.Option("--app", help="your Serve config
                                                               "default: the bundled SleepyPid")]
 AppDir = Annotated[Optional[str], typer.Option("--app-dir", help="directory with the code --app imports (on the "
                                                                  "pods' import path; a ConfigMap on kind)")]
-Image = Annotated[Optional[str], typer.Option("--image", help="kind: an image with Ray 2.60 and your code, for "
-                                                              "every Ray pod (instead of --app-dir)")]
+Image = Annotated[Optional[str], typer.Option("--image", help="kind: an image with your code and the Ray of "
+                                                              "--ray-version, for every Ray pod (instead of --app-dir)")]
+RayVersion = Annotated[Optional[str], typer.Option(
+    "--ray-version", help=f"Ray release the cluster runs ({SUPPORTED_RANGE}; default {DEFAULT_RAY_VERSION}, or "
+                          "whatever runs already); local: made once in a cache, kind: rayproject/ray:X.Y.Z")]
 RequestsFile = Annotated[Optional[str], typer.Option("--requests", help="YAML list of requests (method, path, "
                                                                         "headers, body, expect_status, weight)")]
 Locustfile = Annotated[Optional[str], typer.Option("--locustfile", help="your Locust HttpUser whose tasks make "
@@ -48,6 +52,20 @@ def target_options(target: str, config: Optional[str] = None, kube_context: Opti
     return TargetOptions(target=target, config_file=config, kube_context=kube_context,
                          allowed_contexts=tuple(allow_context or ()), namespace=namespace,
                          node_loss_hook=node_loss_hook, **shape)
+
+
+def ray_progress(status: Any) -> Any:
+    """A progress callback for making a Ray environment under a rich ``status``: pip's steps
+    turn the spinner, the others are printed so the log keeps them."""
+    from runtime.local.rayenv import pip_step
+
+    def say(line: str) -> None:
+        if pip_step(line):
+            status.update(f"installing Ray: {line}")
+        else:
+            console.print(line, markup=False, highlight=False)
+
+    return say
 
 
 def app_options(app: Optional[str], app_dir: Optional[str], image: Optional[str], requests: Optional[str] = None,

@@ -12,8 +12,8 @@ import typer
 from rich.table import Table
 
 from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DeploymentRef, HealthToggle, Image,
-                                KubeContext, Locustfile, Namespace, NodeLossHook, RequestsFile, Target, app_options,
-                                attached, console, err_console, target_options)
+                                KubeContext, Locustfile, Namespace, NodeLossHook, RayVersion, RequestsFile, Target,
+                                app_options, attached, console, err_console, ray_progress, target_options)
 from harness.cli.views import print_plan, print_repeat_summary, print_verdicts
 from harness.options import RunOptions, parse_seed
 from harness.targets import build_cluster
@@ -67,6 +67,7 @@ def run(
     locustfile: Locustfile = None,
     deployment: DeploymentRef = None,
     health_toggle: HealthToggle = False,
+    ray_version: RayVersion = None,
 ) -> None:
     """Run scenarios against the cluster (brought up if needed), show them live, report.
 
@@ -77,7 +78,8 @@ def run(
     options = RunOptions.build(
         seed=parse_seed(seed), report_dir=report_dir, load_rate=load_rate, repeat=repeat, abort_below=abort_below,
         abort_after=abort_after, keep_cluster=keep_cluster, step=step, history_dir=history_dir, html=html,
-        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec),
+        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec,
+                              ray_version=ray_version),
         app=under_test)
     chosen = with_load_rate(select(scenarios), options)
     if dry_run:
@@ -114,20 +116,62 @@ def nightly(
     locustfile: Locustfile = None,
     deployment: DeploymentRef = None,
     health_toggle: HealthToggle = False,
+    ray_version: RayVersion = None,
+    ray_versions: Optional[str] = typer.Option(None, "--ray-versions", help="run a matrix over these Ray releases "
+                                                                            "(comma-separated) instead of one"),
 ) -> None:
-    """The nightly job: run the scenarios, record verdicts, write the HTML report with trends."""
+    """The nightly job: run the scenarios, record verdicts, write the HTML report with trends.
+
+    With `--ray-versions`, once per release (a cluster each), and the matrix page beside."""
     from harness.catalog import select
 
     stamp = time.strftime("%Y%m%d", time.gmtime())
     spec, under_test = app_options(app, app_dir, image, requests, locustfile, deployment, health_toggle)
+    if ray_versions is not None:
+        code = nightly_matrix(select(list(scenarios or ["all"])), ray_versions, ray_version, stamp, report_dir,
+                              history_dir, seed, repeat,
+                              lambda v: target_options(target, config, kube_context, allow_context, namespace,
+                                                       node_loss_hook, app=spec, ray_version=v), under_test)
+        if code:
+            raise typer.Exit(code)
+        return
     options = RunOptions.build(
         seed=parse_seed(seed), report_dir=report_dir, repeat=repeat, history_dir=history_dir,
         html=report_dir / f"nightly-{stamp}.html",
-        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec),
+        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec,
+                              ray_version=ray_version),
         app=under_test)
     code = run_scenarios(select(list(scenarios or ["all"])), options, "serve-chaos nightly")
     if code:
         raise typer.Exit(code)
+
+
+def nightly_matrix(chosen: list, ray_versions: str, ray_version: Optional[str], stamp: str, report_dir: Path,
+                   history_dir: Path, seed: Optional[str], repeat: int, target_for: Any, under_test: Any) -> int:
+    """``nightly --ray-versions``: every release into ``<report-dir>/nightly-<date>/ray-<version>/``
+    with its own nightly page, one history (trends compare a release with itself), and the matrix."""
+    from harness.cli.matrix import run_matrix, write_matrix
+    from runtime.errors import ConfigError
+    from runtime.ray_versions import parse_ray_versions
+
+    if ray_version is not None:
+        raise ConfigError("--ray-version and --ray-versions exclude each other",
+                          hint="one release: --ray-version X; a matrix: --ray-versions A,B,C")
+    versions = parse_ray_versions(ray_versions)
+    base = report_dir / f"nightly-{stamp}"
+    seed_value = parse_seed(seed)
+
+    def options_for(version: str) -> RunOptions:
+        return RunOptions.build(seed=seed_value, report_dir=base / f"ray-{version}", repeat=repeat,
+                                history_dir=history_dir, html=base / f"ray-{version}" / f"nightly-{stamp}.html",
+                                target=target_for(version), app=under_test)
+
+    for version in versions:
+        options_for(version)
+    code = run_matrix(chosen, versions, options_for, "serve-chaos nightly")
+    if any(base.glob("ray-*/*")):
+        write_matrix([base], base / "matrix.html")
+    return code
 
 
 def soak(
@@ -153,6 +197,7 @@ def soak(
     locustfile: Locustfile = None,
     deployment: DeploymentRef = None,
     health_toggle: HealthToggle = False,
+    ray_version: RayVersion = None,
 ) -> None:
     """Soak: random faults from the catalogue at random intervals, with the same checks and a report."""
     import random
@@ -165,7 +210,8 @@ def soak(
     spec, under_test = app_options(app, app_dir, image, requests, locustfile, deployment, health_toggle)
     options = RunOptions.build(
         seed=seed_value, report_dir=report_dir, keep_cluster=keep_cluster, history_dir=history_dir,
-        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec),
+        target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec,
+                              ray_version=ray_version),
         app=under_test)
     names = tuple(n.strip() for n in faults.split(",")) if faults else soak_faults(under_test.base.health_toggle)
     scenario = build_soak(duration, seed_value, min_interval, max_interval, names)
@@ -185,7 +231,7 @@ def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos
     """Bring up (or attach to) the cluster, run, always report; return the exit code."""
     from harness.engine import AbortPolicy, Engine, ScenarioSkipped
     from harness.live import LiveView
-    from harness.targets import check_app_fits
+    from harness.targets import bring_up, check_app_fits
     from harness.trends import HistoryStore
 
     store = HistoryStore(options.history_dir) if options.history_dir is not None else None
@@ -208,8 +254,8 @@ def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos
 
     locked = False
     try:
-        with console.status("bringing the cluster up ..."):
-            cluster.up()
+        with console.status("bringing the cluster up ...") as spinner:
+            bring_up(cluster, options.target, ray_progress(spinner))
         check_app_fits(cluster, options.app.base)
         cluster.lock(command)
         locked = True

@@ -106,8 +106,12 @@ def print_plan(chosen: list, seed: int | None, cluster: Any | None, abort_below:
         console.print(f"expected churn: {sc.expected_churn}")
         for follow in sc.followups:
             console.print(f"then:    {follow.name}: {follow.fault.describe()} once recovered")
-        if sc.known_broken:
-            console.print(f"known broken in Ray 2.60: {sc.known_broken}")
+        if sc.known_broken or sc.known_intermittent:
+            from harness.deviations import ranges
+
+            known = ranges({**sc.known_intermittent, **sc.known_broken})
+            console.print("known Ray deviations: " + "; ".join(f"{k} ({v})" for k, v in known.items()),
+                          markup=False, highlight=False)
         if abort_below is not None:
             console.print(f"abort: halt, heal and report if front-door availability stays below "
                           f"{abort_below} for {abort_after:g} s")

@@ -18,6 +18,7 @@ from harness.observe import Snapshot
 from runtime.app.spec import AppSpec
 from runtime.cluster import ActionRecord, Cluster, PodInfo
 from runtime.errors import InfrastructureError
+from runtime.ray_compat import FEATURE_SINCE
 
 
 class FaultNotApplicable(InfrastructureError):
@@ -105,6 +106,10 @@ def aimed(snap: Snapshot, deployment: str | None) -> list[dict[str, Any]]:
         return running
     if deployment == DOWNSTREAM:
         called = {(app, dep) for app, info in snap.apps.items() for dep in info.get("downstream") or []}
+        if snap.apps and not called and any(info.get("downstream", []) is None for info in snap.apps.values()):
+            raise NoSuchDeployment(f"this Ray's Serve REST API does not say which deployment calls which (no "
+                                   f"deployment_topology before Ray {FEATURE_SINCE['serve_topology']}): no "
+                                   "deployment is known to be a downstream one to aim at")
         if snap.apps and not called:
             raise NoSuchDeployment("no deployment of the app is called by another (no DeploymentHandle "
                                    "composition): there is no downstream replica to aim at")

@@ -394,6 +394,8 @@ class KubeRayCluster:
             # KubeRay sets it on workers when GCS FT is on (common/pod.go configureGCSFaultTolerance).
             "gcs_rpc_server_reconnect_timeout_s_workers": 600 if gcs_ft else 60,
             "ray_image": self.ray.ray_image,
+            # What the running RayService was made with (a new cluster's is options' concern).
+            "ray_version": cluster.get("rayVersion"),
             "app_code": (obj.get("metadata", {}).get("annotations") or {}).get(APP_CODE_ANNOTATION, ""),
             "workers": self.ray.workers,
             "ray_cluster": RayServiceState.of(obj).serving_cluster,

@@ -23,6 +23,8 @@ from runtime.local.config import LocalClusterConfig
 from runtime.local.layout import RunLayout, new_label
 from runtime.local import control
 from runtime.local.operator import redis_server_binary
+from runtime.local.rayenv import Progress, ray_runtime
+from runtime.ray_compat import FEATURE_SINCE, features
 from runtime.local.supervisor import FORCED_SUFFIX
 from runtime.waiting import NotYet, wait_until
 
@@ -70,6 +72,13 @@ def preflight(config: LocalClusterConfig) -> str:
     check_platform()
     redis_server_binary()
     mode = resolve_isolation(config.isolation)
+    if mode == "loopback" and features(config.ray_version).worker_proxy_port_env is None:
+        raise EnvironmentProblem(
+            f"loopback isolation gives every worker pod's Serve proxy a port of its own, which Ray "
+            f"{config.ray_version} cannot do (RAY_SERVE_WORKER_PROXY_HTTP_PORT is first in Ray "
+            f"{FEATURE_SINCE['worker_proxy_port_env']})",
+            hint="run as root (namespace isolation), or use --ray-version "
+                 f"{FEATURE_SINCE['worker_proxy_port_env']}")
     if not port_free("127.0.0.1", config.front_port):
         raise EnvironmentProblem(
             f"port {config.front_port} on 127.0.0.1 (the front door) is already in use",
@@ -108,6 +117,8 @@ class LocalCluster:
         self._session = requests.Session()
         self.created = False
         self.mode: str | None = None
+        #: Told each step of making the Ray environment the pods need (first use of a version).
+        self.progress: Progress | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def attach(self) -> bool:
@@ -130,6 +141,8 @@ class LocalCluster:
         check_platform()
         leftovers.reap_all(self.home)
         mode = preflight(self.config)
+        # The pods' Ray, made now if this version is new here (the supervisor only finds it).
+        ray_runtime(self.config.ray_version, progress=self.progress)
         self.home.mkdir(parents=True, exist_ok=True)
         self.label = new_label()
         self.mode = mode
@@ -370,7 +383,8 @@ class LocalCluster:
                                     "faults_in_effect": faults + unowned,
                                     "load_generators": [f"PID {x['pid']} for PID {x['owner']}"
                                                         for x in state.get("loads") or []],
-                                    "subnet": state["subnet"], "supervisor_pid": state["supervisor_pid"]})
+                                    "subnet": state["subnet"], "supervisor_pid": state["supervisor_pid"],
+                                    "ray": (state.get("settings") or {}).get("ray_version")})
 
     def settings(self) -> dict[str, Any]:
         return self.state()["settings"]

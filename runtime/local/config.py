@@ -14,11 +14,12 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from runtime.app.serve_config import SleepyPidConfig
 from runtime.app.spec import validate_serve_config
 from runtime.errors import ConfigError
+from runtime.ray_versions import DEFAULT_RAY_VERSION, check_ray_version
 
 GiB = 1024**3
 MiB = 1024**2
@@ -106,6 +107,13 @@ def _serve_config(value: Any) -> Any:
     return value
 
 
+def _ray_version(value: str) -> str:
+    try:
+        return check_ray_version(value, "ray_version")
+    except ConfigError as err:
+        raise ValueError(err.what) from None
+
+
 class LocalClusterConfig(_Schema):
     """One embedded cluster: a head pod, ``workers`` worker pods, a Redis pod.
 
@@ -114,6 +122,8 @@ class LocalClusterConfig(_Schema):
     ``auto`` (netns when possible).  ``front_port`` is the stable front door on
     127.0.0.1.  ``gcs_ft`` turns the external Redis GCS store on.
     ``gcs_reconnect_timeout_s`` is what KubeRay sets on workers when GCS FT is on.
+    ``ray_version``: the Ray the pods run (the harness's own, or a cached virtual
+    environment made for it: ``runtime/local/rayenv.py``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False,
@@ -143,6 +153,7 @@ class LocalClusterConfig(_Schema):
     #: ``AppSpec.code_id`` of the code the pods carry (a running cluster with other code is refused).
     app_code: str = ""
     home: str = Field(str(DEFAULT_HOME), min_length=1)
+    ray_version: Annotated[str, AfterValidator(_ray_version)] = DEFAULT_RAY_VERSION
 
     def __init__(self, **data: Any) -> None:
         # Only here, not in the nested schemas: pydantic calls a custom __init__ of a nested

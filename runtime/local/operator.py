@@ -6,6 +6,10 @@ head comes up without GCS FT (KubeRay: a new head is a new cluster), deploys the
 Serve config once every pod joined and re-applies it when the controller or an
 application is missing, switches GCS FT, and runs ``ray.kill`` from a driver
 inside the head pod (``kubectl exec``).
+
+Everything that runs inside a pod takes its interpreter and ``ray`` from
+``self.runtime`` (``RayRuntime``: the Ray version the cluster runs), never from
+the harness's own ``sys.executable``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import secrets
 import shutil
 import signal
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -33,6 +36,8 @@ from runtime.local.config import KUBERAY_RAYSERVICE_ENV, LocalClusterConfig
 from runtime.local.kubelet import Event, Kubelet
 from runtime.local.layout import RunLayout
 from runtime.local.pods import Pod
+from runtime.local.rayenv import RayRuntime, installed_runtime
+from runtime.ray_compat import features
 from runtime.ray_settings import RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S, node_health_check
 from runtime.waiting import NotYet, wait_until
 
@@ -64,8 +69,10 @@ def _config_hash(config: dict[str, Any]) -> str:
 
 class RayServiceOperator:
     def __init__(self, config: LocalClusterConfig, layout: RunLayout, kubelet: Kubelet, event: Event,
-                 lock: threading.RLock) -> None:
+                 lock: threading.RLock, runtime: RayRuntime | None = None) -> None:
         self.config = config
+        #: The Ray every pod runs (``ray start``, ``runtime.raykill``, ``ray drain-node``).
+        self.runtime = runtime or installed_runtime(config.ray_version)
         self.layout = layout
         self.kubelet = kubelet
         self.event = event
@@ -118,21 +125,20 @@ class RayServiceOperator:
     def _ray_spec(self, pod: Pod, temp_dir: Path) -> tuple[list[str], dict[str, str]]:
         cfg = self.config
         res = cfg.head if pod.role == "head" else cfg.worker
-        env: dict[str, str] = dict(KUBERAY_RAYSERVICE_ENV)
-        if cfg.app_dir:
-            # The user's code on the pods' import path, as an image would carry it.
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (cfg.app_dir, os.environ.get("PYTHONPATH")) if p)
+        # The project and the user's code on the pods' import path, as an image would carry them.
+        env: dict[str, str] = {**self.runtime.pod_env(cfg.app_dir), **KUBERAY_RAYSERVICE_ENV}
         common = [f"--node-ip-address={pod.ip}", f"--num-cpus={res.num_cpus}", f"--memory={res.memory}",
                   f"--object-store-memory={res.object_store_memory}", f"--temp-dir={temp_dir}",
                   "--disable-usage-stats", "--block"]
         if self.kubelet.mode == "loopback":
             # All pods share one network stack: give each its own agent port and
-            # proxy port so they cannot collide (per-worker proxy port is new in 2.60).
+            # proxy port so they cannot collide (preflight refuses a Ray without per-worker ports).
             env["SERVE_SOCKET_REUSE_PORT_ENABLED"] = "0"
             common.append(f"--dashboard-agent-listen-port={52365 + pod.slot_index}")
-            if pod.role == "worker":
-                env["RAY_SERVE_WORKER_PROXY_HTTP_PORT"] = str(pod.serve_port)
-        ray = str(Path(sys.executable).parent / "ray")
+            port_env = features(self.runtime.version).worker_proxy_port_env
+            if pod.role == "worker" and port_env:
+                env[port_env] = str(pod.serve_port)
+        ray = self.runtime.ray_bin
         head_ip = self.kubelet.fixed_ips["head"]
         if pod.role == "head":
             cmd = [ray, "start", "--head", f"--port={cfg.gcs_port}",
@@ -146,8 +152,8 @@ class RayServiceOperator:
         if self.gcs_ft:
             env["RAY_gcs_rpc_server_reconnect_timeout_s"] = str(cfg.gcs_reconnect_timeout_s)
         gcs = f"{head_ip}:{cfg.gcs_port}"
-        return [sys.executable, "-m", "runtime.local.podinit", gcs, "--", ray, "start", f"--address={gcs}",
-                *common], env
+        return self.runtime.module("runtime.local.podinit", gcs, "--", ray, "start", f"--address={gcs}",
+                                   *common), env
 
     def _on_pod_started(self, pod: Pod) -> None:
         if pod.role != "head":
@@ -320,10 +326,12 @@ class RayServiceOperator:
         names = [names] if isinstance(names, str) else list(names)
         name = names[0] if len(names) == 1 else f"{len(names)} actors"
         head_ip = self.kubelet.pods["head"].ip
-        cmd = [sys.executable, "-m", "runtime.raykill", f"--address={self._gcs_address()}",
-               f"--node-ip={head_ip}", *[f"--name={n}" for n in names], f"--namespace={namespace}"]
-        cmd += ["--no-restart"] if no_restart else []
-        cmd += ["--ignore-missing"] if ignore_missing else []
+        args = [f"--address={self._gcs_address()}", f"--node-ip={head_ip}", *[f"--name={n}" for n in names],
+                f"--namespace={namespace}"]
+        args += ["--no-restart"] if no_restart else []
+        args += ["--ignore-missing"] if ignore_missing else []
+        # `kubectl exec` brings no environment of its own: the driver gets the pod's.
+        cmd = self.runtime.exec_argv(self.runtime.module("runtime.raykill", *args), self.config.app_dir)
         t0 = time.time()
         code, lines, out_path = self._exec_in_head(cmd, f"ray.kill of {name}")
         results = [ln for ln in lines if ln.startswith("{")]
@@ -351,9 +359,10 @@ class RayServiceOperator:
         """``ray drain-node`` from the head pod, as the autoscaler asks GCS to drain before a
         preemption; Ray's refusal is a one-line error carrying its reason."""
         node_id = self.ray_node_of(pod)
-        ray = str(Path(sys.executable).parent / "ray")
-        cmd = [ray, "drain-node", f"--address={self._gcs_address()}", f"--node-id={node_id}", f"--reason={reason}",
+        # The cluster's own Ray: a CLI of another version is refused by its GCS.
+        cmd = [self.runtime.ray_bin, "drain-node", f"--address={self._gcs_address()}", f"--node-id={node_id}", f"--reason={reason}",
                f"--reason-message={message}", f"--deadline-remaining-seconds={int(round(deadline_s))}"]
+        cmd = self.runtime.exec_argv(cmd, self.config.app_dir)
         t0 = time.time()
         code, lines, out_path = self._exec_in_head(cmd, f"ray drain-node of {pod.name}")
         if code != 0:
@@ -410,4 +419,5 @@ class RayServiceOperator:
             "workers": self.config.workers,
             "app_code": self.config.app_code,
             "app_dir": self.config.app_dir,
+            "ray_version": self.runtime.version,
         }
