@@ -13,9 +13,9 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from harness.report import load_verdict
-from harness.reportview import Row, row, view
-from harness.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KNOWN, SHARED_SETTINGS_LABEL, SKIPPED, UNKNOWN,
-                              fmt, settings_text)
+from harness.reportview import ReportView, Row, row, view
+from harness.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KEPT, KNOWN, SHARED_SETTINGS_LABEL, SKIPPED,
+                              UNKNOWN, fmt, settings_text)
 
 
 def verdict_row(verdict: dict[str, Any]) -> dict[str, Any]:
@@ -93,3 +93,29 @@ def render_junit(run_dirs: list[Path]) -> str:
             f'<testsuite name="serve-chaos" tests="{len(cases)}" failures="{counts["failures"]}" '
             f'errors="{counts["errors"]}" skipped="{counts["skipped"]}">{properties}' + "".join(cases)
             + f"<system-out>{out}</system-out></testsuite>\n")
+
+
+# ---------------------------------------------------------------------- the terminal
+def explanation_lines(report: ReportView) -> list[str]:
+    """Under a terminal table: per run that is not kept, what explains it, why Ray is known to
+    do it, and what would help (one line each, prefixed with the scenario)."""
+    lines = []
+    for r in report.rows:
+        if r.outcome == KEPT:
+            continue
+        lines += [f"{r.scenario}: {r.outcome}: {d}" for d in r.details]
+        lines += [f"{r.scenario}: known: {k}" for k in r.known_reasons]
+        lines += [f"{r.scenario}: what would help: {a.line()}" for a in r.advice]
+    return lines
+
+
+def plain_table(report: ReportView) -> list[str]:
+    """The verdict table in fixed-width text (the pytest terminal summary)."""
+    lines = [f"{'scenario':<28} {'verdict':<15} {'avail':>8} {'outage_s':>9} {'degraded_s':>10} {'first_ok_s':>10} "
+             f"{'recovery_s':>10}  {'churn':<24} differs"]
+    for r in report.rows:
+        lines.append(f"{r.scenario:<28} {r.outcome:<15} {fmt(r.availability, '.4f'):>8} "
+                     f"{fmt(r.longest_outage_s, '.2f'):>9} {fmt(r.longest_degraded_s, '.1f'):>10} "
+                     f"{fmt(r.first_success_s, '.2f'):>10} {fmt(r.recovery_s, '.2f'):>10}  {r.churn:<24} "
+                     f"{settings_text(r.settings)}".rstrip())
+    return lines
