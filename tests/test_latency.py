@@ -51,3 +51,21 @@ def test_latency_before_and_during_each_fault():
     assert (before.p50_ms, before.p99_ms, before.max_ms) == (10.0, 10.0, 10.0)
     assert (during.p50_ms, during.p95_ms, during.max_ms) == (200.0, 200.0, 200.0)  # failures are not latencies
     assert latency_rows(df, {"window": {"start": 0.0}}) == []  # no fault window, no rows
+
+
+def test_the_live_view_shows_latency_bands_not_only_errors():
+    from harness.live import bands_text, latency_text, live_numbers
+
+    # The last 10 s: 80 fast answers, 15 slow ones (a starved pod), 5 timeouts.
+    latencies = [5.0] * 80 + [400.0] * 15 + [5000.0] * 5
+    earlier = frame([5.0] * 90, t0=0.0).to_dict("records")
+    recent = [{**r, "seq": r["seq"] + 100} for r in frame(latencies, fail_at=set(range(95, 100)), t0=10.0)
+              .to_dict("records")]
+    history = syn.history(earlier + recent, [])
+    numbers = live_numbers(history, now=20.0, offered_rate=10.0)
+    assert numbers["n"] == 100 and numbers["errors"] == {"timeout": 5}
+    assert numbers["bands"] == pytest.approx({"<50 ms": 0.8, "50-250 ms": 0.0, "250 ms-1 s": 0.15, ">1 s": 0.0,
+                                              "failed": 0.05})
+    assert numbers["p50_ms"] == 5.0 and numbers["p99_ms"] == pytest.approx(400.0)
+    assert bands_text(numbers["bands"]) == "<50 ms 80% | 50-250 ms 0% | 250 ms-1 s 15% | >1 s 0% | failed 5%"
+    assert latency_text(numbers) == "p50 5 ms p95 400 ms p99 400 ms"
