@@ -111,6 +111,14 @@ CASES = [
          "the history directory /proc/h cannot be written"),
     Case("soak --report-dir under /proc", ("soak", "--dry-run", "--report-dir", "/proc/nope/r"),
          "the report directory /proc/nope/r cannot be written"),
+    Case("--requests with a number as body", ("run", "replica_failure", "--dry-run"),
+         "item 1: body: body 42 is neither text (sent as it is) nor a mapping or list (sent as JSON)",
+         prepare=lambda b: ((b / "r.yaml").write_text("- {method: POST, body: 42}\n") and
+                            ["--requests", str(b / "r.yaml")], {})),
+    Case("--requests with body and form", ("run", "replica_failure", "--dry-run"),
+         "item 1: request: body and form both give the body; keep one",
+         prepare=lambda b: ((b / "r.yaml").write_text("- {method: POST, body: x, form: {a: 1}}\n") and
+                            ["--requests", str(b / "r.yaml")], {})),
     # ---------------------------------------------------------------- that used to be silently wrong
     Case("report --out RUN/verdict.json", ("report", "{base}/reports/r-x-1", "--out",
                                            "{base}/reports/r-x-1/verdict.json"), "would overwrite the input",
