@@ -119,6 +119,14 @@ CASES = [
          "item 1: request: body and form both give the body; keep one",
          prepare=lambda b: ((b / "r.yaml").write_text("- {method: POST, body: x, form: {a: 1}}\n") and
                             ["--requests", str(b / "r.yaml")], {})),
+    Case("advise --example nope", ("advise", "--example", "nope"), "--example 'nope' is not a bundled example"),
+    Case("advise --app and --example", ("advise", "--example", "composed", "--app", "{base}/x.yaml"),
+         "--example and --app both name the app"),
+    Case("advise --app missing", ("advise", "--app", "{base}/missing.yaml"), "is not a file"),
+    Case("advise --config on kind", ("advise", "--target", "kind", "--config", "{base}/c.json"),
+         "--config holds local cluster settings"),
+    Case("advise --workers 0", ("advise", "--workers", "0"), "--workers 0 must be between 1 and 20"),
+    Case("advise --runs of nothing", ("advise", "--runs", "/nonexistent/run"), "/nonexistent/run does not exist"),
     # ---------------------------------------------------------------- that used to be silently wrong
     Case("report --out RUN/verdict.json", ("report", "{base}/reports/r-x-1", "--out",
                                            "{base}/reports/r-x-1/verdict.json"), "would overwrite the input",
