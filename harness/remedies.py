@@ -132,6 +132,7 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("proxy_failure", "*", "always", ("client_retry",)),
     ("network_partition", "front_door_drop_s", "always", ("client_retry",)),
     ("network_partition", "*", "composed", ("handle_timeout",)),
+    ("network_partition", "*", "always", ("client_retry",)),
     ("gcs_store_lost", "*", "composed", ("handle_timeout", "redis_ha")),
     ("gcs_store_lost", "*", "always", ("redis_ha",)),
     ("worker_node_failure", "recovery_s", "always", ("node_detection", "spread")),
