@@ -112,21 +112,33 @@ def request_symptom(endpoint: str, figures: dict[str, Any], window: dict[str, An
     return f"{failed} of {total} requests through {endpoint} {how} after {during}{span}{longest}"
 
 
+#: Checks whose own detail is only why the *last* steady-state window tried did not hold:
+#: what the requests did is their symptom.
+RECOVERY_METRICS = ("recovery_s", "recovery_after_fault_end_s")
+
+
 def symptom(verdict: dict[str, Any], check: dict[str, Any]) -> str:
-    """The behaviour a failed check stands for: what the requests of its phase did, or the
-    check's own detail when its phase failed no request."""
+    """The behaviour a failed check stands for.
+
+    A check about an endpoint's requests, or a recovery check: what the requests of its
+    phase did (its own detail when none failed).  Any other check (a scenario's own, with
+    a detail written to name the behaviour): its detail, then what the requests did."""
     metrics = verdict.get("metrics") or {}
     followups = set((metrics.get("followups") or {}).keys())
     ref = parse_check(check["name"], followups, set((metrics.get("endpoints") or {}).keys()))
     phase = phase_metrics(metrics, ref.phase)
     endpoints = phase.get("endpoints") or {}
+    detail = check.get("detail") or value_line(check)
     endpoint = _endpoint_for(ref, endpoints, check.get("detail") or "")
+    seen = None
     if endpoint is not None:
-        text = request_symptom(endpoint, endpoints[endpoint], phase.get("window") or {},
+        seen = request_symptom(endpoint, endpoints[endpoint], phase.get("window") or {},
                                phase_text(verdict, ref.phase))
-        if text:
-            return text
-    return check.get("detail") or value_line(check)
+    if seen is None:
+        return detail
+    if ref.endpoint is not None or ref.metric in RECOVERY_METRICS:
+        return seen
+    return f"{detail}; meanwhile {seen}"
 
 
 def value_line(check: dict[str, Any]) -> str:

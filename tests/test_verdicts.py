@@ -299,3 +299,20 @@ def test_settings_shared_by_the_runs_are_said_once():
     split = vocab.split_settings(runs)
     assert split.shared == {"ray_version": "2.60.0", "gcs_ft": True, "workers": 2}
     assert split.differing == ({}, {}, {"gcs_ft": False}, {})
+
+
+def test_a_scenarios_own_check_keeps_its_words_and_adds_what_the_requests_did():
+    from harness.symptoms import symptom
+
+    window = {"start": 0.0, "fault": 20.0, "end": 48.0, "recovered": True}
+    verdict = {"scenario_spec": {"fault": {"summary": "ray.kill one ProxyActor"}},
+               "metrics": {"window": window, "endpoints": {
+                   "front": {"failed_during_fault": 0},
+                   "pod:worker-1": {"failed_during_fault": 280, "availability_during_fault": 0.0,
+                                    "errors": {"refused": 280}}}}}
+    own = {"name": "proxy.restarted_by_ray", "status": "fail", "detail": "a new ProxyActor replaced it after 27.5 s"}
+    assert symptom(verdict, own) == (
+        "a new ProxyActor replaced it after 27.5 s; meanwhile every request through pod:worker-1 was refused after "
+        "the fault (ray.kill one ProxyActor): 280 of 280 in the 28 s until recovery")
+    on_front = {"name": "front.availability_during_fault", "status": "fail", "detail": ""}
+    assert symptom(verdict, on_front) == "front.availability_during_fault = n/a"  # front failed nothing

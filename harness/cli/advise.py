@@ -64,7 +64,8 @@ def _app(app: Optional[str], app_dir: Optional[str], image: Optional[str], examp
         if app is not None:
             raise ConfigError("--example and --app both name the app; pass one of them")
         if example not in EXAMPLES:
-            raise ConfigError(f"--example {example!r} is not a bundled example", hint=f"use one of: {', '.join(EXAMPLES)}")
+            raise ConfigError(f"--example {example!r} is not a bundled example",
+                              hint=f"use one of: {', '.join(EXAMPLES)}")
         return COMPOSED_APP if example == "composed" else SCENARIO_APP
     return app_spec(app, app_dir, image) or SCENARIO_APP
 
