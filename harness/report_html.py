@@ -18,7 +18,7 @@ from typing import Any
 from harness.latency import latency_rows
 from harness.report import json_short, load_verdict
 from harness.reportview import ReportView, Row, view
-from harness.symptoms import symptom
+from harness.symptoms import beyond, symptom
 from harness.verdicts import (ACCEPTED, BROKEN, KEPT, KNOWN, SHARED_SETTINGS_LABEL, fmt, primary_endpoint,
                               settings_text)
 
@@ -153,7 +153,11 @@ def _checks_table(verdict: dict[str, Any]) -> list[str]:
         if check["status"] == "fail":
             # The behaviour first; the test's own reason after it.
             seen = symptom(verdict, check)
-            detail = seen if seen == detail or not detail else f"{seen} (the check: {detail})"
+            more = beyond(detail, seen)
+            if not detail or (more and more == seen):
+                detail = f"{seen} (the check: {detail})" if detail else seen
+            elif more:
+                detail = f"{detail}; {more}"
         note = f" [known: {known[check['name']]}]" if check["name"] in known else ""
         out.append(f"<tr class='{esc(check['status'])}'><td>{esc(check['name'])}</td><td>{esc(check['status'])}</td>"
                    f"<td>{esc(json_short(check.get('value')))}</td><td>{esc(str(check.get('bound') or ''))}</td>"

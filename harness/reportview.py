@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.checks.results import CheckResult
 from harness.remedies import Advice, advice
-from harness.symptoms import symptom
+from harness.symptoms import beyond, symptom
 from harness.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KNOWN, SKIPPED, UNKNOWN, SettingsSplit, Summary,
                               churn_text, classify, headline, known_in_play, split_settings, summarize)
 
@@ -46,8 +46,9 @@ def details(verdict: dict[str, Any]) -> list[str]:
         check = checks.get(name)
         if check is None:
             continue
-        line, seen = check_line(check), symptom(verdict, check)
-        lines.append(f"{line} [{check.get('status')}]" + ("" if seen in line else f" -- {seen}"))
+        line = check_line(check)
+        more = beyond(line, symptom(verdict, check))
+        lines.append(f"{line} [{check.get('status')}]" + (f" -- {more}" if more else ""))
     for name in classified.stale:
         check = checks.get(name)
         seen = f"{check_line(check)} [{check.get('status')}]" if check else "not evaluated"

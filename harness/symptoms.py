@@ -141,6 +141,14 @@ def symptom(verdict: dict[str, Any], check: dict[str, Any]) -> str:
     return f"{detail}; meanwhile {seen}"
 
 
+def beyond(said: str, seen: str) -> str:
+    """What ``seen`` (a symptom) adds to ``said`` (a line that already holds the check's detail)."""
+    if not seen or seen in said:
+        return ""
+    head, sep, rest = seen.partition("; meanwhile ")
+    return f"meanwhile {rest}" if sep and head in said else seen
+
+
 def value_line(check: dict[str, Any]) -> str:
     """``name = value (bound ...)``, as the check line reads without its detail."""
     from harness.checks.results import CheckResult

@@ -316,3 +316,11 @@ def test_a_scenarios_own_check_keeps_its_words_and_adds_what_the_requests_did():
         "the fault (ray.kill one ProxyActor): 280 of 280 in the 28 s until recovery")
     on_front = {"name": "front.availability_during_fault", "status": "fail", "detail": ""}
     assert symptom(verdict, on_front) == "front.availability_during_fault = n/a"  # front failed nothing
+
+
+def test_a_symptom_is_said_once():
+    from harness.symptoms import beyond
+
+    assert beyond("x = 1 (bound <= 0): the check's words", "the check's words") == ""
+    assert beyond("x = 1: own words", "own words; meanwhile 3 of 9 requests failed") == "meanwhile 3 of 9 requests failed"
+    assert beyond("recovery_s = n/a: no steady state", "every request timed out") == "every request timed out"
