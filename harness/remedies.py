@@ -115,13 +115,23 @@ def _single_replica(verdict: dict[str, Any]) -> bool:
     return deployments is None or any(d.min_replicas < 2 for d in deployments)
 
 
+def _spread_risk(verdict: dict[str, Any]) -> bool:
+    """A deployment's replicas may all share a node: no hard spread below its replica count
+    (True when the config is not known)."""
+    deployments = _deployments(verdict)
+    return deployments is None or any(
+        d.min_replicas >= 2 and (d.max_replicas_per_node is None or d.max_replicas_per_node >= d.min_replicas)
+        for d in deployments)
+
+
 def _composed(verdict: dict[str, Any]) -> bool:
     """The app calls deployments through handles (an application with several deployments)."""
     return bool((verdict.get("app_config") or {}).get("composed"))
 
 
 #: When a row applies, beyond its scenario and check (``verdict -> bool``).
-CONDITIONS = {"always": lambda verdict: True, "single_replica": _single_replica, "composed": _composed}
+CONDITIONS = {"always": lambda verdict: True, "single_replica": _single_replica, "composed": _composed,
+              "spread_risk": _spread_risk}
 
 #: (scenario pattern, check metric pattern, condition) -> remedies.  For each failed check
 #: the first matching row gives its remedies (fnmatch patterns), most specific first.
@@ -135,10 +145,12 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("network_partition", "*", "always", ("client_retry",)),
     ("gcs_store_lost", "*", "composed", ("handle_timeout", "redis_ha")),
     ("gcs_store_lost", "*", "always", ("redis_ha",)),
-    ("worker_node_failure", "recovery_s", "always", ("node_detection", "spread")),
+    ("worker_node_failure", "recovery_s", "spread_risk", ("node_detection", "spread")),
+    ("worker_node_failure", "recovery_s", "always", ("node_detection",)),
     ("worker_node_failure", "fault_effect_s", "always", ("node_detection",)),
-    ("worker_*_failure", "*", "composed", ("spread", "handle_timeout")),
-    ("worker_*_failure", "*", "always", ("spread",)),
+    ("worker_*_failure", "*", "composed", ("handle_timeout", "spread")),
+    ("worker_*_failure", "*", "spread_risk", ("spread",)),
+    ("worker_*_failure", "*", "always", ("client_retry",)),
     ("strict_spreading", "*", "always", ("spread",)),
     ("health_check_*", "*", "always", ("health_check",)),
     ("replica_hang", "*", "always", ("health_check", "graceful_shutdown")),

@@ -7,7 +7,7 @@ import pytest
 from harness.appsettings import app_summary
 from harness.catalog import load_scenarios
 from harness.remedies import MATCHES, REMEDIES, advice, config_text, remedies_for
-from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP
+from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP, SleepyPidConfig
 
 
 def verdict(scenario: str, app=SCENARIO_APP, **extra) -> dict:
@@ -37,7 +37,13 @@ def test_the_remedy_depends_on_the_users_config():
     assert [r.key for r in remedies_for(verdict("network_partition", COMPOSED_APP), "availability_during_fault")] \
         == ["handle_timeout"]
     assert [r.key for r in remedies_for(verdict("network_partition"), "front_door_drop_s")] == ["client_retry"]
-    assert [r.key for r in remedies_for(verdict("worker_node_failure"), "recovery_s")] == ["node_detection", "spread"]
+    assert [r.key for r in remedies_for(verdict("worker_node_failure"), "recovery_s")] == ["node_detection"]
+    soft = SleepyPidConfig().spec()  # Serve's soft spreading: 6 replicas may share a node
+    assert [r.key for r in remedies_for(verdict("worker_node_failure", soft), "recovery_s")] == \
+        ["node_detection", "spread"]
+    assert [r.key for r in remedies_for(verdict("worker_pod_failure", soft), "longest_outage_s")] == ["spread"]
+    # 6 replicas, at most 2 per node: spreading is not what would help; retrying what was in flight is.
+    assert [r.key for r in remedies_for(verdict("worker_pod_failure"), "longest_outage_s")] == ["client_retry"]
 
 
 def test_the_users_own_setting_is_named():
@@ -54,10 +60,11 @@ def test_the_users_own_setting_is_named():
 def test_advice_for_a_broken_verdict_carries_the_evidence():
     check = {"name": "front.longest_outage_s", "status": "fail", "value": 3.5, "bound": "<= 1.0 s", "unit": "s",
              "detail": ""}
-    broken = verdict("worker_pod_failure", status="fail", checks=[check], known_broken={},
+    broken = verdict("worker_pod_failure", SleepyPidConfig().spec(), status="fail", checks=[check], known_broken={},
                      metrics={"endpoints": {"front": {}}})
     (item,) = advice(broken)
     assert item.remedy.key == "spread" and item.checks == ("front.longest_outage_s",)
     assert item.measured == "front.longest_outage_s = 3.50 s (bound <= 1.0 s)"
-    assert "Yours: sleepy/SleepyPid num_replicas=6 max_replicas_per_node=2" in item.line()
+    assert "Yours: sleepy/SleepyPid num_replicas=6 max_replicas_per_node unset (Serve's default: soft spreading)" \
+        in item.line()
     assert advice({**broken, "status": "pass", "checks": [{**check, "status": "pass"}]}) == []

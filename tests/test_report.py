@@ -131,12 +131,16 @@ def test_every_report_opens_with_the_summary_and_the_shared_settings(tmp_path):
 def test_a_broken_row_says_what_would_help_with_evidence(tmp_path):
     from tests import synthetic_runs as sr
 
+    from runtime.app.serve_config import SleepyPidConfig
+
+    soft = SleepyPidConfig().spec()  # Serve's soft spreading
     lost = sr.write(tmp_path, "r1", 1000.0, sr.shaped("worker_node_failure"),
-                    sr.replica_kill_history(fail=lambda t: "timeout" if 20 <= t < 23.5 else None))
+                    sr.replica_kill_history(fail=lambda t: "timeout" if 20 <= t < 23.5 else None), app=soft)
     md = report.render_markdown([lost])
     help_text = md.split("### What would help")[1]
     assert "set `max_replicas_per_node`" in help_text  # the guide's remedy
-    assert "Yours: sleepy/SleepyPid num_replicas=6 max_replicas_per_node=2" in help_text  # the user's setting
+    assert "Yours: sleepy/SleepyPid num_replicas=6 max_replicas_per_node unset (Serve's default: soft spreading)" \
+        in help_text  # the user's setting
     assert "front.longest_outage_s = 3.50 s (bound <= 1.0 s)" in help_text  # the figure measured
     assert "35 of 135 requests through front timed out" in help_text
     html = report.render_html([lost])

@@ -45,7 +45,7 @@ def test_the_run_commands_table_opens_with_the_summary(night, capsys, monkeypatc
     assert "known deviation" in table and "broken" in table and " fail " not in table
     assert ("controller_failure: known deviation: replicas_after_recovery.recovery_s: every request through front "
             "timed out after the follow-up") in out
-    assert "worker_node_failure: what would help: set `max_replicas_per_node`" in out
+    assert "worker_node_failure: what would help: retry failed requests at the client" in out
 
 
 def test_the_pytest_summary_uses_the_same_words(night, pytester, monkeypatch):
