@@ -124,26 +124,43 @@ def _receiver_attr(call: ast.Call) -> str | None:
             return None
 
 
+def _direct_bound(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> str:
+    """How the expression ``node`` is bounded right where it is used: as the awaitable of
+    ``wait_for(node, T)``, or read with ``node.result(timeout_s=T)`` ('' when neither)."""
+    parent = parents.get(node)
+    if isinstance(parent, ast.Call) and _name(parent.func) in WAIT_FOR and node in parent.args[:1] \
+            and (len(parent.args) > 1 or any(k.arg == "timeout" for k in parent.keywords)):
+        return "asyncio.wait_for"
+    if isinstance(parent, ast.Attribute) and parent.attr == "result" and parent.value is node:
+        caller = parents.get(parent)
+        if isinstance(caller, ast.Call) and (caller.args or any(k.arg == "timeout_s" for k in caller.keywords)):
+            return ".result(timeout_s=...)"
+    return ""
+
+
+def _block_bound(node: ast.AST) -> str:
+    """``asyncio.timeout(...)`` (and the like) when ``node`` is a ``with`` block opening one."""
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        for item in node.items:
+            if isinstance(item.context_expr, ast.Call) and _name(item.context_expr.func) in TIMEOUT_CONTEXTS:
+                return f"{ast.unparse(item.context_expr.func)}(...)"
+    return ""
+
+
 def _timeout_of(call: ast.Call, parents: dict[ast.AST, ast.AST], function: ast.AST | None) -> str:
-    """How ``call`` is bounded in time ('' when it is not)."""
+    """How ``call`` is bounded in time ('' when it is not): where it is used, by a block
+    around it, or -- kept in a name -- where that name is used in the same function."""
     node: ast.AST = call
     while node in parents:
+        how = _direct_bound(node, parents)
+        if how:
+            return how
         parent = parents[node]
-        if isinstance(parent, ast.Call) and _name(parent.func) in WAIT_FOR and node in parent.args[:1]:
-            has = len(parent.args) > 1 or any(k.arg == "timeout" for k in parent.keywords)
-            if has:
-                return "asyncio.wait_for"
-        if isinstance(parent, ast.Attribute) and parent.attr == "result" and parent.value is node:
-            caller = parents.get(parent)
-            if isinstance(caller, ast.Call) and (caller.args or any(k.arg == "timeout_s" for k in caller.keywords)):
-                return ".result(timeout_s=...)"
-        if isinstance(parent, (ast.With, ast.AsyncWith)) and any(
-                isinstance(item.context_expr, ast.Call) and _name(item.context_expr.func) in TIMEOUT_CONTEXTS
-                for item in parent.items):
-            return f"{ast.unparse(parent.items[0].context_expr.func)}(...)"
+        how = _block_bound(parent)
+        if how:
+            return how
         if isinstance(parent, ast.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0], ast.Name) \
                 and function is not None:
-            # Kept in a name: bounded where that name is awaited -- or by a block around both.
             how = _name_bounded(parent.targets[0].id, function, parents)
             if how:
                 return how
@@ -154,31 +171,14 @@ def _timeout_of(call: ast.Call, parents: dict[ast.AST, ast.AST], function: ast.A
 
 
 def _name_bounded(name: str, function: ast.AST, parents: dict[ast.AST, ast.AST]) -> str:
-    """Whether a response kept in ``name`` is later awaited with a timeout in the same function."""
-    for node in ast.walk(function):
-        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load):
-            how = _timeout_of_use(node, parents)
-            if how:
-                return how
-    return ""
-
-
-def _timeout_of_use(use: ast.Name, parents: dict[ast.AST, ast.AST]) -> str:
-    parent = parents.get(use)
-    if isinstance(parent, ast.Call) and _name(parent.func) in WAIT_FOR and use in parent.args[:1] and (
-            len(parent.args) > 1 or any(k.arg == "timeout" for k in parent.keywords)):
-        return "asyncio.wait_for"
-    if isinstance(parent, ast.Attribute) and parent.attr == "result":
-        caller = parents.get(parent)
-        if isinstance(caller, ast.Call) and (caller.args or any(k.arg == "timeout_s" for k in caller.keywords)):
-            return ".result(timeout_s=...)"
-    node: ast.AST = use
-    while node in parents:
-        node = parents[node]
-        if isinstance(node, (ast.With, ast.AsyncWith)) and any(
-                isinstance(item.context_expr, ast.Call) and _name(item.context_expr.func) in TIMEOUT_CONTEXTS
-                for item in node.items):
-            return f"{ast.unparse(node.items[0].context_expr.func)}(...)"
+    """How a response kept in ``name`` is bounded where the same function uses it."""
+    for use in ast.walk(function):
+        if not (isinstance(use, ast.Name) and use.id == name and isinstance(use.ctx, ast.Load)):
+            continue
+        how = _direct_bound(use, parents) or next(
+            (b for b in (_block_bound(a) for a in _ancestors(use, parents)) if b), "")
+        if how:
+            return how
     return ""
 
 
