@@ -431,7 +431,7 @@ class Engine:
             scenario=run.scenario, run_id=run.run_id, status=status, seed=run.seed, settings=run.settings,
             started=run.started, finished=time.time(), evaluation=evaluation, history=history,
             plans=run.plans, t_gate=run.t_gate, error=run.error, cluster_healthy=run.cluster_healthy,
-            t_recovered_live=run.recovered_live, target=self.cluster.name,
+            t_recovered_live=run.recovered_live, target=self.cluster.name, app=run.app,
         )
         report.write_run(run.run_dir, history, verdict)
         result = RunResult(run.scenario, run.run_id, run.run_dir, status, evaluation, history,

@@ -15,26 +15,53 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from harness.latency import LABELS, band_counts, latency_figures
+
 WINDOW_S = 10.0
 
 
 def live_numbers(history: Any, now: float, offered_rate: float, window_s: float = WINDOW_S) -> dict[str, Any]:
-    """Offered/achieved req/s, errors by class and p99 over the last ``window_s`` of judged requests."""
+    """Over the last ``window_s`` of judged requests: offered/achieved req/s, errors by class,
+    latency p50/p95/p99 (ms) and the share of requests per latency band (a gray failure is
+    mostly latency: a slow replica shows here long before anything fails)."""
     reqs = history.judged_requests()
     if reqs.empty:
-        return {"offered": offered_rate, "achieved": 0.0, "errors": {}, "p99_ms": None, "n": 0}
+        return empty_numbers(offered_rate)
     end = float(reqs["t"].max())
     recent = reqs[reqs["t"] > end - window_s]
     ok = recent[recent["ok"]]
     errors = recent[~recent["ok"]]["error"].fillna("other").value_counts().to_dict()
     endpoints = max(1, recent["endpoint"].nunique())
+    counts = band_counts(recent)
+    figures = latency_figures(recent)
     return {
         "offered": offered_rate * endpoints,
         "achieved": len(ok) / window_s,
         "errors": {str(k): int(v) for k, v in errors.items()},
-        "p99_ms": float(ok["latency_ms"].quantile(0.99)) if len(ok) else None,
+        "p50_ms": figures["p50_ms"],
+        "p95_ms": figures["p95_ms"],
+        "p99_ms": figures["p99_ms"],
+        "bands": {label: n / len(recent) for label, n in counts.items()},
         "n": len(recent),
     }
+
+
+def empty_numbers(offered_rate: float) -> dict[str, Any]:
+    return {"offered": offered_rate, "achieved": 0.0, "errors": {}, "p50_ms": None, "p95_ms": None, "p99_ms": None,
+            "bands": {}, "n": 0}
+
+
+def bands_text(bands: dict[str, float]) -> str:
+    """``<50 ms 97% | 50-250 ms 2% | ... | failed 1%``; ``-`` before any request."""
+    if not bands:
+        return "-"
+    return " | ".join(f"{label} {bands.get(label, 0.0):.0%}" for label in LABELS)
+
+
+def latency_text(numbers: dict[str, Any]) -> str:
+    parts = [f"{name} {numbers[key]:.0f} ms" for name, key in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"))
+             if numbers.get(key) is not None]
+    return " ".join(parts) or "-"
 
 
 class LiveView:
@@ -97,7 +124,7 @@ class LiveView:
     def _numbers(self) -> dict[str, Any]:
         history = self.last_tick.get("history")
         if history is None:
-            return {"offered": self.offered_rate, "achieved": 0.0, "errors": {}, "p99_ms": None, "n": 0}
+            return empty_numbers(self.offered_rate)
         return live_numbers(history, time.time(), self.offered_rate)
 
     def _recovery_text(self) -> str:
@@ -113,9 +140,8 @@ class LiveView:
     def _status_line(self) -> str:
         n = self._numbers()
         errors = " ".join(f"{k}={v}" for k, v in n["errors"].items()) or "none"
-        p99 = "-" if n["p99_ms"] is None else f"{n['p99_ms']:.0f} ms"
         return (f"{self.phase}: achieved {n['achieved']:.1f}/{n['offered']:.0f} req/s, errors {errors}, "
-                f"p99 {p99}; {self._recovery_text()}")
+                f"latency {latency_text(n)} ({bands_text(n['bands'])}); {self._recovery_text()}")
 
     def _render(self) -> Panel:
         n = self._numbers()
@@ -123,7 +149,8 @@ class LiveView:
         head.add_row("phase", self.phase, "fault", self.fault or "-")
         head.add_row("offered", f"{n['offered']:.0f} req/s", "achieved (10 s)", f"{n['achieved']:.1f} req/s")
         head.add_row("errors (10 s)", " ".join(f"{k}={v}" for k, v in n["errors"].items()) or "none",
-                     "p99 (10 s)", "-" if n["p99_ms"] is None else f"{n['p99_ms']:.0f} ms")
+                     "latency (10 s)", latency_text(n))
+        head.add_row("latency bands (10 s)", bands_text(n["bands"]), "", "")
         head.add_row("recovery", self._recovery_text(), "", "")
         pods = Table(show_edge=False, pad_edge=False)
         for col in ("pod", "phase", "ready", "replica PIDs", "proxy"):

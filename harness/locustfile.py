@@ -10,7 +10,7 @@ gevent; it must never share a process with Ray).  Configured through env:
   null is a vacant slot: its sends are recorded as ``slot_vacant`` and not made.
   (``SC_LOAD_ENDPOINTS``, the same list inline, is read when no file is given.)
 - ``SC_LOAD_REQUESTS``: JSON list of requests (``runtime.app.spec.RequestSpec``:
-  name, method, path, headers, body, expect_status, weight), mixed by weight;
+  name, method, path, headers, body | json | form, expect_status, weight), mixed by weight;
 - ``SC_LOAD_ID_PREFIX``: prefix of the unique ``X-Request-Id`` of every request
   (Serve's proxy keeps it and every replica logs it: how the harness learns
   which replica served a request without help from the app);
@@ -103,6 +103,17 @@ def schedule(specs: list[dict]) -> list[dict]:
         current[best] -= total
         out.append(specs[best])
     return out
+
+
+def body_kwargs(spec: dict) -> dict:
+    """How ``requests`` sends a request's body: ``json`` as JSON (it sets Content-Type
+    application/json unless the request's headers set one), ``form`` urlencoded
+    (application/x-www-form-urlencoded), else the text ``body`` as it is."""
+    if spec.get("json") is not None:
+        return {"json": spec["json"]}
+    if spec.get("form") is not None:
+        return {"data": spec["form"]}
+    return {"data": spec.get("body")}
 
 
 def body_pid(text: str) -> int | None:
@@ -221,7 +232,7 @@ class OpenLoopUser(User):
         try:
             headers = {"Connection": "close", **(spec.get("headers") or {}), REQUEST_ID_HEADER: record["request_id"]}
             resp = requests.request(spec.get("method", "GET"), endpoint["url"].rstrip("/") + spec.get("path", "/"),
-                                    data=spec.get("body"), timeout=TIMEOUT_S, headers=headers)
+                                    timeout=TIMEOUT_S, headers=headers, **body_kwargs(spec))
             record["pod"] = resp.headers.get(POD_HEADER) or endpoint.get("pod")
             judge(record, resp.status_code, int(spec.get("expect_status", 200)))
             record["pid"] = body_pid(resp.text) if record["ok"] else None

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from harness.history import History  # noqa: E402
+from harness.latency import FAILED, LABELS, band_shares  # noqa: E402
 
 ERROR_COLORS = {
     "refused": "#d62728",
@@ -30,6 +31,10 @@ ERROR_COLORS = {
     "other": "#333333",
 }
 BIN_S = 0.1
+#: Latency bands, fastest green to slowest red; failures dark.
+BAND_COLORS = dict(zip(LABELS, ("#2ca02c", "#bcbd22", "#ff7f0e", "#d62728", "#333333")))
+#: Width of one latency-band bucket (s): wide enough to hold several requests at our rates.
+BAND_BUCKET_S = 1.0
 
 
 def _png(fig: Any) -> bytes:
@@ -72,38 +77,20 @@ def _mark(ax: Any, history: History, metrics: dict[str, Any], t0: float) -> None
 
 
 def timeline(history: History, metrics: dict[str, Any], title: str) -> bytes:
-    """Requests per 100 ms by outcome, latency p50/p99, and live replica PIDs per pod."""
+    """Requests per 100 ms by outcome, the share of requests per latency band per second,
+    latency p50/p99, and live replica PIDs per pod."""
     t0 = history.faults[0].t_inject if history.faults else (history.t_load_start or 0.0)
     reqs = history.requests
-    fig, axes = plt.subplots(3, 1, figsize=(11, 8.5), sharex=True,
-                             gridspec_kw={"height_ratios": [2.2, 1.3, 2.0]})
-    ax_req, ax_lat, ax_pid = axes
+    fig, axes = plt.subplots(4, 1, figsize=(11, 10.5), sharex=True, layout="constrained",
+                             gridspec_kw={"height_ratios": [2.2, 1.3, 1.3, 2.0]})
+    ax_req, ax_band, ax_lat, ax_pid = axes
     fig.suptitle(title, fontsize=11)
     if not reqs.empty:
-        rel = reqs["t"] - t0
-        lo, hi = float(rel.min()), float(rel.max())
-        bins = np.arange(np.floor(lo / BIN_S) * BIN_S, hi + BIN_S, BIN_S)
-        centers = bins[:-1]
-        ok_counts, _ = np.histogram(rel[reqs["ok"]], bins=bins)
-        ax_req.bar(centers, ok_counts, width=BIN_S, align="edge", color="#2ca02c", label="success", lw=0)
-        bottom = ok_counts.astype(float)
-        failed = reqs[~reqs["ok"]]
-        for err, group in failed.groupby(failed["error"].fillna("other")):
-            counts, _ = np.histogram(group["t"] - t0, bins=bins)
-            ax_req.bar(centers, counts, width=BIN_S, align="edge", bottom=bottom,
-                       color=ERROR_COLORS.get(str(err), "#333333"), label=str(err), lw=0)
-            bottom += counts
-        ax_req.legend(loc="upper right", fontsize=7, ncol=4)
-        good = reqs[reqs["ok"]].copy()
-        if not good.empty:
-            good["sec"] = np.floor(good["t"] - t0)
-            q = good.groupby("sec")["latency_ms"].quantile([0.5, 0.99]).unstack()
-            ax_lat.plot(q.index, q[0.5], color="#1f77b4", lw=1, label="p50")
-            ax_lat.plot(q.index, q[0.99], color="#d62728", lw=1, label="p99")
-            ax_lat.set_yscale("log")
-            ax_lat.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-            ax_lat.legend(loc="upper right", fontsize=7)
+        _requests_panel(ax_req, reqs, t0)
+        _bands_panel(ax_band, reqs, t0)
+        _latency_panel(ax_lat, reqs, t0)
     ax_req.set_ylabel("requests / 100 ms")
+    ax_band.set_ylabel("share by latency")
     ax_lat.set_ylabel("latency ms")
     _replica_lanes(ax_pid, history, t0)
     for ax in axes:
@@ -113,6 +100,51 @@ def timeline(history: History, metrics: dict[str, Any], title: str) -> bytes:
                       "orange hatch: degraded -- rolling 1 s error ratio above the threshold; "
                       "yellow: fault until recovery)")
     return _png(fig)
+
+
+def _requests_panel(ax: Any, reqs: pd.DataFrame, t0: float) -> None:
+    """Stacked bars per 100 ms: successes, then failures by error class."""
+    rel = reqs["t"] - t0
+    lo, hi = float(rel.min()), float(rel.max())
+    bins = np.arange(np.floor(lo / BIN_S) * BIN_S, hi + BIN_S, BIN_S)
+    centers = bins[:-1]
+    ok_counts, _ = np.histogram(rel[reqs["ok"]], bins=bins)
+    ax.bar(centers, ok_counts, width=BIN_S, align="edge", color="#2ca02c", label="success", lw=0)
+    bottom = ok_counts.astype(float)
+    failed = reqs[~reqs["ok"]]
+    for err, group in failed.groupby(failed["error"].fillna("other")):
+        counts, _ = np.histogram(group["t"] - t0, bins=bins)
+        ax.bar(centers, counts, width=BIN_S, align="edge", bottom=bottom,
+               color=ERROR_COLORS.get(str(err), "#333333"), label=str(err), lw=0)
+        bottom += counts
+    ax.legend(loc="upper right", fontsize=7, ncol=4)
+
+
+def _bands_panel(ax: Any, reqs: pd.DataFrame, t0: float) -> None:
+    """Stacked shares per second: answered in < 50 ms, 50-250 ms, 250 ms-1 s, > 1 s, or failed."""
+    shares = band_shares(reqs, t0, BAND_BUCKET_S)
+    bottom = np.zeros(len(shares))
+    for label in LABELS:
+        values = shares[label].to_numpy(dtype=float)
+        ax.bar(shares.index.to_numpy(dtype=float), values, width=BAND_BUCKET_S, align="edge", bottom=bottom,
+               color=BAND_COLORS[label], label=label if label != FAILED else "failed", lw=0)
+        bottom += values
+    ax.set_ylim(0, 1.0)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.legend(loc="upper right", fontsize=7, ncol=5)
+
+
+def _latency_panel(ax: Any, reqs: pd.DataFrame, t0: float) -> None:
+    good = reqs[reqs["ok"]].copy()
+    if good.empty:
+        return
+    good["sec"] = np.floor(good["t"] - t0)
+    q = good.groupby("sec")["latency_ms"].quantile([0.5, 0.99]).unstack()
+    ax.plot(q.index, q[0.5], color="#1f77b4", lw=1, label="p50")
+    ax.plot(q.index, q[0.99], color="#d62728", lw=1, label="p99")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.legend(loc="upper right", fontsize=7)
 
 
 def _replica_lanes(ax: Any, history: History, t0: float) -> None:

@@ -187,30 +187,24 @@ def scenario_result(request: pytest.FixtureRequest) -> RunResult:
     return result
 
 
-def _fmt(value: Any, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
-
-
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The summary line, the shared settings, the verdict table and what explains each run
+    that is not kept -- in the words every report uses (a known deviation is never "fail")."""
+    from harness.report_text import explanation_lines, plain_table
+    from harness.reportview import view
+    from harness.verdicts import SHARED_SETTINGS_LABEL, settings_text
+
     results: list[RunResult] = config.stash.get(RESULTS_KEY, [])
     if not results:
         return
     tr = terminalreporter
+    report = view([res.verdict for res in results])
     tr.section("serve-chaos verdicts")
-    header = (f"{'scenario':<28} {'verdict':<8} {'avail':>8} {'outage_s':>9} {'degraded_s':>10} {'first_ok_s':>10} "
-              f"{'recovery_s':>10}  churn")
-    tr.write_line(header)
-    for res in results:
-        metrics = res.evaluation.metrics if res.evaluation else {}
-        primary = (metrics.get("endpoints") or {}).get(res.scenario.slo.primary_endpoint, {})
-        churn = metrics.get("churn") or {}
-        churn_txt = " ".join(
-            f"{role}:-{len(c['left'])}+{len(c['appeared'])}" for role, c in churn.items() if c["left"] or c["appeared"]
-        ) or "none"
-        tr.write_line(
-            f"{res.scenario.name:<28} {res.status:<8} {_fmt(primary.get('availability'), '.4f'):>8} "
-            f"{_fmt(primary.get('longest_outage_s'), '.2f'):>9} {_fmt(primary.get('longest_degraded_s'), '.1f'):>10} "
-            f"{_fmt(primary.get('first_success_s'), '.2f'):>10} "
-            f"{_fmt(metrics.get('recovery_s'), '.2f'):>10}  {churn_txt}"
-        )
+    tr.write_line(report.summary.line(), bold=True)
+    if report.settings.shared:
+        tr.write_line(f"{SHARED_SETTINGS_LABEL}: {settings_text(report.settings.shared)}")
+    for line in plain_table(report):
+        tr.write_line(line)
+    for line in explanation_lines(report):
+        tr.write_line(f"  {line}")
     tr.write_line(f"artifacts: {Path(config.getoption('--report-dir')).resolve()}/<run-id>/ (verdict.json, requests.jsonl, probes.jsonl)")

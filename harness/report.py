@@ -50,12 +50,20 @@ def verdict(
     cluster_healthy: bool,
     t_recovered_live: list[float | None],
     target: str,
+    app: Any | None = None,
 ) -> dict[str, Any]:
-    """Everything a reader needs to judge the run without the raw files."""
+    """Everything a reader needs to judge the run without the raw files.
+
+    ``app`` (an ``AppSpec``): the app the run deployed; its deployments' settings are
+    kept (``app_config``) so that the report can name the setting a remedy is about.
+    ``outcome`` is the run's verdict in the one vocabulary of ``harness.verdicts``."""
+    from harness.appsettings import app_summary
+    from harness.verdicts import classify
+
     metrics = evaluation.metrics if evaluation else {}
     checks = [c.to_dict() for c in evaluation.checks] if evaluation else []
     violations = [f"{c.line()} [{c.status}]" for c in evaluation.violations()] if evaluation else []
-    return {
+    data: dict[str, Any] = {
         "run_id": run_id,
         "scenario": scenario.name,
         "title": scenario.title,
@@ -85,7 +93,10 @@ def verdict(
         "cluster_healthy_after": cluster_healthy,
         "t_recovered_live": t_recovered_live,
         "scenario_spec": scenario.describe(),
+        "app_config": app_summary(app.to_serve_config(), app.source) if app is not None else None,
     }
+    data["outcome"] = classify(data).outcome
+    return data
 
 
 def write_run(run_dir: Path, history: History, verdict_data: dict[str, Any]) -> None:
@@ -171,172 +182,34 @@ def collect_runs(paths: list[Path]) -> list[Path]:
     return sorted(unique, key=lambda p: load_verdict(p).get("started_at", 0))
 
 
-# ---------------------------------------------------------------------- HTML
-def _fmt(value: Any, spec: str = ".2f", unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return format(value, spec) + unit
-    return f"{value}{unit}"
-
-
-def _churn_text(churn: dict[str, Any] | None) -> str:
-    if not churn:
-        return "-"
-    parts = [f"{role} -{len(c['left'])}+{len(c['appeared'])}" for role, c in churn.items() if c["left"] or c["appeared"]]
-    return ", ".join(parts) or "none"
-
-
-def _settings_text(settings: dict[str, Any]) -> str:
-    keys = ("gcs_ft", "health_check_period_s", "health_check_timeout_s", "max_replicas_per_node",
-            "gcs_rpc_server_reconnect_timeout_s_workers", "health_check_timeout_ms", "health_check_period_ms",
-            "health_check_failure_threshold", "readiness_period_s", "node_replacement_delay_s", "ray_version")
-    return ", ".join(f"{k}={settings[k]}" for k in keys if k in settings)
-
-
+# ---------------------------------------------------------------------- rendering (harness.report_html, report_text)
 def verdict_row(verdict: dict[str, Any]) -> dict[str, Any]:
-    """The headline figures of one run (the verdict table's columns)."""
-    metrics = verdict.get("metrics") or {}
-    spec = verdict.get("scenario_spec") or {}
-    primary = (metrics.get("endpoints") or {}).get((spec.get("slo") or {}).get("primary_endpoint", "front"), {})
-    known = set(verdict.get("known_broken") or {})
-    sometimes = set(verdict.get("known_intermittent") or {})
-    failing = {c["name"] for c in verdict.get("checks", []) if c["status"] != "pass"}
-    status = verdict["status"]
-    # A known deviation counts only while every one of them still fails; an intermittent
-    # one whenever it is what failed.
-    if status == "fail" and failing and failing <= known | sometimes and known <= failing:
-        status = "fail (known Ray deviation)"
-    return {
-        "scenario": verdict["scenario"],
-        "status": status,
-        "availability": primary.get("availability"),
-        "longest_outage_s": primary.get("longest_outage_s"),
-        "longest_degraded_s": primary.get("longest_degraded_s"),
-        "recovery_s": metrics.get("recovery_s"),
-        "churn": _churn_text(metrics.get("churn")),
-        "settings": _settings_text(verdict.get("settings") or {}),
-        "run_id": verdict["run_id"],
-    }
+    """The headline figures of one run (the verdict table's columns), ``status`` in the one
+    vocabulary of ``harness.verdicts`` (kept, known deviation, broken, ...)."""
+    from harness.report_text import verdict_row as row
+
+    return row(verdict)
 
 
 def render_html(run_dirs: list[Path], store: Any | None = None, title: str = "serve-chaos resilience report") -> str:
-    """A self-contained page: verdict table, one timeline per run, trends from the store."""
-    import base64
-    import html
-    import time as _time
+    """A self-contained page (``harness.report_html``)."""
+    from harness.report_html import render_html as html
 
-    from harness import plots
-    from harness.trends import flag_regressions
-
-    esc = html.escape
-    verdicts = [load_verdict(d) for d in run_dirs]
-    rows = [verdict_row(v) for v in verdicts]
-    generated = _time.strftime("%Y-%m-%d %H:%M:%S UTC", _time.gmtime())
-    css = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:8px 0;font-size:13px}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3} .pass{background:#e6f4e6} .fail{background:#fbe3e3}
-.unknown,.aborted,.interrupted,.skipped,.error{background:#fff3cd} .known{background:#fde9d3}
-.reg{color:#b00;font-weight:bold} img{max-width:100%} .small{font-size:12px;color:#555}
-h2{margin-top:36px;border-bottom:1px solid #ddd}
-"""
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
-           f"<style>{css}</style></head><body>",
-           f"<h1>{esc(title)}</h1>",
-           f"<p class='small'>generated {generated}; {len(verdicts)} run(s); "
-           f"Ray {esc(str(verdicts[0].get('ray_version', '?')) if verdicts else '?')}; "
-           f"git {esc(str(verdicts[0].get('git_revision', '?')) if verdicts else '?')}</p>",
-           "<h2>Verdicts</h2><table><tr><th>scenario</th><th>verdict</th><th>availability</th>"
-           "<th>longest outage</th><th>longest degraded</th><th>recovery</th><th>churn</th>"
-           "<th>Ray settings</th></tr>"]
-    for row in rows:
-        cls = "known" if "known" in row["status"] else row["status"].split()[0]
-        out.append(
-            f"<tr class='{esc(cls)}'><td><a href='#{esc(row['run_id'])}'>{esc(row['scenario'])}</a></td>"
-            f"<td>{esc(row['status'])}</td><td>{_fmt(row['availability'], '.4f')}</td>"
-            f"<td>{_fmt(row['longest_outage_s'], '.2f', ' s')}</td><td>{_fmt(row['longest_degraded_s'], '.1f', ' s')}</td>"
-            f"<td>{_fmt(row['recovery_s'], '.1f', ' s')}</td>"
-            f"<td>{esc(row['churn'])}</td><td class='small'>{esc(row['settings'])}</td></tr>")
-    out.append("</table>")
-
-    if store is not None:
-        df = flag_regressions(store.frame())
-        if not df.empty:
-            out.append("<h2>Trends across runs</h2>")
-            latest = df.groupby("scenario").tail(1)
-            flagged = latest[latest["regression"]]
-            if len(flagged):
-                out.append("<p class='reg'>Regressions tonight: " + esc("; ".join(
-                    f"{r.scenario}: {r.why}" for r in flagged.itertuples())) + "</p>")
-            else:
-                out.append("<p>No regression against the recent baseline.</p>")
-            for scenario, points in df.groupby("scenario", sort=True):
-                if len(points) < 2:
-                    continue
-                pts = points.copy()
-                pts["label"] = [_time.strftime("%m-%d %H:%M", _time.gmtime(t)) for t in pts["started_at"]]
-                png = plots.trend(pts.reset_index(drop=True), str(scenario))
-                out.append(f"<img alt='trend {esc(str(scenario))}' src='data:image/png;base64,"
-                           f"{base64.b64encode(png).decode()}'>")
-
-    from harness.history import History
-
-    for run_dir, verdict in zip(run_dirs, verdicts):
-        metrics = verdict.get("metrics") or {}
-        out.append(f"<h2 id='{esc(verdict['run_id'])}'>{esc(verdict['scenario'])}: {esc(verdict['status'])}</h2>")
-        out.append(f"<p><b>{esc(verdict.get('title', ''))}</b><br>Promise: {esc(verdict.get('promise', ''))}</p>")
-        plans = verdict.get("plans") or []
-        out.append("<p class='small'>" + "<br>".join(esc(p["description"]) for p in plans) +
-                   f"<br>seed {verdict.get('seed')}, run {esc(verdict['run_id'])}, wall {verdict.get('wall_s')} s"
-                   + (f"<br><b>{esc(verdict['error'])}</b>" if verdict.get("error") else "") + "</p>")
-        try:
-            history = History.load(run_dir)
-            png = plots.timeline(history, metrics, f"{verdict['scenario']} ({verdict['run_id']})")
-            out.append(f"<img alt='timeline' src='data:image/png;base64,{base64.b64encode(png).decode()}'>")
-        except (OSError, ValueError, KeyError) as err:
-            out.append(f"<p class='small'>no timeline: {esc(str(err))}</p>")
-        out.append("<table><tr><th>check</th><th>status</th><th>value</th><th>bound</th><th>detail</th></tr>")
-        known = {**(verdict.get("known_intermittent") or {}), **(verdict.get("known_broken") or {})}
-        for check in verdict.get("checks", []):
-            value = check["value"]
-            shown = json_short(value)
-            note = f" [known: {known[check['name']]}]" if check["name"] in known else ""
-            out.append(f"<tr class='{esc(check['status'])}'><td>{esc(check['name'])}</td><td>{esc(check['status'])}</td>"
-                       f"<td>{esc(shown)}</td><td>{esc(str(check.get('bound') or ''))}</td>"
-                       f"<td class='small'>{esc(check.get('detail', '') + note)}</td></tr>")
-        out.append("</table>")
-        out.extend(_routes_table(metrics))
-        extra = metrics.get("extra") or {}
-        if extra:
-            out.append("<p class='small'>" + esc(json_short(extra, 2000)) + "</p>")
-        out.append(f"<p class='small'>settings: {esc(_settings_text(verdict.get('settings') or {}))}</p>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    return html(run_dirs, store, title)
 
 
-def _routes_table(metrics: dict[str, Any]) -> list[str]:
-    """Availability per route of the app, and who served the requests (Serve's logs vs the body)."""
-    import html
+def render_markdown(run_dirs: list[Path]) -> str:
+    """A Markdown summary for a CI job page (``harness.report_text``)."""
+    from harness.report_text import render_markdown as markdown
 
-    esc = html.escape
-    routes = metrics.get("routes") or {}
-    if not routes:
-        return []
-    rows = ["<table><tr><th>route</th><th>requests</th><th>availability</th><th>during fault</th>"
-            "<th>longest outage s</th></tr>"]
-    for route, m in sorted(routes.items()):
-        rows.append(f"<tr><td>{esc(route)}</td><td>{m.get('requests')}</td><td>{_fmt(m.get('availability'), '.4f')}"
-                    f"</td><td>{_fmt(m.get('availability_during_fault'), '.4f')}</td>"
-                    f"<td>{_fmt(m.get('longest_outage_s'), '.2f')}</td></tr>")
-    rows.append("</table>")
-    served = metrics.get("served_by") or {}
-    if served:
-        rows.append(f"<p class='small'>served-by from Serve's logs: {served.get('unattributed', 0)} successful "
-                    f"requests unattributed; {served.get('agree', 0)} of {served.get('both', 0)} with a PID in the "
-                    "body named the same replica</p>")
-    return rows
+    return markdown(run_dirs)
+
+
+def render_junit(run_dirs: list[Path]) -> str:
+    """JUnit XML, one testcase per run (``harness.report_text``)."""
+    from harness.report_text import render_junit as junit
+
+    return junit(run_dirs)
 
 
 def json_short(value: Any, limit: int = 300) -> str:
@@ -344,54 +217,3 @@ def json_short(value: Any, limit: int = 300) -> str:
         return f"{value:.4g}"
     text = json.dumps(value, default=str) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# ---------------------------------------------------------------------- Markdown and JUnit
-def render_markdown(run_dirs: list[Path]) -> str:
-    lines = ["## serve-chaos verdicts", "",
-             "| scenario | verdict | availability | longest outage | longest degraded | recovery | churn |",
-             "|---|---|---|---|---|---|---|"]
-    for d in run_dirs:
-        row = verdict_row(load_verdict(d))
-        lines.append(f"| {row['scenario']} | {row['status']} | {_fmt(row['availability'], '.4f')} | "
-                     f"{_fmt(row['longest_outage_s'], '.2f', ' s')} | {_fmt(row['longest_degraded_s'], '.1f', ' s')} | "
-                     f"{_fmt(row['recovery_s'], '.1f', ' s')} | "
-                     f"{row['churn']} |")
-    for d in run_dirs:
-        verdict = load_verdict(d)
-        if verdict.get("violations"):
-            lines += ["", f"**{verdict['scenario']}**:"] + [f"- `{v}`" for v in verdict["violations"]]
-    return "\n".join(lines) + "\n"
-
-
-def render_junit(run_dirs: list[Path]) -> str:
-    from xml.sax.saxutils import escape, quoteattr
-
-    cases = []
-    failures = errors = skipped = 0
-    for d in run_dirs:
-        verdict = load_verdict(d)
-        row = verdict_row(verdict)
-        body = ""
-        if row["status"].startswith("fail (known"):
-            skipped += 1
-            known = {**(verdict.get("known_intermittent") or {}), **(verdict.get("known_broken") or {})}
-            reasons = "; ".join(f"{k}: {v}" for k, v in known.items()
-                                if k in {c["name"] for c in verdict.get("checks", []) if c["status"] != "pass"})
-            body = f"<skipped message={quoteattr('known Ray deviation (strict xfail): ' + reasons)}/>"
-        elif verdict["status"] == "fail":
-            failures += 1
-            text = "\n".join(verdict.get("violations") or [])
-            body = f"<failure message={quoteattr((verdict.get('violations') or ['fail'])[0])}>{escape(text)}</failure>"
-        elif verdict["status"] in ("error", "unknown", "aborted", "interrupted"):
-            errors += 1
-            message = verdict.get("error") or verdict["status"]
-            body = f"<error message={quoteattr(message)}/>"
-        elif verdict["status"] == "skipped":
-            skipped += 1
-            body = f"<skipped message={quoteattr(verdict.get('error') or 'skipped')}/>"
-        cases.append(f'<testcase classname="serve-chaos" name={quoteattr(verdict["scenario"])} '
-                     f'time="{verdict.get("wall_s", 0)}">{body}</testcase>')
-    return ('<?xml version="1.0" encoding="utf-8"?>\n'
-            f'<testsuite name="serve-chaos" tests="{len(cases)}" failures="{failures}" errors="{errors}" '
-            f'skipped="{skipped}">' + "".join(cases) + "</testsuite>\n")

@@ -85,6 +85,48 @@ CASES = [
          prepare=lambda b: ([], dead_kubeconfig(b))),
     Case("run --target kind, API server down", ("run", "replica_failure", "--target", "kind"), "does not answer",
          prepare=lambda b: ([], dead_kubeconfig(b))),
+    # ---------------------------------------------------------------- output paths nothing can be created under
+    # (root passes os.access there: the check must try, not read mode bits)
+    Case("report --out under /proc", ("report", "{base}/reports", "--out", "/proc/nope/report.html"),
+         "nothing can be created in /proc", prepare=lambda b: (verdict_run(b) and [], {})),
+    Case("report --out in /proc", ("report", "{base}/reports", "--out", "/proc/report.html"),
+         "nothing can be created in /proc", prepare=lambda b: (verdict_run(b) and [], {})),
+    Case("report --markdown in /sys", ("report", "{base}/reports", "--out", "{base}/o.html", "--markdown",
+                                       "/sys/report.md"), "nothing can be created in /sys",
+         prepare=lambda b: (verdict_run(b) and [], {})),
+    Case("report --junit under /proc/1", ("report", "{base}/reports", "--out", "{base}/o.html", "--junit",
+                                          "/proc/1/x/j.xml"), "nothing can be created in /proc/1",
+         prepare=lambda b: (verdict_run(b) and [], {})),
+    Case("report --junit onto a /proc file", ("report", "{base}/reports", "--out", "{base}/o.html", "--junit",
+                                              "/proc/1/status"), "/proc/1/status",
+         prepare=lambda b: (verdict_run(b) and [], {})),
+    Case("report --history-dir under /proc", ("report", "{base}/reports", "--out", "{base}/o.html",
+                                              "--history-dir", "/proc/nope/history"), "nothing can be created in /proc",
+         prepare=lambda b: (verdict_run(b) and [], {})),
+    Case("run --report-dir under /proc", ("run", "replica_failure", "--dry-run", "--report-dir", "/proc/nope"),
+         "the report directory /proc/nope cannot be written"),
+    Case("run --html under /sys", ("run", "replica_failure", "--dry-run", "--html", "/sys/x/report.html"),
+         "the HTML report /sys/x/report.html cannot be written"),
+    Case("run --history-dir under /proc", ("run", "replica_failure", "--dry-run", "--history-dir", "/proc/h"),
+         "the history directory /proc/h cannot be written"),
+    Case("soak --report-dir under /proc", ("soak", "--dry-run", "--report-dir", "/proc/nope/r"),
+         "the report directory /proc/nope/r cannot be written"),
+    Case("--requests with a number as body", ("run", "replica_failure", "--dry-run"),
+         "item 1: body: body 42 is neither text (sent as it is) nor a mapping or list (sent as JSON)",
+         prepare=lambda b: ((b / "r.yaml").write_text("- {method: POST, body: 42}\n") and
+                            ["--requests", str(b / "r.yaml")], {})),
+    Case("--requests with body and form", ("run", "replica_failure", "--dry-run"),
+         "item 1: request: body and form both give the body; keep one",
+         prepare=lambda b: ((b / "r.yaml").write_text("- {method: POST, body: x, form: {a: 1}}\n") and
+                            ["--requests", str(b / "r.yaml")], {})),
+    Case("advise --example nope", ("advise", "--example", "nope"), "--example 'nope' is not a bundled example"),
+    Case("advise --app and --example", ("advise", "--example", "composed", "--app", "{base}/x.yaml"),
+         "--example and --app both name the app"),
+    Case("advise --app missing", ("advise", "--app", "{base}/missing.yaml"), "is not a file"),
+    Case("advise --config on kind", ("advise", "--target", "kind", "--config", "{base}/c.json"),
+         "--config holds local cluster settings"),
+    Case("advise --workers 0", ("advise", "--workers", "0"), "--workers 0 must be between 1 and 20"),
+    Case("advise --runs of nothing", ("advise", "--runs", "/nonexistent/run"), "/nonexistent/run does not exist"),
     # ---------------------------------------------------------------- that used to be silently wrong
     Case("report --out RUN/verdict.json", ("report", "{base}/reports/r-x-1", "--out",
                                            "{base}/reports/r-x-1/verdict.json"), "would overwrite the input",
@@ -153,7 +195,8 @@ def run_case(case: Case) -> tuple[subprocess.CompletedProcess, str]:
     try:
         extra, env_extra = case.prepare(base)
         args = [a.replace("{base}", str(base)) for a in case.args] + list(extra)
-        env = {**os.environ, "SERVE_CHAOS_HOME": str(base / "h"), "COLUMNS": "200",
+        # PYTHONPATH: this checkout's harness, not whichever one is installed (cwd is a scratch dir).
+        env = {**os.environ, "SERVE_CHAOS_HOME": str(base / "h"), "COLUMNS": "200", "PYTHONPATH": str(ROOT),
                "KUBECONFIG": str(base / "no-kubeconfig"), **env_extra}
         proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
                               timeout=120, env=env, cwd=str(base))

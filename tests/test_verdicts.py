@@ -164,3 +164,163 @@ def test_what_healing_changes_is_not_the_faults_doing():
     churn_check = next(c for c in ev.checks if c.name == "churn.controller")
     assert churn_check.status == PASS, churn_check.line()
     assert ev.metrics["window"]["after_end"] == 40.0
+
+
+# ---------------------------------------------------------------------- one vocabulary
+from harness import verdicts as vocab  # noqa: E402
+from harness.checks.results import FAIL, UNKNOWN  # noqa: E402
+
+
+@pytest.mark.parametrize("status,not_passed,known,sometimes,outcome", [
+    ("pass", [], [], [], vocab.KEPT),
+    ("pass", [], ["a"], [], vocab.BROKEN),  # a known deviation that no longer reproduces
+    ("fail", ["a"], ["a"], [], vocab.KNOWN),
+    ("fail", ["a", "b"], ["a"], [], vocab.BROKEN),  # an unexpected failure is never hidden
+    ("fail", ["a"], ["a", "b"], [], vocab.BROKEN),  # each known deviation must still fail
+    ("fail", ["r"], [], ["r"], vocab.KNOWN),  # an intermittent one, seen this time
+    ("pass", [], [], ["r"], vocab.KEPT),  # ... and not seen: fine too
+    ("unknown", ["a"], [], [], vocab.UNKNOWN),
+    ("skipped", [], [], [], vocab.SKIPPED),
+    ("error", [], [], [], vocab.ERROR),
+    ("interrupted", [], [], [], vocab.INTERRUPTED),
+    ("partial", [], [], [], vocab.INTERRUPTED),
+    ("aborted", [], [], [], vocab.ABORTED),
+])
+def test_each_raw_status_has_one_word(status, not_passed, known, sometimes, outcome):
+    assert vocab.outcome_of(status, not_passed, known, sometimes).outcome == outcome
+
+
+@pytest.mark.parametrize("statuses,known,sometimes", [
+    ({"pods.serve_when_ready": FAIL, "front.availability_during_fault": FAIL}, ["pods.serve_when_ready",
+                                                                              "front.availability_during_fault"], []),
+    ({"pods.serve_when_ready": FAIL, "front.availability_during_fault": PASS}, ["pods.serve_when_ready",
+                                                                              "front.availability_during_fault"], []),
+    ({"pods.serve_when_ready": FAIL, "recovery_s": FAIL}, ["pods.serve_when_ready"], []),
+    ({"pods.serve_when_ready": FAIL, "recovery_s": PASS}, [], ["pods.serve_when_ready"]),
+    ({"pods.serve_when_ready": PASS, "recovery_s": PASS}, [], ["pods.serve_when_ready"]),
+    ({"recovery_s": UNKNOWN}, [], []),
+])
+def test_the_reports_and_the_exit_code_agree(statuses, known, sometimes):
+    checks = [CheckResult(name, status) for name, status in statuses.items()]
+    result = run_result(checks, {k: "why" for k in known}, {k: "race" for k in sometimes})
+    verdict = {"status": result.status, "checks": [c.to_dict() for c in checks],
+               "known_broken": {k: "why" for k in known}, "known_intermittent": {k: "race" for k in sometimes}}
+    assert (vocab.classify(verdict).outcome in vocab.ACCEPTED) == result.explained()
+
+
+def test_a_known_deviation_is_never_called_a_failure(tmp_path):
+    from harness import report
+    from tests import synthetic_runs as sr
+
+    run = sr.controller_failure_run(tmp_path)
+    verdict = report.load_verdict(run)
+    assert verdict["status"] == "fail" and verdict["outcome"] == vocab.KNOWN
+    outputs = report.render_markdown([run]) + report.render_junit([run])
+    assert "| controller_failure | known deviation |" in outputs
+    assert "fail" not in outputs.split("### Details")[0].split("| controller_failure |")[1].split("\n")[0]
+    assert 'failures="0"' in outputs and "known deviation: replicas_after_recovery.recovery_s" in outputs
+
+
+def test_the_known_deviation_names_its_symptom_not_an_incidental_message(tmp_path):
+    """controller_failure: the recovery check failed because no steady window came, and the
+    last window tried fell where the dashboard did not answer (the heal restarting the
+    controller).  The verdict must name what the requests did."""
+    from harness import report
+    from harness.reportview import details
+    from tests import synthetic_runs as sr
+
+    verdict = report.load_verdict(sr.controller_failure_run(tmp_path))
+    check = next(c for c in verdict["checks"] if c["name"] == "replicas_after_recovery.recovery_s")
+    assert "dashboard not answering" in check["detail"]  # the check's own reason: incidental
+    (line,) = details(verdict)
+    assert line == ("replicas_after_recovery.recovery_s: every request through front timed out after the follow-up "
+                    "replicas_after_recovery (ray.kill every RUNNING replica with no_restart=True): 350 of 350 in "
+                    "the 35 s until the phase's deadline")
+    html = report.render_html([tmp_path / "r-controller_failure"])
+    assert "every request through front timed out after the follow-up" in html
+
+
+def test_a_symptom_counts_what_failed_and_how():
+    from harness.symptoms import request_symptom
+
+    window = {"start": 0.0, "fault": 20.0, "end": 34.0, "recovered": True}
+    some = {"failed_during_fault": 20, "availability_during_fault": 0.85, "errors": {"refused": 20},
+            "longest_outage_s": 2.0}
+    assert request_symptom("pod:worker-1", some, window, "the fault") == (
+        "20 of 133 requests through pod:worker-1 were refused after the fault in the 14 s until recovery; "
+        "longest outage 2.0 s")
+    mixed = {"failed_during_fault": 4, "availability_during_fault": 0.0, "errors": {"timeout": 3, "reset": 1}}
+    assert request_symptom("front", mixed, {**window, "recovered": False}, "the fault") == (
+        "every request through front failed (timeout 3, reset 1) after the fault: 4 of 4 in the 14 s until the "
+        "phase's deadline")
+    assert request_symptom("front", {"failed_during_fault": 0}, window, "the fault") is None
+
+
+def test_a_check_name_points_at_its_phase_and_endpoint():
+    from harness.symptoms import CheckRef, parse_check
+
+    follow, endpoints = {"replicas_after_recovery"}, {"front", "pod:worker-1"}
+    assert parse_check("replicas_after_recovery.recovery_s", follow, endpoints) == \
+        CheckRef("replicas_after_recovery", None, "recovery_s")
+    assert parse_check("front.longest_outage_s", follow, endpoints) == CheckRef("main", "front", "longest_outage_s")
+    assert parse_check("pods:worker.availability_during_fault", follow, endpoints) == \
+        CheckRef("main", "pods:worker", "availability_during_fault")
+    assert parse_check("churn.replica", follow, endpoints) == CheckRef("main", None, "churn.replica")
+
+
+# ---------------------------------------------------------------------- the summary line
+def _verdict(name: str, status: str, availability: float | None = 1.0, recovery: float | None = 10.0,
+             settings: dict | None = None, checks: list | None = None, known: dict | None = None) -> dict:
+    return {"scenario": name, "run_id": f"r-{name}", "status": status, "started_at": 0.0,
+            "checks": checks or [], "known_broken": known or {}, "known_intermittent": {},
+            "settings": settings if settings is not None else {"gcs_ft": True, "ray_version": "2.60.0"},
+            "metrics": {"t_fault": 1.0, "recovery_s": recovery,
+                        "endpoints": {"front": {"availability": availability}}}}
+
+
+def test_the_summary_line_says_how_the_night_went():
+    night = [_verdict("a", "pass", 1.0, 13.5), _verdict("b", "pass", 0.9981, 95.0),
+             _verdict("c", "fail", 0.98, 30.0, checks=[{"name": "x", "status": "fail"}], known={"x": "ray#1"}),
+             _verdict("d", "skipped", None, None, settings={"app": "x"}),
+             _verdict("e", "fail", 0.5, None, checks=[{"name": "y", "status": "fail"}])]
+    line = vocab.summarize(night).line()
+    assert line == ("5 runs: 2 kept, 1 known deviation, 1 broken, 1 skipped; worst availability 0.5000 (e); "
+                    "slowest recovery 95.0 s (b); never recovered: e")
+    assert vocab.summarize([_verdict("a", "pass"), _verdict("z", "error", None, None)]).line().startswith(
+        "2 runs: 1 kept, 0 known deviations, 0 broken, 0 skipped, 1 error")
+
+
+def test_settings_shared_by_the_runs_are_said_once():
+    runs = [_verdict("a", "pass", settings={"gcs_ft": True, "ray_version": "2.60.0", "workers": 2}),
+            _verdict("b", "pass", settings={"gcs_ft": True, "ray_version": "2.60.0", "workers": 2}),
+            _verdict("c", "pass", settings={"gcs_ft": False, "ray_version": "2.60.0", "workers": 2,
+                                            "replica_start_s": 10.3}),
+            _verdict("d", "skipped", settings={"app": "mine"})]
+    split = vocab.split_settings(runs)
+    assert split.shared == {"ray_version": "2.60.0", "gcs_ft": True, "workers": 2}
+    assert split.differing == ({}, {}, {"gcs_ft": False}, {})
+
+
+def test_a_scenarios_own_check_keeps_its_words_and_adds_what_the_requests_did():
+    from harness.symptoms import symptom
+
+    window = {"start": 0.0, "fault": 20.0, "end": 48.0, "recovered": True}
+    verdict = {"scenario_spec": {"fault": {"summary": "ray.kill one ProxyActor"}},
+               "metrics": {"window": window, "endpoints": {
+                   "front": {"failed_during_fault": 0},
+                   "pod:worker-1": {"failed_during_fault": 280, "availability_during_fault": 0.0,
+                                    "errors": {"refused": 280}}}}}
+    own = {"name": "proxy.restarted_by_ray", "status": "fail", "detail": "a new ProxyActor replaced it after 27.5 s"}
+    assert symptom(verdict, own) == (
+        "a new ProxyActor replaced it after 27.5 s; meanwhile every request through pod:worker-1 was refused after "
+        "the fault (ray.kill one ProxyActor): 280 of 280 in the 28 s until recovery")
+    on_front = {"name": "front.availability_during_fault", "status": "fail", "detail": ""}
+    assert symptom(verdict, on_front) == "front.availability_during_fault = n/a"  # front failed nothing
+
+
+def test_a_symptom_is_said_once():
+    from harness.symptoms import beyond
+
+    assert beyond("x = 1 (bound <= 0): the check's words", "the check's words") == ""
+    assert beyond("x = 1: own words", "own words; meanwhile 3 of 9 requests failed") == "meanwhile 3 of 9 requests failed"
+    assert beyond("recovery_s = n/a: no steady state", "every request timed out") == "every request timed out"

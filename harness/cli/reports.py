@@ -23,9 +23,8 @@ def report_cmd(
 ) -> None:
     """Write a self-contained HTML report (plots embedded) from run artifacts."""
     from harness import report
+    from harness.outputs import check_dir, check_distinct, check_file, write_text
     from harness.trends import HistoryStore
-
-    from harness.outputs import check_dir, check_distinct, check_file
 
     dirs = report.collect_runs(run_dirs)
     outputs = {"--out": out, "--markdown": markdown, "--junit": junit}
@@ -37,12 +36,9 @@ def report_cmd(
     if store is not None:
         for d in dirs:
             store.add(report.load_verdict(d))
-    for path in (out, markdown, junit):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.render_html(dirs, store))
+    write_text(out, report.render_html(dirs, store), "the HTML report", "--out")
     if markdown is not None:
-        markdown.write_text(report.render_markdown(dirs))
+        write_text(markdown, report.render_markdown(dirs), "the Markdown report", "--markdown")
     if junit is not None:
-        junit.write_text(report.render_junit(dirs))
+        write_text(junit, report.render_junit(dirs), "the JUnit report", "--junit")
     console.print(f"wrote {out} ({len(dirs)} runs)")

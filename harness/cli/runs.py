@@ -253,6 +253,7 @@ def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos
             view.resume()
 
     locked = False
+    reported = True
     try:
         with console.status("bringing the cluster up ...") as spinner:
             bring_up(cluster, options.target, ray_progress(spinner))
@@ -295,7 +296,7 @@ def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos
             print_verdicts(results, options.report_dir)
             if options.repeat > 1:
                 print_repeat_summary(results)
-            write_reports(results, options.report_dir, store, options.html)
+            reported = write_reports(results, options.report_dir, store, options.html)
         # A cluster that was already up (`serve-chaos up`) is not ours to remove.
         if not options.keep_cluster and cluster.created:
             with console.status("tearing the cluster down ..."):
@@ -303,20 +304,30 @@ def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos
     if interrupted:
         return 130
     unexplained = [r for r in results if not r.explained()]
-    return 1 if unexplained else 0
+    return 1 if unexplained or not reported else 0
 
 
-def write_reports(results: list, report_dir: Path, store: Any, html: Optional[Path]) -> None:
+def write_reports(results: list, report_dir: Path, store: Any, html: Optional[Path]) -> bool:
+    """The HTML, Markdown and JUnit reports of a run; False (and one line on stderr) when one
+    could not be written -- the caller still tears down, then exits non-zero."""
     from harness import report
+    from harness.outputs import write_text
+    from runtime.errors import ServeChaosError
 
     run_dirs = [r.run_dir for r in results]
-    if store is not None:
-        for res in results:
-            store.add(res.verdict)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = html or report_dir / f"report-{stamp}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report.render_html(run_dirs, store))
-    (out.with_suffix(".md")).write_text(report.render_markdown(run_dirs))
-    (out.with_suffix(".junit.xml")).write_text(report.render_junit(run_dirs))
+    try:
+        if store is not None:
+            for res in results:
+                store.add(res.verdict)
+        write_text(out, report.render_html(run_dirs, store), "the HTML report", "--html")
+        write_text(out.with_suffix(".md"), report.render_markdown(run_dirs), "the Markdown report", "--html")
+        write_text(out.with_suffix(".junit.xml"), report.render_junit(run_dirs), "the JUnit report", "--html")
+    except (ServeChaosError, OSError) as err:
+        what = err.one_line() if isinstance(err, ServeChaosError) else f"{err.strerror}: {err.filename}"
+        err_console.print(f"error: the report was not written: {what}", markup=False, highlight=False,
+                          soft_wrap=True)
+        return False
     console.print(f"report: {out.resolve()} (+ .md, .junit.xml)")
+    return True

@@ -12,39 +12,39 @@ from harness.cli.common import console
 from runtime.errors import ServeChaosError
 
 
-def _churn_text(churn: dict[str, Any]) -> str:
-    return " ".join(f"{r}:-{len(c['left'])}+{len(c['appeared'])}" for r, c in churn.items()
-                    if c["left"] or c["appeared"]) or "none"
-
-
 def _f(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
 def print_verdicts(results: list, report_dir: Path) -> None:
+    """The summary line, the settings every run shared, the verdict table in the words of
+    ``harness.verdicts``, and per run that is not kept what explains it and what would help."""
+    from harness.report_text import explanation_lines
+    from harness.reportview import view
+    from harness.verdicts import SHARED_SETTINGS_LABEL, settings_text
+
+    report = view([res.verdict for res in results])
+    console.print(report.summary.line(), style="bold", markup=False, highlight=False, soft_wrap=True)
+    if report.settings.shared:
+        console.print(f"{SHARED_SETTINGS_LABEL}: {settings_text(report.settings.shared)}", markup=False,
+                      highlight=False, soft_wrap=True)
     table = Table(title="serve-chaos verdicts")
     for col in ("scenario", "verdict", "availability", "longest outage s", "longest degraded s", "first success s",
-                "recovery s", "churn", "run dir"):
+                "recovery s", "churn", "differs", "run dir"):
         table.add_column(col)
-    for res in results:
-        metrics = res.evaluation.metrics if res.evaluation else {}
-        primary = (metrics.get("endpoints") or {}).get(res.scenario.slo.primary_endpoint, {})
-        verdict = res.status + (" (known Ray bug)" if res.status == "fail" and res.explained() else "")
-        table.add_row(res.scenario.name, verdict, _f(primary.get("availability"), ".4f"),
-                      _f(primary.get("longest_outage_s"), ".2f"), _f(primary.get("longest_degraded_s"), ".1f"),
-                      _f(primary.get("first_success_s"), ".2f"),
-                      _f(metrics.get("recovery_s"), ".2f"), _churn_text(metrics.get("churn") or {}), str(res.run_dir))
+    for res, r in zip(results, report.rows):
+        table.add_row(r.scenario, r.outcome, _f(r.availability, ".4f"), _f(r.longest_outage_s, ".2f"),
+                      _f(r.longest_degraded_s, ".1f"), _f(r.first_success_s, ".2f"), _f(r.recovery_s, ".2f"),
+                      r.churn, settings_text(r.settings), str(res.run_dir))
     console.print(table)
-    for res in results:
-        if res.status == "skipped":
-            console.print(f"  {res.scenario.name}: skipped: {res.error}", markup=False, highlight=False)
-            continue
-        for line in res.violation_lines() + res.stale_known_broken():
-            console.print(f"  {res.scenario.name}: {line}")
+    for line in explanation_lines(report):
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"artifacts: {report_dir.resolve()}")
 
 
 def print_repeat_summary(results: list) -> None:
+    from harness.verdicts import classify
+
     table = Table(title="repeatability")
     for col in ("scenario", "runs", "verdicts", "class", "availability min/med/max", "recovery s min/med/max"):
         table.add_column(col)
@@ -57,11 +57,11 @@ def print_repeat_summary(results: list) -> None:
         return "-" if not vals else f"{min(vals):.3f} / {statistics.median(vals):.3f} / {max(vals):.3f}"
 
     for name, runs in by.items():
-        statuses = [r.status for r in runs]
+        outcomes = [classify(r.verdict).outcome for r in runs]
         avail = [((r.evaluation.metrics.get("endpoints") or {}).get("front") or {}).get("availability")
                  for r in runs if r.evaluation]
         rec = [r.evaluation.metrics.get("recovery_s") for r in runs if r.evaluation]
-        table.add_row(name, str(len(runs)), " ".join(statuses), "stable" if len(set(statuses)) == 1 else "flaky",
+        table.add_row(name, str(len(runs)), ", ".join(outcomes), "stable" if len(set(outcomes)) == 1 else "flaky",
                       spread(avail), spread(rec))
     console.print(table)
 

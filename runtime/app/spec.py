@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from runtime.errors import ConfigError
 
@@ -37,19 +37,96 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGMAP_LIMIT = 900 * 1024
 
 
+#: A JSON body as YAML writes it: a mapping or a list (of anything JSON holds).
+JsonBody = dict[str, Any] | list[Any]
+#: One form field's value (a list repeats the field).
+FormValue = str | int | float | bool
+#: What a request's body may be given as (at most one of them).
+BODY_FIELDS = ("body", "json", "form")
+
+
 class RequestSpec(BaseModel):
     """One kind of request the load sends: ``path`` is relative to the endpoint; a request is
-    a success when it answers ``expect_status``.  ``weight`` is its share of the traffic."""
+    a success when it answers ``expect_status``.  ``weight`` is its share of the traffic.
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    The body, as users write it (at most one of): ``body`` text, sent as it is (a
+    mapping or list under ``body`` is a JSON body written as YAML: sent as JSON);
+    ``json`` a mapping or list, sent as JSON with ``Content-Type: application/json``;
+    ``form`` a mapping, sent urlencoded (``application/x-www-form-urlencoded``).  A
+    ``Content-Type`` in ``headers`` wins over the one implied."""
+
+    # By alias: `json` is what users write (and what the load generator reads); the field
+    # is json_body because `json` would shadow BaseModel's own attribute.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, validate_by_name=True,
+                              validate_by_alias=True, serialize_by_alias=True)
 
     name: str = ""
     method: str = "GET"
     path: str = "/"
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
+    json_body: JsonBody | None = Field(None, alias="json")
+    form: dict[str, FormValue | list[FormValue]] | None = None
     expect_status: int = Field(200, ge=100, le=599)
     weight: int = Field(1, ge=1, le=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_json_body(cls, data: Any) -> Any:
+        """``body: {"text": "a good day"}`` is a JSON body written as YAML: send it as JSON."""
+        if not isinstance(data, dict) or not isinstance(data.get("body"), (dict, list)):
+            return data
+        if data.get("json") is not None or data.get("json_body") is not None:
+            raise ValueError("body and json both give the body; keep one")
+        return {**{k: v for k, v in data.items() if k != "body"}, "json": data["body"]}
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _body(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"body {value!r} is neither text (sent as it is) nor a mapping or list (sent as "
+                             "JSON); quote it, or use json: or form:")
+        return value
+
+    @field_validator("json_body", mode="before")
+    @classmethod
+    def _json_shape(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, (dict, list)):
+            raise ValueError(f"json must be a mapping or a list (sent as JSON), got {type(value).__name__} "
+                             f"{value!r}; for text use body:")
+        return value
+
+    @field_validator("form", mode="before")
+    @classmethod
+    def _form_shape(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"form must be a mapping of field: value (sent urlencoded), got {type(value).__name__}")
+        scalar = (str, int, float, bool)
+        for key, item in value.items():
+            items = item if isinstance(item, list) else [item]
+            if not isinstance(key, str) or not all(isinstance(i, scalar) for i in items):
+                raise ValueError(f"form field {key!r} must be text, a number, true/false or a list of them")
+        return value
+
+    @field_validator("json_body")
+    @classmethod
+    def _json(cls, value: JsonBody | None) -> JsonBody | None:
+        if value is not None:
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"json cannot be sent as JSON ({err}); quote dates and the like") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_body(self) -> "RequestSpec":
+        given = [name for name, value in (("body", self.body), ("json", self.json_body), ("form", self.form))
+                 if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"{' and '.join(given)} both give the body; keep one")
+        return self
 
     @field_validator("method")
     @classmethod
@@ -251,7 +328,7 @@ def validate_serve_config(config: dict[str, Any], where: str) -> None:
 
 
 def load_requests(path: str | Path) -> tuple[RequestSpec, ...]:
-    """A YAML list of requests (method, path, headers, body, expect_status, weight, name)."""
+    """A YAML list of requests (name, method, path, headers, body | json | form, expect_status, weight)."""
     data = _load_yaml(Path(path), "requests file")
     if not isinstance(data, list) or not data:
         raise ConfigError(f"{path} must be a non-empty YAML list of requests",
@@ -266,7 +343,8 @@ def load_requests(path: str | Path) -> tuple[RequestSpec, ...]:
             first = err.errors()[0]
             loc = ".".join(str(p) for p in first.get("loc", ())) or "request"
             raise ConfigError(f"{path} item {i + 1}: {loc}: {str(first.get('msg')).removeprefix('Value error, ')}",
-                              hint="fields: name, method, path, headers, body, expect_status, weight") from None
+                              hint="fields: name, method, path, headers, body (text) | json (mapping or list) | "
+                                   "form (mapping), expect_status, weight") from None
     labels = [r.label for r in out]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
