@@ -17,14 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import verdicts
 from harness.report import is_run_dir, load_verdict, verdict_row
 from runtime.errors import ConfigError
 from runtime.ray_versions import version_key
 
-#: Internal cell statuses, neutral; ``LABELS`` is how a reader sees them (the report's words).
-KEPT, KNOWN, BROKEN, SKIPPED, ERROR, MISSING = "pass", "known", "fail", "skipped", "error", "missing"
-LABELS = {KEPT: "kept", KNOWN: "known deviation", BROKEN: "broken", SKIPPED: "skipped", ERROR: "no verdict",
-          MISSING: "not run"}
+#: Cell statuses: the report's one vocabulary (``harness.verdicts``), plus a cell with no run.
+KEPT, KNOWN, BROKEN, SKIPPED, ERROR, MISSING = (verdicts.KEPT, verdicts.KNOWN, verdicts.BROKEN, verdicts.SKIPPED,
+                                                 verdicts.ERROR, "not run")
+LABELS = {KEPT: KEPT, KNOWN: KNOWN, BROKEN: BROKEN, SKIPPED: SKIPPED, ERROR: "no verdict", MISSING: MISSING}
+#: The CSS class of a cell of each status (statuses hold spaces).
+CELL_CLASS = {KEPT: "pass", KNOWN: "known", BROKEN: "fail", SKIPPED: "skipped", ERROR: "error", MISSING: "missing"}
 #: Statuses that say whether the promise held, and so can change between releases.
 JUDGED = (KEPT, KNOWN, BROKEN)
 
@@ -59,11 +62,10 @@ class Matrix:
 
 
 def cell_status(verdict: dict[str, Any]) -> str:
-    """The neutral status of one verdict (the report's row decides what a known deviation is)."""
-    status = str(verdict_row(verdict)["status"])
-    if status.startswith("fail (known"):
-        return KNOWN
-    return {"pass": KEPT, "fail": BROKEN, "skipped": SKIPPED}.get(status, ERROR)
+    """The outcome of one verdict in the report's words; what did not judge the promise
+    (an error, an interrupted run) is a cell with no verdict."""
+    outcome = verdicts.classify(verdict).outcome
+    return outcome if outcome in (KEPT, KNOWN, BROKEN, SKIPPED) else ERROR
 
 
 def _detail(verdict: dict[str, Any], status: str) -> str:
@@ -109,15 +111,15 @@ def build(run_dirs: list[Path], order: tuple[str, ...] = ()) -> Matrix:
     rank = {name: i for i, name in enumerate(order)}
     scenarios = sorted({s for s, _ in by_key}, key=lambda s: (rank.get(s, len(rank)), s))
     table = Matrix(versions, scenarios)
-    for (scenario, version), verdicts in by_key.items():
-        latest = max(verdicts, key=lambda v: v.get("started_at") or 0)
+    for (scenario, version), runs in by_key.items():
+        latest = max(runs, key=lambda v: v.get("started_at") or 0)
         row = verdict_row(latest)
         status = cell_status(latest)
         judged = status != SKIPPED  # a skipped run measured nothing
         table.cells[(scenario, version)] = Cell(scenario, version, status,
                                                 row.get("availability") if judged else None,
                                                 row.get("recovery_s") if judged else None,
-                                                latest["run_id"], len(verdicts), _detail(latest, status))
+                                                latest["run_id"], len(runs), _detail(latest, status))
     mark_changes(table)
     return table
 
@@ -177,7 +179,7 @@ def render_html(table: Matrix, title: str = "serve-chaos: the fault-tolerance gu
         out.append(f"<tr><td>{esc(scenario)}</td>")
         for version in table.versions:
             cell = table.cell(scenario, version)
-            cls = cell.status + (" change" if cell.change else "")
+            cls = CELL_CLASS[cell.status] + (" change" if cell.change else "")
             note = f"<br><span class='chg'>{esc(change_text(cell, table))}</span>" if cell.change else ""
             runs = f" ({cell.runs} runs, latest shown)" if cell.runs > 1 else ""
             out.append(f"<td class='{esc(cls)}' title='{esc(cell.detail)}'><b>{esc(LABELS[cell.status])}</b>"
@@ -193,7 +195,7 @@ def render_html(table: Matrix, title: str = "serve-chaos: the fault-tolerance gu
              if c.detail and c.status in (KNOWN, BROKEN, SKIPPED, ERROR)]
     if notes:
         out.append("<h2>Why</h2><table><tr><th>scenario</th><th>Ray</th><th>verdict</th><th>detail</th></tr>")
-        out += [f"<tr class='{esc(c.status)}'><td>{esc(c.scenario)}</td><td>{esc(c.version)}</td>"
+        out += [f"<tr class='{esc(CELL_CLASS[c.status])}'><td>{esc(c.scenario)}</td><td>{esc(c.version)}</td>"
                 f"<td>{esc(LABELS[c.status])}</td><td class='small'>{esc(c.detail)}</td></tr>" for c in notes]
         out.append("</table>")
     out.append("</body></html>")

@@ -100,6 +100,50 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
            "client", (), "head_failure_gcs_ft",
            "workers served 100 % while the head was away; requests the restarted head's proxy accepted hung",
            "ray-project/ray#46938, #62213, #62751"),
+    Remedy("reconfigure", "keep `reconfigure()` quick and idempotent: Serve calls it on every running replica "
+           "for a `user_config` change, and a replica that raises there is replaced", ("user_config",),
+           "inplace_update", "max_ongoing_requests 5 -> 6 reached all 6 SleepyPid replicas in place in 1.5-1.6 s "
+           "with 0 failed requests and no replica replaced",
+           "Serve docs \"Updating Applications In-Place\" (lightweight config updates)"),
+    Remedy("surge", "set `max_surge_percent` (Ray 2.60) so old replicas serve until their replacements run, or "
+           "keep enough headroom for a rollout batch (`rolling_update_percentage`, default 20 %) to be missing",
+           ("max_surge_percent", "rolling_update_percentage", "num_replicas"), "rolling_update_composed",
+           "with max_surge_percent 0 a rollout takes one batch of every deployment out at once: the composed "
+           "example at 45 req/s on 2 cores timed out 21 % of requests while rolled (p50 2-8 s); at 24 req/s "
+           "0 failed",
+           "Serve DeploymentConfig rolling_update_percentage and max_surge_percent (serve/_private/config.py)"),
+    Remedy("graceful_drain", "set `graceful_shutdown_timeout_s` above your slowest request and keep "
+           "`graceful_shutdown_wait_loop_s` short: a stopping replica leaves the routers, then finishes what it "
+           "holds", ("graceful_shutdown_timeout_s", "graceful_shutdown_wait_loop_s"), "scale_down",
+           "6 -> 2 SleepyPid replicas with half the requests doing 250 ms of work: 0 failed, the 4 stopping "
+           "replicas gone after 2.6-3.3 s; a rolling update of 6 replicas: 0 failed in 89-98 s",
+           "Serve deployment options graceful_shutdown_wait_loop_s / graceful_shutdown_timeout_s"),
+    Remedy("drain_room", "leave room for a drained node's replicas elsewhere (`max_replicas_per_node` x the "
+           "other nodes >= `num_replicas`) and give preemption notice longer than a replica start plus "
+           "`graceful_shutdown_timeout_s`", ("num_replicas", "max_replicas_per_node", "graceful_shutdown_timeout_s"),
+           "node_drain", "with room (3 per node) and a 45 s notice the replacements served 12-17 s after the drain, "
+           "the drained replicas were gone at 18-25 s, 0 requests failed; with every other node full "
+           "(2 per node) the drained node's replicas were not replaced (ray-facts.md)",
+           "Serve safe draining (ray-project/ray#43228, deployment_state.py migrate_replicas_on_draining_nodes)"),
+    Remedy("readiness", "keep the front door's readiness check tight (KubeRay: period 5 s, 1 failure) and give "
+           "clients a timeout and a retry: a pod that still answers its health check stays in rotation however "
+           "slow it is", ("request_timeout_s",), "cpu_starvation",
+           "a pod held to 5 % of a core failed front-door requests for 7.6 s until its readiness check dropped "
+           "it; at 20 % / 50 % packet loss the pod stayed in rotation and the front door answered 97.7 % / 84 %",
+           "Kubernetes readiness probes; KubeRay's serve readiness probe (common/pod.go)"),
+    Remedy("memory_headroom", "size the pod's memory limit above its peak, and expect Ray's memory monitor "
+           "(RAY_memory_usage_threshold 0.95) to kill replicas -- and the node's Serve proxy -- first",
+           (), "memory_pressure",
+           "a hog growing to a worker's 2 GiB limit: the memory monitor killed both replicas and the ProxyActor "
+           "on the pod at 95 %, the kernel then killed the hog, the raylet survived; the pod's own proxy "
+           "refused connections until Serve replaced it",
+           "Ray docs \"Out-Of-Memory Prevention\""),
+    Remedy("slow_replica", "Serve's router compares requests in flight, not latency: lower "
+           "`max_ongoing_requests` so a slow replica's queue fills and it is avoided, and time requests out",
+           ("max_ongoing_requests",), "replica_slow",
+           "a replica stalled 0.9 s of every 1 s got 7.7 % of the traffic (fair 16.7 %); one stalled 90 ms of "
+           "every 100 ms kept 15.6 % (z = -1.0): its queue never grew",
+           "Serve request router (power of two choices, request_router/pow_2_router.py)"),
 )}
 
 def _deployments(verdict: dict[str, Any]) -> list[DeploymentSettings] | None:
@@ -158,6 +202,17 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("replica_failure", "recovery_s", "always", ("replica_start",)),
     ("replica_failure", "*", "single_replica", ("spare_replicas",)),
     ("replica_failure", "*", "always", ("client_retry",)),
+    ("inplace_update", "*", "always", ("reconfigure",)),
+    ("rolling_update*", "*", "composed", ("surge", "graceful_drain", "handle_timeout")),
+    ("rolling_update*", "*", "always", ("surge", "graceful_drain")),
+    ("scale_down", "*", "always", ("graceful_drain",)),
+    ("node_drain*", "*", "always", ("drain_room",)),
+    ("cpu_starvation", "*", "always", ("readiness", "client_retry")),
+    ("packet_loss_*", "*", "composed", ("readiness", "handle_timeout")),
+    ("packet_loss_*", "*", "always", ("readiness", "client_retry")),
+    ("network_latency", "*", "always", ("readiness", "handle_timeout")),
+    ("memory_pressure", "*", "always", ("memory_headroom",)),
+    ("replica_slow", "*", "always", ("slow_replica",)),
     ("*", "recovery_s", "always", ("replica_start",)),
 )
 
