@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 import yaml
@@ -28,7 +25,8 @@ from runtime.kuberay import manifests, safety
 from runtime.kuberay.api import KubeApi
 from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
 from runtime.kuberay.manifests import KubeRayConfig
-from tests.kuberay_fake import FakeApiClient, FakeKubeRay, Store, selects
+from tests.fake_apiserver import FakeApiClient, Store, selects
+from tests.kube_world import Kube
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "shared" / "kuberay"
 #: The Kubernetes version of kind's node image the target is written for (runtime/kuberay/kind.py).
@@ -196,90 +194,6 @@ def test_foreign_namespace_is_refused():
         safety.check_namespace({"metadata": {"labels": {}}}, "default")
 
 
-# ---------------------------------------------------------------------- a dashboard and Serve endpoint
-class FakeServe:
-    """Real HTTP on loopback answering as the Ray dashboard and the Serve endpoint would."""
-
-    def __init__(self, details: Callable[[], dict[str, Any]]) -> None:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                body = json.dumps(fake.details()).encode() if self.path.startswith("/api/serve") else b"1234"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.details = details
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def serve_details(config: dict[str, Any]) -> dict[str, Any]:
-    """What ``GET /api/serve/applications/`` answers when ``config`` is deployed and RUNNING."""
-    apps = {}
-    for app in config["applications"]:
-        deployments = {d["name"]: {"replicas": [{"state": "RUNNING"}] * d.get("num_replicas", 1)}
-                       for d in app["deployments"]}
-        apps[app["name"]] = {"status": "RUNNING", "deployed_app_config": app, "deployments": deployments}
-    return {"applications": apps, "controller_info": {"actor_id": "c"}}
-
-
-class FakeCli:
-    def __init__(self):
-        self.calls = []
-
-    def node_network(self, node, connect):
-        self.calls.append(("network", node, connect))
-
-    def node_kill(self, node):
-        self.calls.append(("kill", node))
-
-    def node_start(self, node):
-        self.calls.append(("start", node))
-
-
-class Kube:
-    """A KubeRayCluster on the fake API, the fake operator, and a fake dashboard."""
-
-    def __init__(self) -> None:
-        self.store = Store()
-        self.operator = FakeKubeRay(self.store)
-        self.cli = FakeCli()
-        self.deployed: dict[str, Any] | None = None
-        self.serve = FakeServe(lambda: serve_details(self.deployed or {"applications": []}))
-        target = KubeTargetConfig(serve_host_port=self.serve.port, dashboard_host_port=self.serve.port)
-        self.cluster = KubeRayCluster(target, api=KubeApi(lambda: FakeApiClient(self.store)),
-                                      context_name="kind-serve-chaos", cli=self.cli)
-
-    def bring_up(self) -> str:
-        """Apply, let the operator and the kubelet do their work; returns the active cluster."""
-        self.cluster.apply(self.cluster.manifests())
-        self.operator.reconcile()
-        cluster = self.serving()
-        self.operator.run_pods(cluster)
-        self.operator.proxy_healthy(cluster)
-        self.operator.reconcile()
-        self.deployed = self.cluster.serve_config()
-        return cluster
-
-    def serving(self) -> str:
-        return self.cluster.state().serving_cluster
-
-    def close(self) -> None:
-        self.cluster._stop_forwarders()
-        self.serve.close()
-
-
 @pytest.fixture
 def kube():
     k = Kube()
@@ -324,10 +238,11 @@ def test_every_service_selector_is_a_subset_of_the_labels_of_the_pods_it_must_re
 
 def test_head_leaves_the_serve_service_until_its_proxy_is_healthy(kube):
     kube.cluster.apply(kube.cluster.manifests())
-    kube.operator.reconcile()
+    kube.operator.settle()
     cluster = kube.serving()
     kube.operator.run_pods(cluster)
-    kube.operator.reconcile()
+    kube.operator.serve_ready(cluster)
+    kube.operator.settle()
     head = next(p for p in kube.operator.pods(cluster) if p["metadata"]["labels"]["ray.io/node-type"] == "head")
     assert head["metadata"]["labels"]["ray.io/serve"] == "false"
     assert kube.cluster.readiness_problem() is not None
@@ -341,7 +256,7 @@ def test_readiness_walks_through_an_upgrade(kube):
     kube.cluster.set_gcs_ft(False)
     assert "not reconciled" in kube.cluster.readiness_problem()
     kube.operator.lag = False
-    kube.operator.reconcile()
+    kube.operator.settle()
     problem = kube.cluster.readiness_problem()
     assert "upgrade is under way" in problem
     new = kube.cluster.state().pending
@@ -349,9 +264,7 @@ def test_readiness_walks_through_an_upgrade(kube):
     # While upgrading, the cluster under test is still the active one: no victim in the new one.
     assert {p.name for p in kube.cluster.pods() if p.role != "redis"} <= \
         {p["metadata"]["name"] for p in kube.operator.pods(old)}
-    kube.operator.run_pods(new)
-    kube.operator.proxy_healthy(new)
-    kube.operator.reconcile()
+    kube.finish_pending()
     assert kube.cluster.state().active == new and kube.cluster.state().pending is None
     assert kube.cluster.readiness_problem() is None
     assert {p.name for p in kube.cluster.pods() if p.role != "redis"} == \
@@ -360,18 +273,25 @@ def test_readiness_walks_through_an_upgrade(kube):
     assert kube.operator.pods(old)
     dashboard = kube.store.get("Service", "serve-chaos", "serve-chaos-dashboard-nodeport")
     assert dashboard["spec"]["selector"]["ray.io/cluster"] == new
-    # The operator deleted the old (GCS-FT) cluster; its Redis cleanup pod copies the head's labels.
-    kube.operator.now += 61
-    kube.operator.reconcile()
+    # The operator deletes the old (GCS-FT) cluster; its Redis cleanup pod copies the head's labels
+    # and runs once the old head is gone.
+    kube.store.advance(61)
+    kube.operator.settle()
+    kube.store.advance(31)  # the old pods' grace period
+    kube.operator.settle()
     cleanup = [p for p in kube.operator.pods() if p["metadata"]["labels"].get("ray.io/node-type") == "redis-cleanup"]
     assert cleanup and cleanup[0]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "serve-chaos"
     assert all(p.role != "redis-cleanup" and p.name != cleanup[0]["metadata"]["name"] for p in kube.cluster.pods())
     assert kube.cluster.readiness_problem() is None
+    kube.operator.settle()
+    assert kube.store.get("RayCluster", "serve-chaos", old) is None  # the cleanup Job finished: finalizer gone
 
 
 def test_the_deployed_serve_config_must_be_the_desired_one(kube):
-    kube.bring_up()
-    kube.deployed = kube.cluster.ray.app.with_options(num_replicas=3).to_serve_config()
+    active = kube.bring_up()
+    other = kube.cluster.ray.app.with_options(num_replicas=3).to_serve_config()
+    kube.operator.dashboard(active).put(other)
+    kube.operator.serve_ready(active)
     assert "not deployed as configured" in kube.cluster.readiness_problem()
 
 
@@ -395,6 +315,7 @@ def test_a_recreated_head_is_still_the_head(kube):
     (head,) = [p for p in kube.cluster.pods() if p.role == "head"]
     assert head.name.startswith(f"{kube.serving()}-head-")
     kube.cluster.kill_pod(head.name)
+    kube.operator.kube.terminate(head.name)  # the kubelet has stopped it
     kube.operator.reconcile()
     (new_head,) = [p for p in kube.cluster.pods() if p.role == "head"]
     assert new_head.name != head.name and new_head.name.startswith(f"{kube.serving()}-head-")
@@ -493,6 +414,7 @@ def test_the_head_endpoint_follows_the_head(kube, monkeypatch):
     with pytest.raises(OSError):
         forwarder.open_stream()
     kube.cluster.kill_pod(head)
+    kube.operator.kube.terminate(head)
     kube.operator.reconcile()
     with pytest.raises(InfrastructureError):  # the new head is not Running yet: connections are refused
         forwarder.open_stream()
@@ -566,23 +488,16 @@ def test_the_password_is_generated_once(kube):
     assert not [c for c in kube.store.calls if c["method"] == "PATCH" and c["body"]["kind"] == "Secret"][1:]
 
 
-def test_down_deletes_the_rayservice_first_and_waits_for_its_clusters(kube, monkeypatch):
-    kube.bring_up()
-    calls = []
-    real_delete = kube.cluster.custom.delete_namespaced_custom_object
-
-    def delete(*args, **kwargs):
-        calls.append("delete rayservice")
-        out = real_delete(*args, **kwargs)
-        # The operator then deletes the clusters (after the GCS-FT cleanup)
-        for name in [c["metadata"]["name"] for c in kube.operator.clusters()]:
-            kube.store.delete("RayCluster", "serve-chaos", name)
-        return out
-
-    monkeypatch.setattr(kube.cluster.custom, "delete_namespaced_custom_object", delete)
-    kube.cluster.down(timeout_s=5)
-    paths = [c["path"] for c in kube.store.calls if c["method"] == "DELETE"]
-    assert calls == ["delete rayservice"] and paths[-1] == "/api/v1/namespaces/serve-chaos"
+def test_down_deletes_the_rayservice_first_and_waits_for_its_clusters(kube):
+    active = kube.bring_up()
+    with kube.operator.running():
+        kube.cluster.down(timeout_s=20)
+    deletes = [c["path"] for c in kube.store.calls if c["method"] == "DELETE"]
+    assert deletes[0] == "/apis/ray.io/v1/namespaces/serve-chaos/rayservices/serve-chaos"
+    assert deletes[-1] == "/api/v1/namespaces/serve-chaos"
+    # The GCS-FT cluster's finalizer ran the Redis cleanup Job against Redis, which was still there.
+    assert kube.store.get("Job", "serve-chaos", f"{active}-redis-cleanup") is not None
+    assert kube.store.list("RayCluster", "serve-chaos") == [] and kube.store.list("RayService", "serve-chaos") == []
 
 
 def test_down_gives_up_in_one_line_when_clusters_never_go(kube):
