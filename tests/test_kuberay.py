@@ -144,7 +144,9 @@ def test_placement_keeps_head_and_redis_off_worker_nodes_and_fits_small_nodes():
         assert request.endswith("m") and int(request[:-1]) < 1000
     kind_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "kind-config.yaml").read_text())
     roles = [n.get("labels", {}).get("serve-chaos/role") for n in kind_cfg["nodes"] if n["role"] == "worker"]
-    assert roles == ["head", "worker", "worker"]
+    # A worker node for each worker and a spare for a lost one's replacement (one Ray pod per node).
+    assert roles == ["head"] + ["worker"] * (KubeRayConfig().workers + 1)
+    assert worker["template"]["spec"]["affinity"] == manifests.one_worker_per_node()
     ports = {m["containerPort"] for m in kind_cfg["nodes"][0]["extraPortMappings"]}
     assert ports == {manifests.SERVE_NODE_PORT, manifests.DASHBOARD_NODE_PORT}
 
@@ -608,3 +610,43 @@ def test_up_waits_for_a_terminating_namespace(kube, monkeypatch):
     assert "namespace serve-chaos is still terminating" in str(err.value)
     del ns["metadata"]["deletionTimestamp"]
     kube.cluster._wait_namespace_usable(timeout_s=1)
+
+
+# ---------------------------------------------------------------------- issue 18: one Ray pod per node
+def ray_pod_nodes(kube: Kube, cluster: str) -> dict[str, str]:
+    return {p["metadata"]["name"]: p["spec"].get("nodeName") for p in kube.operator.pods(cluster)
+            if p["metadata"]["labels"].get("ray.io/node-type") in ("head", "worker")
+            and not p["metadata"].get("deletionTimestamp")}
+
+
+def test_after_a_node_loss_every_ray_pod_still_has_a_node_of_its_own(kube):
+    """Issue 18 item 1: the lost worker's replacement must not join the surviving worker's node."""
+    active = kube.bring_up()
+    placed = ray_pod_nodes(kube, active)
+    assert len(set(placed.values())) == len(placed) == 3
+    worker = next(p for p in kube.cluster.pods() if p.role == "worker")
+    kube.cluster.kill_node(worker.node, replacement_delay_s=0.0)
+    for timer in list(kube.cluster._timers):
+        timer.join(5)  # the Node object is deleted
+    kube.operator.settle()
+    kube.store.advance(41)  # PodGC's quarantine
+    kube.finish_pending()
+    placed = ray_pod_nodes(kube, active)
+    assert len(placed) == 3 and all(placed.values()), placed
+    assert len(set(placed.values())) == 3, f"two Ray pods share a node: {placed}"
+    assert worker.node not in placed.values()
+    kube.cluster.heal()  # the node comes back, empty
+    kube.operator.settle()
+    assert kube.cluster.placement_problem() is None
+
+
+def test_the_gate_refuses_ray_pods_sharing_a_node(kube):
+    active = kube.bring_up()
+    workers = [p for p in kube.operator.pods(active) if p["metadata"]["labels"]["ray.io/node-type"] == "worker"]
+    workers[1]["spec"]["nodeName"] = workers[0]["spec"]["nodeName"]  # as a cluster made without the rule may be
+    problem = kube.cluster.placement_problem()
+    assert problem and workers[0]["spec"]["nodeName"] in problem and "\n" not in problem
+    assert any(problem in x for x in kube.cluster.interference())
+    with pytest.raises(InfrastructureError) as err:
+        kube.cluster.wait_ready(timeout_s=30)
+    assert "share node" in str(err.value) and "timed out" not in str(err.value)

@@ -35,6 +35,7 @@ from runtime.kuberay.api import RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_P
 from runtime.kuberay.manifests import (APP_CODE_ANNOTATION, REDIS_SECRET_KEY, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
                                       render)
 from runtime.kuberay.lease import KubeLease
+from runtime.kuberay.placement import placement_problem
 from runtime.kuberay.portforward import PodPortForwarder
 from runtime.kuberay.status import RayServiceState, container_restarts, pod_role
 from runtime.ray_settings import node_health_check
@@ -85,6 +86,10 @@ class KubeTargetConfig:
     def ray_config(self) -> KubeRayConfig:
         base = self.ray or KubeRayConfig()
         return replace(base, namespace=self.namespace, name=self.name)
+
+
+class PlacementRefused(InfrastructureError):
+    """The Ray pods do not stand one per node: node faults would not mean what they say."""
 
 
 class KubeRayCluster:
@@ -239,7 +244,17 @@ class KubeRayCluster:
             if deploy is not None and (deploy.spec.replicas or 0) == 0:
                 found.append("Redis is scaled to 0 (held down)")
         found += [f"node {n.name} is not Ready" for n in self.nodes() if n.state != "Ready" and n.pods]
+        placement = self.placement_problem()
+        if placement:
+            found.append(placement)
         return found
+
+    def placement_problem(self) -> str | None:
+        """Why the active cluster's Ray pods are not one per node on nodes of their role, or None."""
+        from runtime.kuberay.manifests import ROLE_LABEL
+
+        roles = {n.name: n.labels.get(ROLE_LABEL, "") for n in self.nodes() if n.state == "Ready"}
+        return placement_problem(self.pods(), roles, by_role=self.ray.node_selectors)
 
     def lost(self) -> str | None:
         if not self._exists():
@@ -662,6 +677,10 @@ class KubeRayCluster:
         for pod in pods:
             if pod.phase != "Running":
                 return f"pod {pod.name} is {pod.phase}"
+        placement = self.placement_problem()
+        if placement:
+            raise PlacementRefused(placement, hint="the worker pods' anti-affinity keeps one per node: "
+                                                   "`serve-chaos down --target kind` and bring the cluster up again")
         return self._serve_problem()
 
     def _serve_problem(self) -> str | None:
@@ -696,13 +715,13 @@ class KubeRayCluster:
         # A new RayCluster (a GCS FT switch) pulls, schedules and starts every pod.
         timeout_s = self.capabilities.ready_timeout_s if timeout_s is None else timeout_s
 
-        failed: list[AppDeployFailed] = []
+        failed: list[ServeChaosError] = []
 
         def check() -> None:
             try:
                 problem = self.readiness_problem()
-            except AppDeployFailed as err:
-                failed.append(err)  # the user's mistake: told at once, not retried
+            except (AppDeployFailed, PlacementRefused) as err:
+                failed.append(err)  # waiting cannot fix it: told at once, not retried
                 return
             if problem:
                 raise NotYet(problem)

@@ -288,6 +288,7 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
     if config.node_selectors:
         head_pod_spec["nodeSelector"] = {ROLE_LABEL: "head"}
         worker_pod_spec["nodeSelector"] = {ROLE_LABEL: "worker"}
+    worker_pod_spec["affinity"] = one_worker_per_node()
     pod_labels = labels(config, "ray")
     cluster["headGroupSpec"] = {
         "rayStartParams": head_params,
@@ -312,6 +313,23 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
             "serveService": serve_service(config),
         },
     }
+
+
+def one_worker_per_node() -> dict[str, Any]:
+    """A worker pod never joins a node that runs a worker of the same RayCluster.
+
+    Required anti-affinity on ``kubernetes.io/hostname``, scoped to the RayCluster with
+    ``matchLabelKeys: [ray.io/cluster]`` (the API server adds ``ray.io/cluster In (<this
+    pod's cluster>)`` to the selector on create: ``pkg/registry/core/pod/strategy.go``
+    mutatePodAffinity, GA in Kubernetes 1.33), so the new RayCluster of an upgrade may share
+    nodes with the old one.  A lost worker's replacement then lands on the spare worker node
+    (kind-config.yaml), never on the surviving worker's, where it would stay.
+    """
+    return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": {RAY_NODE_TYPE_LABEL: "worker"}},
+        "matchLabelKeys": [RAY_CLUSTER_LABEL],
+    }]}}
 
 
 def serve_service(config: KubeRayConfig) -> dict[str, Any]:
