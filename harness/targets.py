@@ -69,9 +69,11 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Clust
         ray = replace(ray, workers=options.workers)
     if options.gcs_ft is False:
         ray = replace(ray, gcs_ft="off")
+    # Only what was asked is held against a running cluster; the rest is adopted from it.
+    asked = tuple(k for k, v in (("workers", options.workers), ("gcs_ft", options.gcs_ft is False)) if v)
     return KubeRayCluster(KubeTargetConfig(context=options.kube_context, allowed_contexts=options.allowed_contexts,
                                            namespace=options.namespace, node_loss_hook=options.node_loss_hook,
-                                           ray=ray))
+                                           ray=ray, asked=asked))
 
 
 def describe(cluster: Any) -> str:

@@ -650,3 +650,60 @@ def test_the_gate_refuses_ray_pods_sharing_a_node(kube):
     with pytest.raises(InfrastructureError) as err:
         kube.cluster.wait_ready(timeout_s=30)
     assert "share node" in str(err.value) and "timed out" not in str(err.value)
+
+
+# ---------------------------------------------------------------------- issue 18: attaching changes nothing
+def attach_to(kube: Kube, ray: KubeRayConfig | None = None, asked: tuple[str, ...] = ()) -> KubeRayCluster:
+    """A second harness (pytest, `run`) on the same cluster, built with its own defaults."""
+    from dataclasses import replace
+
+    target = replace(kube.cluster.target, ray=ray, asked=asked)
+    return KubeRayCluster(target, api=KubeApi(lambda: FakeApiClient(kube.store)), context_name="kind-serve-chaos",
+                          cli=kube.cli)
+
+
+def writes(kube: Kube) -> list[str]:
+    return [f"{c['method']} {c['path']}" for c in kube.store.calls if c["method"] in ("PATCH", "POST", "PUT", "DELETE")
+            and "/configmaps/serve-chaos-lease" not in c["path"]]
+
+
+@pytest.mark.parametrize("running, attaching", [
+    (KubeRayConfig(workers=3), KubeRayConfig()),                      # `kind up --workers 3`, then pytest
+    (KubeRayConfig(gcs_ft="legacy"), KubeRayConfig()),                # `kind up --gcs-ft legacy`, then pytest
+])
+def test_attaching_reclaims_and_waits_and_adopts_what_runs(running, attaching):
+    kube = Kube()
+    try:
+        kube.cluster.ray = running
+        kube.bring_up()
+        assert kube.cluster.readiness_problem() is None  # the dashboard is pinned to the active cluster
+        before = len(writes(kube))
+        other = attach_to(kube, attaching)
+        other.up(timeout_s=10)
+        assert writes(kube)[before:] == [], "attaching re-applied objects"
+        assert not other.created and other.ray.workers == running.workers and other.ray.gcs_ft == running.gcs_ft
+        assert other.settings()["workers"] == running.workers
+    finally:
+        kube.close()
+
+
+def test_attaching_refuses_in_one_line_what_was_asked_differently(kube):
+    kube.cluster.ray = KubeRayConfig(workers=3)
+    kube.bring_up()
+    before = len(writes(kube))
+    with pytest.raises(ConfigError) as err:
+        attach_to(kube, KubeRayConfig(workers=2), asked=("workers",)).up(timeout_s=10)
+    assert "workers 3" in str(err.value) and "asked 2" in str(err.value) and "\n" not in str(err.value)
+    assert writes(kube)[before:] == []
+
+
+def test_attaching_with_other_app_code_is_refused_before_anything_is_written(kube):
+    from tests.test_user_app import user_app
+
+    kube.bring_up()
+    before = len(writes(kube))
+    code = kube.store.get("ConfigMap", "serve-chaos", "serve-chaos-app")["data"]
+    with pytest.raises(ConfigError) as err:
+        attach_to(kube, KubeRayConfig(app=user_app())).up(timeout_s=10)
+    assert "other app code" in str(err.value)
+    assert writes(kube)[before:] == [] and kube.store.get("ConfigMap", "serve-chaos", "serve-chaos-app")["data"] == code

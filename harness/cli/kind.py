@@ -8,6 +8,7 @@ does; ``kind manifests`` prints exactly what it applies.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -22,11 +23,17 @@ def register(app: typer.Typer) -> None:
     app.add_typer(kind_app, name="kind")
 
 
-def _ray_config(gcs_ft: str, workers: int, namespace: str, spec=None):
+def _ray_config(gcs_ft: Optional[str], workers: Optional[int], namespace: str, spec=None):
     from runtime.app.serve_config import SCENARIO_APP
     from runtime.kuberay.manifests import KubeRayConfig
 
-    return KubeRayConfig(gcs_ft=gcs_ft, workers=workers, namespace=namespace, app=spec or SCENARIO_APP)
+    shape = {k: v for k, v in (("gcs_ft", gcs_ft), ("workers", workers)) if v is not None}
+    return KubeRayConfig(namespace=namespace, app=spec or SCENARIO_APP, **shape)
+
+
+def _asked(**options: object) -> tuple[str, ...]:
+    """The shape options given on the command line: a running RayService must match those."""
+    return tuple(name for name, value in options.items() if value is not None)
 
 
 @kind_app.command("manifests")
@@ -53,8 +60,8 @@ def kind_up(
     name: str = typer.Option("serve-chaos", help="kind cluster name (context kind-<name>)"),
     config: Path = typer.Option(None, help="kind config (default: the repository's kind-config.yaml)"),
     preload: bool = typer.Option(False, help="pull the Ray and Redis images and load them onto the nodes first"),
-    gcs_ft: str = typer.Option("options", help="options (gcsFaultToleranceOptions) | legacy | off"),
-    workers: int = typer.Option(2, help="Ray worker pods"),
+    gcs_ft: Optional[str] = typer.Option(None, help="options (gcsFaultToleranceOptions, the default) | legacy | off"),
+    workers: Optional[int] = typer.Option(None, help="Ray worker pods (default 2)"),
     namespace: str = typer.Option("serve-chaos", help="namespace for our objects"),
     app: AppFile = None,
     app_dir: AppDir = None,
@@ -92,7 +99,8 @@ def kind_up(
     if not kind.kuberay_installed(api_client):
         with console.status("installing the KubeRay operator 1.7.0 with helm ..."):
             kind.install_operator(context, {ROLE_LABEL: "head"})
-    cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace, ray=ray_cfg))
+    cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace, ray=ray_cfg,
+                                              asked=_asked(workers=workers, gcs_ft=gcs_ft)))
     with console.status("applying the RayService and waiting until it serves ..."):
         cluster.up()
     console.print(f"ready: context {context}, Serve on {cluster.endpoints().front_door}; "

@@ -29,15 +29,15 @@ import requests
 from runtime.app.serve_config import (PROXY_ROUTES_PATH, AppDeployFailed, deploy_failure, deployed_config_problem,
                                       desired_replicas)
 from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
-from runtime.errors import InfrastructureError, ServeChaosError
+from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
 from runtime.kuberay import kind, safety
 from runtime.kuberay.api import RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_PLURAL, KubeApi, load_configuration
-from runtime.kuberay.manifests import (APP_CODE_ANNOTATION, REDIS_SECRET_KEY, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
+from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
                                       render)
 from runtime.kuberay.lease import KubeLease
 from runtime.kuberay.placement import placement_problem
 from runtime.kuberay.portforward import PodPortForwarder
-from runtime.kuberay.status import RayServiceState, container_restarts, pod_role
+from runtime.kuberay.status import RayServiceState, RunningShape, container_restarts, pod_role
 from runtime.ray_settings import node_health_check
 from runtime.waiting import NotYet, wait_until
 
@@ -82,6 +82,9 @@ class KubeTargetConfig:
     dashboard_host_port: int = 8265
     host: str = "127.0.0.1"
     ray: KubeRayConfig | None = None
+    #: Shape settings the user asked for explicitly (``workers``, ``gcs_ft``, ``ray_version``):
+    #: a running cluster that differs in one of them is refused; the others are adopted.
+    asked: tuple[str, ...] = ()
 
     def ray_config(self) -> KubeRayConfig:
         base = self.ray or KubeRayConfig()
@@ -273,11 +276,40 @@ class KubeRayCluster:
                    hint=f"`kubectl get namespace {self.ns} -o yaml` shows what holds it")
 
     def up(self, timeout_s: float = 900.0) -> None:
-        """Apply the namespace, Redis, the app and the RayService, pin the dashboard, wait until it serves."""
+        """Apply the namespace, Redis, the app and the RayService, pin the dashboard, wait until it serves.
+
+        A running RayService of ours is attached to, never re-applied: what a dead run left is
+        healed, its shape adopted (or refused when it differs from what was asked), and the
+        wait is for it to serve.  Re-applying this process's defaults would roll a new
+        RayCluster, never converge (KubeRay ignores a new replica count: ``utils/util.go``
+        GenerateHashWithoutReplicasAndWorkersToDelete), and overwrite the app-code record
+        before anyone compared it."""
         self._wait_namespace_usable()
         self.created = not self.attach()
-        self.apply(self.manifests(self.serve_config() if not self.created else None))
+        if self.created:
+            self.apply(self.manifests())
+        else:
+            self.adopt()
         self.wait_ready(timeout_s)
+
+    def adopt(self) -> None:
+        """Take the running RayService's shape where nothing else was asked; refuse, in one line,
+        one whose asked settings or app code differ.  Writes nothing."""
+        running = RunningShape.of(self._rayservice())
+        asked = {"workers": self.ray.workers, "gcs_ft": self.ray.gcs_ft}
+        differ = [f"{key} {getattr(running, key)} (asked {value})" for key, value in asked.items()
+                  if key in self.target.asked and getattr(running, key) != value]
+        if differ:
+            raise ConfigError(f"the running RayService {self.ns}/{self.ray.name} has {', '.join(differ)}",
+                              hint="leave those options out to use it as it is, or `serve-chaos down --target kind` "
+                                   "and bring it up again with them")
+        want_code = self.ray.app.code_id()
+        if running.app_code and running.app_code != want_code:
+            raise ConfigError(f"the running cluster ({self.context}) carries other app code ({running.app_code}) than "
+                              f"{self.ray.app.label()} needs ({want_code})",
+                              hint="`serve-chaos down --target kind`, then run again (or `serve-chaos up` with the "
+                                   "same --app, --app-dir and --image)")
+        self.ray = replace(self.ray, workers=running.workers, gcs_ft=running.gcs_ft)
 
     def down(self, force: bool = False, timeout_s: float = GCS_FT_DELETION_TIMEOUT_S + 120) -> None:
         """Delete what we created.  The RayService goes first and its RayClusters must be gone
@@ -398,19 +430,20 @@ class KubeRayCluster:
 
     def settings(self) -> dict[str, Any]:
         obj = self._rayservice()
-        cluster = obj.get("spec", {}).get("rayClusterConfig", {})
-        gcs_ft = bool(cluster.get("gcsFaultToleranceOptions")) or \
-            (obj.get("metadata", {}).get("annotations") or {}).get("ray.io/ft-enabled") == "true"
+        # What runs, from the RayService's spec (not this process's defaults).
+        running = RunningShape.of(obj)
+        gcs_ft = running.gcs_ft != "off"
         return {
             "target": self.name,
             "context": self.context,
             "gcs_ft": gcs_ft,
-            "gcs_ft_form": self.ray.gcs_ft if gcs_ft else "off",
+            "gcs_ft_form": running.gcs_ft,
             # KubeRay sets it on workers when GCS FT is on (common/pod.go configureGCSFaultTolerance).
             "gcs_rpc_server_reconnect_timeout_s_workers": 600 if gcs_ft else 60,
-            "ray_image": self.ray.ray_image,
-            "app_code": (obj.get("metadata", {}).get("annotations") or {}).get(APP_CODE_ANNOTATION, ""),
-            "workers": self.ray.workers,
+            "ray_image": running.image,
+            "ray_version": running.ray_version,
+            "app_code": running.app_code,
+            "workers": running.workers,
             "ray_cluster": RayServiceState.of(obj).serving_cluster,
             "podgc_quarantine_s": PODGC_QUARANTINE_S,
             "podgc_period_s": PODGC_PERIOD_S,
