@@ -577,6 +577,7 @@ def test_images_are_saved_for_the_host_platform_and_loaded_only_where_they_run(m
 
         class Done:
             stdout = "linux/arm64\n"
+            returncode = 1  # no image is here yet
         return Done()
 
     monkeypatch.setattr(kind, "run", fake_run)
@@ -707,3 +708,40 @@ def test_attaching_with_other_app_code_is_refused_before_anything_is_written(kub
         attach_to(kube, KubeRayConfig(app=user_app())).up(timeout_s=10)
     assert "other app code" in str(err.value)
     assert writes(kube)[before:] == [] and kube.store.get("ConfigMap", "serve-chaos", "serve-chaos-app")["data"] == code
+
+
+# ---------------------------------------------------------------------- issue 18: a user's --image
+def test_an_image_present_only_locally_is_loaded_without_a_pull(monkeypatch):
+    from runtime.kuberay import kind
+
+    commands = []
+
+    def fake_run(cmd, timeout_s=600.0, check=True):
+        commands.append(cmd)
+
+        class Done:
+            stdout = "linux/amd64\n"
+            returncode = 0 if cmd[:3] == ["docker", "image", "inspect"] and "mine:dev" in cmd else 1
+        return Done()
+
+    monkeypatch.setattr(kind, "run", fake_run)
+    kind.load_images("sc", {"mine:dev": ["sc-worker"], "rayproject/ray:2.60.0": ["sc-worker"]})
+    pulls = [c[-1] for c in commands if c[:2] == ["docker", "pull"]]
+    assert pulls == ["rayproject/ray:2.60.0"]  # the local image is used as it is
+    assert any(c[:2] == ["docker", "save"] and "mine:dev" in c for c in commands)
+
+
+@pytest.mark.parametrize("image", [None, "registry.local/me/app", "me/app:latest"])
+def test_every_container_pulls_only_if_the_image_is_not_on_the_node(image):
+    """A `:latest` or untagged image defaults to imagePullPolicy Always (kubernetes
+    pkg/apis/core/v1/defaults.go SetDefaults_Container), which ignores `kind load`."""
+    from tests.test_user_app import user_app
+
+    config = KubeRayConfig(app=user_app().with_image(image)) if image else KubeRayConfig()
+    rs = next(o for o in manifests.render(config, "pw") if o["kind"] == "RayService")
+    cluster = rs["spec"]["rayClusterConfig"]
+    templates = [cluster["headGroupSpec"]["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]
+    templates += [o["spec"]["template"] for o in manifests.render(config, "pw") if o["kind"] == "Deployment"]
+    for template in templates:
+        for container in template["spec"]["containers"]:
+            assert container["imagePullPolicy"] == "IfNotPresent", container["name"]

@@ -82,19 +82,25 @@ def host_platform() -> str:
     return run(["docker", "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"], timeout_s=30).stdout.strip()
 
 
+def image_present(image: str) -> bool:
+    """Whether the Docker daemon holds ``image`` already (built here, or pulled before)."""
+    return run(["docker", "image", "inspect", "--format", "{{.Id}}", image], timeout_s=60, check=False).returncode == 0
+
+
 def load_images(name: str, images: dict[str, list[str]]) -> None:
     """Load each image onto the kind nodes listed for it (not onto nodes that never run it).
 
     ``kind load docker-image`` fails for multi-platform images under Docker's
     containerd image store (kubernetes-sigs/kind#3795): it saves the whole index
-    while only the host's platform was pulled.  So: pull, save the host
-    platform only, and load that archive.
+    while only the host's platform was pulled.  So: pull (unless the image is here
+    already), save the host platform only, and load that archive.
     """
     platform = host_platform()
     for image, nodes in images.items():
         if not nodes:
             continue
-        run(["docker", "pull", "--platform", platform, image], timeout_s=1800)
+        if not image_present(image):  # a user's image may exist only here: never pull what is present
+            run(["docker", "pull", "--platform", platform, image], timeout_s=1800)
         with tempfile.TemporaryDirectory(prefix="serve-chaos-image-") as tmp:
             archive = Path(tmp) / "image.tar"
             run(["docker", "save", "--platform", platform, "-o", str(archive), image], timeout_s=1800)

@@ -154,6 +154,7 @@ def redis_objects(config: KubeRayConfig, password: str) -> list[dict[str, Any]]:
         "containers": [{
             "name": "redis",
             "image": config.redis_image,
+            "imagePullPolicy": "IfNotPresent",
             "command": ["sh", "-c",
                         'exec redis-server /usr/local/etc/redis/redis.conf --requirepass "$REDIS_PASSWORD"'],
             "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {
@@ -219,6 +220,9 @@ def _container(config: KubeRayConfig, name: str, env: list[dict[str, Any]],
     container: dict[str, Any] = {
         "name": name,
         "image": config.pod_image,
+        # `kind load` puts the image on the node; a `:latest` or untagged image would default to
+        # Always (kubernetes pkg/apis/core/v1/defaults.go SetDefaults_Container) and fail to pull.
+        "imagePullPolicy": "IfNotPresent",
         "env": ([{"name": "PYTHONPATH", "value": APP_MOUNT}] if app else []) + env,
         "ports": ports,
         "resources": {"limits": {"cpu": config.cpu_limit, "memory": config.memory},
