@@ -124,3 +124,30 @@ class Kube:
     def close(self) -> None:
         self.cluster._stop_forwarders()
         self.serve.close()
+
+
+class FakeWs:
+    """What ``kubernetes.stream.stream(..., _preload_content=False)`` returns for an exec that
+    ran to its end: the ``WSClient`` with its channels read (``kubernetes/stream/ws_client.py``)."""
+
+    def __init__(self, stdout: str = "", stderr: str = "", returncode: int | None = 0) -> None:
+        self.stdout, self.stderr, self._returncode = stdout, stderr, returncode
+
+    def run_forever(self, timeout: float | None = None) -> None:
+        pass
+
+    def read_stdout(self) -> str:
+        return self.stdout
+
+    def read_stderr(self) -> str:
+        return self.stderr
+
+    @property
+    def returncode(self) -> int | None:
+        return self._returncode
+
+    def is_open(self) -> bool:
+        return self._returncode is None
+
+    def close(self) -> None:
+        pass

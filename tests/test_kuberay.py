@@ -26,7 +26,7 @@ from runtime.kuberay.api import KubeApi
 from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
 from runtime.kuberay.manifests import KubeRayConfig
 from tests.fake_apiserver import FakeApiClient, Store, selects
-from tests.kube_world import Kube
+from tests.kube_world import FakeWs, Kube
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "shared" / "kuberay"
 #: The Kubernetes version of kind's node image the target is written for (runtime/kuberay/kind.py).
@@ -515,8 +515,8 @@ def test_actor_kill_execs_ray_kill_in_the_head_pod_on_a_client_of_its_own(kube, 
 
     def fake_stream(fn, name, namespace, **kwargs):
         seen.update(name=name, namespace=namespace, client=fn.__self__.api_client, **kwargs)
-        return '{"killed": [{"name": "X", "actor_id": "a1", "t": 1.0}], "actor_id": "a1", ' \
-               '"t_kill_start": 1.0, "t_kill_end": 1.1, "connect_s": 0.1, "no_restart": true}'
+        return FakeWs('{"killed": [{"name": "X", "actor_id": "a1", "t": 1.0}], "actor_id": "a1", '
+                      '"t_kill_start": 1.0, "t_kill_end": 1.1, "connect_s": 0.1, "no_restart": true}')
 
     monkeypatch.setattr("kubernetes.stream.stream", fake_stream)
     record = kube.cluster.kill_actor("SERVE_CONTROLLER_ACTOR", "serve", no_restart=True)
@@ -536,20 +536,21 @@ def test_a_freeze_is_kill_stop_by_exec_in_the_pod_leased_and_thawed_by_heal(kube
     commands = []
 
     def fake_stream(fn, name, namespace, **kwargs):
-        commands.append((name, kwargs["container"], kwargs["command"][-1], fn.__self__.api_client))
-        return "signalled\n"
+        commands.append((name, kwargs["container"], " ".join(kwargs["command"]), fn.__self__.api_client))
+        return FakeWs()
 
     monkeypatch.setattr("kubernetes.stream.stream", fake_stream)
     worker = next(p for p in kube.cluster.pods() if p.role == "worker")
     kube.cluster.signal_process(worker.name, 101, "STOP")
-    assert commands[-1][:3] == (worker.name, "ray-worker", "kill -STOP 101 && echo signalled")
+    assert commands[-1][:3] == (worker.name, "ray-worker", "kill -STOP 101")
     assert commands[-1][3] is not kube.cluster.api.rest
     assert [f["kind"] for f in kube.cluster.lease.faults()] == ["freeze"]
     assert any("freeze" in x for x in kube.cluster.interference()) is False  # our own fault
     healed = kube.cluster.heal()
-    assert commands[-1][2].startswith("kill -CONT 101") and [r.action for r in healed] == ["thaw"]
+    assert "kill -CONT 101" in commands[-1][2] and [r.action for r in healed] == ["thaw"]
     assert kube.cluster.lease.faults() == []
-    monkeypatch.setattr("kubernetes.stream.stream", lambda *a, **k: "kill: (101) - No such process")
+    monkeypatch.setattr("kubernetes.stream.stream",
+                        lambda *a, **k: FakeWs(stderr="kill: (101) - No such process", returncode=1))
     with pytest.raises(ServeChaosError, match="kill -STOP 101 in pod .* failed: kill: .101. - No such process"):
         kube.cluster.signal_process(worker.name, 101, "STOP")
 

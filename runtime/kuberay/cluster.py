@@ -31,9 +31,11 @@ from runtime.app.serve_config import (PROXY_ROUTES_PATH, AppDeployFailed, deploy
 from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
 from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
 from runtime.kuberay import kind, safety
-from runtime.kuberay.api import RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_PLURAL, KubeApi, load_configuration
+from runtime.kuberay.api import (RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_PLURAL, KubeApi, KubeApiError,
+                                 kube_error, load_configuration)
 from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
                                       render)
+from runtime.kuberay.execs import ExecResult, PodExec
 from runtime.kuberay.lease import KubeLease
 from runtime.kuberay.placement import placement_problem
 from runtime.kuberay.portforward import PodPortForwarder
@@ -119,6 +121,7 @@ class KubeRayCluster:
         self.killed_nodes: list[str] = []
         self.redis_held = False
         self.lease = KubeLease(api, self.ray)
+        self.execs = PodExec(api, self.ns)
         self._forwarders: dict[str, tuple[str, PodPortForwarder, int]] = {}
         self._timers: list[threading.Timer] = []
         self._session = requests.Session()
@@ -146,11 +149,9 @@ class KubeRayCluster:
         return RayServiceState.of(self._rayservice())
 
     def _pod(self, name: str) -> Any:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             pod = self.core.read_namespaced_pod(name, self.ns)
-        except ApiException as err:
+        except KubeApiError as err:
             if err.status == 404:
                 raise ServeChaosError(f"no pod {name!r} in namespace {self.ns}") from None
             raise
@@ -221,20 +222,7 @@ class KubeRayCluster:
 
     def reclaim(self) -> list[ActionRecord]:
         """Heal the faults a dead harness left in effect (recorded in the lease ConfigMap)."""
-        records = []
-        for fault in self.lease.orphaned():
-            t0 = time.time()
-            if fault["kind"] == "node_loss" and self.is_kind:
-                self.cli.node_network(fault["target"], connect=True)
-                self.cli.node_start(fault["target"])
-            elif fault["kind"] == "hold":
-                self._scale_redis(1)
-            elif fault["kind"] == "freeze":
-                self._thaw(fault["target"])
-            self.lease.drop_faults(fault["kind"], fault["target"])
-            records.append(ActionRecord(f"reclaim_{fault['kind']}", fault["target"], t0, time.time(),
-                                        {"owner": f"PID {fault['pid']} on {fault['host']}"}))
-        return records
+        return self._heal_all(self.lease.orphaned(), reclaim=True)
 
     def interference(self) -> list[str]:
         found = [f"a {f['kind'].replace('_', ' ')} of {f['target']} by PID {f['pid']} on {f['host']} is in effect"
@@ -503,8 +491,12 @@ class KubeRayCluster:
         self.apps.patch_namespaced_deployment_scale(name, self.ns, {"spec": {"replicas": replicas}})
 
     def _release_redis(self) -> None:
+        """The hold's timer: Redis may return.  A failure here leaves the lease, which heal retries."""
         if self.redis_held:
-            self._scale_redis(1)
+            try:
+                self._scale_redis(1)
+            except ServeChaosError:
+                return
             self.redis_held = False
 
     def kill_node(self, node: str, replacement_delay_s: float = 10.0) -> ActionRecord:
@@ -550,8 +542,6 @@ class KubeRayCluster:
     def kill_actor(self, actor_name: str | list[str], namespace: str, no_restart: bool,
                    ignore_missing: bool = False) -> ActionRecord:
         """``ray.kill`` from a Python driver started by exec in the head pod (the guide's way)."""
-        from kubernetes.stream import stream
-
         names = [actor_name] if isinstance(actor_name, str) else list(actor_name)
         head = self._head_pod()
         source = (Path(__file__).resolve().parents[1] / "raykill.py").read_text()
@@ -562,32 +552,18 @@ class KubeRayCluster:
         if ignore_missing:
             command.append("--ignore-missing")
         t0 = time.time()
-        core, close = self.api.stream_core()
-        try:
-            output = stream(core.connect_get_namespaced_pod_exec, head.metadata.name, self.ns,
-                            container=head.spec.containers[0].name, command=command, stderr=True, stdin=False,
-                            stdout=True, tty=False)
-        finally:
-            close()
-        lines = [ln for ln in str(output).splitlines() if ln.startswith("{")]
+        output = self.execs.run(head.metadata.name, head.spec.containers[0].name, command).output
+        lines = [ln for ln in output.splitlines() if ln.startswith("{")]
         result = json.loads(lines[-1]) if lines else {"error": "no output from the driver"}
         if "error" in result:
             raise ServeChaosError(f"ray.kill of {names[0]} failed: {result['error']}")
         return ActionRecord("kill_actor", names[0] if len(names) == 1 else f"{len(names)} actors", t0, time.time(),
                             result)
 
-    def _exec(self, pod: str, command: list[str]) -> str:
+    def _exec(self, pod: str, command: list[str], timeout_s: float = 120.0) -> ExecResult:
         """``kubectl exec`` into the pod's Ray container (the first; KubeRay's ``ray-head``/``ray-worker``)."""
-        from kubernetes.stream import stream
-
         target = self._pod(pod)
-        core, close = self.api.stream_core()
-        try:
-            return str(stream(core.connect_get_namespaced_pod_exec, target.metadata.name, self.ns,
-                              container=target.spec.containers[0].name, command=command, stderr=True,
-                              stdin=False, stdout=True, tty=False))
-        finally:
-            close()
+        return self.execs.run(target.metadata.name, target.spec.containers[0].name, command, timeout_s)
 
     def signal_process(self, pod: str, pid: int, signal: str) -> ActionRecord:
         """``kill -STOP|-CONT <pid>`` by exec in the pod: the State API's PIDs are the
@@ -595,25 +571,35 @@ class KubeRayCluster:
         if signal not in ("STOP", "CONT"):
             raise ServeChaosError(f"signal {signal!r} is not STOP or CONT")
         t0 = time.time()
-        # `kill` prints nothing on success; anything it prints is why it failed.
-        output = self._exec(pod, ["/bin/sh", "-c", f"kill -{signal} {int(pid)} && echo signalled"])
-        if "signalled" not in output:
-            raise ServeChaosError(f"kill -{signal} {pid} in pod {pod} failed: {output.strip()[:200]}")
+        result = self._exec(pod, ["kill", f"-{signal}", str(int(pid))])
+        if not result.ok:
+            raise ServeChaosError(f"kill -{signal} {pid} in pod {pod} failed: "
+                                  f"{result.output[:200] or f'exit {result.returncode}'}")
         if signal == "STOP":
             self.lease.add_fault("freeze", f"{pod}:{int(pid)}")
         else:
             self.lease.drop_faults("freeze", f"{pod}:{int(pid)}")
         return ActionRecord(f"signal_{signal}", f"{pod}:{pid}", t0, time.time(), {"pid": int(pid)})
 
-    def _thaw(self, target: str) -> ActionRecord | None:
-        """SIGCONT a process this tool froze; a pod or process that is gone needs nothing."""
+    def _thaw(self, fault: dict[str, Any]) -> ActionRecord | None:
+        """SIGCONT a process this tool froze.  A pod that is gone leaves nothing frozen; a process
+        that is gone answers ``No such process`` (fine); an exec that fails leaves the lease."""
+        target = fault["target"]
         pod, _, pid = target.rpartition(":")
         t0 = time.time()
-        try:
-            self._exec(pod, ["/bin/sh", "-c", f"kill -CONT {int(pid)} 2>/dev/null; true"])
-        except Exception:  # noqa: BLE001 - the pod was deleted: nothing frozen is left
+        if not self._pod_exists(pod):
             return None
+        self._exec(pod, ["/bin/sh", "-c", f"kill -CONT {int(pid)} 2>/dev/null; true"])
         return ActionRecord("thaw", target, t0, time.time(), {})
+
+    def _pod_exists(self, name: str) -> bool:
+        try:
+            self._pod(name)
+        except ServeChaosError as err:
+            if isinstance(err, KubeApiError) or "no pod" not in err.what:
+                raise
+            return False
+        return True
 
     # Planned disruptions and gray faults: not yet written for Kubernetes (issues 16, 17);
     # the capabilities say so and the scenarios skip with that reason.
@@ -655,29 +641,65 @@ class KubeRayCluster:
         return ActionRecord("set_gcs_ft", self.ray.name, t0, time.time(), {"enabled": enabled})
 
     def heal(self) -> list[ActionRecord]:
-        records = []
+        """Undo every fault this harness has in effect (its leases), each on its own: one that
+        cannot be undone is said in one line at the end and keeps its lease for the next command."""
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        if self.redis_held:
+        self.redis_held = False
+        return self._heal_all([f for f in self.lease.faults() if self.lease.mine_fault(f)], reclaim=False)
+
+    def _heal_all(self, faults: list[dict[str, Any]], reclaim: bool) -> list[ActionRecord]:
+        records, failed = [], []
+        for fault in faults:
             t0 = time.time()
-            self._release_redis()
-            records.append(ActionRecord("release_redis", self.ray.redis_service, t0, time.time(), {}))
-        for fault in self.lease.faults():
-            if fault["kind"] == "freeze" and self.lease.mine_fault(fault):
-                thawed = self._thaw(fault["target"])
-                self.lease.drop_faults("freeze", fault["target"])
-                if thawed is not None:
-                    records.append(thawed)
-        for node in list(self.killed_nodes):
-            t0 = time.time()
-            self.cli.node_network(node, connect=True)
-            self.cli.node_start(node)
-            self.killed_nodes.remove(node)
-            records.append(ActionRecord("heal_node", node, t0, time.time(), {}))
-        if records:
-            self.lease.drop_faults()
+            try:
+                record = self._heal_fault(fault)
+            except ServeChaosError as err:
+                failed.append(f"{fault['kind']} {fault['target']}: {err.what}")
+                continue
+            if reclaim:
+                records.append(ActionRecord(f"reclaim_{fault['kind']}", fault["target"], t0, time.time(),
+                                            {"owner": f"PID {fault['pid']} on {fault['host']}",
+                                             **(record.details if record else {})}))
+            elif record is not None:
+                records.append(record)
+        if failed:
+            raise InfrastructureError(f"healing left {len(failed)} fault(s) in effect ({'; '.join(failed)})",
+                                      hint="their leases stay: the next serve-chaos command on this cluster heals "
+                                           "them again (`serve-chaos status --target kind` lists them)")
         return records
+
+    def _heal_fault(self, fault: dict[str, Any]) -> ActionRecord | None:
+        """Undo one leased fault (this harness's, or a dead one's) and drop its lease."""
+        healers: dict[str, Callable[[dict[str, Any]], ActionRecord | None]] = {
+            "node_loss": self._heal_node,
+            "hold": self._heal_hold,
+            "freeze": self._thaw,
+        }
+        healer = healers.get(fault["kind"])
+        record = healer(fault) if healer is not None else None
+        self.lease.drop_faults(fault["kind"], fault["target"])
+        return record
+
+    def _heal_node(self, fault: dict[str, Any]) -> ActionRecord | None:
+        node = fault["target"]
+        if node in self.killed_nodes:
+            self.killed_nodes.remove(node)
+        if not self.is_kind:
+            return None
+        t0 = time.time()
+        self.cli.node_network(node, connect=True)
+        self.cli.node_start(node)
+        return ActionRecord("heal_node", node, t0, time.time(), {})
+
+    def _heal_hold(self, fault: dict[str, Any]) -> ActionRecord | None:
+        t0 = time.time()
+        deploy = self.api.read("Deployment", self.ray.redis_service, self.ns)
+        if deploy is None or (deploy.spec.replicas or 0) > 0:
+            return None  # the hold ended by itself (its timer) or Redis is gone with the namespace
+        self._scale_redis(1)
+        return ActionRecord("release_redis", self.ray.redis_service, t0, time.time(), {})
 
     def events(self, since: float = 0.0) -> list[dict[str, Any]]:
         out = []
