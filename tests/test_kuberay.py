@@ -746,3 +746,21 @@ def test_every_container_pulls_only_if_the_image_is_not_on_the_node(image):
     for template in templates:
         for container in template["spec"]["containers"]:
             assert container["imagePullPolicy"] == "IfNotPresent", container["name"]
+
+
+# ---------------------------------------------------------------------- issue 18: the user's whole Serve config
+def test_serve_config_v2_keeps_the_users_top_level_settings():
+    """Only http_options.host and .port are ours: the Serve Service targets the pods' port 8000."""
+    from runtime.app.spec import AppSpec
+
+    config = {"proxy_location": "HeadOnly", "logging_config": {"encoding": "JSON", "log_level": "DEBUG"},
+              "grpc_options": {"port": 9001, "grpc_servicer_functions": []},
+              "http_options": {"host": "127.0.0.1", "port": 9000, "request_timeout_s": 30},
+              "applications": [{"name": "a", "route_prefix": "/", "import_path": "m:app", "deployments": []}]}
+    app = AppSpec.of(config, "mine.yaml", image="me/app:1")
+    rs = next(o for o in manifests.render(KubeRayConfig(app=app), "pw") if o["kind"] == "RayService")
+    v2 = yaml.safe_load(rs["spec"]["serveConfigV2"])
+    assert v2["proxy_location"] == "HeadOnly" and v2["logging_config"] == config["logging_config"]
+    assert v2["grpc_options"] == config["grpc_options"]
+    assert v2["http_options"] == {"host": "0.0.0.0", "port": 8000, "request_timeout_s": 30}
+    assert v2["applications"] == config["applications"]

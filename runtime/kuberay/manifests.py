@@ -281,12 +281,12 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
     head_pod_spec: dict[str, Any] = {
         "containers": [_container(config, "ray-head", head_env, [
             {"containerPort": 6379, "name": "gcs"}, {"containerPort": 8265, "name": "dashboard"},
-            {"containerPort": 10001, "name": "client"}, {"containerPort": 8000, "name": "serve"}], None)],
+            {"containerPort": 10001, "name": "client"}, {"containerPort": SERVE_PORT, "name": "serve"}], None)],
         "volumes": volumes,
     }
     prestop = {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}} if config.worker_prestop else None
     worker_pod_spec: dict[str, Any] = {
-        "containers": [_container(config, "ray-worker", [], [{"containerPort": 8000, "name": "serve"}], prestop)],
+        "containers": [_container(config, "ray-worker", [], [{"containerPort": SERVE_PORT, "name": "serve"}], prestop)],
         "volumes": volumes,
     }
     if config.node_selectors:
@@ -348,10 +348,20 @@ def serve_service(config: KubeRayConfig) -> dict[str, Any]:
                      "ports": [{"name": "serve", "port": 8000, "targetPort": 8000, "nodePort": SERVE_NODE_PORT}]}}
 
 
+#: The port of the Ray containers' port named ``serve``: KubeRay's Serve Service targets it and
+#: its worker readiness probe asks it for ``/-/healthz`` (``common/pod.go``; ``utils/constant.go``
+#: DefaultServingPort).
+SERVE_PORT = 8000
+
+
 def serve_config_v2(serve_config: dict[str, Any]) -> str:
-    """serveConfigV2 is a YAML string of the Serve config (proxy and HTTP options are KubeRay's)."""
+    """serveConfigV2: the user's Serve config as YAML, whole -- ``proxy_location``,
+    ``logging_config``, ``grpc_options``, ``http_options`` are honoured as on the local
+    target -- except where the proxies listen, which the pods' ports fix: ``http_options.host``
+    0.0.0.0 and ``.port`` 8000."""
     config = copy.deepcopy(serve_config)
-    return yaml.safe_dump({"applications": config["applications"]}, sort_keys=False)
+    config["http_options"] = {**(config.get("http_options") or {}), "host": "0.0.0.0", "port": SERVE_PORT}
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def dashboard_selector(active_cluster: str | None) -> dict[str, str]:
