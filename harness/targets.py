@@ -31,6 +31,9 @@ class TargetOptions:
     allowed_contexts: tuple[str, ...] = ()
     namespace: str = "serve-chaos"
     node_loss_hook: str | None = None
+    #: Kube target off kind: where the Serve Service and the dashboard are reached from here.
+    serve_url: str | None = None
+    dashboard_url: str | None = None
     workers: int | None = None
     gcs_ft: bool | None = None
     local_changes: dict[str, Any] = field(default_factory=dict)
@@ -73,6 +76,7 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Clust
     asked = tuple(k for k, v in (("workers", options.workers), ("gcs_ft", options.gcs_ft is False)) if v)
     return KubeRayCluster(KubeTargetConfig(context=options.kube_context, allowed_contexts=options.allowed_contexts,
                                            namespace=options.namespace, node_loss_hook=options.node_loss_hook,
+                                           serve_url=options.serve_url, dashboard_url=options.dashboard_url,
                                            ray=ray, asked=asked))
 
 

@@ -764,3 +764,39 @@ def test_serve_config_v2_keeps_the_users_top_level_settings():
     assert v2["grpc_options"] == config["grpc_options"]
     assert v2["http_options"] == {"host": "0.0.0.0", "port": 8000, "request_timeout_s": 30}
     assert v2["applications"] == config["applications"]
+
+
+# ---------------------------------------------------------------------- issue 18: any cluster with KubeRay
+def test_on_another_cluster_the_front_door_is_asked_for_and_the_dashboard_forwarded(kube, monkeypatch):
+    """Issue 18 item 6: NodePorts mapped to 127.0.0.1 exist on kind only."""
+    kube.bring_up()
+    target = KubeTargetConfig(context="gke_prod", allowed_contexts=("gke_prod",),
+                              serve_url=f"http://127.0.0.1:{kube.serve.port}")
+    other = KubeRayCluster(target, api=KubeApi(lambda: FakeApiClient(kube.store)), context_name="gke_prod")
+    try:
+        opened = []
+        monkeypatch.setattr("kubernetes.stream.portforward",
+                            lambda fn, name, ns, **kw: opened.append((name, kw["ports"])) or (_ for _ in ()).throw(
+                                OSError("no")))
+        endpoints = other.endpoints()
+        assert endpoints.front_door == f"http://127.0.0.1:{kube.serve.port}"
+        assert endpoints.dashboard.startswith("http://127.0.0.1:") and endpoints.dashboard != "http://127.0.0.1:8265"
+        _uid, forwarder, port = other._forwarders["role:dashboard"]
+        assert endpoints.dashboard == f"http://127.0.0.1:{port}"
+        with pytest.raises(OSError):
+            forwarder.open_stream()
+        head = next(p.name for p in other.pods() if p.role == "head")
+        assert opened == [(head, "8265")]
+    finally:
+        other._stop_forwarders()
+
+
+def test_on_another_cluster_without_a_serve_url_up_says_what_to_pass(kube):
+    kube.bring_up()
+    target = KubeTargetConfig(context="gke_prod", allowed_contexts=("gke_prod",))
+    other = KubeRayCluster(target, api=KubeApi(lambda: FakeApiClient(kube.store)), context_name="gke_prod")
+    with pytest.raises(ConfigError) as err:
+        other.up(timeout_s=5)
+    assert "--serve-url" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError):
+        KubeTargetConfig(serve_url="10.0.0.5:30800")  # not a URL

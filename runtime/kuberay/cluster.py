@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -33,7 +34,7 @@ from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
 from runtime.kuberay import kind, safety
 from runtime.kuberay.api import (RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_PLURAL, KubeApi, KubeApiError,
                                  kube_error, load_configuration)
-from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
+from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_PORT, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
                                       render)
 from runtime.kuberay.execs import ExecResult, PodExec
 from runtime.kuberay.lease import KubeLease
@@ -56,6 +57,8 @@ READINESS_TIMEOUT_S = 2.0
 #: The longest a Service keeps routing to a pod that stopped serving (s): the slower of the two
 #: paths above, plus a second for EndpointSlice propagation and kube-proxy.
 FRONT_DOOR_LAG_S = max(READINESS_PERIOD_S + READINESS_TIMEOUT_S, 2.0 + 2.0) + 1.0
+#: The dashboard's port on the head (``utils/constant.go`` DefaultDashboardPort).
+DASHBOARD_PORT = 8265
 #: ``rayservice_controller.go`` RayClusterDeletionDelayDuration (ours does not override it).
 RAYCLUSTER_DELETION_DELAY_S = 60.0
 #: ``utils/constant.go`` RAYCLUSTER_GCS_FT_DELETION_TIMEOUT_DEFAULT: the longest a GCS-FT
@@ -70,8 +73,15 @@ class KubeTargetConfig:
     ``context``: kubeconfig context (default: the current one); it must be
     ``kind-*`` or listed in ``allowed_contexts``.  ``node_loss_hook``: on a
     non-kind cluster, a command (``{node}`` is replaced) that makes a node
-    disappear; without it node loss is refused.  Ports are the host ports kind
-    maps to the Serve and dashboard NodePorts (kind-config.yaml).
+    disappear; without it node loss is refused.
+
+    Where the harness reaches the cluster: on kind, ``host`` and the host ports kind maps
+    to the Serve and dashboard NodePorts (kind-config.yaml).  On any other cluster
+    ``serve_url`` is required -- the address the Serve Service is reachable at from here
+    (a NodePort on a node address, a LoadBalancer, an Ingress): the front door must be
+    the Service, and a port-forward reaches one pod, never a Service -- and
+    ``dashboard_url`` is optional: without it the dashboard is reached through a
+    port-forward to the active head pod, the only pod that serves it.
     """
 
     context: str | None = None
@@ -84,9 +94,17 @@ class KubeTargetConfig:
     dashboard_host_port: int = 8265
     host: str = "127.0.0.1"
     ray: KubeRayConfig | None = None
+    serve_url: str | None = None
+    dashboard_url: str | None = None
     #: Shape settings the user asked for explicitly (``workers``, ``gcs_ft``, ``ray_version``):
     #: a running cluster that differs in one of them is refused; the others are adopted.
     asked: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for option, url in (("--serve-url", self.serve_url), ("--dashboard-url", self.dashboard_url)):
+            if url is not None and not re.fullmatch(r"https?://[^/\s:]+(:\d+)?/?", url):
+                raise ConfigError(f"{option} {url!r} is not an address like http://10.0.0.5:30800",
+                                  hint="give the scheme, host and port the Service is reachable at from here")
 
     def ray_config(self) -> KubeRayConfig:
         base = self.ray or KubeRayConfig()
@@ -272,6 +290,7 @@ class KubeRayCluster:
         RayCluster, never converge (KubeRay ignores a new replica count: ``utils/util.go``
         GenerateHashWithoutReplicasAndWorkersToDelete), and overwrite the app-code record
         before anyone compared it."""
+        self.front_door_url()  # a cluster we cannot reach is said before anything is written
         self._wait_namespace_usable()
         self.created = not self.attach()
         if self.created:
@@ -379,8 +398,27 @@ class KubeRayCluster:
                                 labels=dict(node.metadata.labels or {})))
         return out
 
+    def front_door_url(self) -> str:
+        """The Serve Service as the harness reaches it (kind: the NodePort kind maps to the host)."""
+        if self.target.serve_url:
+            return self.target.serve_url.rstrip("/")
+        if self.is_kind:
+            return f"http://{self.target.host}:{self.target.serve_host_port}"
+        raise ConfigError(f"on a cluster other than kind ({self.context}) pass --serve-url: the address the Serve "
+                          f"Service {self.ray.serve_service} is reachable at from here",
+                          hint="a NodePort on a node address, a LoadBalancer or an Ingress; a port-forward reaches "
+                               "one pod, not the Service")
+
+    def dashboard_url(self) -> str:
+        """The head's dashboard: the kind NodePort, ``--dashboard-url``, or a port-forward to the head."""
+        if self.target.dashboard_url:
+            return self.target.dashboard_url.rstrip("/")
+        if self.is_kind:
+            return f"http://{self.target.host}:{self.target.dashboard_host_port}"
+        port = self._forwarder("role:dashboard", "", lambda: self._head_pod().metadata.name, DASHBOARD_PORT)
+        return f"http://127.0.0.1:{port}"
+
     def endpoints(self) -> Endpoints:
-        host = self.target.host
         live = {p.name: p for p in self.pods() if p.role in ("head", "worker") and p.phase == "Running"}
         for name, (uid, fwd, _port) in list(self._forwarders.items()):
             if name.startswith("role:"):
@@ -390,26 +428,27 @@ class KubeRayCluster:
                 del self._forwarders[name]
         pods = {name: self._forwarder(name, pod.uid, lambda n=name: n) for name, pod in live.items()}
         head = self._forwarder("role:head", "", lambda: self._head_pod().metadata.name)
-        return Endpoints(front_door=f"http://{host}:{self.target.serve_host_port}",
-                         dashboard=f"http://{host}:{self.target.dashboard_host_port}",
-                         pods={n: f"http://{host}:{port}" for n, port in pods.items()},
-                         roles={"head": f"http://{host}:{head}"})
+        return Endpoints(front_door=self.front_door_url(), dashboard=self.dashboard_url(),
+                         pods={n: f"http://127.0.0.1:{port}" for n, port in pods.items()},
+                         roles={"head": f"http://127.0.0.1:{head}"})
 
-    def _forwarder(self, key: str, uid: str, resolve: Callable[[], str]) -> int:
-        """The local port of a forwarder to port 8000 of the pod ``resolve()`` names at each connection."""
+    def _forwarder(self, key: str, uid: str, resolve: Callable[[], str], remote_port: int = SERVE_PORT) -> int:
+        """The local port of a forwarder to ``remote_port`` of the pod ``resolve()`` names at each connection."""
         if key not in self._forwarders:
-            fwd = PodPortForwarder(self._portforward_opener(resolve), 8000)
+            fwd = PodPortForwarder(self._portforward_opener(resolve, remote_port), remote_port)
             self._forwarders[key] = (uid, fwd, fwd.start())
         return self._forwarders[key][2]
 
-    def _portforward_opener(self, resolve: Callable[[], str]) -> Callable[[], tuple[Any, Callable[[], None]]]:
+    def _portforward_opener(self, resolve: Callable[[], str],
+                            remote_port: int = SERVE_PORT) -> Callable[[], tuple[Any, Callable[[], None]]]:
         def open_stream() -> tuple[Any, Callable[[], None]]:
             from kubernetes.stream import portforward
 
             pod = resolve()
             core, close = self.api.stream_core()
             try:
-                return portforward(core.connect_get_namespaced_pod_portforward, pod, self.ns, ports="8000"), close
+                return portforward(core.connect_get_namespaced_pod_portforward, pod, self.ns,
+                                   ports=str(remote_port)), close
             except BaseException:
                 close()
                 raise
@@ -447,8 +486,8 @@ class KubeRayCluster:
 
     def status(self) -> ClusterStatus:
         state = self.state()
-        endpoints = Endpoints(front_door=f"http://{self.target.host}:{self.target.serve_host_port}",
-                              dashboard=f"http://{self.target.host}:{self.target.dashboard_host_port}")
+        endpoints = Endpoints(front_door=self.target.serve_url or f"http://{self.target.host}:{self.target.serve_host_port}",
+                              dashboard=self.target.dashboard_url or "a port-forward to the head (port 8265)")
         return ClusterStatus(target=self.name, label=f"{self.ns}/{self.ray.name}", mode=self.context,
                              gcs_ft=bool(self.settings()["gcs_ft"]), front_door=endpoints.front_door,
                              dashboard=endpoints.dashboard, pods=tuple(self.pods()), nodes=tuple(self.nodes()),
@@ -739,8 +778,7 @@ class KubeRayCluster:
         return self._serve_problem()
 
     def _serve_problem(self) -> str | None:
-        host = self.target.host
-        dashboard = f"http://{host}:{self.target.dashboard_host_port}"
+        dashboard = self.dashboard_url()
         try:
             details = self._session.get(f"{dashboard}/api/serve/applications/", timeout=5).json()
         except (requests.RequestException, ValueError) as err:
@@ -759,7 +797,7 @@ class KubeRayCluster:
         if running != want:
             return f"{running}/{want} replicas RUNNING"
         try:
-            if self._session.get(f"http://{host}:{self.target.serve_host_port}{PROXY_ROUTES_PATH}",
+            if self._session.get(f"{self.front_door_url()}{PROXY_ROUTES_PATH}",
                                  timeout=5).status_code != 200:
                 return f"Serve endpoint not answering 200 on {PROXY_ROUTES_PATH}"
         except requests.RequestException as err:
