@@ -69,15 +69,27 @@ class Traffic:
 
 
 def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str],
-                      ready: set[str] | None = None) -> list[dict[str, str]]:
+                      ready: set[str] | None = None) -> list[dict[str, Any]]:
     """Turn endpoint names into ``{"name", "url", "pod", "role"}``; ``roles`` maps pod -> role.
     A ``url`` is the base each request's path is appended to.
 
     ``pods:<role>`` takes only pods in ``ready`` (when given): Serve runs a proxy
     only on nodes that host replicas, and a port-forward to a pod without one
-    would measure nothing but refusals.
+    would measure nothing but refusals.  A per-pod or role target the cluster reaches
+    through a port-forward (``Endpoints.forwarded``) is marked ``keepalive``: the load
+    keeps its connections to it open instead of paying a websocket setup per request.
     """
-    out: list[dict[str, str]] = []
+    out = _resolve(spec, endpoints, roles, ready)
+    if endpoints.forwarded:
+        for target in out:
+            if target["name"] != FRONT_DOOR:
+                target["keepalive"] = True
+    return out
+
+
+def _resolve(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str],
+             ready: set[str] | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for name in spec.endpoints:
         kind, _, rest = name.partition(":")
         if name == FRONT_DOOR:

@@ -430,7 +430,7 @@ class KubeRayCluster:
         head = self._forwarder("role:head", "", lambda: self._head_pod().metadata.name)
         return Endpoints(front_door=self.front_door_url(), dashboard=self.dashboard_url(),
                          pods={n: f"http://127.0.0.1:{port}" for n, port in pods.items()},
-                         roles={"head": f"http://127.0.0.1:{head}"})
+                         roles={"head": f"http://127.0.0.1:{head}"}, forwarded=True)
 
     def _forwarder(self, key: str, uid: str, resolve: Callable[[], str], remote_port: int = SERVE_PORT) -> int:
         """The local port of a forwarder to ``remote_port`` of the pod ``resolve()`` names at each connection."""
