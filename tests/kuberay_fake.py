@@ -107,6 +107,8 @@ class FakeDashboard:
 
     applications: dict[str, dict[str, Any]] = field(default_factory=dict)
     reject: str | None = None
+    #: ``(application, message)``: Serve accepts the next config but cannot deploy that application (once).
+    fail_next: tuple[str, str] | None = None
     puts: list[dict[str, Any]] = field(default_factory=list)
 
     def put(self, config: dict[str, Any]) -> tuple[int, str]:
@@ -123,10 +125,15 @@ class FakeDashboard:
             if current is None or current["deployed_app_config"] != app:
                 self.applications[name] = {"status": "DEPLOYING", "message": "", "deployed_app_config": app,
                                            "route_prefix": app.get("route_prefix"), "deployments": {}}
+        if self.fail_next is not None:
+            self.fail(*self.fail_next)
+            self.fail_next = None
         return 200, ""
 
     def run(self) -> None:
         for app in self.applications.values():
+            if app["status"] == "DEPLOY_FAILED":
+                continue
             app["status"] = "RUNNING"
             app["deployments"] = {d["name"]: {"status": "HEALTHY", "replicas": [
                 {"state": "RUNNING"} for _ in range(int(d.get("num_replicas", 1)))]}

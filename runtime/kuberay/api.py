@@ -206,8 +206,9 @@ class KubeApi:
                                evidence=err.evidence) from None
 
     # ------------------------------------------------------------------ writes
-    def apply(self, obj: dict[str, Any]) -> None:
-        """Server-side apply of one object of ours (refused if it exists and is not ours)."""
+    def apply(self, obj: dict[str, Any], manager: str = FIELD_MANAGER) -> None:
+        """Server-side apply of one object of ours (refused if it exists and is not ours).
+        ``manager`` owns what it applies: another manager's fields are left alone."""
         kind, name = obj["kind"], obj["metadata"]["name"]
         namespace = obj["metadata"].get("namespace", "")
         existing = self.read(kind, name, namespace)
@@ -215,7 +216,7 @@ class KubeApi:
             safety.check_owned(existing, f"{kind} {name}")
             if kind == "Secret":
                 return  # never rewrite the password
-        opts = {"field_manager": FIELD_MANAGER, "force": True, "_content_type": APPLY_CONTENT_TYPE}
+        opts = {"field_manager": manager, "force": True, "_content_type": APPLY_CONTENT_TYPE}
         appliers: dict[str, Callable[[], Any]] = {
             "Namespace": lambda: self.core.patch_namespace(name, obj, **opts),
             "ConfigMap": lambda: self.core.patch_namespaced_config_map(name, namespace, obj, **opts),

@@ -40,6 +40,8 @@ from runtime.kuberay.execs import ExecResult, PodExec
 from runtime.kuberay.lease import KubeLease
 from runtime.kuberay.placement import placement_problem
 from runtime.kuberay.portforward import PodPortForwarder
+from runtime.kuberay.serveconfig import (REJECTED_REASON, SERVE_CONFIG_MANAGER, SUBMIT_TIMEOUT_S, event_time, rejection,
+                                        serve_config_patch)
 from runtime.kuberay.status import RayServiceState, RunningShape, container_restarts, pod_role
 from runtime.ray_settings import node_health_check
 from runtime.waiting import NotYet, wait_until
@@ -109,6 +111,10 @@ class KubeTargetConfig:
     def ray_config(self) -> KubeRayConfig:
         base = self.ray or KubeRayConfig()
         return replace(base, namespace=self.namespace, name=self.name)
+
+
+class ServeRejected(ConfigError):
+    """Serve refused a changed config (or could not deploy it): the change is undone."""
 
 
 class PlacementRefused(InfrastructureError):
@@ -363,11 +369,11 @@ class KubeRayCluster:
             kill_redis=self.ray.gcs_ft != "off",
             switch_gcs_ft=True,
             direct_pod_endpoints=True,
-            update_serve_config=False,
+            update_serve_config=True,
             ready_timeout_s=600.0,
             reasons={
                 **{c: "not yet written for the Kubernetes target" for c in (
-                    "update_serve_config", "drain_node", "starve_cpu", "press_memory", "lose_packets",
+                    "drain_node", "starve_cpu", "press_memory", "lose_packets",
                     "delay_packets", "slow_process", "upgrade_cluster")},
                 "kill_node": "node loss on a non-kind cluster needs --node-loss-hook (a command that removes {node})",
                 "partition_pod": "partitions are not implemented on the Kubernetes target (use the local target)",
@@ -501,8 +507,82 @@ class KubeRayCluster:
         """Make ``config`` the RayService's serveConfigV2; the operator deploys it in place
         (it has no delete-then-deploy, so ``replace`` changes nothing here)."""
         t0 = time.time()
-        self.apply([o for o in self.manifests(config) if o["kind"] == "RayService"])
+        self._set_serve_config(config)
         return ActionRecord("apply_serve_config", self.ray.name, t0, time.time(), {"replace": replace})
+
+    def _set_serve_config(self, config: dict[str, Any]) -> None:
+        """serveConfigV2 and the desired-config annotation, and nothing else of the RayService."""
+        self.api.apply(serve_config_patch(self.ray, config), manager=SERVE_CONFIG_MANAGER)
+
+    def update_serve_config(self, config: dict[str, Any], change: str) -> ActionRecord:
+        """An operator's change under load: the new desired config, submitted by KubeRay the way
+        it always is.  Leased (kind ``serve_config``) with the config desired before the first
+        change, which ``heal`` -- or the next command, if this harness died -- restores.  A
+        config Serve refuses is restored at once and said in one line.  ``details``:
+        ``change``, ``t_accepted`` (epoch s the dashboard first showed it deployed)."""
+        t0 = time.time()
+        previous = self.serve_config()
+        first = self.lease.fault("serve_config", self.ray.name) is None
+        if first:
+            self.lease.add_fault("serve_config", self.ray.name, original=previous, change=change)
+        self._set_serve_config(config)
+        try:
+            t_accepted = self._await_serve_config(config, since=t0, change=change)
+        except ServeChaosError:
+            self._set_serve_config(previous)
+            if first:
+                self.lease.drop_faults("serve_config", self.ray.name)
+            raise
+        return ActionRecord("update_serve_config", self.ray.name, t0, time.time(),
+                            {"change": change, "t_accepted": t_accepted})
+
+    def _await_serve_config(self, config: dict[str, Any], since: float, change: str,
+                            timeout_s: float = SUBMIT_TIMEOUT_S) -> float:
+        """When (epoch s) the dashboard shows ``config`` deployed; ServeRejected when Serve refused
+        it (KubeRay's event) or could not deploy it (DEPLOY_FAILED)."""
+        def check() -> float:
+            refused = self._serve_rejection(since)
+            if refused:
+                raise ServeRejected(f"Serve refused the config change ({change}): {refused}; the previous config "
+                                    "is restored", hint="`serve build` or `serve deploy` the config locally shows "
+                                                         "Serve's full message")
+            try:
+                details = self._session.get(f"{self.dashboard_url()}/api/serve/applications/", timeout=5).json()
+            except (requests.RequestException, ValueError) as err:
+                raise NotYet(f"dashboard not answering ({type(err).__name__})") from None
+            failed = deploy_failure(details)
+            if failed is not None:
+                raise ServeRejected(f"Serve could not deploy the config change ({change}): "
+                                    f"{failed.what.split(': ', 1)[-1]}; the previous config is restored",
+                                    hint=failed.hint)
+            problem = deployed_config_problem(config, details)
+            if problem:
+                raise NotYet(problem)
+            return time.time()
+
+        failures: list[ServeRejected] = []
+
+        def guarded() -> float:
+            try:
+                return check()
+            except ServeRejected as err:
+                failures.append(err)
+                return 0.0
+
+        t_accepted = wait_until(guarded, timeout_s, period_s=1.0, what="KubeRay to submit the changed Serve config",
+                                hint=f"`kubectl -n {self.ns} describe rayservice {self.ray.name}` shows its events")
+        if failures:
+            raise failures[0]
+        return t_accepted
+
+    def _serve_rejection(self, since: float) -> str | None:
+        """Serve's answer to a config KubeRay submitted after ``since`` and Serve refused, or None."""
+        events = self.core.list_namespaced_event(
+            self.ns, field_selector=f"involvedObject.name={self.ray.name},reason={REJECTED_REASON}").items
+        fresh = [e for e in events if event_time(e) >= since - 1.0]
+        if not fresh:
+            return None
+        return rejection(max(fresh, key=event_time).message or "")
 
     def kill_pod(self, pod: str, graceful: bool = True, grace_period_s: float = 30.0,
                  down_for_s: float | None = None) -> ActionRecord:
@@ -642,9 +722,6 @@ class KubeRayCluster:
 
     # Planned disruptions and gray faults: not yet written for Kubernetes (issues 16, 17);
     # the capabilities say so and the scenarios skip with that reason.
-    def update_serve_config(self, config: dict[str, Any], change: str) -> ActionRecord:
-        raise ServeChaosError(self.capabilities.why_not("update_serve_config"))
-
     def drain_node(self, pod: str, reason: str, deadline_s: float, message: str) -> ActionRecord:
         raise ServeChaosError(self.capabilities.why_not("drain_node"))
 
@@ -715,6 +792,7 @@ class KubeRayCluster:
             "node_loss": self._heal_node,
             "hold": self._heal_hold,
             "freeze": self._thaw,
+            "serve_config": self._restore_serve_config,
         }
         healer = healers.get(fault["kind"])
         record = healer(fault) if healer is not None else None
@@ -732,6 +810,16 @@ class KubeRayCluster:
         self.cli.node_start(node)
         return ActionRecord("heal_node", node, t0, time.time(), {})
 
+    def _restore_serve_config(self, fault: dict[str, Any]) -> ActionRecord | None:
+        """Back to the config desired before the first change; readiness then waits until it is deployed."""
+        original = (fault.get("data") or {}).get("original")
+        if not original or not self._exists():
+            return None
+        t0 = time.time()
+        self._set_serve_config(original)
+        return ActionRecord("restore_serve_config", self.ray.name, t0, time.time(),
+                            {"change": (fault.get("data") or {}).get("change", "")})
+
     def _heal_hold(self, fault: dict[str, Any]) -> ActionRecord | None:
         t0 = time.time()
         deploy = self.api.read("Deployment", self.ray.redis_service, self.ns)
@@ -743,8 +831,7 @@ class KubeRayCluster:
     def events(self, since: float = 0.0) -> list[dict[str, Any]]:
         out = []
         for ev in self.core.list_namespaced_event(self.ns).items:
-            when = ev.last_timestamp or ev.event_time or ev.first_timestamp
-            t = when.timestamp() if when else 0.0
+            t = event_time(ev)
             if t >= since:
                 out.append({"t": t, "kind": ev.reason, "object": f"{ev.involved_object.kind}/{ev.involved_object.name}",
                             "message": (ev.message or "")[:300]})
