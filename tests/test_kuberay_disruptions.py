@@ -113,3 +113,44 @@ def test_rejection_takes_serves_answer_from_kuberays_event_note():
     note = ("Failed to update serve applications to the RayCluster ns/c: fail to create / update Serve applications. "
             "If you observe ... err: UpdateDeployments fail: 400 Bad Request {\"error\": \"bad\n  config\"}")
     assert rejection(note) == '400 Bad Request {"error": "bad config"}'
+
+
+# ---------------------------------------------------------------------- drain_node
+def test_a_drain_is_ray_drain_node_in_the_head_for_the_pods_ray_node(kube, monkeypatch):
+    seen = []
+
+    def fake_stream(fn, name, namespace, **kwargs):
+        seen.append((name, kwargs["container"], kwargs["command"], fn.__self__.api_client))
+        return FakeWs()
+
+    monkeypatch.setattr("kubernetes.stream.stream", fake_stream)
+    worker = next(p for p in kube.cluster.pods() if p.role == "worker")
+    head = next(p for p in kube.cluster.pods() if p.role == "head")
+    record = kube.cluster.drain_node(worker.name, "DRAIN_NODE_REASON_PREEMPTION", 60, "spot preemption")
+    ((pod, container, command, client),) = seen
+    assert (pod, container) == (head.name, "ray-head") and client is not kube.cluster.api.rest
+    assert command == ["ray", "drain-node", "--address", f"{head.ip}:6379", "--node-id", ray_node_id(worker.name),
+                       "--reason", "DRAIN_NODE_REASON_PREEMPTION", "--reason-message", "spot preemption",
+                       "--deadline-remaining-seconds", "60"]
+    assert record.details["node_id"] == ray_node_id(worker.name)
+    assert record.t_start + 60 == pytest.approx(record.details["t_deadline"], abs=1)
+    assert kube.cluster.lease.fault("drain", worker.name)["data"]["node_id"] == ray_node_id(worker.name)
+    # A drain cannot be undone: heal replaces the drained pod (a force delete; KubeRay recreates it).
+    records = kube.cluster.heal()
+    assert [r.action for r in records] == ["replace_drained_pod"]
+    delete = [c for c in kube.store.calls if c["method"] == "DELETE"][-1]
+    assert delete["path"].endswith(f"/pods/{worker.name}") and delete["query"]["gracePeriodSeconds"] == ["0"]
+    assert kube.cluster.lease.faults() == []
+
+
+def test_a_drain_ray_refuses_carries_rays_reason(kube, monkeypatch):
+    monkeypatch.setattr("kubernetes.stream.stream", lambda *a, **k: FakeWs(
+        stderr="Usage: ray drain-node ...\nError: The drain request is not accepted: Node is already being drained.",
+        returncode=1))
+    worker = next(p for p in kube.cluster.pods() if p.role == "worker")
+    with pytest.raises(ServeChaosError) as err:
+        kube.cluster.drain_node(worker.name, "DRAIN_NODE_REASON_PREEMPTION", 60, "spot")
+    assert str(err.value).endswith("The drain request is not accepted: Node is already being drained")
+    assert kube.cluster.lease.faults() == []
+    with pytest.raises(ConfigError):
+        kube.cluster.drain_node(worker.name, "DRAIN_NODE_REASON_UNSPECIFIED", 60, "spot")

@@ -36,6 +36,7 @@ from runtime.kuberay.api import (RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_
                                  kube_error, load_configuration)
 from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_PORT, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
                                       render)
+from runtime.kuberay.drain import check_drain, drain_command, node_id_for_ip, refusal
 from runtime.kuberay.execs import ExecResult, PodExec
 from runtime.kuberay.lease import KubeLease
 from runtime.kuberay.placement import placement_problem
@@ -370,10 +371,11 @@ class KubeRayCluster:
             switch_gcs_ft=True,
             direct_pod_endpoints=True,
             update_serve_config=True,
+            drain_node=True,
             ready_timeout_s=600.0,
             reasons={
                 **{c: "not yet written for the Kubernetes target" for c in (
-                    "drain_node", "starve_cpu", "press_memory", "lose_packets",
+                    "starve_cpu", "press_memory", "lose_packets",
                     "delay_packets", "slow_process", "upgrade_cluster")},
                 "kill_node": "node loss on a non-kind cluster needs --node-loss-hook (a command that removes {node})",
                 "partition_pod": "partitions are not implemented on the Kubernetes target (use the local target)",
@@ -723,7 +725,34 @@ class KubeRayCluster:
     # Planned disruptions and gray faults: not yet written for Kubernetes (issues 16, 17);
     # the capabilities say so and the scenarios skip with that reason.
     def drain_node(self, pod: str, reason: str, deadline_s: float, message: str) -> ActionRecord:
-        raise ServeChaosError(self.capabilities.why_not("drain_node"))
+        """``ray drain-node`` by exec in the active head pod, for the Ray node of ``pod`` (found in
+        the State API by the pod's IP).  Ray's refusal is a ServeChaosError carrying its reason.
+        Leased (kind ``drain`` on the pod): a drain cannot be undone, so ``heal`` force-deletes a
+        drained pod still there and KubeRay recreates it.  ``details``: ``node_id`` (hex),
+        ``t_deadline`` (epoch s the node is to be lost), ``reason``, ``head``."""
+        check_drain(reason, deadline_s)
+        target = self._pod(pod)
+        ip = target.status.pod_ip or ""
+        try:
+            nodes = self._session.get(f"{self.dashboard_url()}/api/v0/nodes?limit=1000", timeout=10).json()
+        except (requests.RequestException, ValueError) as err:
+            raise InfrastructureError(f"the dashboard's State API did not answer ({type(err).__name__})") from None
+        rows = ((nodes.get("data") or {}).get("result") or {}).get("result") or []
+        node_id = node_id_for_ip(rows, ip)
+        if node_id is None:
+            raise ServeChaosError(f"no ALIVE Ray node has the IP {ip or '(none)'} of pod {pod}",
+                                  hint="the pod's Ray node is gone or not yet registered; see `serve-chaos status`")
+        head = self._head_pod()
+        t0 = time.time()
+        result = self.execs.run(head.metadata.name, head.spec.containers[0].name,
+                                drain_command(head.status.pod_ip, node_id, reason, message, deadline_s))
+        if not result.ok:
+            raise ServeChaosError(f"Ray refused to drain node {node_id[:12]} (pod {pod}): {refusal(result.output)}")
+        t_deadline = t0 + deadline_s
+        self.lease.add_fault("drain", pod, node_id=node_id, t_deadline=t_deadline)
+        return ActionRecord("drain_node", pod, t0, time.time(),
+                            {"node_id": node_id, "t_deadline": t_deadline, "reason": reason,
+                             "head": head.metadata.name})
 
     def starve_cpu(self, pod: str, cpu_share: float, duration_s: float) -> ActionRecord:
         raise ServeChaosError(self.capabilities.why_not("starve_cpu"))
@@ -793,6 +822,7 @@ class KubeRayCluster:
             "hold": self._heal_hold,
             "freeze": self._thaw,
             "serve_config": self._restore_serve_config,
+            "drain": self._replace_drained,
         }
         healer = healers.get(fault["kind"])
         record = healer(fault) if healer is not None else None
@@ -819,6 +849,22 @@ class KubeRayCluster:
         self._set_serve_config(original)
         return ActionRecord("restore_serve_config", self.ray.name, t0, time.time(),
                             {"change": (fault.get("data") or {}).get("change", "")})
+
+    def _replace_drained(self, fault: dict[str, Any]) -> ActionRecord | None:
+        """A drained Ray node cannot be undrained: a pod that is still there is force-deleted, so
+        KubeRay recreates it with a fresh Ray node (a deleted one needs nothing)."""
+        pod = fault["target"]
+        if not self._pod_exists(pod):
+            return None
+        t0 = time.time()
+        try:
+            self.core.delete_namespaced_pod(pod, self.ns, grace_period_seconds=0)
+        except KubeApiError as err:
+            if err.status != 404:
+                raise
+            return None
+        return ActionRecord("replace_drained_pod", pod, t0, time.time(),
+                            {"node_id": (fault.get("data") or {}).get("node_id")})
 
     def _heal_hold(self, fault: dict[str, Any]) -> ActionRecord | None:
         t0 = time.time()
