@@ -13,6 +13,7 @@ from typing import Any, Callable
 from runtime.kuberay.api import KubeApi
 from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
 from tests.fake_apiserver import FakeApiClient, Store
+from tests.fake_chaosmesh import FakeChaosMesh
 from tests.kuberay_fake import FakeKubeRay
 
 
@@ -86,6 +87,8 @@ class Kube:
     def __init__(self, target: KubeTargetConfig | None = None) -> None:
         self.store = Store()
         self.operator = FakeKubeRay(self.store)
+        self.chaos = FakeChaosMesh(self.store)
+        self.operator.others.append(self.chaos.step)
         self.cli = FakeCli(self)
         self.serve = FakeServe(self.operator.serving, self.ray_nodes)
         target = target or KubeTargetConfig()

@@ -62,7 +62,7 @@ import json
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -166,6 +166,8 @@ class FakeKubeRay:
         self.healthy_heads: set[str] = set()
         self.serve_cache: dict[str, str] = {}
         self.dashboards: dict[str, FakeDashboard] = {}
+        #: Other controllers of the cluster (Chaos Mesh's), stepped with every reconcile.
+        self.others: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ reading
     def rayservice(self) -> dict[str, Any] | None:
@@ -430,6 +432,8 @@ class FakeKubeRay:
             for cluster in self.clusters():
                 self._reconcile_cluster(cluster)
             self.kube.step()
+            for step in self.others:
+                step()
 
     def settle(self, rounds: int = 6) -> None:
         """Reconcile until nothing is left to do for the state the test set."""

@@ -27,6 +27,13 @@ FIELD_MANAGER = "serve-chaos"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 RAY_GROUP, RAY_VERSION, RAY_PLURAL = "ray.io", "v1", "rayservices"
 RAYCLUSTER_PLURAL = "rayclusters"
+#: Custom kinds the target reads and writes: (group, version, plural).
+CUSTOM_KINDS = {
+    "RayService": (RAY_GROUP, RAY_VERSION, RAY_PLURAL),
+    "RayCluster": (RAY_GROUP, RAY_VERSION, RAYCLUSTER_PLURAL),
+    "StressChaos": ("chaos-mesh.org", "v1alpha1", "stresschaos"),
+    "NetworkChaos": ("chaos-mesh.org", "v1alpha1", "networkchaos"),
+}
 
 
 def load_configuration(kubeconfig: str | None, context: str | None, allowed: tuple[str, ...]) -> tuple[Any, str]:
@@ -170,6 +177,7 @@ class KubeApi:
         self.core = Typed(client.CoreV1Api(self.rest))
         self.apps = Typed(client.AppsV1Api(self.rest))
         self.custom = Typed(client.CustomObjectsApi(self.rest))
+        self.extensions = Typed(client.ApiextensionsV1Api(self.rest))
 
     @classmethod
     def from_configuration(cls, configuration: Any) -> "KubeApi":
@@ -194,10 +202,11 @@ class KubeApi:
             "Service": lambda: self.core.read_namespaced_service(name, namespace),
             "PersistentVolumeClaim": lambda: self.core.read_namespaced_persistent_volume_claim(name, namespace),
             "Deployment": lambda: self.apps.read_namespaced_deployment(name, namespace),
-            "RayService": lambda: self.custom.get_namespaced_custom_object(
-                RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, name),
         }
         try:
+            if kind in CUSTOM_KINDS:
+                group, version, plural = CUSTOM_KINDS[kind]
+                return self.custom.get_namespaced_custom_object(group, version, namespace, plural, name)
             return readers[kind]()
         except KubeApiError as err:
             if err.status == 404:
@@ -225,12 +234,39 @@ class KubeApi:
             "PersistentVolumeClaim": lambda: self.core.patch_namespaced_persistent_volume_claim(
                 name, namespace, obj, **opts),
             "Deployment": lambda: self.apps.patch_namespaced_deployment(name, namespace, obj, **opts),
-            "RayService": lambda: self.custom.patch_namespaced_custom_object(
-                RAY_GROUP, RAY_VERSION, namespace, RAY_PLURAL, name, obj, **opts),
         }
         try:
-            appliers[kind]()
+            if kind in CUSTOM_KINDS:
+                group, version, plural = CUSTOM_KINDS[kind]
+                self.custom.patch_namespaced_custom_object(group, version, namespace, plural, name, obj, **opts)
+            else:
+                appliers[kind]()
         except KubeApiError as err:
             raise KubeApiError(f"applying {kind} {name} failed: {err.what.split(' failed: ', 1)[-1]}", err.status,
                                evidence=err.evidence,
                                hint=f"`kubectl -n {namespace or 'default'} describe {kind.lower()} {name}`") from None
+
+    def delete_custom(self, kind: str, name: str, namespace: str) -> bool:
+        """Delete a custom object of ours; False when it was gone already."""
+        group, version, plural = CUSTOM_KINDS[kind]
+        existing = self.read(kind, name, namespace)
+        if existing is None:
+            return False
+        safety.check_owned(existing, f"{kind} {name}")
+        try:
+            self.custom.delete_namespaced_custom_object(group, version, namespace, plural, name)
+        except KubeApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def crd_installed(self, name: str) -> bool:
+        """Whether the CustomResourceDefinition ``name`` (e.g. ``stresschaos.chaos-mesh.org``) exists."""
+        try:
+            self.extensions.read_custom_resource_definition(name)
+        except KubeApiError as err:
+            if err.status == 404:
+                return False
+            raise
+        return True

@@ -29,15 +29,16 @@ import requests
 
 from runtime.app.serve_config import (PROXY_ROUTES_PATH, AppDeployFailed, deploy_failure, deployed_config_problem,
                                       desired_replicas)
-from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
+from runtime.cluster import GRAY_FAULTS, ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
 from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
-from runtime.kuberay import kind, safety
+from runtime.kuberay import chaosmesh, kind, safety
 from runtime.kuberay.api import (RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_PLURAL, KubeApi, KubeApiError,
                                  kube_error, load_configuration)
 from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_PORT, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
                                       render)
 from runtime.kuberay.drain import check_drain, drain_command, node_id_for_ip, refusal
 from runtime.kuberay.execs import ExecResult, PodExec
+from runtime.kuberay.grayfaults import GrayFaults
 from runtime.kuberay.lease import KubeLease
 from runtime.kuberay.placement import placement_problem
 from runtime.kuberay.portforward import PodPortForwarder
@@ -147,6 +148,7 @@ class KubeRayCluster:
         self.redis_held = False
         self.lease = KubeLease(api, self.ray)
         self.execs = PodExec(api, self.ns)
+        self.gray = GrayFaults(api, self.ray, self.lease, self.execs, self._pod, self._peers)
         self._forwarders: dict[str, tuple[str, PodPortForwarder, int]] = {}
         self._timers: list[threading.Timer] = []
         self._session = requests.Session()
@@ -362,6 +364,7 @@ class KubeRayCluster:
     @property
     def capabilities(self) -> Capabilities:
         node_loss = self.is_kind or bool(self.target.node_loss_hook)
+        no_chaos_mesh = self.gray.chaos_mesh_missing()
         return Capabilities(
             kill_pod=True,
             kill_node=node_loss,
@@ -372,11 +375,15 @@ class KubeRayCluster:
             direct_pod_endpoints=True,
             update_serve_config=True,
             drain_node=True,
+            starve_cpu=no_chaos_mesh is None,
+            press_memory=no_chaos_mesh is None,
+            lose_packets=no_chaos_mesh is None,
+            delay_packets=no_chaos_mesh is None,
+            slow_process=True,
             ready_timeout_s=600.0,
             reasons={
-                **{c: "not yet written for the Kubernetes target" for c in (
-                    "starve_cpu", "press_memory", "lose_packets",
-                    "delay_packets", "slow_process", "upgrade_cluster")},
+                **{c: no_chaos_mesh or "" for c in chaosmesh.FAULT_KINDS},
+                "upgrade_cluster": "not yet written for the Kubernetes target",
                 "kill_node": "node loss on a non-kind cluster needs --node-loss-hook (a command that removes {node})",
                 "partition_pod": "partitions are not implemented on the Kubernetes target (use the local target)",
                 "kill_redis": "GCS fault tolerance is off: there is no Redis",
@@ -754,24 +761,36 @@ class KubeRayCluster:
                             {"node_id": node_id, "t_deadline": t_deadline, "reason": reason,
                              "head": head.metadata.name})
 
+    # Gray faults: Chaos Mesh objects, or a slowed process (``grayfaults.py`` says what each
+    # leases and what ``lift`` returns).
     def starve_cpu(self, pod: str, cpu_share: float, duration_s: float) -> ActionRecord:
-        raise ServeChaosError(self.capabilities.why_not("starve_cpu"))
+        return self.gray.starve_cpu(pod, cpu_share, duration_s)
 
     def press_memory(self, pod: str, size_bytes: int, rate_bytes_s: float, duration_s: float) -> ActionRecord:
-        raise ServeChaosError(self.capabilities.why_not("press_memory"))
+        return self.gray.press_memory(pod, size_bytes, rate_bytes_s, duration_s)
 
     def lose_packets(self, pod: str, percent: float, duration_s: float) -> ActionRecord:
-        raise ServeChaosError(self.capabilities.why_not("lose_packets"))
+        return self.gray.lose_packets(pod, percent, duration_s)
 
     def delay_packets(self, pod: str, delay_ms: float, jitter_ms: float, duration_s: float) -> ActionRecord:
-        raise ServeChaosError(self.capabilities.why_not("delay_packets"))
+        return self.gray.delay_packets(pod, delay_ms, jitter_ms, duration_s)
 
     def slow_process(self, pod: str, pid: int, stopped_ms: float, period_ms: float,
                      duration_s: float) -> ActionRecord:
-        raise ServeChaosError(self.capabilities.why_not("slow_process"))
+        return self.gray.slow_process(pod, pid, stopped_ms, period_ms, duration_s)
 
     def lift(self, fault: str, pod: str) -> ActionRecord:
-        raise ServeChaosError(f"no {fault} is in effect on {pod}")
+        if fault not in GRAY_FAULTS:
+            raise ServeChaosError(f"{fault!r} is not a gray fault", hint=f"one of {', '.join(GRAY_FAULTS)}")
+        return self.gray.lift(fault, pod)
+
+    def _peers(self, pod: str) -> list[str]:
+        """The other Running pods of the cluster under test (a lossy pod's peers)."""
+        return sorted(p.name for p in self.pods() if p.name != pod and p.phase == "Running")
+
+    def _heal_gray(self, fault: dict[str, Any]) -> ActionRecord | None:
+        t0 = time.time()
+        return ActionRecord(f"heal_{fault['kind']}", fault["target"], t0, time.time(), self.gray.undo(fault))
 
     def upgrade_cluster(self, change: dict[str, Any]) -> ActionRecord:
         raise ServeChaosError(self.capabilities.why_not("upgrade_cluster"))
@@ -823,6 +842,7 @@ class KubeRayCluster:
             "freeze": self._thaw,
             "serve_config": self._restore_serve_config,
             "drain": self._replace_drained,
+            **{kind: self._heal_gray for kind in GRAY_FAULTS},
         }
         healer = healers.get(fault["kind"])
         record = healer(fault) if healer is not None else None
