@@ -422,6 +422,17 @@ def answer(store: Store, call: dict[str, Any]) -> tuple[int, Any]:
             grace = call["body"].get("gracePeriodSeconds")
         obj = store.delete(kind, ns, name, None if grace is None else int(grace))
         return (200, obj) if obj is not None else _status(404, "NotFound")
+    if method == "PUT":  # an update replaces the object (its identity stays)
+        existing = store.get(*key)
+        if existing is None:
+            return _status(404, "NotFound")
+        body = copy.deepcopy(call["body"])
+        if ns:
+            body.setdefault("metadata", {})["namespace"] = ns
+        body.setdefault("metadata", {}).update(uid=existing["metadata"]["uid"],
+                                               creationTimestamp=existing["metadata"]["creationTimestamp"])
+        Store._bump_generation(existing, body)
+        return 200, store.put(body)
     if method == "PATCH":
         content_type = call["headers"].get("Content-Type", "")
         if sub == "scale":

@@ -246,3 +246,60 @@ def test_a_dead_harness_slow_loop_is_ended_by_the_next_command(kube, monkeypatch
     dead._write(None, faults)
     (record,) = kube.cluster.reclaim()
     assert record.action == "reclaim_slow_process" and "kill -CONT 77" in commands[-1]
+
+
+# ---------------------------------------------------------------------- kind up / down / manifests --faults
+def test_kind_manifests_faults_prints_every_gray_fault_object_valid_for_the_crds():
+    import subprocess as sp
+    import sys
+
+    import yaml
+
+    proc = sp.run([sys.executable, "-m", "harness.cli", "kind", "manifests", "--faults"], capture_output=True,
+                  text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    kinds = sorted({(d["kind"], d["spec"].get("action") or next(iter(d["spec"]["stressors"]))) for d in docs})
+    assert kinds == [("NetworkChaos", "delay"), ("NetworkChaos", "loss"), ("StressChaos", "cpu"),
+                     ("StressChaos", "memory")]
+    for doc in docs:
+        assert schema.errors(doc, chaos_crd_dir()) == [], doc["metadata"]["name"]
+        assert doc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "serve-chaos"
+        assert all(p.startswith("PLACEHOLDER") for p in doc["spec"]["selector"]["pods"]["serve-chaos"])
+    assert "PLACEHOLDER stand for the pods KubeRay names" in proc.stdout
+
+
+def test_chaos_mesh_is_installed_for_kind_from_its_chart(monkeypatch):
+    from runtime.kuberay import kind
+
+    commands = []
+    monkeypatch.setattr(kind, "run", lambda cmd, timeout_s=600.0, check=True: commands.append(cmd))
+    kind.install_chaos_mesh("kind-sc", {"serve-chaos/role": "head"})
+    helm = next(c for c in commands if "upgrade" in c)
+    assert helm[helm.index("upgrade") + 2:helm.index("upgrade") + 3] == ["chaos-mesh"]  # release
+    assert "chaos-mesh/chaos-mesh" in helm and helm[helm.index("--version") + 1] == "2.8.3"
+    assert helm[helm.index("--namespace") + 1] == "chaos-mesh"
+    sets = [helm[i + 1] for i, a in enumerate(helm) if a in ("--set", "--set-string")]
+    assert "chaosDaemon.runtime=containerd" in sets
+    assert "chaosDaemon.socketPath=/run/containerd/containerd.sock" in sets
+    assert "controllerManager.nodeSelector.serve-chaos/role=head" in sets
+
+
+def test_kind_down_removes_only_what_serve_chaos_installed(monkeypatch):
+    from kubernetes import client
+
+    from runtime.kuberay import kind
+    from tests.fake_apiserver import FakeApiClient, Store
+
+    store = Store()
+    core = client.CoreV1Api(FakeApiClient(store))
+    assert kind.installed_releases(core) == []
+    kind.record_installed(core, "chaos-mesh")
+    kind.record_installed(core, "kuberay-operator")
+    assert kind.installed_releases(core) == ["chaos-mesh", "kuberay-operator"]
+    store.get("ConfigMap", "kube-system", kind.INSTALLED_MARKER)["metadata"]["labels"] = {}  # not ours
+    assert kind.installed_releases(core) == []
+    commands = []
+    monkeypatch.setattr(kind, "run", lambda cmd, timeout_s=600.0, check=True: commands.append(cmd))
+    kind.uninstall("kind-sc", "chaos-mesh")
+    assert commands[-1][:4] == ["helm", "uninstall", "chaos-mesh", "--namespace"] and "chaos-mesh" in commands[-1]

@@ -41,18 +41,39 @@ def kind_manifests(
     gcs_ft: str = typer.Option("options", help="options (gcsFaultToleranceOptions) | legacy | off"),
     workers: int = typer.Option(2, help="Ray worker pods"),
     namespace: str = typer.Option("serve-chaos", help="namespace for our objects"),
+    faults: bool = typer.Option(False, "--faults", help="print the Chaos Mesh objects the gray faults apply instead"),
     app: AppFile = None,
     app_dir: AppDir = None,
     image: Image = None,
 ) -> None:
     """Print what `kind up` applies, as YAML (secret values redacted), to review or apply elsewhere.
-    With `--app` (and `--app-dir` or `--image`): your app's config and code."""
+    With `--app` (and `--app-dir` or `--image`): your app's config and code.  With `--faults`:
+    every Chaos Mesh object the gray faults apply (pod names are placeholders)."""
     from runtime.kuberay.manifests import render, to_yaml
 
     spec, _ = app_options(app, app_dir, image)
+    config = _ray_config(gcs_ft, workers, namespace, spec)
+    if faults:
+        _print_fault_objects(config)
+        return
     print("# serve-chaos: the objects `serve-chaos kind up` applies (server-side apply, field manager serve-chaos).")
     print("# The dashboard Service is re-pinned to the active RayCluster (ray.io/cluster) after it exists.")
-    print(to_yaml(render(_ray_config(gcs_ft, workers, namespace, spec), password="")), end="")
+    print(to_yaml(render(config, password="")), end="")
+
+
+def _print_fault_objects(config) -> None:
+    import yaml
+
+    from runtime.kuberay import chaosmesh
+
+    print(f"# serve-chaos: the Chaos Mesh {chaosmesh.CHART_VERSION} objects the gray faults apply, one fault at a "
+          "time, each aimed at exactly one pod.")
+    print("# Pod names starting with PLACEHOLDER stand for the pods KubeRay names at run time; the scenarios pass")
+    print("# their own settings (these are the issue-17 defaults).  `lift` deletes them; a duration bounds each.")
+    docs = []
+    for comment, obj in chaosmesh.review_objects(config):
+        docs.append(f"# {comment}\n" + yaml.safe_dump(obj, sort_keys=False))
+    print("---\n".join(docs), end="")
 
 
 @kind_app.command("up")
@@ -99,6 +120,11 @@ def kind_up(
     if not kind.kuberay_installed(api_client):
         with console.status("installing the KubeRay operator 1.7.0 with helm ..."):
             kind.install_operator(context, {ROLE_LABEL: "head"})
+        kind.record_installed(core, "kuberay-operator")
+    if not kind.chaos_mesh_installed(api_client):
+        with console.status(f"installing Chaos Mesh {kind.CHAOS_MESH_CHART_VERSION} with helm ..."):
+            kind.install_chaos_mesh(context, {ROLE_LABEL: "head"})
+        kind.record_installed(core, "chaos-mesh")
     cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace, ray=ray_cfg,
                                               asked=_asked(workers=workers, gcs_ft=gcs_ft)))
     with console.status("applying the RayService and waiting until it serves ..."):
@@ -108,8 +134,10 @@ def kind_up(
 
 
 @kind_app.command("down")
-def kind_down(name: str = typer.Option("serve-chaos", help="kind cluster name")) -> None:
-    """Delete the kind cluster, only if serve-chaos created it."""
+def kind_down(name: str = typer.Option("serve-chaos", help="kind cluster name"),
+              namespace: str = typer.Option("serve-chaos", help="namespace of our objects")) -> None:
+    """Delete the kind cluster if serve-chaos created it; on one it did not, remove only what
+    serve-chaos installed there (our RayService, then the Chaos Mesh and KubeRay releases)."""
     from kubernetes import client
     from kubernetes import config as kconfig
 
@@ -118,10 +146,33 @@ def kind_down(name: str = typer.Option("serve-chaos", help="kind cluster name"))
     kind.require("kind")
     if name not in kind.clusters():
         raise ServeChaosError(f"there is no kind cluster named {name!r}", hint="see `kind get clusters`")
-    core = client.CoreV1Api(kconfig.new_client_from_config(context=f"kind-{name}"))
-    if not kind.created_by_us(core):
-        raise ServeChaosError(f"kind cluster {name!r} was not created by serve-chaos; refusing to delete it",
-                              hint=f"delete it yourself with `kind delete cluster --name {name}`")
-    with console.status(f"deleting kind cluster {name} ..."):
-        kind.delete(name)
-    console.print(f"kind cluster {name} deleted")
+    context = f"kind-{name}"
+    core = client.CoreV1Api(kconfig.new_client_from_config(context=context))
+    if kind.created_by_us(core):
+        with console.status(f"deleting kind cluster {name} ..."):
+            kind.delete(name)
+        console.print(f"kind cluster {name} deleted")
+        return
+    releases = kind.installed_releases(core)
+    if not releases:
+        raise ServeChaosError(f"kind cluster {name!r} was not created by serve-chaos and holds nothing it installed; "
+                              "refusing to touch it", hint=f"delete it yourself with `kind delete cluster --name {name}`")
+    _remove_installed(context, namespace, releases, core)
+
+
+def _remove_installed(context: str, namespace: str, releases: list[str], core) -> None:
+    """Our RayService goes first: its finalizers need the operator that is removed after it."""
+    from runtime.kuberay import kind
+    from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+
+    cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace))
+    if cluster.attach():
+        with console.status("deleting our RayService and namespace ..."):
+            cluster.down()
+    for release in ("chaos-mesh", "kuberay-operator"):
+        if release in releases:
+            with console.status(f"uninstalling {release} ..."):
+                kind.uninstall(context, release)
+    kind.forget_installed(core)
+    console.print(f"removed what serve-chaos installed on {context}: {', '.join(releases)}; the cluster itself "
+                  "was not created by serve-chaos and stays")

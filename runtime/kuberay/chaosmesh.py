@@ -155,3 +155,28 @@ def effect(objects: list[dict[str, Any]]) -> dict[str, Any]:
     flat = [r for recs in per_object for r in recs]
     injected = bool(per_object) and all(recs and all(r["injected"] for r in recs) for recs in per_object)
     return {"injected": injected, "records": flat}
+
+
+#: Placeholder pod names for review (``serve-chaos kind manifests --faults``): KubeRay names the
+#: real ones ``<raycluster>-head-<5>`` / ``<raycluster>-workers-worker-<5>`` at run time.
+PLACEHOLDER_WORKER = "PLACEHOLDER-raycluster-workers-worker-xxxxx"
+PLACEHOLDER_PEERS = ["PLACEHOLDER-raycluster-head-xxxxx", "PLACEHOLDER-raycluster-workers-worker-yyyyy",
+                     "PLACEHOLDER-redis-pod"]
+
+
+def review_objects(config: KubeRayConfig, limit_cores: float = 1.0, memory_bytes: int = 2 * 2**30,
+                   duration_s: float = 30.0) -> list[tuple[str, dict[str, Any]]]:
+    """Every object the gray faults apply, with the issue-17 scenarios' settings (5 % of a core;
+    memory up to the pod's limit at 64 MiB/s; 20 % and 50 % loss; 200 +- 50 ms), each with a
+    comment saying which fault it serves.  Pod names are placeholders, marked as such."""
+    worker = PLACEHOLDER_WORKER
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("starve_cpu: 5 % of a core", stress_cpu(config, worker, "ray-worker", 0.05, limit_cores, duration_s)),
+        ("press_memory: up to the pod's memory limit",
+         stress_memory(config, worker, "ray-worker", memory_bytes, 64 * 2**20, duration_s)),
+    ]
+    for percent in (20, 50):
+        for obj in network_loss(config, worker, PLACEHOLDER_PEERS, percent, duration_s):
+            out.append((f"lose_packets: {percent} %", obj))
+    out.append(("delay_packets: 200 +- 50 ms", network_delay(config, worker, 200, 50, duration_s)))
+    return out
