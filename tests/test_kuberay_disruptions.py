@@ -154,3 +154,91 @@ def test_a_drain_ray_refuses_carries_rays_reason(kube, monkeypatch):
     assert kube.cluster.lease.faults() == []
     with pytest.raises(ConfigError):
         kube.cluster.drain_node(worker.name, "DRAIN_NODE_REASON_UNSPECIFIED", 60, "spot")
+
+
+# ---------------------------------------------------------------------- upgrade_cluster
+def template_env(rs: dict) -> list[list[dict]]:
+    cluster = rs["spec"]["rayClusterConfig"]
+    templates = [cluster["headGroupSpec"]["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]
+    return [t["spec"]["containers"][0].get("env", []) for t in templates]
+
+
+def test_an_upgrade_rolls_a_new_cluster_under_the_same_serve_service_and_heal_waits_for_the_old_to_go(kube):
+    old = kube.serving()
+    old_pods = {p.name for p in kube.cluster.pods() if p.role in ("head", "worker")}
+    record = kube.cluster.upgrade_cluster({"env": {"SERVE_CHAOS_UPGRADE": "1"}})
+    assert record.details["from_cluster"] == old and record.details["change"] == {"env": {"SERVE_CHAOS_UPGRADE": "1"}}
+    rs = rayservice(kube)
+    assert all({"name": "SERVE_CHAOS_UPGRADE", "value": "1"} in env for env in template_env(rs))
+    kube.operator.settle()
+    new = kube.cluster.state().pending
+    assert new and new != old
+    # While the new cluster starts, the old one serves and is the cluster under test.
+    assert {p.name for p in kube.cluster.pods() if p.role != "redis"} == old_pods
+    # A later command adopts the change instead of rolling it back.
+    from tests.test_kuberay import attach_to, writes
+
+    before = len(writes(kube))
+    other = attach_to(kube)
+    other.attach()
+    other.adopt()
+    assert other.ray.cluster_change == kube.cluster.ray.cluster_change and writes(kube)[before:] == []
+    kube.finish_pending()
+    serve = kube.store.get("Service", NS, "serve-chaos-serve-svc")
+    assert serve["spec"]["selector"]["ray.io/cluster"] == new and kube.cluster.state().active == new
+    new_pods = {p.name for p in kube.cluster.pods() if p.role in ("head", "worker")}
+    assert new_pods and not new_pods & old_pods
+    dashboard = kube.store.get("Service", NS, "serve-chaos-dashboard-nodeport")
+    assert dashboard["spec"]["selector"]["ray.io/cluster"] == new  # followed by pods(), not only by readiness
+    with kube.operator.running(advance_s=5.0):
+        (settled,) = kube.cluster.heal()
+    assert settled.action == "upgrade_settled"
+    assert settled.details["from_cluster"] == old and settled.details["to_cluster"] == new
+    assert settled.details["old_cluster_deleted"] and kube.store.get("RayCluster", NS, old) is None
+    assert kube.cluster.lease.faults() == []
+
+
+def test_an_upgrade_refuses_what_it_cannot_change_and_a_second_one_meanwhile(kube):
+    with pytest.raises(ConfigError):
+        kube.cluster.upgrade_cluster({"replicas": 3})
+    kube.cluster.upgrade_cluster({"labels": {"serve-chaos/upgrade": "a"}})
+    kube.operator.settle()
+    with pytest.raises(ServeChaosError, match="under way already"):
+        kube.cluster.upgrade_cluster({"labels": {"serve-chaos/upgrade": "b"}})
+
+
+# ---------------------------------------------------------------------- the rayservice_upgrade fault
+def test_the_upgrade_fault_plans_every_ray_pod_and_actor_and_judges_the_old_cluster_gone(kube):
+    import random
+
+    from harness.faults.upgrade import RayServiceUpgrade, old_cluster_deleted
+    from harness.history import FaultRecord
+    from scenarios.test_rayservice_upgrade import RAYSERVICE_UPGRADE
+    from tests.test_kuberay import kube_snapshot
+
+    assert RAYSERVICE_UPGRADE.requires == ("upgrade_cluster",) and kube.cluster.capabilities.upgrade_cluster
+    pods = kube.cluster.pods()
+    snap = kube_snapshot(kube)
+    plan = RayServiceUpgrade().plan(snap, pods, random.Random(1))
+    ray_pods = {p.name for p in pods if p.role in ("head", "worker")}
+    assert {v["name"] for v in plan.victims if v["role"] == "pod"} == ray_pods
+    assert sum(v["role"] == "replica" for v in plan.victims) == snap.replicas_running
+    assert {v["role"] for v in plan.victims} == {"pod", "replica", "proxy", "controller"}
+    fault = RayServiceUpgrade().inject(kube.cluster, plan)
+    assert fault.action["details"]["from_cluster"] == kube.serving()
+    kube.operator.settle()
+    kube.finish_pending()
+    with kube.operator.running(advance_s=5.0):
+        fault.heal_actions = [a.to_dict() for a in RayServiceUpgrade().heal(kube.cluster, fault)]
+    assert old_cluster_deleted(None, fault).status == "pass"
+    stale = FaultRecord(**{**fault.__dict__, "heal_actions": []})
+    assert old_cluster_deleted(None, stale).status == "unknown"
+    still = FaultRecord(**{**fault.__dict__, "heal_actions": [{"action": "upgrade_settled", "details": {
+        "from_cluster": "other", "old_cluster_deleted": True}}]})
+    assert old_cluster_deleted(None, still).status == "fail"
+
+
+def test_locally_the_upgrade_scenario_is_skipped_by_capability():
+    from runtime.cluster import Capabilities
+
+    assert Capabilities().upgrade_cluster is False

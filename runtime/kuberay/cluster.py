@@ -34,7 +34,7 @@ from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
 from runtime.kuberay import chaosmesh, kind, safety
 from runtime.kuberay.api import (RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_PLURAL, KubeApi, KubeApiError,
                                  kube_error, load_configuration)
-from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_PORT, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
+from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_PORT, merge_change, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
                                       render)
 from runtime.kuberay.drain import check_drain, drain_command, node_id_for_ip, refusal
 from runtime.kuberay.execs import ExecResult, PodExec
@@ -61,6 +61,9 @@ READINESS_TIMEOUT_S = 2.0
 #: The longest a Service keeps routing to a pod that stopped serving (s): the slower of the two
 #: paths above, plus a second for EndpointSlice propagation and kube-proxy.
 FRONT_DOOR_LAG_S = max(READINESS_PERIOD_S + READINESS_TIMEOUT_S, 2.0 + 2.0) + 1.0
+#: How long a RayService upgrade may take to settle (s): a new cluster's pods and Serve, the
+#: switch, then KubeRay's deletion delay.
+UPGRADE_SETTLE_TIMEOUT_S = 600.0 + 60.0 + 60.0
 #: The dashboard's port on the head (``utils/constant.go`` DefaultDashboardPort).
 DASHBOARD_PORT = 8265
 #: ``rayservice_controller.go`` RayClusterDeletionDelayDuration (ours does not override it).
@@ -152,6 +155,7 @@ class KubeRayCluster:
         self._forwarders: dict[str, tuple[str, PodPortForwarder, int]] = {}
         self._timers: list[threading.Timer] = []
         self._session = requests.Session()
+        self._pinned: str | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -186,8 +190,13 @@ class KubeRayCluster:
         return pod
 
     def _cluster_pods(self) -> list[tuple[str, Any]]:
-        """(role, pod) for every pod of the cluster under test: the serving RayCluster's and Redis."""
-        serving = self.state().serving_cluster
+        """(role, pod) for every pod of the cluster under test: the serving RayCluster's and Redis.
+        The dashboard Service follows the active cluster here too: the prober reads pods every
+        second, so after an upgrade's switch it sees the new head's actors with the new pods."""
+        state = self.state()
+        serving = state.serving_cluster
+        if state.active and state.active != self._pinned:
+            self._pin_dashboard(state.active)
         out = []
         for pod in self._our_pods():
             role = pod_role(dict(pod.metadata.labels or {}), serving)
@@ -325,7 +334,8 @@ class KubeRayCluster:
                               f"{self.ray.app.label()} needs ({want_code})",
                               hint="`serve-chaos down --target kind`, then run again (or `serve-chaos up` with the "
                                    "same --app, --app-dir and --image)")
-        self.ray = replace(self.ray, workers=running.workers, gcs_ft=running.gcs_ft)
+        self.ray = replace(self.ray, workers=running.workers, gcs_ft=running.gcs_ft,
+                           cluster_change=running.cluster_change)
 
     def down(self, force: bool = False, timeout_s: float = GCS_FT_DELETION_TIMEOUT_S + 120) -> None:
         """Delete what we created.  The RayService goes first and its RayClusters must be gone
@@ -380,10 +390,10 @@ class KubeRayCluster:
             lose_packets=no_chaos_mesh is None,
             delay_packets=no_chaos_mesh is None,
             slow_process=True,
+            upgrade_cluster=True,
             ready_timeout_s=600.0,
             reasons={
                 **{c: no_chaos_mesh or "" for c in chaosmesh.FAULT_KINDS},
-                "upgrade_cluster": "not yet written for the Kubernetes target",
                 "kill_node": "node loss on a non-kind cluster needs --node-loss-hook (a command that removes {node})",
                 "partition_pod": "partitions are not implemented on the Kubernetes target (use the local target)",
                 "kill_redis": "GCS fault tolerance is off: there is no Redis",
@@ -793,7 +803,45 @@ class KubeRayCluster:
         return ActionRecord(f"heal_{fault['kind']}", fault["target"], t0, time.time(), self.gray.undo(fault))
 
     def upgrade_cluster(self, change: dict[str, Any]) -> ActionRecord:
-        raise ServeChaosError(self.capabilities.why_not("upgrade_cluster"))
+        """Change the Ray pods' template (``change``: ``env``, ``labels``, ``image``) so KubeRay runs
+        its zero-downtime upgrade: a pending RayCluster, its Serve ready, the Services switched,
+        the old cluster deleted after its delay (``rayservice_controller.go`` shouldPrepareNewCluster,
+        reconcilePromotionAndServingStatus, cleanUpRayClusterInstance).  Recorded on the RayService
+        (annotation) so no later command rolls it back.  Leased (``upgrade``); ``heal`` waits until
+        the new cluster serves and the old one is gone, and says so.  ``details``: ``change``,
+        ``from_cluster`` (the active RayCluster before), ``generation`` (the RayService's)."""
+        state = self.state()
+        if state.pending:
+            raise ServeChaosError(f"an upgrade is under way already (pending RayCluster {state.pending})",
+                                  hint="wait until it completes (`serve-chaos status --target kind`)")
+        merged = merge_change(self.ray.cluster_change, change)
+        t0 = time.time()
+        self.lease.add_fault("upgrade", self.ray.name, from_cluster=state.active, change=change)
+        self.ray = replace(self.ray, cluster_change=merged)
+        self.apply([o for o in self.manifests(self.serve_config()) if o["kind"] == "RayService"])
+        generation = (self._rayservice().get("metadata") or {}).get("generation")
+        return ActionRecord("upgrade_cluster", self.ray.name, t0, time.time(),
+                            {"change": change, "from_cluster": state.active, "generation": generation})
+
+    def _settle_upgrade(self, fault: dict[str, Any], timeout_s: float = UPGRADE_SETTLE_TIMEOUT_S) -> ActionRecord:
+        """Wait until the upgrade is done: another cluster is active, none is pending, and the
+        old RayCluster is deleted (KubeRay deletes it 60 s after the switch)."""
+        old = (fault.get("data") or {}).get("from_cluster")
+        t0 = time.time()
+
+        def done() -> str:
+            state = self.state()
+            if state.pending or not state.active or state.active == old:
+                raise NotYet(f"RayCluster {state.pending or '?'} has not taken over from {old}")
+            if old and self.api.read("RayCluster", old, self.ns) is not None:
+                raise NotYet(f"the old RayCluster {old} is not deleted yet")
+            return state.active
+
+        new = wait_until(done, timeout_s, period_s=2.0, what="the RayService upgrade to complete",
+                         hint=f"`kubectl -n {self.ns} get rayservice,rayclusters`")
+        return ActionRecord("upgrade_settled", self.ray.name, t0, time.time(),
+                            {"from_cluster": old, "to_cluster": new, "old_cluster_deleted": True,
+                             "t_old_cluster_gone": time.time()})
 
     def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
         """Switch GCS FT by re-applying the RayService; KubeRay rolls out a new RayCluster
@@ -818,7 +866,7 @@ class KubeRayCluster:
         for fault in faults:
             t0 = time.time()
             try:
-                record = self._heal_fault(fault)
+                record = self._heal_fault(fault, reclaim)
             except ServeChaosError as err:
                 failed.append(f"{fault['kind']} {fault['target']}: {err.what}")
                 continue
@@ -834,7 +882,7 @@ class KubeRayCluster:
                                            "them again (`serve-chaos status --target kind` lists them)")
         return records
 
-    def _heal_fault(self, fault: dict[str, Any]) -> ActionRecord | None:
+    def _heal_fault(self, fault: dict[str, Any], reclaim: bool = False) -> ActionRecord | None:
         """Undo one leased fault (this harness's, or a dead one's) and drop its lease."""
         healers: dict[str, Callable[[dict[str, Any]], ActionRecord | None]] = {
             "node_loss": self._heal_node,
@@ -843,6 +891,8 @@ class KubeRayCluster:
             "serve_config": self._restore_serve_config,
             "drain": self._replace_drained,
             **{kind: self._heal_gray for kind in GRAY_FAULTS},
+            # A dead harness's upgrade has nothing to undo (the new spec stays); ours is awaited.
+            "upgrade": (lambda f: None) if reclaim else self._settle_upgrade,
         }
         healer = healers.get(fault["kind"])
         record = healer(fault) if healer is not None else None
@@ -909,6 +959,7 @@ class KubeRayCluster:
         svc = self.api.read("Service", self.ray.dashboard_service, self.ns)
         if svc is None or (svc.spec.selector or {}).get("ray.io/cluster") != active:
             self.api.apply(dashboard_service(self.ray, active))
+        self._pinned = active
 
     def readiness_problem(self) -> str | None:
         state = self.state()

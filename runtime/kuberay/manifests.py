@@ -54,6 +54,11 @@ ROLE_LABEL = "serve-chaos/role"
 SERVE_CONFIG_ANNOTATION = "serve-chaos/serve-config"
 #: ``AppSpec.code_id`` of the code the pods carry (image or ConfigMap digest).
 APP_CODE_ANNOTATION = "serve-chaos/app-code"
+#: A change of the Ray pods made by ``upgrade_cluster`` (JSON: env, labels, image), so any later
+#: command renders the same cluster spec instead of rolling it back.
+CLUSTER_CHANGE_ANNOTATION = "serve-chaos/cluster-change"
+#: What ``upgrade_cluster`` may change in the Ray pods' template.
+CLUSTER_CHANGE_KEYS = ("env", "labels", "image")
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,9 @@ class KubeRayConfig:
     redis_storage: str = "1Gi"
     storage_class: str = "standard"
     labels: dict[str, str] = field(default_factory=dict)
+    #: ``upgrade_cluster``'s change of the Ray pods, as JSON (``{"env": {...}, "labels": {...},
+    #: "image": ...}``); empty: none.
+    cluster_change: str = ""
 
     def __post_init__(self) -> None:
         if self.gcs_ft not in GCS_FT_MODES:
@@ -102,9 +110,13 @@ class KubeRayConfig:
                               f"{CONFIGMAP_LIMIT // 1024} KiB", hint="build an image with the code and pass --image")
 
     @property
+    def change(self) -> dict[str, Any]:
+        return json.loads(self.cluster_change) if self.cluster_change else {}
+
+    @property
     def pod_image(self) -> str:
-        """The Ray pods' image: the user's (code inside) or Ray's (code from the ConfigMap)."""
-        return self.app.image or self.ray_image
+        """The Ray pods' image: an upgrade's, the user's (code inside) or Ray's (code from the ConfigMap)."""
+        return self.change.get("image") or self.app.image or self.ray_image
 
     @property
     def redis_service(self) -> str:
@@ -122,6 +134,26 @@ class KubeRayConfig:
     @property
     def dashboard_service(self) -> str:
         return f"{self.name}-dashboard-nodeport"
+
+
+def merge_change(current: str, change: dict[str, Any]) -> str:
+    """``current`` (a cluster change as JSON) with ``change`` over it; a one-line error for
+    anything but pod env vars, pod labels and the image."""
+    unknown = sorted(set(change) - set(CLUSTER_CHANGE_KEYS))
+    if unknown or not change:
+        raise ConfigError(f"a cluster change may set {', '.join(CLUSTER_CHANGE_KEYS)}, got {sorted(change) or 'nothing'}")
+    merged = json.loads(current) if current else {}
+    for key in ("env", "labels"):
+        values = change.get(key) or {}
+        if not isinstance(values, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
+            raise ConfigError(f"a cluster change's {key} must map names to strings, got {values!r}")
+        if values:
+            merged[key] = {**merged.get(key, {}), **values}
+    if "image" in change:
+        if not isinstance(change["image"], str) or not change["image"]:
+            raise ConfigError(f"a cluster change's image must be an image name, got {change['image']!r}")
+        merged["image"] = change["image"]
+    return json.dumps(merged, sort_keys=True)
 
 
 def labels(config: KubeRayConfig, component: str) -> dict[str, str]:
@@ -217,6 +249,7 @@ def _app_volume(config: KubeRayConfig) -> tuple[dict[str, Any], dict[str, Any]] 
 def _container(config: KubeRayConfig, name: str, env: list[dict[str, Any]],
                ports: list[dict[str, Any]], lifecycle: dict[str, Any] | None) -> dict[str, Any]:
     app = _app_volume(config)
+    env = env + [{"name": k, "value": v} for k, v in sorted((config.change.get("env") or {}).items())]
     container: dict[str, Any] = {
         "name": name,
         "image": config.pod_image,
@@ -278,6 +311,8 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
     annotations = {**_gcs_ft(config, cluster, head_env, head_params),
                    SERVE_CONFIG_ANNOTATION: json.dumps(desired, sort_keys=True),
                    APP_CODE_ANNOTATION: config.app.code_id()}
+    if config.cluster_change:
+        annotations[CLUSTER_CHANGE_ANNOTATION] = config.cluster_change
     head_pod_spec: dict[str, Any] = {
         "containers": [_container(config, "ray-head", head_env, [
             {"containerPort": 6379, "name": "gcs"}, {"containerPort": 8265, "name": "dashboard"},
@@ -293,7 +328,7 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
         head_pod_spec["nodeSelector"] = {ROLE_LABEL: "head"}
         worker_pod_spec["nodeSelector"] = {ROLE_LABEL: "worker"}
     worker_pod_spec["affinity"] = one_worker_per_node()
-    pod_labels = labels(config, "ray")
+    pod_labels = {**labels(config, "ray"), **(config.change.get("labels") or {})}
     cluster["headGroupSpec"] = {
         "rayStartParams": head_params,
         "template": {"metadata": {"labels": pod_labels}, "spec": head_pod_spec},

@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.kuberay.manifests import APP_CODE_ANNOTATION, RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
+from runtime.kuberay.manifests import (APP_CODE_ANNOTATION, CLUSTER_CHANGE_ANNOTATION, RAY_CLUSTER_LABEL,
+                                      RAY_NODE_TYPE_LABEL)
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -87,6 +88,7 @@ class RunningShape:
     image: str
     ray_version: str
     app_code: str
+    cluster_change: str = ""
 
     @classmethod
     def of(cls, rayservice: dict[str, Any]) -> "RunningShape":
@@ -102,7 +104,8 @@ class RunningShape:
         containers = _get(cluster, "headGroupSpec", "template", "spec", "containers") or [{}]
         return cls(workers=int(groups[0].get("replicas", 0)), gcs_ft=form, image=containers[0].get("image", ""),
                    ray_version=str(cluster.get("rayVersion", "")),
-                   app_code=str(annotations.get(APP_CODE_ANNOTATION, "")))
+                   app_code=str(annotations.get(APP_CODE_ANNOTATION, "")),
+                   cluster_change=str(annotations.get(CLUSTER_CHANGE_ANNOTATION, "")))
 
 
 def pod_labels(pod: Any) -> dict[str, str]:
