@@ -21,7 +21,7 @@ from harness.load import resolve_endpoints
 from harness.observe import Snapshot
 from runtime.cluster import POD_ROLES
 from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
-from runtime.kuberay import manifests, safety
+from runtime.kuberay import manifests, safety, schema
 from runtime.kuberay.api import KubeApi
 from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
 from runtime.kuberay.manifests import KubeRayConfig
@@ -800,3 +800,44 @@ def test_on_another_cluster_without_a_serve_url_up_says_what_to_pass(kube):
     assert "--serve-url" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(ConfigError):
         KubeTargetConfig(serve_url="10.0.0.5:30800")  # not a URL
+
+
+# ---------------------------------------------------------------------- issue 20: a Ray version on kind
+@pytest.mark.parametrize("version", ["2.40.0", "2.50.0", "2.60.0"])
+def test_the_ray_pods_run_the_ray_version_asked(version):
+    config = KubeRayConfig(ray_version=version)
+    rs = next(o for o in manifests.render(config, "pw") if o["kind"] == "RayService")
+    cluster = rs["spec"]["rayClusterConfig"]
+    assert cluster["rayVersion"] == version  # KubeRay picks probes by it (common/pod.go supportsUnifiedHealthCheck)
+    for template in [cluster["headGroupSpec"]["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]:
+        assert template["spec"]["containers"][0]["image"] == f"rayproject/ray:{version}"
+    assert schema.errors(rs, crd_dir()) == []
+
+
+@pytest.mark.parametrize("version, why", [("2.39.0", "below 2.40.0"), ("2.9", "is not a Ray version"),
+                                          ("latest", "is not a Ray version")])
+def test_a_ray_version_the_kind_target_cannot_run_is_one_line(version, why):
+    with pytest.raises(ConfigError) as err:
+        KubeRayConfig(ray_version=version)
+    assert why in str(err.value) and "\n" not in str(err.value)
+
+
+def test_attaching_adopts_the_running_ray_version_unless_another_was_asked(kube):
+    kube.cluster.ray = KubeRayConfig(ray_version="2.50.0")
+    kube.bring_up()
+    other = attach_to(kube)
+    other.up(timeout_s=10)
+    assert other.ray.ray_version == "2.50.0" and other.settings()["ray_version"] == "2.50.0"
+    with pytest.raises(ConfigError, match="ray_version 2.50.0 .asked 2.60.0."):
+        attach_to(kube, KubeRayConfig(ray_version="2.60.0"), asked=("ray_version",)).up(timeout_s=10)
+
+
+def test_the_kind_workflow_runs_the_suite_once_per_ray_version():
+    flow = yaml.safe_load((Path(__file__).resolve().parents[1] / ".github" / "workflows" / "kind-chaos.yml").read_text())
+    job = flow["jobs"]["scenarios"]
+    assert job["strategy"]["matrix"]["ray"] == ["2.40.0", "2.50.0", "2.60.0"] and job["strategy"]["fail-fast"] is False
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert any("kind up --preload --ray-version \"${{ matrix.ray }}\"" in r for r in runs)
+    assert any("pytest scenarios/ --target kind --ray-version \"${{ matrix.ray }}\"" in r for r in runs)
+    for version in job["strategy"]["matrix"]["ray"]:
+        KubeRayConfig(ray_version=version)  # each one the kind target runs

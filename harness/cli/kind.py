@@ -23,11 +23,16 @@ def register(app: typer.Typer) -> None:
     app.add_typer(kind_app, name="kind")
 
 
-def _ray_config(gcs_ft: Optional[str], workers: Optional[int], namespace: str, spec=None):
+RayVersion = typer.Option(None, "--ray-version", help="Ray the pods run: rayproject/ray:<version> (default 2.60.0)")
+
+
+def _ray_config(gcs_ft: Optional[str], workers: Optional[int], namespace: str, spec=None,
+                ray_version: Optional[str] = None):
     from runtime.app.serve_config import SCENARIO_APP
     from runtime.kuberay.manifests import KubeRayConfig
 
-    shape = {k: v for k, v in (("gcs_ft", gcs_ft), ("workers", workers)) if v is not None}
+    shape = {k: v for k, v in (("gcs_ft", gcs_ft), ("workers", workers), ("ray_version", ray_version))
+             if v is not None}
     return KubeRayConfig(namespace=namespace, app=spec or SCENARIO_APP, **shape)
 
 
@@ -42,6 +47,7 @@ def kind_manifests(
     workers: int = typer.Option(2, help="Ray worker pods"),
     namespace: str = typer.Option("serve-chaos", help="namespace for our objects"),
     faults: bool = typer.Option(False, "--faults", help="print the Chaos Mesh objects the gray faults apply instead"),
+    ray_version: Optional[str] = RayVersion,
     app: AppFile = None,
     app_dir: AppDir = None,
     image: Image = None,
@@ -52,7 +58,7 @@ def kind_manifests(
     from runtime.kuberay.manifests import render, to_yaml
 
     spec, _ = app_options(app, app_dir, image)
-    config = _ray_config(gcs_ft, workers, namespace, spec)
+    config = _ray_config(gcs_ft, workers, namespace, spec, ray_version)
     if faults:
         _print_fault_objects(config)
         return
@@ -84,12 +90,14 @@ def kind_up(
     gcs_ft: Optional[str] = typer.Option(None, help="options (gcsFaultToleranceOptions, the default) | legacy | off"),
     workers: Optional[int] = typer.Option(None, help="Ray worker pods (default 2)"),
     namespace: str = typer.Option("serve-chaos", help="namespace for our objects"),
+    ray_version: Optional[str] = RayVersion,
     app: AppFile = None,
     app_dir: AppDir = None,
     image: Image = None,
 ) -> None:
-    """Create (or reuse) the kind cluster, install KubeRay 1.7.0 unless present, apply the RayService.
-    With `--image`, that image (your code in it) is loaded onto the Ray nodes with `--preload`."""
+    """Create (or reuse) the kind cluster, install KubeRay 1.7.0 and Chaos Mesh 2.8.3 unless present, apply the
+    RayService.  With `--preload`, the Ray image (`rayproject/ray:<--ray-version>`, or your `--image`) is loaded
+    onto the Ray nodes first."""
     from kubernetes import client
     from kubernetes import config as kconfig
 
@@ -98,7 +106,7 @@ def kind_up(
     from runtime.kuberay.manifests import ROLE_LABEL
 
     spec, _ = app_options(app, app_dir, image)
-    ray_cfg = _ray_config(gcs_ft, workers, namespace, spec)
+    ray_cfg = _ray_config(gcs_ft, workers, namespace, spec, ray_version)
     kind.require("kind")
     kind.require("helm")
     kind.docker_daemon_up()
@@ -126,7 +134,7 @@ def kind_up(
             kind.install_chaos_mesh(context, {ROLE_LABEL: "head"})
         kind.record_installed(core, "chaos-mesh")
     cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace, ray=ray_cfg,
-                                              asked=_asked(workers=workers, gcs_ft=gcs_ft)))
+                                              asked=_asked(workers=workers, gcs_ft=gcs_ft, ray_version=ray_version)))
     with console.status("applying the RayService and waiting until it serves ..."):
         cluster.up()
     console.print(f"ready: context {context}, Serve on {cluster.endpoints().front_door}; "

@@ -321,7 +321,7 @@ class KubeRayCluster:
         """Take the running RayService's shape where nothing else was asked; refuse, in one line,
         one whose asked settings or app code differ.  Writes nothing."""
         running = RunningShape.of(self._rayservice())
-        asked = {"workers": self.ray.workers, "gcs_ft": self.ray.gcs_ft}
+        asked = {"workers": self.ray.workers, "gcs_ft": self.ray.gcs_ft, "ray_version": self.ray.ray_version}
         differ = [f"{key} {getattr(running, key)} (asked {value})" for key, value in asked.items()
                   if key in self.target.asked and getattr(running, key) != value]
         if differ:
@@ -335,7 +335,8 @@ class KubeRayCluster:
                               hint="`serve-chaos down --target kind`, then run again (or `serve-chaos up` with the "
                                    "same --app, --app-dir and --image)")
         self.ray = replace(self.ray, workers=running.workers, gcs_ft=running.gcs_ft,
-                           cluster_change=running.cluster_change)
+                           cluster_change=running.cluster_change,
+                           ray_version=running.ray_version or self.ray.ray_version)
 
     def down(self, force: bool = False, timeout_s: float = GCS_FT_DELETION_TIMEOUT_S + 120) -> None:
         """Delete what we created.  The RayService goes first and its RayClusters must be gone

@@ -61,6 +61,32 @@ CLUSTER_CHANGE_ANNOTATION = "serve-chaos/cluster-change"
 CLUSTER_CHANGE_KEYS = ("env", "labels", "image")
 
 
+#: The oldest Ray the kind target runs.  KubeRay v1.7.0 itself sets no minimum for what we use
+#: -- its Ray version gates are token auth (2.52, ``utils/validation.go``), Kubernetes token
+#: auth (2.55), worker-group priority (2.56), a Redis username (2.41, ``common/pod.go``) and
+#: HTTP probes from 2.53 (``common/pod.go`` supportsUnifiedHealthCheck: before it, exec probes
+#: ``bash -c "wget ... | grep success"`` on head and workers) -- so the floor is the project's
+#: supported range (2.40.0), where Ray has what the kind target calls: ``ray drain-node``
+#: (``ray/scripts/scripts.py``), ``/api/local_raylet_healthz`` (the exec probe), and
+#: ``ray._private.gcs_utils.cleanup_redis_storage(host, port, password, use_ssl, storage_namespace)``
+#: as KubeRay's Redis cleanup Job calls it (``raycluster_controller.go`` buildRedisCleanupJob);
+#: checked in the 2.40.0 and 2.50.0 wheels.
+MIN_RAY_VERSION = (2, 40, 0)
+
+
+def check_ray_version(version: str) -> None:
+    """One line when ``version`` is not X.Y.Z or is older than ``MIN_RAY_VERSION``."""
+    import re
+
+    found = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", str(version))
+    floor = ".".join(map(str, MIN_RAY_VERSION))
+    if not found:
+        raise ConfigError(f"ray_version {version!r} is not a Ray version", hint=f"give X.Y.Z, at least {floor}")
+    if tuple(int(x) for x in found.groups()) < MIN_RAY_VERSION:
+        raise ConfigError(f"Ray {version} is below {floor}, the oldest the kind target runs",
+                          hint=f"use --ray-version {floor} or newer")
+
+
 @dataclass(frozen=True)
 class KubeRayConfig:
     """The RayService under test on Kubernetes.
@@ -73,12 +99,14 @@ class KubeRayConfig:
     ``node_selectors``: place the head (with Redis) and the workers on labelled
     nodes so a node loss never takes the head or Redis (kind-config.yaml labels them).
     ``redis_storage``: size of Redis's volume on ``storage_class`` (kind's
-    ``standard`` is its local-path provisioner).
+    ``standard`` is its local-path provisioner).  ``ray_version``: at least
+    ``MIN_RAY_VERSION`` (see there why).
     """
 
     namespace: str = "serve-chaos"
     name: str = "serve-chaos"
-    ray_image: str = "rayproject/ray:2.60.0"
+    #: The Ray the pods run: ``rayproject/ray:<ray_version>`` (and KubeRay's ``rayVersion``).
+    ray_version: str = "2.60.0"
     redis_image: str = "redis:7.2"
     gcs_ft: str = "options"
     workers: int = 2
@@ -98,6 +126,7 @@ class KubeRayConfig:
     cluster_change: str = ""
 
     def __post_init__(self) -> None:
+        check_ray_version(self.ray_version)
         if self.gcs_ft not in GCS_FT_MODES:
             raise ConfigError(f"gcs_ft must be one of {', '.join(GCS_FT_MODES)}, got {self.gcs_ft!r}")
         if not isinstance(self.workers, int) or not 1 <= self.workers <= 20:
@@ -108,6 +137,10 @@ class KubeRayConfig:
         if not self.app.image and size > CONFIGMAP_LIMIT:
             raise ConfigError(f"the app's code is {size // 1024} KiB; a ConfigMap holds at most "
                               f"{CONFIGMAP_LIMIT // 1024} KiB", hint="build an image with the code and pass --image")
+
+    @property
+    def ray_image(self) -> str:
+        return f"rayproject/ray:{self.ray_version}"
 
     @property
     def change(self) -> dict[str, Any]:
@@ -306,7 +339,9 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
     head_env: list[dict[str, Any]] = []
     head_params: dict[str, str] = {"dashboard-host": "0.0.0.0", "num-cpus": str(config.num_cpus)}
     # The Ray version KubeRay is told is Ray's image's (a user's image must hold the same Ray).
-    cluster: dict[str, Any] = {"rayVersion": config.ray_image.rsplit(":", 1)[-1].split("-")[0]}
+    # KubeRay reads it to choose the pods' probes (common/pod.go supportsUnifiedHealthCheck); a
+    # user's image must hold this Ray too.
+    cluster: dict[str, Any] = {"rayVersion": config.ray_version}
     desired = serve_config or config.app.to_serve_config()
     annotations = {**_gcs_ft(config, cluster, head_env, head_params),
                    SERVE_CONFIG_ANNOTATION: json.dumps(desired, sort_keys=True),
