@@ -348,7 +348,7 @@ class KubeRayCluster:
             raise ServeChaosError(f"the cluster is in use by {holder.describe()}",
                                   hint="wait until that run ends, or pass --force (it then ends as interrupted)")
         self._stop_forwarders()
-        self.heal()
+        self._heal_before_teardown()
         ns = self.api.read("Namespace", self.ns, "")
         if ns is None:
             return
@@ -861,6 +861,17 @@ class KubeRayCluster:
         self._timers.clear()
         self.redis_held = False
         return self._heal_all([f for f in self.lease.faults() if self.lease.mine_fault(f)], reclaim=False)
+
+    def _heal_before_teardown(self) -> None:
+        """Undo what this harness has in effect without waiting for an upgrade to settle; what
+        cannot be undone goes with the namespace (chaos objects, a held Redis, the lease)."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        try:
+            self._heal_all([f for f in self.lease.faults() if self.lease.mine_fault(f)], reclaim=True)
+        except ServeChaosError:
+            pass
 
     def _heal_all(self, faults: list[dict[str, Any]], reclaim: bool) -> list[ActionRecord]:
         records, failed = [], []
