@@ -242,3 +242,13 @@ def test_locally_the_upgrade_scenario_is_skipped_by_capability():
     from runtime.cluster import Capabilities
 
     assert Capabilities().upgrade_cluster is False
+
+
+def test_readiness_says_why_the_operator_never_catches_up_with_a_refused_config(kube):
+    kube.operator.dashboard(kube.serving()).reject = "Invalid Serve config: bad"
+    rs = rayservice(kube)
+    rs["spec"]["serveConfigV2"] = rs["spec"]["serveConfigV2"].replace("num_replicas: 6", "num_replicas: 7")
+    rs["metadata"]["generation"] += 1
+    kube.operator.settle()
+    problem = kube.cluster.readiness_problem()
+    assert "not reconciled the latest spec" in problem and "refused: 400 Bad Request Invalid Serve config: bad" in problem

@@ -64,6 +64,8 @@ FRONT_DOOR_LAG_S = max(READINESS_PERIOD_S + READINESS_TIMEOUT_S, 2.0 + 2.0) + 1.
 #: How long a RayService upgrade may take to settle (s): a new cluster's pods and Serve, the
 #: switch, then KubeRay's deletion delay.
 UPGRADE_SETTLE_TIMEOUT_S = 600.0 + 60.0 + 60.0
+#: A refusal event this recent (s) explains a RayService whose status lags its spec.
+REJECTION_RECENT_S = 30.0
 #: The dashboard's port on the head (``utils/constant.go`` DefaultDashboardPort).
 DASHBOARD_PORT = 8265
 #: ``rayservice_controller.go`` RayClusterDeletionDelayDuration (ours does not override it).
@@ -976,6 +978,11 @@ class KubeRayCluster:
     def readiness_problem(self) -> str | None:
         state = self.state()
         problem = state.problem()
+        if problem and state.generation != state.observed_generation:
+            # KubeRay returns before writing its status when the dashboard refused the config
+            # (rayservice_controller.go reconcileServe): say why it never catches up.
+            refused = self._serve_rejection(time.time() - REJECTION_RECENT_S)
+            return f"{problem}; KubeRay's last submission was refused: {refused}" if refused else problem
         if problem:
             return problem
         self._pin_dashboard(state.active or "")
