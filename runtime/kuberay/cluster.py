@@ -7,9 +7,17 @@ forced) delete; a node loss on kind cuts and kills the node's container and
 deletes the Node object after the replacement delay, as the guide's
 ``kubectl delete node`` does; actor kills run ``ray.kill`` through exec into the
 head pod; the Serve Service (KubeRay's, shaped by ``spec.serveService``) and
-the dashboard are NodePorts kind maps to the host; each pod, and "the current
-head", is reachable through a port-forward.  Every mutating call first checks
-the safety rules.
+the dashboard are NodePorts kind maps to the host (elsewhere: ``--serve-url``, and
+the dashboard through a port-forward unless ``--dashboard-url``); each pod, and
+"the current head", is reachable through a port-forward.  Every mutating call first
+checks the safety rules.
+
+Planned disruptions: a Serve config changed through KubeRay (``serveconfig.py``),
+Ray's drain API by exec (``drain.py``), a RayService upgrade.  Gray faults: Chaos
+Mesh objects and a slowed process (``grayfaults.py``).  Every fault in effect is
+leased in the lease ConfigMap (``lease.py``) with what undoing it needs; ``heal``
+undoes this harness's, ``reclaim`` (the next command) a dead harness's, through one
+table of healers (``_heal_fault``).
 """
 
 from __future__ import annotations
@@ -27,23 +35,48 @@ from typing import Any, Callable
 
 import requests
 
-from runtime.app.serve_config import (PROXY_ROUTES_PATH, AppDeployFailed, deploy_failure, deployed_config_problem,
-                                      desired_replicas)
+from runtime.app.serve_config import (
+    PROXY_ROUTES_PATH,
+    AppDeployFailed,
+    deploy_failure,
+    deployed_config_problem,
+    desired_replicas,
+)
 from runtime.cluster import GRAY_FAULTS, ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
 from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
 from runtime.kuberay import chaosmesh, kind, safety
-from runtime.kuberay.api import (RAY_GROUP, RAY_PLURAL, RAY_VERSION, RAYCLUSTER_PLURAL, KubeApi, KubeApiError,
-                                 kube_error, load_configuration)
-from runtime.kuberay.manifests import (REDIS_SECRET_KEY, SERVE_PORT, merge_change, SERVE_CONFIG_ANNOTATION, KubeRayConfig, dashboard_service,
-                                      render)
+from runtime.kuberay.api import (
+    RAY_GROUP,
+    RAY_PLURAL,
+    RAY_VERSION,
+    RAYCLUSTER_PLURAL,
+    KubeApi,
+    KubeApiError,
+    load_configuration,
+)
 from runtime.kuberay.drain import check_drain, drain_command, node_id_for_ip, refusal
 from runtime.kuberay.execs import ExecResult, PodExec
 from runtime.kuberay.grayfaults import GrayFaults
 from runtime.kuberay.lease import KubeLease
+from runtime.kuberay.manifests import (
+    REDIS_SECRET_KEY,
+    SERVE_CONFIG_ANNOTATION,
+    SERVE_PORT,
+    KubeRayConfig,
+    dashboard_service,
+    merge_change,
+    render,
+)
 from runtime.kuberay.placement import placement_problem
 from runtime.kuberay.portforward import PodPortForwarder
-from runtime.kuberay.serveconfig import (REJECTED_REASON, SERVE_CONFIG_MANAGER, SUBMIT_TIMEOUT_S, event_time, rejection,
-                                        serve_config_patch)
+from runtime.kuberay.serveconfig import (
+    REJECTED_REASON,
+    SERVE_CONFIG_MANAGER,
+    SUBMIT_TIMEOUT_S,
+    event_time,
+    rejection,
+    serve_config_patch,
+)
 from runtime.kuberay.status import RayServiceState, RunningShape, container_restarts, pod_role
 from runtime.ray_settings import node_health_check
 from runtime.waiting import NotYet, wait_until

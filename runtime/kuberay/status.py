@@ -22,8 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.kuberay.manifests import (APP_CODE_ANNOTATION, CLUSTER_CHANGE_ANNOTATION, RAY_CLUSTER_LABEL,
-                                      RAY_NODE_TYPE_LABEL)
+from runtime.kuberay.manifests import (
+    APP_CODE_ANNOTATION,
+    CLUSTER_CHANGE_ANNOTATION,
+    RAY_CLUSTER_LABEL,
+    RAY_NODE_TYPE_LABEL,
+)
 
 
 def _get(obj: Any, *path: str) -> Any:
