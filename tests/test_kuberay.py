@@ -841,3 +841,13 @@ def test_the_kind_workflow_runs_the_suite_once_per_ray_version():
     assert any("pytest scenarios/ --target kind --ray-version \"${{ matrix.ray }}\"" in r for r in runs)
     for version in job["strategy"]["matrix"]["ray"]:
         KubeRayConfig(ray_version=version)  # each one the kind target runs
+
+
+def test_kind_up_makes_a_worker_node_per_ray_worker_and_a_spare():
+    from runtime.kuberay import kind
+
+    for workers in (1, 2, 3, 5):
+        config = yaml.safe_load(kind.config_for_workers(kind.DEFAULT_KIND_CONFIG, workers))
+        roles = [n.get("labels", {}).get("serve-chaos/role") for n in config["nodes"] if n["role"] == "worker"]
+        assert roles.count("worker") == max(workers + 1, 3) and roles.count("head") == 1
+    assert kind.spare_problem(3, 2) is None and "need one more" in kind.spare_problem(3, 3)

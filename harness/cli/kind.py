@@ -7,6 +7,7 @@ does; ``kind manifests`` prints exactly what it applies.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -113,12 +114,20 @@ def kind_up(
     context = f"kind-{name}"
     created = name not in kind.clusters()
     if created:
-        with console.status(f"creating kind cluster {name} (a few minutes) ..."):
-            kind.create(name, config or kind.DEFAULT_KIND_CONFIG)
+        with console.status(f"creating kind cluster {name} (a few minutes) ..."), \
+                tempfile.TemporaryDirectory(prefix="serve-chaos-kind-") as tmp:
+            chosen = config or kind.DEFAULT_KIND_CONFIG
+            if config is None:  # our config: a worker node per Ray worker and a spare
+                chosen = Path(tmp) / "kind-config.yaml"
+                chosen.write_text(kind.config_for_workers(kind.DEFAULT_KIND_CONFIG, ray_cfg.workers))
+            kind.create(name, chosen)
     else:
         console.print(f"reusing kind cluster {name}")
     api_client = kconfig.new_client_from_config(context=context)
     core = client.CoreV1Api(api_client)
+    short = kind.spare_problem(len(kind.nodes_with_roles(core, ("worker",))), ray_cfg.workers)
+    if short:
+        console.print(f"note: {short}; they will find no node for it (--workers or the kind config)")
     if created:
         kind.mark_created(core)
     if preload:

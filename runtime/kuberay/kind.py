@@ -81,6 +81,30 @@ def create(name: str, config: Path = DEFAULT_KIND_CONFIG, image: str | None = KI
     run(cmd, timeout_s=900)
 
 
+def config_for_workers(base: Path, workers: int) -> str:
+    """``base`` (a kind config) with enough worker-role nodes for ``workers`` Ray workers, one
+    per node, plus a spare for a lost one's replacement (the workers' anti-affinity)."""
+    import yaml
+
+    from runtime.kuberay.manifests import ROLE_LABEL
+
+    config = yaml.safe_load(base.read_text())
+    nodes = config["nodes"]
+    have = [n for n in nodes if (n.get("labels") or {}).get(ROLE_LABEL) == "worker"]
+    for _ in range(workers + 1 - len(have)):
+        nodes.append({"role": "worker", "labels": {ROLE_LABEL: "worker"}})
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def spare_problem(worker_nodes: int, workers: int) -> str | None:
+    """Why a cluster with ``worker_nodes`` worker-role nodes cannot place ``workers`` Ray workers one
+    per node with a spare, or None."""
+    if worker_nodes >= workers + 1:
+        return None
+    return (f"{worker_nodes} worker node(s) for {workers} Ray workers: node scenarios need one more, a spare for "
+            "the lost worker's replacement")
+
+
 def delete(name: str) -> None:
     run(["kind", "delete", "cluster", "--name", name], timeout_s=300)
 
