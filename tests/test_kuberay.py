@@ -798,8 +798,9 @@ def test_on_another_cluster_without_a_serve_url_up_says_what_to_pass(kube):
     with pytest.raises(ConfigError) as err:
         other.up(timeout_s=5)
     assert "--serve-url" in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(ConfigError):
-        KubeTargetConfig(serve_url="10.0.0.5:30800")  # not a URL
+    for bad in ("10.0.0.5:30800", "http://lb.example.com", "ftp://h:1"):
+        with pytest.raises(ConfigError):
+            KubeTargetConfig(serve_url=bad)
 
 
 # ---------------------------------------------------------------------- issue 20: a Ray version on kind

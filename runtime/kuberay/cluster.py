@@ -144,7 +144,7 @@ class KubeTargetConfig:
 
     def __post_init__(self) -> None:
         for option, url in (("--serve-url", self.serve_url), ("--dashboard-url", self.dashboard_url)):
-            if url is not None and not re.fullmatch(r"https?://[^/\s:]+(:\d+)?/?", url):
+            if url is not None and not re.fullmatch(r"https?://[^/\s:]+:\d+/?", url):
                 raise ConfigError(f"{option} {url!r} is not an address like http://10.0.0.5:30800",
                                   hint="give the scheme, host and port the Service is reachable at from here")
 
