@@ -41,6 +41,8 @@ ORDER = (
     "downstream_replica_hang",
     "rolling_update_composed",
     "node_drain_composed",
+    # a new Ray cluster behind the Serve Service (kind; skipped locally)
+    "rayservice_upgrade",
     # SleepyPid with room for a drain, then soft and strict spreading
     "node_drain",
     "worker_node_failure",

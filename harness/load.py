@@ -66,9 +66,11 @@ class Traffic:
 
 def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str],
                       ready: set[str] | None = None) -> list[dict[str, Any]]:
-    """The load's targets when it starts: ``{"name", "url", "role", "pod", "incarnation"}``
-    per endpoint (``harness.slots.SlotTable.start``); ``roles`` maps pod -> role.
-    ``pods:<role>`` takes only pods in ``ready`` (when given)."""
+    """The load's targets when it starts: ``{"name", "url", "role", "pod", "incarnation",
+    "keepalive"}`` per endpoint (``harness.slots.SlotTable.start``); ``roles`` maps pod -> role.
+    ``pods:<role>`` takes only pods in ``ready`` (when given).  A per-pod or role target the
+    cluster reaches through a port-forward (``Endpoints.forwarded``) is ``keepalive``: the load
+    keeps its connections to it open instead of paying a websocket setup per request."""
     return SlotTable.start(spec.endpoints, endpoints, roles, ready).dicts()
 
 

@@ -24,7 +24,10 @@ gevent; it must never share a process with Ray).  Configured through env:
 
 Each request is sent at its *intended* time ``t0 + i / total_rate`` whether or
 not earlier ones returned, so a stalled server cannot slow the offered load and
-hide an outage.  Every request opens a new connection, like independent clients.
+hide an outage.  Every request opens a new connection, like independent clients --
+except to an endpoint marked ``keepalive`` (a pod reached through a Kubernetes
+port-forward, where a new connection is a websocket setup through the API server):
+those requests share a pool of kept-alive connections per endpoint.
 """
 
 from __future__ import annotations
@@ -196,6 +199,25 @@ class Recorder:
         self.fh.close()
 
 
+#: Kept-alive connections per ``keepalive`` endpoint (its name -> a Session with a pool as
+#: large as the requests that may be in flight); never retried: a failure is data.
+SESSIONS: dict[str, requests.Session] = {}
+
+
+def session_for(endpoint: dict) -> requests.Session | None:
+    if not endpoint.get("keepalive"):
+        return None
+    if endpoint["name"] not in SESSIONS:
+        from requests.adapters import HTTPAdapter
+
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=MAX_IN_FLIGHT, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        SESSIONS[endpoint["name"]] = session
+    return SESSIONS[endpoint["name"]]
+
+
 RECORDER: Recorder | None = None
 #: In-flight requests; joined at stop so no started request goes unrecorded.
 IN_FLIGHT = Pool(MAX_IN_FLIGHT)
@@ -230,9 +252,12 @@ class OpenLoopUser(User):
         record = new_record(seq, intended, endpoint, spec, sent)
         exc: BaseException | None = None
         try:
-            headers = {"Connection": "close", **(spec.get("headers") or {}), REQUEST_ID_HEADER: record["request_id"]}
-            resp = requests.request(spec.get("method", "GET"), endpoint["url"].rstrip("/") + spec.get("path", "/"),
-                                    timeout=TIMEOUT_S, headers=headers, **body_kwargs(spec))
+            session = session_for(endpoint)
+            headers = {**({} if session else {"Connection": "close"}), **(spec.get("headers") or {}),
+                       REQUEST_ID_HEADER: record["request_id"]}
+            resp = (session or requests).request(spec.get("method", "GET"),
+                                                 endpoint["url"].rstrip("/") + spec.get("path", "/"),
+                                                 timeout=TIMEOUT_S, headers=headers, **body_kwargs(spec))
             record["pod"] = resp.headers.get(POD_HEADER) or endpoint.get("pod")
             judge(record, resp.status_code, int(spec.get("expect_status", 200)))
             record["pid"] = body_pid(resp.text) if record["ok"] else None

@@ -48,6 +48,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--namespace", default="serve-chaos", help="kind target: namespace of our resources")
     group.addoption("--node-loss-hook", default=None,
                     help="kube target: command that removes node {node} (non-kind clusters)")
+    group.addoption("--serve-url", default=None,
+                    help="kube target off kind: where the Serve Service is reachable (e.g. http://10.0.0.5:30800)")
+    group.addoption("--dashboard-url", default=None,
+                    help="kube target off kind: the Ray dashboard (default: a port-forward to the head)")
     group.addoption("--app", default=None, help="your Serve config (default: the bundled SleepyPid)")
     group.addoption("--app-dir", default=None, help="directory with the code --app imports")
     group.addoption("--image", default=None, help="kind: image with Ray 2.60 and your code (instead of --app-dir)")
@@ -80,8 +84,9 @@ def run_options(config: pytest.Config) -> RunOptions:
                            kube_context=config.getoption("--kube-context"),
                            allowed_contexts=tuple(config.getoption("--allow-context")),
                            namespace=config.getoption("--namespace"),
-                           node_loss_hook=config.getoption("--node-loss-hook"), app=spec,
-                           ray_version=config.getoption("--ray-version"))
+                           node_loss_hook=config.getoption("--node-loss-hook"),
+                           serve_url=config.getoption("--serve-url"), dashboard_url=config.getoption("--dashboard-url"),
+                           app=spec, ray_version=config.getoption("--ray-version"))
     return RunOptions.build(seed=parse_seed(config.getoption("--seed")), report_dir=Path(config.getoption("--report-dir")),
                             load_rate=rate_value, keep_cluster=config.getoption("--keep-cluster"), target=target,
                             app=under_test)

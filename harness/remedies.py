@@ -144,6 +144,11 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
            "a replica stalled 0.9 s of every 1 s got 7.7 % of the traffic (fair 16.7 %); one stalled 90 ms of "
            "every 100 ms kept 15.6 % (z = -1.0): its queue never grew",
            "Serve request router (power of two choices, request_router/pow_2_router.py)"),
+    Remedy("upgrade_room", "leave room for a second Ray cluster during a RayService upgrade (KubeRay brings the "
+           "new cluster up beside the old one and switches the Serve Service once its Serve is ready), and keep "
+           "the old one's deletion delay above your clients' longest request",
+           (), "rayservice_upgrade", "not measured here: verified against KubeRay v1.7.0's source only",
+           "KubeRay rayservice_controller.go (zero-downtime upgrade, RayClusterDeletionDelayDuration 60 s)"),
 )}
 
 def _deployments(verdict: dict[str, Any]) -> list[DeploymentSettings] | None:
@@ -213,6 +218,7 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("network_latency", "*", "always", ("readiness", "handle_timeout")),
     ("memory_pressure", "*", "always", ("memory_headroom",)),
     ("replica_slow", "*", "always", ("slow_replica",)),
+    ("rayservice_upgrade", "*", "always", ("upgrade_room",)),
     ("*", "recovery_s", "always", ("replica_start",)),
 )
 

@@ -51,7 +51,8 @@ class Target:
     ``url``: the base every request path is appended to, None while the slot is
     vacant; ``pod`` and ``incarnation``: the pod incarnation a slot aims at (for a
     vacant slot, ``pod`` names the last one, whose successor it waits for);
-    ``follows``: a slot (it follows pods) rather than a fixed address.
+    ``follows``: a slot (it follows pods) rather than a fixed address; ``keepalive``: the
+    address is a port-forward, so the load keeps connections to it open.
     """
 
     name: str
@@ -60,6 +61,7 @@ class Target:
     pod: str | None = None
     incarnation: str | None = None
     follows: bool = False
+    keepalive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """What the Locust process reads (``harness.locustfile``)."""
@@ -117,6 +119,9 @@ class SlotTable:
                     raise ConfigError(f"no pod named {rest!r} to aim load at",
                                       hint=f"pods are: {', '.join(sorted(endpoints.pods))}")
                 out.append(Target(name, endpoints.pods[rest], roles.get(rest, ""), rest, incarnations.get(rest), True))
+        if endpoints.forwarded:
+            # A port-forward costs a websocket setup per connection (benchmarks/portforward_cost.py).
+            out = [t if t.name == FRONT_DOOR else replace(t, keepalive=True) for t in out]
         return cls(out)
 
     def dicts(self) -> list[dict[str, Any]]:

@@ -35,6 +35,9 @@ class TargetOptions:
     allowed_contexts: tuple[str, ...] = ()
     namespace: str = "serve-chaos"
     node_loss_hook: str | None = None
+    #: Kube target off kind: where the Serve Service and the dashboard are reached from here.
+    serve_url: str | None = None
+    dashboard_url: str | None = None
     workers: int | None = None
     gcs_ft: bool | None = None
     local_changes: dict[str, Any] = field(default_factory=dict)
@@ -85,11 +88,15 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Clust
     if options.gcs_ft is False:
         ray = replace(ray, gcs_ft="off")
     if options.ray_version is not None:
-        # Ray's own image of that release (KubeRay reads rayVersion from the image's tag).
-        ray = replace(ray, ray_image=f"rayproject/ray:{options.ray_version}")
+        # Ray's own image of that release, and KubeRay's rayVersion.
+        ray = replace(ray, ray_version=options.ray_version)
+    # Only what was asked is held against a running cluster; the rest is adopted from it.
+    asked = tuple(k for k, v in (("workers", options.workers), ("gcs_ft", options.gcs_ft is False),
+                                 ("ray_version", options.ray_version)) if v)
     return KubeRayCluster(KubeTargetConfig(context=options.kube_context, allowed_contexts=options.allowed_contexts,
                                            namespace=options.namespace, node_loss_hook=options.node_loss_hook,
-                                           ray=ray))
+                                           serve_url=options.serve_url, dashboard_url=options.dashboard_url,
+                                           ray=ray, asked=asked))
 
 
 def describe(cluster: Any) -> str:

@@ -75,13 +75,16 @@ class Endpoints:
     Service analogue); ``pods`` maps a pod name to its own Serve proxy address
     (like ``kubectl port-forward`` to that pod); ``roles`` maps a role to an
     address that always reaches the *current* pod of that role (the head on
-    KubeRay gets a new name when it is recreated).
+    KubeRay gets a new name when it is recreated).  ``forwarded``: ``pods`` and ``roles``
+    are reached through a port-forward, where every new connection is a websocket setup
+    through the API server -- the load keeps its connections to them alive.
     """
 
     front_door: str
     dashboard: str
     pods: dict[str, str] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
+    forwarded: bool = False
 
 
 @dataclass(frozen=True)

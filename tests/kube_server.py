@@ -7,8 +7,9 @@ pkg/util/remotecommand`` and ``pkg/kubelet/cri/streaming/portforward``), as the 
 - ``.../pods/<pod>/exec``: stdout on channel 1 (``exec <pod>`` after ``exec_delay_s``), then a
   Success status on channel 3, then close.
 - ``.../pods/<pod>/portforward?ports=P``: the port number (2 bytes, little endian) first on the
-  data channel 0 and the error channel 1, then an HTTP answer on channel 0 to whatever
-  request arrives on it, naming the pod.
+  data channel 0 and the error channel 1, then an HTTP answer on channel 0 to each request
+  that arrives on it, naming the pod: HTTP/1.1 keep-alive, so one stream carries as many
+  requests as the client sends on its connection, until one asks ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class KubeServer:
         self.rest_delay_s = rest_delay_s
         self.rest_calls = 0
         self.stream_calls = 0
+        self.forwarded_requests = 0
         self.unexpected: list[str] = []
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -112,13 +114,20 @@ class KubeServer:
             prefix = bytes([port & 0xFF, port >> 8])
             await ws.send(b"\x00" + prefix)
             await ws.send(b"\x01" + prefix)
-            request = b""
+            pending = b""
             async for frame in ws:
-                request += frame[1:]
-                if b"\r\n\r\n" in request:
+                pending += frame[1:]
+                closing = False
+                while b"\r\n\r\n" in pending:
+                    head, _, pending = pending.partition(b"\r\n\r\n")
+                    self.forwarded_requests += 1
+                    closing = b"connection: close" in head.lower()
                     body = pod.encode()
                     await ws.send(b"\x00" + b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode()
-                                  + b"\r\nConnection: close\r\n\r\n" + body)
+                                  + (b"\r\nConnection: close" if closing else b"") + b"\r\n\r\n" + body)
+                    if closing:
+                        break
+                if closing:
                     break
             await ws.close()
         else:

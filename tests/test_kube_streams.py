@@ -89,3 +89,34 @@ def test_streams_on_their_own_clients_leave_rest_calls_alone(server):
     assert server.unexpected == []
     assert api.rest.call_api is transport and "request" not in vars(api.rest)
     assert len(api.core.list_namespaced_pod("ns").items) == 1
+
+
+def test_per_pod_load_through_a_forward_keeps_its_connections(server, tmp_path):
+    """Issue 18 item 7: a per-pod endpoint reached through a port-forward must not cost a
+    websocket setup per request; the load keeps its connections to it alive."""
+    from harness.history import read_jsonl
+    from harness.load import LoadGenerator, LoadSpec, resolve_endpoints
+    from runtime.cluster import Endpoints
+
+    api = KubeApi.from_configuration(configuration(server))
+    cluster = KubeRayCluster(KubeTargetConfig(), api=api, context_name="kind-test")
+    forwarder = PodPortForwarder(cluster._portforward_opener(lambda: "p7"), 8000)
+    port = forwarder.start()
+    endpoints = Endpoints(front_door="http://127.0.0.1:1", dashboard="http://127.0.0.1:1",
+                          pods={"p7": f"http://127.0.0.1:{port}"}, forwarded=True)
+    (target,) = resolve_endpoints(LoadSpec(endpoints=("pods:worker",)), endpoints, {"p7": "worker"})
+    out = tmp_path / "requests.jsonl"
+    load = LoadGenerator(LoadSpec(rate=40, endpoints=("pods:worker",)), [target], out, max_duration_s=60)
+    try:
+        load.start()
+        time.sleep(3)
+    finally:
+        load.stop()
+        forwarder.stop()
+    records = read_jsonl(out)
+    ok = [r for r in records if r["ok"]]
+    assert len(ok) >= 60 and all(r["pod"] == "p7" for r in ok)
+    assert server.forwarded_requests >= len(ok)
+    # One stream per concurrent connection (a few; more when a loaded machine answers slowly),
+    # never one per request.
+    assert server.stream_calls * 10 <= len(ok), f"{server.stream_calls} port-forward setups for {len(ok)} requests"

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 import yaml
@@ -24,11 +21,12 @@ from harness.load import resolve_endpoints
 from harness.observe import Snapshot
 from runtime.cluster import POD_ROLES
 from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
-from runtime.kuberay import manifests, safety
+from runtime.kuberay import manifests, safety, schema
 from runtime.kuberay.api import KubeApi
 from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
 from runtime.kuberay.manifests import KubeRayConfig
-from tests.kuberay_fake import FakeApiClient, FakeKubeRay, Store, selects
+from tests.fake_apiserver import FakeApiClient, Store, selects
+from tests.kube_world import FakeWs, Kube
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "shared" / "kuberay"
 #: The Kubernetes version of kind's node image the target is written for (runtime/kuberay/kind.py).
@@ -146,7 +144,9 @@ def test_placement_keeps_head_and_redis_off_worker_nodes_and_fits_small_nodes():
         assert request.endswith("m") and int(request[:-1]) < 1000
     kind_cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "kind-config.yaml").read_text())
     roles = [n.get("labels", {}).get("serve-chaos/role") for n in kind_cfg["nodes"] if n["role"] == "worker"]
-    assert roles == ["head", "worker", "worker"]
+    # A worker node for each worker and a spare for a lost one's replacement (one Ray pod per node).
+    assert roles == ["head"] + ["worker"] * (KubeRayConfig().workers + 1)
+    assert worker["template"]["spec"]["affinity"] == manifests.one_worker_per_node()
     ports = {m["containerPort"] for m in kind_cfg["nodes"][0]["extraPortMappings"]}
     assert ports == {manifests.SERVE_NODE_PORT, manifests.DASHBOARD_NODE_PORT}
 
@@ -196,90 +196,6 @@ def test_foreign_namespace_is_refused():
         safety.check_namespace({"metadata": {"labels": {}}}, "default")
 
 
-# ---------------------------------------------------------------------- a dashboard and Serve endpoint
-class FakeServe:
-    """Real HTTP on loopback answering as the Ray dashboard and the Serve endpoint would."""
-
-    def __init__(self, details: Callable[[], dict[str, Any]]) -> None:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                body = json.dumps(fake.details()).encode() if self.path.startswith("/api/serve") else b"1234"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.details = details
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def serve_details(config: dict[str, Any]) -> dict[str, Any]:
-    """What ``GET /api/serve/applications/`` answers when ``config`` is deployed and RUNNING."""
-    apps = {}
-    for app in config["applications"]:
-        deployments = {d["name"]: {"replicas": [{"state": "RUNNING"}] * d.get("num_replicas", 1)}
-                       for d in app["deployments"]}
-        apps[app["name"]] = {"status": "RUNNING", "deployed_app_config": app, "deployments": deployments}
-    return {"applications": apps, "controller_info": {"actor_id": "c"}}
-
-
-class FakeCli:
-    def __init__(self):
-        self.calls = []
-
-    def node_network(self, node, connect):
-        self.calls.append(("network", node, connect))
-
-    def node_kill(self, node):
-        self.calls.append(("kill", node))
-
-    def node_start(self, node):
-        self.calls.append(("start", node))
-
-
-class Kube:
-    """A KubeRayCluster on the fake API, the fake operator, and a fake dashboard."""
-
-    def __init__(self) -> None:
-        self.store = Store()
-        self.operator = FakeKubeRay(self.store)
-        self.cli = FakeCli()
-        self.deployed: dict[str, Any] | None = None
-        self.serve = FakeServe(lambda: serve_details(self.deployed or {"applications": []}))
-        target = KubeTargetConfig(serve_host_port=self.serve.port, dashboard_host_port=self.serve.port)
-        self.cluster = KubeRayCluster(target, api=KubeApi(lambda: FakeApiClient(self.store)),
-                                      context_name="kind-serve-chaos", cli=self.cli)
-
-    def bring_up(self) -> str:
-        """Apply, let the operator and the kubelet do their work; returns the active cluster."""
-        self.cluster.apply(self.cluster.manifests())
-        self.operator.reconcile()
-        cluster = self.serving()
-        self.operator.run_pods(cluster)
-        self.operator.proxy_healthy(cluster)
-        self.operator.reconcile()
-        self.deployed = self.cluster.serve_config()
-        return cluster
-
-    def serving(self) -> str:
-        return self.cluster.state().serving_cluster
-
-    def close(self) -> None:
-        self.cluster._stop_forwarders()
-        self.serve.close()
-
-
 @pytest.fixture
 def kube():
     k = Kube()
@@ -324,10 +240,11 @@ def test_every_service_selector_is_a_subset_of_the_labels_of_the_pods_it_must_re
 
 def test_head_leaves_the_serve_service_until_its_proxy_is_healthy(kube):
     kube.cluster.apply(kube.cluster.manifests())
-    kube.operator.reconcile()
+    kube.operator.settle()
     cluster = kube.serving()
     kube.operator.run_pods(cluster)
-    kube.operator.reconcile()
+    kube.operator.serve_ready(cluster)
+    kube.operator.settle()
     head = next(p for p in kube.operator.pods(cluster) if p["metadata"]["labels"]["ray.io/node-type"] == "head")
     assert head["metadata"]["labels"]["ray.io/serve"] == "false"
     assert kube.cluster.readiness_problem() is not None
@@ -341,7 +258,7 @@ def test_readiness_walks_through_an_upgrade(kube):
     kube.cluster.set_gcs_ft(False)
     assert "not reconciled" in kube.cluster.readiness_problem()
     kube.operator.lag = False
-    kube.operator.reconcile()
+    kube.operator.settle()
     problem = kube.cluster.readiness_problem()
     assert "upgrade is under way" in problem
     new = kube.cluster.state().pending
@@ -349,9 +266,7 @@ def test_readiness_walks_through_an_upgrade(kube):
     # While upgrading, the cluster under test is still the active one: no victim in the new one.
     assert {p.name for p in kube.cluster.pods() if p.role != "redis"} <= \
         {p["metadata"]["name"] for p in kube.operator.pods(old)}
-    kube.operator.run_pods(new)
-    kube.operator.proxy_healthy(new)
-    kube.operator.reconcile()
+    kube.finish_pending()
     assert kube.cluster.state().active == new and kube.cluster.state().pending is None
     assert kube.cluster.readiness_problem() is None
     assert {p.name for p in kube.cluster.pods() if p.role != "redis"} == \
@@ -360,18 +275,25 @@ def test_readiness_walks_through_an_upgrade(kube):
     assert kube.operator.pods(old)
     dashboard = kube.store.get("Service", "serve-chaos", "serve-chaos-dashboard-nodeport")
     assert dashboard["spec"]["selector"]["ray.io/cluster"] == new
-    # The operator deleted the old (GCS-FT) cluster; its Redis cleanup pod copies the head's labels.
-    kube.operator.now += 61
-    kube.operator.reconcile()
+    # The operator deletes the old (GCS-FT) cluster; its Redis cleanup pod copies the head's labels
+    # and runs once the old head is gone.
+    kube.store.advance(61)
+    kube.operator.settle()
+    kube.store.advance(31)  # the old pods' grace period
+    kube.operator.settle()
     cleanup = [p for p in kube.operator.pods() if p["metadata"]["labels"].get("ray.io/node-type") == "redis-cleanup"]
     assert cleanup and cleanup[0]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "serve-chaos"
     assert all(p.role != "redis-cleanup" and p.name != cleanup[0]["metadata"]["name"] for p in kube.cluster.pods())
     assert kube.cluster.readiness_problem() is None
+    kube.operator.settle()
+    assert kube.store.get("RayCluster", "serve-chaos", old) is None  # the cleanup Job finished: finalizer gone
 
 
 def test_the_deployed_serve_config_must_be_the_desired_one(kube):
-    kube.bring_up()
-    kube.deployed = kube.cluster.ray.app.with_options(num_replicas=3).to_serve_config()
+    active = kube.bring_up()
+    other = kube.cluster.ray.app.with_options(num_replicas=3).to_serve_config()
+    kube.operator.dashboard(active).put(other)
+    kube.operator.serve_ready(active)
     assert "not deployed as configured" in kube.cluster.readiness_problem()
 
 
@@ -395,6 +317,7 @@ def test_a_recreated_head_is_still_the_head(kube):
     (head,) = [p for p in kube.cluster.pods() if p.role == "head"]
     assert head.name.startswith(f"{kube.serving()}-head-")
     kube.cluster.kill_pod(head.name)
+    kube.operator.kube.terminate(head.name)  # the kubelet has stopped it
     kube.operator.reconcile()
     (new_head,) = [p for p in kube.cluster.pods() if p.role == "head"]
     assert new_head.name != head.name and new_head.name.startswith(f"{kube.serving()}-head-")
@@ -493,6 +416,7 @@ def test_the_head_endpoint_follows_the_head(kube, monkeypatch):
     with pytest.raises(OSError):
         forwarder.open_stream()
     kube.cluster.kill_pod(head)
+    kube.operator.kube.terminate(head)
     kube.operator.reconcile()
     with pytest.raises(InfrastructureError):  # the new head is not Running yet: connections are refused
         forwarder.open_stream()
@@ -566,23 +490,16 @@ def test_the_password_is_generated_once(kube):
     assert not [c for c in kube.store.calls if c["method"] == "PATCH" and c["body"]["kind"] == "Secret"][1:]
 
 
-def test_down_deletes_the_rayservice_first_and_waits_for_its_clusters(kube, monkeypatch):
-    kube.bring_up()
-    calls = []
-    real_delete = kube.cluster.custom.delete_namespaced_custom_object
-
-    def delete(*args, **kwargs):
-        calls.append("delete rayservice")
-        out = real_delete(*args, **kwargs)
-        # The operator then deletes the clusters (after the GCS-FT cleanup)
-        for name in [c["metadata"]["name"] for c in kube.operator.clusters()]:
-            kube.store.delete("RayCluster", "serve-chaos", name)
-        return out
-
-    monkeypatch.setattr(kube.cluster.custom, "delete_namespaced_custom_object", delete)
-    kube.cluster.down(timeout_s=5)
-    paths = [c["path"] for c in kube.store.calls if c["method"] == "DELETE"]
-    assert calls == ["delete rayservice"] and paths[-1] == "/api/v1/namespaces/serve-chaos"
+def test_down_deletes_the_rayservice_first_and_waits_for_its_clusters(kube):
+    active = kube.bring_up()
+    with kube.operator.running():
+        kube.cluster.down(timeout_s=20)
+    deletes = [c["path"] for c in kube.store.calls if c["method"] == "DELETE"]
+    assert deletes[0] == "/apis/ray.io/v1/namespaces/serve-chaos/rayservices/serve-chaos"
+    assert deletes[-1] == "/api/v1/namespaces/serve-chaos"
+    # The GCS-FT cluster's finalizer ran the Redis cleanup Job against Redis, which was still there.
+    assert kube.store.get("Job", "serve-chaos", f"{active}-redis-cleanup") is not None
+    assert kube.store.list("RayCluster", "serve-chaos") == [] and kube.store.list("RayService", "serve-chaos") == []
 
 
 def test_down_gives_up_in_one_line_when_clusters_never_go(kube):
@@ -598,8 +515,8 @@ def test_actor_kill_execs_ray_kill_in_the_head_pod_on_a_client_of_its_own(kube, 
 
     def fake_stream(fn, name, namespace, **kwargs):
         seen.update(name=name, namespace=namespace, client=fn.__self__.api_client, **kwargs)
-        return '{"killed": [{"name": "X", "actor_id": "a1", "t": 1.0}], "actor_id": "a1", ' \
-               '"t_kill_start": 1.0, "t_kill_end": 1.1, "connect_s": 0.1, "no_restart": true}'
+        return FakeWs('{"killed": [{"name": "X", "actor_id": "a1", "t": 1.0}], "actor_id": "a1", '
+                      '"t_kill_start": 1.0, "t_kill_end": 1.1, "connect_s": 0.1, "no_restart": true}')
 
     monkeypatch.setattr("kubernetes.stream.stream", fake_stream)
     record = kube.cluster.kill_actor("SERVE_CONTROLLER_ACTOR", "serve", no_restart=True)
@@ -619,20 +536,21 @@ def test_a_freeze_is_kill_stop_by_exec_in_the_pod_leased_and_thawed_by_heal(kube
     commands = []
 
     def fake_stream(fn, name, namespace, **kwargs):
-        commands.append((name, kwargs["container"], kwargs["command"][-1], fn.__self__.api_client))
-        return "signalled\n"
+        commands.append((name, kwargs["container"], " ".join(kwargs["command"]), fn.__self__.api_client))
+        return FakeWs()
 
     monkeypatch.setattr("kubernetes.stream.stream", fake_stream)
     worker = next(p for p in kube.cluster.pods() if p.role == "worker")
     kube.cluster.signal_process(worker.name, 101, "STOP")
-    assert commands[-1][:3] == (worker.name, "ray-worker", "kill -STOP 101 && echo signalled")
+    assert commands[-1][:3] == (worker.name, "ray-worker", "kill -STOP 101")
     assert commands[-1][3] is not kube.cluster.api.rest
     assert [f["kind"] for f in kube.cluster.lease.faults()] == ["freeze"]
     assert any("freeze" in x for x in kube.cluster.interference()) is False  # our own fault
     healed = kube.cluster.heal()
-    assert commands[-1][2].startswith("kill -CONT 101") and [r.action for r in healed] == ["thaw"]
+    assert "kill -CONT 101" in commands[-1][2] and [r.action for r in healed] == ["thaw"]
     assert kube.cluster.lease.faults() == []
-    monkeypatch.setattr("kubernetes.stream.stream", lambda *a, **k: "kill: (101) - No such process")
+    monkeypatch.setattr("kubernetes.stream.stream",
+                        lambda *a, **k: FakeWs(stderr="kill: (101) - No such process", returncode=1))
     with pytest.raises(ServeChaosError, match="kill -STOP 101 in pod .* failed: kill: .101. - No such process"):
         kube.cluster.signal_process(worker.name, 101, "STOP")
 
@@ -660,6 +578,7 @@ def test_images_are_saved_for_the_host_platform_and_loaded_only_where_they_run(m
 
         class Done:
             stdout = "linux/arm64\n"
+            returncode = 1  # no image is here yet
         return Done()
 
     monkeypatch.setattr(kind, "run", fake_run)
@@ -693,3 +612,243 @@ def test_up_waits_for_a_terminating_namespace(kube, monkeypatch):
     assert "namespace serve-chaos is still terminating" in str(err.value)
     del ns["metadata"]["deletionTimestamp"]
     kube.cluster._wait_namespace_usable(timeout_s=1)
+
+
+# ---------------------------------------------------------------------- issue 18: one Ray pod per node
+def ray_pod_nodes(kube: Kube, cluster: str) -> dict[str, str]:
+    return {p["metadata"]["name"]: p["spec"].get("nodeName") for p in kube.operator.pods(cluster)
+            if p["metadata"]["labels"].get("ray.io/node-type") in ("head", "worker")
+            and not p["metadata"].get("deletionTimestamp")}
+
+
+def test_after_a_node_loss_every_ray_pod_still_has_a_node_of_its_own(kube):
+    """Issue 18 item 1: the lost worker's replacement must not join the surviving worker's node."""
+    active = kube.bring_up()
+    placed = ray_pod_nodes(kube, active)
+    assert len(set(placed.values())) == len(placed) == 3
+    worker = next(p for p in kube.cluster.pods() if p.role == "worker")
+    kube.cluster.kill_node(worker.node, replacement_delay_s=0.0)
+    for timer in list(kube.cluster._timers):
+        timer.join(5)  # the Node object is deleted
+    kube.operator.settle()
+    kube.store.advance(41)  # PodGC's quarantine
+    kube.finish_pending()
+    placed = ray_pod_nodes(kube, active)
+    assert len(placed) == 3 and all(placed.values()), placed
+    assert len(set(placed.values())) == 3, f"two Ray pods share a node: {placed}"
+    assert worker.node not in placed.values()
+    kube.cluster.heal()  # the node comes back, empty
+    kube.operator.settle()
+    assert kube.cluster.placement_problem() is None
+
+
+def test_the_gate_refuses_ray_pods_sharing_a_node(kube):
+    active = kube.bring_up()
+    workers = [p for p in kube.operator.pods(active) if p["metadata"]["labels"]["ray.io/node-type"] == "worker"]
+    workers[1]["spec"]["nodeName"] = workers[0]["spec"]["nodeName"]  # as a cluster made without the rule may be
+    problem = kube.cluster.placement_problem()
+    assert problem and workers[0]["spec"]["nodeName"] in problem and "\n" not in problem
+    assert any(problem in x for x in kube.cluster.interference())
+    with pytest.raises(InfrastructureError) as err:
+        kube.cluster.wait_ready(timeout_s=30)
+    assert "share node" in str(err.value) and "timed out" not in str(err.value)
+
+
+# ---------------------------------------------------------------------- issue 18: attaching changes nothing
+def attach_to(kube: Kube, ray: KubeRayConfig | None = None, asked: tuple[str, ...] = ()) -> KubeRayCluster:
+    """A second harness (pytest, `run`) on the same cluster, built with its own defaults."""
+    from dataclasses import replace
+
+    target = replace(kube.cluster.target, ray=ray, asked=asked)
+    return KubeRayCluster(target, api=KubeApi(lambda: FakeApiClient(kube.store)), context_name="kind-serve-chaos",
+                          cli=kube.cli)
+
+
+def writes(kube: Kube) -> list[str]:
+    return [f"{c['method']} {c['path']}" for c in kube.store.calls if c["method"] in ("PATCH", "POST", "PUT", "DELETE")
+            and "/configmaps/serve-chaos-lease" not in c["path"]]
+
+
+@pytest.mark.parametrize("running, attaching", [
+    (KubeRayConfig(workers=3), KubeRayConfig()),                      # `kind up --workers 3`, then pytest
+    (KubeRayConfig(gcs_ft="legacy"), KubeRayConfig()),                # `kind up --gcs-ft legacy`, then pytest
+])
+def test_attaching_reclaims_and_waits_and_adopts_what_runs(running, attaching):
+    kube = Kube()
+    try:
+        kube.cluster.ray = running
+        kube.bring_up()
+        assert kube.cluster.readiness_problem() is None  # the dashboard is pinned to the active cluster
+        before = len(writes(kube))
+        other = attach_to(kube, attaching)
+        other.up(timeout_s=10)
+        assert writes(kube)[before:] == [], "attaching re-applied objects"
+        assert not other.created and other.ray.workers == running.workers and other.ray.gcs_ft == running.gcs_ft
+        assert other.settings()["workers"] == running.workers
+    finally:
+        kube.close()
+
+
+def test_attaching_refuses_in_one_line_what_was_asked_differently(kube):
+    kube.cluster.ray = KubeRayConfig(workers=3)
+    kube.bring_up()
+    before = len(writes(kube))
+    with pytest.raises(ConfigError) as err:
+        attach_to(kube, KubeRayConfig(workers=2), asked=("workers",)).up(timeout_s=10)
+    assert "workers 3" in str(err.value) and "asked 2" in str(err.value) and "\n" not in str(err.value)
+    assert writes(kube)[before:] == []
+
+
+def test_attaching_with_other_app_code_is_refused_before_anything_is_written(kube):
+    from tests.test_user_app import user_app
+
+    kube.bring_up()
+    before = len(writes(kube))
+    code = kube.store.get("ConfigMap", "serve-chaos", "serve-chaos-app")["data"]
+    with pytest.raises(ConfigError) as err:
+        attach_to(kube, KubeRayConfig(app=user_app())).up(timeout_s=10)
+    assert "other app code" in str(err.value)
+    assert writes(kube)[before:] == [] and kube.store.get("ConfigMap", "serve-chaos", "serve-chaos-app")["data"] == code
+
+
+# ---------------------------------------------------------------------- issue 18: a user's --image
+def test_an_image_present_only_locally_is_loaded_without_a_pull(monkeypatch):
+    from runtime.kuberay import kind
+
+    commands = []
+
+    def fake_run(cmd, timeout_s=600.0, check=True):
+        commands.append(cmd)
+
+        class Done:
+            stdout = "linux/amd64\n"
+            returncode = 0 if cmd[:3] == ["docker", "image", "inspect"] and "mine:dev" in cmd else 1
+        return Done()
+
+    monkeypatch.setattr(kind, "run", fake_run)
+    kind.load_images("sc", {"mine:dev": ["sc-worker"], "rayproject/ray:2.60.0": ["sc-worker"]})
+    pulls = [c[-1] for c in commands if c[:2] == ["docker", "pull"]]
+    assert pulls == ["rayproject/ray:2.60.0"]  # the local image is used as it is
+    assert any(c[:2] == ["docker", "save"] and "mine:dev" in c for c in commands)
+
+
+@pytest.mark.parametrize("image", [None, "registry.local/me/app", "me/app:latest"])
+def test_every_container_pulls_only_if_the_image_is_not_on_the_node(image):
+    """A `:latest` or untagged image defaults to imagePullPolicy Always (kubernetes
+    pkg/apis/core/v1/defaults.go SetDefaults_Container), which ignores `kind load`."""
+    from tests.test_user_app import user_app
+
+    config = KubeRayConfig(app=user_app().with_image(image)) if image else KubeRayConfig()
+    rs = next(o for o in manifests.render(config, "pw") if o["kind"] == "RayService")
+    cluster = rs["spec"]["rayClusterConfig"]
+    templates = [cluster["headGroupSpec"]["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]
+    templates += [o["spec"]["template"] for o in manifests.render(config, "pw") if o["kind"] == "Deployment"]
+    for template in templates:
+        for container in template["spec"]["containers"]:
+            assert container["imagePullPolicy"] == "IfNotPresent", container["name"]
+
+
+# ---------------------------------------------------------------------- issue 18: the user's whole Serve config
+def test_serve_config_v2_keeps_the_users_top_level_settings():
+    """Only http_options.host and .port are ours: the Serve Service targets the pods' port 8000."""
+    from runtime.app.spec import AppSpec
+
+    config = {"proxy_location": "HeadOnly", "logging_config": {"encoding": "JSON", "log_level": "DEBUG"},
+              "grpc_options": {"port": 9001, "grpc_servicer_functions": []},
+              "http_options": {"host": "127.0.0.1", "port": 9000, "request_timeout_s": 30},
+              "applications": [{"name": "a", "route_prefix": "/", "import_path": "m:app", "deployments": []}]}
+    app = AppSpec.of(config, "mine.yaml", image="me/app:1")
+    rs = next(o for o in manifests.render(KubeRayConfig(app=app), "pw") if o["kind"] == "RayService")
+    v2 = yaml.safe_load(rs["spec"]["serveConfigV2"])
+    assert v2["proxy_location"] == "HeadOnly" and v2["logging_config"] == config["logging_config"]
+    assert v2["grpc_options"] == config["grpc_options"]
+    assert v2["http_options"] == {"host": "0.0.0.0", "port": 8000, "request_timeout_s": 30}
+    assert v2["applications"] == config["applications"]
+
+
+# ---------------------------------------------------------------------- issue 18: any cluster with KubeRay
+def test_on_another_cluster_the_front_door_is_asked_for_and_the_dashboard_forwarded(kube, monkeypatch):
+    """Issue 18 item 6: NodePorts mapped to 127.0.0.1 exist on kind only."""
+    kube.bring_up()
+    target = KubeTargetConfig(context="gke_prod", allowed_contexts=("gke_prod",),
+                              serve_url=f"http://127.0.0.1:{kube.serve.port}")
+    other = KubeRayCluster(target, api=KubeApi(lambda: FakeApiClient(kube.store)), context_name="gke_prod")
+    try:
+        opened = []
+        monkeypatch.setattr("kubernetes.stream.portforward",
+                            lambda fn, name, ns, **kw: opened.append((name, kw["ports"])) or (_ for _ in ()).throw(
+                                OSError("no")))
+        endpoints = other.endpoints()
+        assert endpoints.front_door == f"http://127.0.0.1:{kube.serve.port}"
+        assert endpoints.dashboard.startswith("http://127.0.0.1:") and endpoints.dashboard != "http://127.0.0.1:8265"
+        _uid, forwarder, port = other._forwarders["role:dashboard"]
+        assert endpoints.dashboard == f"http://127.0.0.1:{port}"
+        with pytest.raises(OSError):
+            forwarder.open_stream()
+        head = next(p.name for p in other.pods() if p.role == "head")
+        assert opened == [(head, "8265")]
+    finally:
+        other._stop_forwarders()
+
+
+def test_on_another_cluster_without_a_serve_url_up_says_what_to_pass(kube):
+    kube.bring_up()
+    target = KubeTargetConfig(context="gke_prod", allowed_contexts=("gke_prod",))
+    other = KubeRayCluster(target, api=KubeApi(lambda: FakeApiClient(kube.store)), context_name="gke_prod")
+    with pytest.raises(ConfigError) as err:
+        other.up(timeout_s=5)
+    assert "--serve-url" in str(err.value) and "\n" not in str(err.value)
+    for bad in ("10.0.0.5:30800", "http://lb.example.com", "ftp://h:1"):
+        with pytest.raises(ConfigError):
+            KubeTargetConfig(serve_url=bad)
+
+
+# ---------------------------------------------------------------------- issue 20: a Ray version on kind
+@pytest.mark.parametrize("version", ["2.40.0", "2.50.0", "2.60.0"])
+def test_the_ray_pods_run_the_ray_version_asked(version):
+    config = KubeRayConfig(ray_version=version)
+    rs = next(o for o in manifests.render(config, "pw") if o["kind"] == "RayService")
+    cluster = rs["spec"]["rayClusterConfig"]
+    assert cluster["rayVersion"] == version  # KubeRay picks probes by it (common/pod.go supportsUnifiedHealthCheck)
+    for template in [cluster["headGroupSpec"]["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]:
+        assert template["spec"]["containers"][0]["image"] == f"rayproject/ray:{version}"
+    assert schema.errors(rs, crd_dir()) == []
+
+
+@pytest.mark.parametrize("version, why", [("2.39.0", "below 2.40.0"), ("2.9", "is not a Ray version"),
+                                          ("latest", "is not a Ray version")])
+def test_a_ray_version_the_kind_target_cannot_run_is_one_line(version, why):
+    with pytest.raises(ConfigError) as err:
+        KubeRayConfig(ray_version=version)
+    assert why in str(err.value) and "\n" not in str(err.value)
+
+
+def test_attaching_adopts_the_running_ray_version_unless_another_was_asked(kube):
+    kube.cluster.ray = KubeRayConfig(ray_version="2.50.0")
+    kube.bring_up()
+    other = attach_to(kube)
+    other.up(timeout_s=10)
+    assert other.ray.ray_version == "2.50.0" and other.settings()["ray_version"] == "2.50.0"
+    with pytest.raises(ConfigError, match="ray_version 2.50.0 .asked 2.60.0."):
+        attach_to(kube, KubeRayConfig(ray_version="2.60.0"), asked=("ray_version",)).up(timeout_s=10)
+
+
+def test_the_kind_workflow_runs_the_suite_once_per_ray_version():
+    flow = yaml.safe_load((Path(__file__).resolve().parents[1] / ".github" / "workflows" / "kind-chaos.yml").read_text())
+    job = flow["jobs"]["scenarios"]
+    assert job["strategy"]["matrix"]["ray"] == ["2.40.0", "2.50.0", "2.60.0"] and job["strategy"]["fail-fast"] is False
+    runs = [step.get("run", "") for step in job["steps"]]
+    assert any("kind up --preload --ray-version \"${{ matrix.ray }}\"" in r for r in runs)
+    assert any("pytest scenarios/ --target kind --ray-version \"${{ matrix.ray }}\"" in r for r in runs)
+    for version in job["strategy"]["matrix"]["ray"]:
+        KubeRayConfig(ray_version=version)  # each one the kind target runs
+
+
+def test_kind_up_makes_a_worker_node_per_ray_worker_and_a_spare():
+    from runtime.kuberay import kind
+
+    for workers in (1, 2, 3, 5):
+        config = yaml.safe_load(kind.config_for_workers(kind.DEFAULT_KIND_CONFIG, workers))
+        roles = [n.get("labels", {}).get("serve-chaos/role") for n in config["nodes"] if n["role"] == "worker"]
+        assert roles.count("worker") == max(workers + 1, 3) and roles.count("head") == 1
+    assert kind.spare_problem(3, 2) is None and "need one more" in kind.spare_problem(3, 3)

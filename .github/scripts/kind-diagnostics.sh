@@ -10,6 +10,8 @@ kubectl -n "$ns" get all,rayservices,rayclusters,endpointslices,pvc,jobs -o wide
 kubectl -n "$ns" describe rayservices,rayclusters,pods,services >"$dir/describe.txt" 2>&1
 kubectl -n "$ns" get events --sort-by=.lastTimestamp >"$dir/events.txt" 2>&1
 kubectl -n kuberay-system logs deploy/kuberay-operator --tail=2000 >"$dir/operator.log" 2>&1
+kubectl -n "$ns" get stresschaos,networkchaos -o yaml >"$dir/chaos-objects.yaml" 2>&1
+kubectl -n chaos-mesh logs deploy/chaos-controller-manager --tail=2000 >"$dir/chaos-mesh.log" 2>&1
 head=$(kubectl -n "$ns" get pods -l ray.io/node-type=head -o jsonpath='{.items[0].metadata.name}' 2>/dev/null)
 if [ -n "$head" ]; then
   kubectl -n "$ns" exec "$head" -- sh -c 'tar -C /tmp/ray/session_latest -czf - logs' >"$dir/head-ray-logs.tgz" 2>/dev/null \

@@ -8,9 +8,9 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, Image, KubeContext, Namespace, NodeLossHook,
-                                RayVersion, Target, app_options, attached, console, ray_progress, snapshot,
-                                target_options)
+from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DashboardUrl, Image, KubeContext, Namespace,
+                                NodeLossHook, RayVersion, ServeUrl, Target, app_options, attached, console, ray_progress,
+                                snapshot, target_options)
 from harness.targets import bring_up, build_cluster, check_ray_version_fits
 from runtime.cluster import Cluster
 from runtime.errors import ConfigError, ServeChaosError
@@ -32,6 +32,8 @@ def up(
     kube_context: KubeContext = None,
     allow_context: AllowContext = [],
     namespace: Namespace = "serve-chaos",
+    serve_url: ServeUrl = None,
+    dashboard_url: DashboardUrl = None,
     app: AppFile = None,
     app_dir: AppDir = None,
     image: Image = None,
@@ -46,7 +48,8 @@ def up(
     local = {k: v for k, v in {"isolation": isolation, "front_port": front_port}.items() if v is not None}
     spec, _ = app_options(app, app_dir, image)
     options = target_options(target, config, kube_context, allow_context, namespace,
-                             workers=workers, gcs_ft=gcs_ft, local_changes=local, app=spec, ray_version=ray_version)
+                             workers=workers, gcs_ft=gcs_ft, local_changes=local, app=spec, ray_version=ray_version,
+                             serve_url=serve_url, dashboard_url=dashboard_url)
     cluster = build_cluster(options)
     if cluster.attach():
         check_app_fits(cluster, options.app_spec)
@@ -112,9 +115,12 @@ def status(
     allow_context: AllowContext = [],
     namespace: Namespace = "serve-chaos",
     node_loss_hook: NodeLossHook = None,
+    serve_url: ServeUrl = None,
+    dashboard_url: DashboardUrl = None,
 ) -> None:
     """Pods, IPs, replicas per pod, proxies, controller and GCS FT of the running cluster."""
-    cluster = attached(target_options(target, None, kube_context, allow_context, namespace, node_loss_hook))
+    cluster = attached(target_options(target, None, kube_context, allow_context, namespace, node_loss_hook,
+                                           serve_url=serve_url, dashboard_url=dashboard_url))
     if cluster is None:
         raise ServeChaosError("no serve-chaos cluster is up", hint="start one with `serve-chaos up`")
     if as_json:

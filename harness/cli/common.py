@@ -26,6 +26,10 @@ AllowContext = Annotated[list[str], typer.Option("--allow-context",
 Namespace = Annotated[str, typer.Option("--namespace", help="kind target: namespace of our objects")]
 NodeLossHook = Annotated[Optional[str], typer.Option("--node-loss-hook",
                                                      help="kube target: command that removes node {node}")]
+ServeUrl = Annotated[Optional[str], typer.Option("--serve-url", help="kube target off kind: where the Serve "
+                                                                  "Service is reachable (http://host:port)")]
+DashboardUrl = Annotated[Optional[str], typer.Option("--dashboard-url", help="kube target off kind: the Ray dashboard "
+                                                                          "(default: a port-forward to the head)")]
 ConfigFile = Annotated[Optional[str], typer.Option("--config", help="JSON file with local cluster settings")]
 AppFile = Annotated[Optional[str], typer.Option("--app", help="your Serve config (what `serve build` writes); "
                                                               "default: the bundled SleepyPid")]

@@ -11,9 +11,10 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DeploymentRef, HealthToggle, Image,
-                                KubeContext, Locustfile, Namespace, NodeLossHook, RayVersion, RequestsFile, Target,
-                                app_options, attached, console, err_console, ray_progress, target_options)
+from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DashboardUrl, DeploymentRef, HealthToggle,
+                                Image, KubeContext, Locustfile, Namespace, NodeLossHook, RayVersion, RequestsFile,
+                                ServeUrl, Target, app_options, attached, console, err_console, ray_progress,
+                                target_options)
 from harness.cli.views import print_plan, print_repeat_summary, print_verdicts
 from harness.options import RunOptions, parse_seed
 from harness.targets import build_cluster
@@ -60,6 +61,8 @@ def run(
     allow_context: AllowContext = [],
     namespace: Namespace = "serve-chaos",
     node_loss_hook: NodeLossHook = None,
+    serve_url: ServeUrl = None,
+    dashboard_url: DashboardUrl = None,
     app: AppFile = None,
     app_dir: AppDir = None,
     image: Image = None,
@@ -79,7 +82,7 @@ def run(
         seed=parse_seed(seed), report_dir=report_dir, load_rate=load_rate, repeat=repeat, abort_below=abort_below,
         abort_after=abort_after, keep_cluster=keep_cluster, step=step, history_dir=history_dir, html=html,
         target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec,
-                              ray_version=ray_version),
+                              ray_version=ray_version, serve_url=serve_url, dashboard_url=dashboard_url),
         app=under_test)
     chosen = with_load_rate(select(scenarios), options)
     if dry_run:
@@ -109,6 +112,8 @@ def nightly(
     allow_context: AllowContext = [],
     namespace: Namespace = "serve-chaos",
     node_loss_hook: NodeLossHook = None,
+    serve_url: ServeUrl = None,
+    dashboard_url: DashboardUrl = None,
     app: AppFile = None,
     app_dir: AppDir = None,
     image: Image = None,
@@ -139,7 +144,7 @@ def nightly(
         seed=parse_seed(seed), report_dir=report_dir, repeat=repeat, history_dir=history_dir,
         html=report_dir / f"nightly-{stamp}.html",
         target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec,
-                              ray_version=ray_version),
+                              ray_version=ray_version, serve_url=serve_url, dashboard_url=dashboard_url),
         app=under_test)
     code = run_scenarios(select(list(scenarios or ["all"])), options, "serve-chaos nightly")
     if code:
@@ -190,6 +195,8 @@ def soak(
     allow_context: AllowContext = [],
     namespace: Namespace = "serve-chaos",
     node_loss_hook: NodeLossHook = None,
+    serve_url: ServeUrl = None,
+    dashboard_url: DashboardUrl = None,
     app: AppFile = None,
     app_dir: AppDir = None,
     image: Image = None,
@@ -211,7 +218,7 @@ def soak(
     options = RunOptions.build(
         seed=seed_value, report_dir=report_dir, keep_cluster=keep_cluster, history_dir=history_dir,
         target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec,
-                              ray_version=ray_version),
+                              ray_version=ray_version, serve_url=serve_url, dashboard_url=dashboard_url),
         app=under_test)
     names = tuple(n.strip() for n in faults.split(",")) if faults else soak_faults(under_test.base.health_toggle)
     scenario = build_soak(duration, seed_value, min_interval, max_interval, names)

@@ -6,7 +6,8 @@
 - ``network``: a pod partitioned;
 - ``gray``: gray failures (CPU starved, memory pressed, packets lost or delayed, a replica slowed);
 - ``operator``: operator actions under load (in-place update, rolling update, scale-down);
-- node drain (preemption with notice) lives with the node faults in ``pods``.
+- node drain (preemption with notice) lives with the node faults in ``pods``;
+- ``upgrade``: a RayService zero-downtime upgrade (a new Ray cluster behind the same Service).
 
 A new fault goes into its family's module (or a new one) and into ``CATALOGUE``.
 """
@@ -19,17 +20,18 @@ from harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, Networ
 from harness.faults.network import PodPartition
 from harness.faults.operator import ConfigChange, InplaceUpdate, RollingUpdate, ScaleDown
 from harness.faults.pods import NodeDrain, NodeLoss, PodKill, RedisLoss
+from harness.faults.upgrade import RayServiceUpgrade
 
 CATALOGUE: dict[str, type[Fault]] = {
     cls.name: cls for cls in (ReplicaKill, ProxyKill, ControllerKill, MassReplicaKill, PodKill, NodeLoss,
                               PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang, InplaceUpdate,
                               RollingUpdate, ScaleDown, NodeDrain, CpuStarvation, MemoryPressure, PacketLoss,
-                              NetworkDelay, ReplicaSlow)
+                              NetworkDelay, ReplicaSlow, RayServiceUpgrade)
 }
 
 __all__ = ["ActorKill", "CATALOGUE", "ConfigChange", "ControllerKill", "CpuStarvation", "DOWNSTREAM", "Fault",
            "FaultNotApplicable", "FaultPlan", "GrayFault", "HealthCheckFailure", "InplaceUpdate", "MassReplicaKill",
            "MemoryPressure", "NetworkDelay", "NoSuchDeployment", "NodeDrain", "NodeLoss", "PacketLoss", "PodKill",
-           "PodPartition", "ProxyKill", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
+           "PodPartition", "ProxyKill", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
            "ScaleDown", "actor_victim", "aimed", "pick", "pod_victim",
            "pod_victims", "record", "replica_answering", "serving_pods"]

@@ -23,7 +23,15 @@ KUBERAY_CHART = "kuberay/kuberay-operator"
 KUBERAY_CHART_VERSION = "1.7.0"
 KUBERAY_REPO = "https://ray-project.github.io/kuberay-helm/"
 OPERATOR_NAMESPACE = "kuberay-system"
+#: Chaos Mesh, the engine of the gray faults (../shared/chaos-mesh/README.md: chart 2.8.3 in
+#: namespace chaos-mesh; on kind the daemon talks to containerd at its socket).
+CHAOS_MESH_CHART = "chaos-mesh/chaos-mesh"
+CHAOS_MESH_CHART_VERSION = "2.8.3"
+CHAOS_MESH_REPO = "https://charts.chaos-mesh.org"
+CHAOS_MESH_NAMESPACE = "chaos-mesh"
 CREATED_MARKER = "serve-chaos-created-this-cluster"
+#: What serve-chaos installed on a cluster (helm releases), so `kind down` removes only that.
+INSTALLED_MARKER = "serve-chaos-installed"
 #: The node image KubeRay v1.7.0's own CI runs on (ray-facts.md), for kind v0.31.
 KIND_NODE_IMAGE = "kindest/node:v1.35.0"
 INSTALL_HINTS = {
@@ -73,6 +81,30 @@ def create(name: str, config: Path = DEFAULT_KIND_CONFIG, image: str | None = KI
     run(cmd, timeout_s=900)
 
 
+def config_for_workers(base: Path, workers: int) -> str:
+    """``base`` (a kind config) with enough worker-role nodes for ``workers`` Ray workers, one
+    per node, plus a spare for a lost one's replacement (the workers' anti-affinity)."""
+    import yaml
+
+    from runtime.kuberay.manifests import ROLE_LABEL
+
+    config = yaml.safe_load(base.read_text())
+    nodes = config["nodes"]
+    have = [n for n in nodes if (n.get("labels") or {}).get(ROLE_LABEL) == "worker"]
+    for _ in range(workers + 1 - len(have)):
+        nodes.append({"role": "worker", "labels": {ROLE_LABEL: "worker"}})
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def spare_problem(worker_nodes: int, workers: int) -> str | None:
+    """Why a cluster with ``worker_nodes`` worker-role nodes cannot place ``workers`` Ray workers one
+    per node with a spare, or None."""
+    if worker_nodes >= workers + 1:
+        return None
+    return (f"{worker_nodes} worker node(s) for {workers} Ray workers: node scenarios need one more, a spare for "
+            "the lost worker's replacement")
+
+
 def delete(name: str) -> None:
     run(["kind", "delete", "cluster", "--name", name], timeout_s=300)
 
@@ -82,19 +114,25 @@ def host_platform() -> str:
     return run(["docker", "version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"], timeout_s=30).stdout.strip()
 
 
+def image_present(image: str) -> bool:
+    """Whether the Docker daemon holds ``image`` already (built here, or pulled before)."""
+    return run(["docker", "image", "inspect", "--format", "{{.Id}}", image], timeout_s=60, check=False).returncode == 0
+
+
 def load_images(name: str, images: dict[str, list[str]]) -> None:
     """Load each image onto the kind nodes listed for it (not onto nodes that never run it).
 
     ``kind load docker-image`` fails for multi-platform images under Docker's
     containerd image store (kubernetes-sigs/kind#3795): it saves the whole index
-    while only the host's platform was pulled.  So: pull, save the host
-    platform only, and load that archive.
+    while only the host's platform was pulled.  So: pull (unless the image is here
+    already), save the host platform only, and load that archive.
     """
     platform = host_platform()
     for image, nodes in images.items():
         if not nodes:
             continue
-        run(["docker", "pull", "--platform", platform, image], timeout_s=1800)
+        if not image_present(image):  # a user's image may exist only here: never pull what is present
+            run(["docker", "pull", "--platform", platform, image], timeout_s=1800)
         with tempfile.TemporaryDirectory(prefix="serve-chaos-image-") as tmp:
             archive = Path(tmp) / "image.tar"
             run(["docker", "save", "--platform", platform, "-o", str(archive), image], timeout_s=1800)
@@ -111,6 +149,32 @@ def install_operator(context: str, node_selector: dict[str, str] | None = None) 
     for key, value in (node_selector or {}).items():
         cmd += ["--set-string", f"nodeSelector.{key}={value}"]
     run(cmd, timeout_s=420)
+
+
+def install_chaos_mesh(context: str, node_selector: dict[str, str] | None = None) -> None:
+    """Chaos Mesh 2.8.3 from its helm chart: the daemon on every schedulable node (it injects
+    there), the controller next to the operator (``node_selector``), one controller replica (no
+    leader election needed on kind), no dashboard or DNS server (nothing here uses them)."""
+    run(["helm", "repo", "add", "chaos-mesh", CHAOS_MESH_REPO, "--force-update"], timeout_s=120)
+    cmd = ["helm", "upgrade", "--install", "chaos-mesh", CHAOS_MESH_CHART, "--version", CHAOS_MESH_CHART_VERSION,
+           "--namespace", CHAOS_MESH_NAMESPACE, "--create-namespace", "--kube-context", context,
+           "--set", "chaosDaemon.runtime=containerd",
+           "--set", "chaosDaemon.socketPath=/run/containerd/containerd.sock",
+           "--set", "controllerManager.replicaCount=1", "--set", "dashboard.create=false",
+           "--set", "dnsServer.create=false", "--wait", "--timeout", "600s"]
+    for key, value in (node_selector or {}).items():
+        escaped = key.replace(".", "\\.")  # helm --set paths split on dots
+        cmd += ["--set-string", f"controllerManager.nodeSelector.{escaped}={value}"]
+    run(cmd, timeout_s=720)
+
+
+#: Helm releases serve-chaos may install: name -> namespace.
+RELEASES = {"kuberay-operator": OPERATOR_NAMESPACE, "chaos-mesh": CHAOS_MESH_NAMESPACE}
+
+
+def uninstall(context: str, release: str) -> None:
+    run(["helm", "uninstall", release, "--namespace", RELEASES[release], "--kube-context", context, "--wait",
+         "--timeout", "300s"], timeout_s=420, check=False)
 
 
 # ---------------------------------------------------------------------- markers and checks over the API
@@ -132,6 +196,54 @@ def created_by_us(core: Any) -> bool:
     except Exception:  # noqa: BLE001 - absent (404) or unreachable: not provably ours
         return False
     return safety.is_ours(marker)
+
+
+def installed_releases(core: Any) -> list[str]:
+    """The helm releases serve-chaos installed on this cluster (its marker in kube-system)."""
+    from runtime.kuberay import safety
+
+    try:
+        marker = core.read_namespaced_config_map(INSTALLED_MARKER, "kube-system")
+    except Exception:  # noqa: BLE001 - absent: nothing of ours
+        return []
+    if not safety.is_ours(marker):
+        return []
+    return [r for r in ((marker.data or {}).get("releases") or "").split(",") if r in RELEASES]
+
+
+def record_installed(core: Any, release: str) -> None:
+    """Add ``release`` to the marker of what serve-chaos installed (created on first use)."""
+    from runtime.kuberay.manifests import MANAGED_BY
+
+    releases = sorted(set(installed_releases(core)) | {release})
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": INSTALLED_MARKER, "labels": dict(MANAGED_BY)}, "data": {"releases": ",".join(releases)}}
+    try:
+        core.read_namespaced_config_map(INSTALLED_MARKER, "kube-system")
+    except Exception:  # noqa: BLE001 - absent: create it
+        core.create_namespaced_config_map("kube-system", body)
+        return
+    core.replace_namespaced_config_map(INSTALLED_MARKER, "kube-system", body)
+
+
+def forget_installed(core: Any) -> None:
+    try:
+        core.delete_namespaced_config_map(INSTALLED_MARKER, "kube-system")
+    except Exception:  # noqa: BLE001 - gone already
+        pass
+
+
+def chaos_mesh_installed(api_client: Any) -> bool:
+    from kubernetes import client
+
+    from runtime.kuberay.chaosmesh import CRDS
+
+    try:
+        for name in CRDS:
+            client.ApiextensionsV1Api(api_client).read_custom_resource_definition(name)
+    except Exception:  # noqa: BLE001 - a CRD is missing: not installed
+        return False
+    return True
 
 
 def kuberay_installed(api_client: Any) -> bool:

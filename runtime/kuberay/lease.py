@@ -120,13 +120,19 @@ class KubeLease:
         return held if held is not None and not self.stale(held) else None
 
     # ------------------------------------------------------------------ fault leases
-    def add_fault(self, kind: str, target: str) -> None:
+    def add_fault(self, kind: str, target: str, **data: Any) -> None:
+        """Lease ``kind`` on ``target`` to this harness; ``data`` is what healing it needs later
+        (JSON: the config to restore, the chaos objects to delete, ...), for whoever heals it."""
         with self._mutex:
             record = self.read()
             faults = [f for f in record["faults"] if (f["kind"], f["target"]) != (kind, target)]
             faults.append({"kind": kind, "target": target, "host": self.host, "pid": os.getpid(),
-                           "since": self.clock()})
+                           "since": self.clock(), "data": data})
             self._write(record["lock"], faults)
+
+    def fault(self, kind: str, target: str) -> dict[str, Any] | None:
+        """The lease of ``kind`` on ``target``, whoever holds it."""
+        return next((f for f in self.faults() if (f["kind"], f["target"]) == (kind, target)), None)
 
     def drop_faults(self, kind: str | None = None, target: str | None = None) -> None:
         with self._mutex:

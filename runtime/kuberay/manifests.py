@@ -54,6 +54,37 @@ ROLE_LABEL = "serve-chaos/role"
 SERVE_CONFIG_ANNOTATION = "serve-chaos/serve-config"
 #: ``AppSpec.code_id`` of the code the pods carry (image or ConfigMap digest).
 APP_CODE_ANNOTATION = "serve-chaos/app-code"
+#: A change of the Ray pods made by ``upgrade_cluster`` (JSON: env, labels, image), so any later
+#: command renders the same cluster spec instead of rolling it back.
+CLUSTER_CHANGE_ANNOTATION = "serve-chaos/cluster-change"
+#: What ``upgrade_cluster`` may change in the Ray pods' template.
+CLUSTER_CHANGE_KEYS = ("env", "labels", "image")
+
+
+#: The oldest Ray the kind target runs.  KubeRay v1.7.0 itself sets no minimum for what we use
+#: -- its Ray version gates are token auth (2.52, ``utils/validation.go``), Kubernetes token
+#: auth (2.55), worker-group priority (2.56), a Redis username (2.41, ``common/pod.go``) and
+#: HTTP probes from 2.53 (``common/pod.go`` supportsUnifiedHealthCheck: before it, exec probes
+#: ``bash -c "wget ... | grep success"`` on head and workers) -- so the floor is the project's
+#: supported range (2.40.0), where Ray has what the kind target calls: ``ray drain-node``
+#: (``ray/scripts/scripts.py``), ``/api/local_raylet_healthz`` (the exec probe), and
+#: ``ray._private.gcs_utils.cleanup_redis_storage(host, port, password, use_ssl, storage_namespace)``
+#: as KubeRay's Redis cleanup Job calls it (``raycluster_controller.go`` buildRedisCleanupJob);
+#: checked in the 2.40.0 and 2.50.0 wheels.
+MIN_RAY_VERSION = (2, 40, 0)
+
+
+def check_ray_version(version: str) -> None:
+    """One line when ``version`` is not X.Y.Z or is older than ``MIN_RAY_VERSION``."""
+    import re
+
+    found = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", str(version))
+    floor = ".".join(map(str, MIN_RAY_VERSION))
+    if not found:
+        raise ConfigError(f"ray_version {version!r} is not a Ray version", hint=f"give X.Y.Z, at least {floor}")
+    if tuple(int(x) for x in found.groups()) < MIN_RAY_VERSION:
+        raise ConfigError(f"Ray {version} is below {floor}, the oldest the kind target runs",
+                          hint=f"use --ray-version {floor} or newer")
 
 
 @dataclass(frozen=True)
@@ -68,12 +99,14 @@ class KubeRayConfig:
     ``node_selectors``: place the head (with Redis) and the workers on labelled
     nodes so a node loss never takes the head or Redis (kind-config.yaml labels them).
     ``redis_storage``: size of Redis's volume on ``storage_class`` (kind's
-    ``standard`` is its local-path provisioner).
+    ``standard`` is its local-path provisioner).  ``ray_version``: at least
+    ``MIN_RAY_VERSION`` (see there why).
     """
 
     namespace: str = "serve-chaos"
     name: str = "serve-chaos"
-    ray_image: str = "rayproject/ray:2.60.0"
+    #: The Ray the pods run: ``rayproject/ray:<ray_version>`` (and KubeRay's ``rayVersion``).
+    ray_version: str = "2.60.0"
     redis_image: str = "redis:7.2"
     gcs_ft: str = "options"
     workers: int = 2
@@ -88,8 +121,12 @@ class KubeRayConfig:
     redis_storage: str = "1Gi"
     storage_class: str = "standard"
     labels: dict[str, str] = field(default_factory=dict)
+    #: ``upgrade_cluster``'s change of the Ray pods, as JSON (``{"env": {...}, "labels": {...},
+    #: "image": ...}``); empty: none.
+    cluster_change: str = ""
 
     def __post_init__(self) -> None:
+        check_ray_version(self.ray_version)
         if self.gcs_ft not in GCS_FT_MODES:
             raise ConfigError(f"gcs_ft must be one of {', '.join(GCS_FT_MODES)}, got {self.gcs_ft!r}")
         if not isinstance(self.workers, int) or not 1 <= self.workers <= 20:
@@ -102,9 +139,17 @@ class KubeRayConfig:
                               f"{CONFIGMAP_LIMIT // 1024} KiB", hint="build an image with the code and pass --image")
 
     @property
+    def ray_image(self) -> str:
+        return f"rayproject/ray:{self.ray_version}"
+
+    @property
+    def change(self) -> dict[str, Any]:
+        return json.loads(self.cluster_change) if self.cluster_change else {}
+
+    @property
     def pod_image(self) -> str:
-        """The Ray pods' image: the user's (code inside) or Ray's (code from the ConfigMap)."""
-        return self.app.image or self.ray_image
+        """The Ray pods' image: an upgrade's, the user's (code inside) or Ray's (code from the ConfigMap)."""
+        return self.change.get("image") or self.app.image or self.ray_image
 
     @property
     def redis_service(self) -> str:
@@ -122,6 +167,26 @@ class KubeRayConfig:
     @property
     def dashboard_service(self) -> str:
         return f"{self.name}-dashboard-nodeport"
+
+
+def merge_change(current: str, change: dict[str, Any]) -> str:
+    """``current`` (a cluster change as JSON) with ``change`` over it; a one-line error for
+    anything but pod env vars, pod labels and the image."""
+    unknown = sorted(set(change) - set(CLUSTER_CHANGE_KEYS))
+    if unknown or not change:
+        raise ConfigError(f"a cluster change may set {', '.join(CLUSTER_CHANGE_KEYS)}, got {sorted(change) or 'nothing'}")
+    merged = json.loads(current) if current else {}
+    for key in ("env", "labels"):
+        values = change.get(key) or {}
+        if not isinstance(values, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
+            raise ConfigError(f"a cluster change's {key} must map names to strings, got {values!r}")
+        if values:
+            merged[key] = {**merged.get(key, {}), **values}
+    if "image" in change:
+        if not isinstance(change["image"], str) or not change["image"]:
+            raise ConfigError(f"a cluster change's image must be an image name, got {change['image']!r}")
+        merged["image"] = change["image"]
+    return json.dumps(merged, sort_keys=True)
 
 
 def labels(config: KubeRayConfig, component: str) -> dict[str, str]:
@@ -154,6 +219,7 @@ def redis_objects(config: KubeRayConfig, password: str) -> list[dict[str, Any]]:
         "containers": [{
             "name": "redis",
             "image": config.redis_image,
+            "imagePullPolicy": "IfNotPresent",
             "command": ["sh", "-c",
                         'exec redis-server /usr/local/etc/redis/redis.conf --requirepass "$REDIS_PASSWORD"'],
             "env": [{"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {
@@ -216,9 +282,13 @@ def _app_volume(config: KubeRayConfig) -> tuple[dict[str, Any], dict[str, Any]] 
 def _container(config: KubeRayConfig, name: str, env: list[dict[str, Any]],
                ports: list[dict[str, Any]], lifecycle: dict[str, Any] | None) -> dict[str, Any]:
     app = _app_volume(config)
+    env = env + [{"name": k, "value": v} for k, v in sorted((config.change.get("env") or {}).items())]
     container: dict[str, Any] = {
         "name": name,
         "image": config.pod_image,
+        # `kind load` puts the image on the node; a `:latest` or untagged image would default to
+        # Always (kubernetes pkg/apis/core/v1/defaults.go SetDefaults_Container) and fail to pull.
+        "imagePullPolicy": "IfNotPresent",
         "env": ([{"name": "PYTHONPATH", "value": APP_MOUNT}] if app else []) + env,
         "ports": ports,
         "resources": {"limits": {"cpu": config.cpu_limit, "memory": config.memory},
@@ -269,26 +339,31 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
     head_env: list[dict[str, Any]] = []
     head_params: dict[str, str] = {"dashboard-host": "0.0.0.0", "num-cpus": str(config.num_cpus)}
     # The Ray version KubeRay is told is Ray's image's (a user's image must hold the same Ray).
-    cluster: dict[str, Any] = {"rayVersion": config.ray_image.rsplit(":", 1)[-1].split("-")[0]}
+    # KubeRay reads it to choose the pods' probes (common/pod.go supportsUnifiedHealthCheck); a
+    # user's image must hold this Ray too.
+    cluster: dict[str, Any] = {"rayVersion": config.ray_version}
     desired = serve_config or config.app.to_serve_config()
     annotations = {**_gcs_ft(config, cluster, head_env, head_params),
                    SERVE_CONFIG_ANNOTATION: json.dumps(desired, sort_keys=True),
                    APP_CODE_ANNOTATION: config.app.code_id()}
+    if config.cluster_change:
+        annotations[CLUSTER_CHANGE_ANNOTATION] = config.cluster_change
     head_pod_spec: dict[str, Any] = {
         "containers": [_container(config, "ray-head", head_env, [
             {"containerPort": 6379, "name": "gcs"}, {"containerPort": 8265, "name": "dashboard"},
-            {"containerPort": 10001, "name": "client"}, {"containerPort": 8000, "name": "serve"}], None)],
+            {"containerPort": 10001, "name": "client"}, {"containerPort": SERVE_PORT, "name": "serve"}], None)],
         "volumes": volumes,
     }
     prestop = {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}} if config.worker_prestop else None
     worker_pod_spec: dict[str, Any] = {
-        "containers": [_container(config, "ray-worker", [], [{"containerPort": 8000, "name": "serve"}], prestop)],
+        "containers": [_container(config, "ray-worker", [], [{"containerPort": SERVE_PORT, "name": "serve"}], prestop)],
         "volumes": volumes,
     }
     if config.node_selectors:
         head_pod_spec["nodeSelector"] = {ROLE_LABEL: "head"}
         worker_pod_spec["nodeSelector"] = {ROLE_LABEL: "worker"}
-    pod_labels = labels(config, "ray")
+    worker_pod_spec["affinity"] = one_worker_per_node()
+    pod_labels = {**labels(config, "ray"), **(config.change.get("labels") or {})}
     cluster["headGroupSpec"] = {
         "rayStartParams": head_params,
         "template": {"metadata": {"labels": pod_labels}, "spec": head_pod_spec},
@@ -314,6 +389,23 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
     }
 
 
+def one_worker_per_node() -> dict[str, Any]:
+    """A worker pod never joins a node that runs a worker of the same RayCluster.
+
+    Required anti-affinity on ``kubernetes.io/hostname``, scoped to the RayCluster with
+    ``matchLabelKeys: [ray.io/cluster]`` (the API server adds ``ray.io/cluster In (<this
+    pod's cluster>)`` to the selector on create: ``pkg/registry/core/pod/strategy.go``
+    mutatePodAffinity, GA in Kubernetes 1.33), so the new RayCluster of an upgrade may share
+    nodes with the old one.  A lost worker's replacement then lands on the spare worker node
+    (kind-config.yaml), never on the surviving worker's, where it would stay.
+    """
+    return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": {RAY_NODE_TYPE_LABEL: "worker"}},
+        "matchLabelKeys": [RAY_CLUSTER_LABEL],
+    }]}}
+
+
 def serve_service(config: KubeRayConfig) -> dict[str, Any]:
     """``spec.serveService``: the Serve Service as a NodePort (kind maps it to the host).
 
@@ -326,10 +418,20 @@ def serve_service(config: KubeRayConfig) -> dict[str, Any]:
                      "ports": [{"name": "serve", "port": 8000, "targetPort": 8000, "nodePort": SERVE_NODE_PORT}]}}
 
 
+#: The port of the Ray containers' port named ``serve``: KubeRay's Serve Service targets it and
+#: its worker readiness probe asks it for ``/-/healthz`` (``common/pod.go``; ``utils/constant.go``
+#: DefaultServingPort).
+SERVE_PORT = 8000
+
+
 def serve_config_v2(serve_config: dict[str, Any]) -> str:
-    """serveConfigV2 is a YAML string of the Serve config (proxy and HTTP options are KubeRay's)."""
+    """serveConfigV2: the user's Serve config as YAML, whole -- ``proxy_location``,
+    ``logging_config``, ``grpc_options``, ``http_options`` are honoured as on the local
+    target -- except where the proxies listen, which the pods' ports fix: ``http_options.host``
+    0.0.0.0 and ``.port`` 8000."""
     config = copy.deepcopy(serve_config)
-    return yaml.safe_dump({"applications": config["applications"]}, sort_keys=False)
+    config["http_options"] = {**(config.get("http_options") or {}), "host": "0.0.0.0", "port": SERVE_PORT}
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def dashboard_selector(active_cluster: str | None) -> dict[str, str]:

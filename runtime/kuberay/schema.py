@@ -1,4 +1,5 @@
-"""Validate generated custom resources against KubeRay's CRD schemas (openAPIV3Schema).
+"""Validate generated custom resources against their CRD schemas (openAPIV3Schema): KubeRay
+v1.7.0's (RayService, RayCluster) and Chaos Mesh v2.8.3's (StressChaos, NetworkChaos).
 
 Kubernetes prunes (or, with strict field validation, rejects) fields a
 structural schema does not declare, so validation here is strict: an object
@@ -16,7 +17,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-CRD_FILES = {"RayService": "ray.io_rayservices.yaml", "RayCluster": "ray.io_rayclusters.yaml"}
+CRD_FILES = {"RayService": "ray.io_rayservices.yaml", "RayCluster": "ray.io_rayclusters.yaml",
+             "StressChaos": "chaos-mesh.org_stresschaos.yaml", "NetworkChaos": "chaos-mesh.org_networkchaos.yaml",
+             "PodChaos": "chaos-mesh.org_podchaos.yaml"}
 
 
 def strict(schema: Any) -> Any:

@@ -22,7 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.kuberay.manifests import RAY_CLUSTER_LABEL, RAY_NODE_TYPE_LABEL
+from runtime.kuberay.manifests import (
+    APP_CODE_ANNOTATION,
+    CLUSTER_CHANGE_ANNOTATION,
+    RAY_CLUSTER_LABEL,
+    RAY_NODE_TYPE_LABEL,
+)
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -75,6 +80,36 @@ class RayServiceState:
         if self.conditions.get("Ready") != "True":
             return "the RayService is not Ready (its Serve Service has no endpoints)"
         return None
+
+
+@dataclass(frozen=True)
+class RunningShape:
+    """The shape of a running RayService as its spec says: what a later command must not change
+    by re-applying its own defaults (``workers``, GCS FT form, the Ray pods' image, the app code)."""
+
+    workers: int
+    gcs_ft: str  # options | legacy | off
+    image: str
+    ray_version: str
+    app_code: str
+    cluster_change: str = ""
+
+    @classmethod
+    def of(cls, rayservice: dict[str, Any]) -> "RunningShape":
+        cluster = _get(rayservice, "spec", "rayClusterConfig") or {}
+        annotations = _get(rayservice, "metadata", "annotations") or {}
+        groups = cluster.get("workerGroupSpecs") or [{}]
+        if cluster.get("gcsFaultToleranceOptions"):
+            form = "options"
+        elif str(annotations.get("ray.io/ft-enabled", "")).lower() == "true":
+            form = "legacy"
+        else:
+            form = "off"
+        containers = _get(cluster, "headGroupSpec", "template", "spec", "containers") or [{}]
+        return cls(workers=int(groups[0].get("replicas", 0)), gcs_ft=form, image=containers[0].get("image", ""),
+                   ray_version=str(cluster.get("rayVersion", "")),
+                   app_code=str(annotations.get(APP_CODE_ANNOTATION, "")),
+                   cluster_change=str(annotations.get(CLUSTER_CHANGE_ANNOTATION, "")))
 
 
 def pod_labels(pod: Any) -> dict[str, str]:

@@ -1,0 +1,35 @@
+"""The planned placement of the Ray pods on kind: one Ray pod per node, each on a node of its role.
+
+A node scenario's verdict means what it says only from this placement: a worker node
+loss that takes two workers at once (both stacked on the survivor of an earlier loss) is
+another fault.  The worker pods' required anti-affinity (``manifests.one_worker_per_node``)
+and the node selectors keep it; a cluster made without them -- or a scheduler that did
+not honour them -- is refused, never silently run.  A pure function of what the API says.
+"""
+
+from __future__ import annotations
+
+from runtime.cluster import PodInfo
+
+
+def placement_problem(pods: list[PodInfo], node_roles: dict[str, str], by_role: bool = True) -> str | None:
+    """Why the Ray pods (head, workers) do not stand one per node on nodes of their role, or None.
+
+    ``node_roles`` maps each Ready node to its ``serve-chaos/role`` label ("" without one);
+    ``by_role`` False: only one-per-node is asked for.  Pods not yet bound, Terminating, or
+    on a node that is lost or gone (PodGC will take them) are not judged.
+    """
+    by_node: dict[str, list[str]] = {}
+    for pod in pods:
+        if pod.role not in ("head", "worker") or not pod.node or pod.phase == "Terminating" \
+                or pod.node not in node_roles:
+            continue
+        by_node.setdefault(pod.node, []).append(pod.name)
+        role = node_roles[pod.node]
+        if by_role and role != pod.role:
+            return f"{pod.role} pod {pod.name} runs on node {pod.node} (role {role or 'none'}), not on a {pod.role} node"
+    for node, names in sorted(by_node.items()):
+        if len(names) > 1:
+            return (f"Ray pods {', '.join(sorted(names))} share node {node}; the planned placement is one Ray "
+                    "pod per node")
+    return None
