@@ -360,8 +360,13 @@ def kube_snapshot(kube: Kube, pids_per_pod: tuple[int, ...] = (101, 102)) -> Sna
                        "pid": 50, "pod": pod.name, "node_ip": pod.ip, "state": "HEALTHY"})
     actors.append({"role": "controller", "actor_id": "ctrl", "name": "SERVE_CONTROLLER_ACTOR", "pid": 60,
                    "pod": next(p.name for p in pods if p.role == "head"), "state": "ALIVE"})
+    ray_pods = sum(p.role in ("head", "worker") for p in pods)
+    # What the Serve REST API reports of each deployment (harness.observe.app_summary).
+    deployments = {dep: {"config": {"num_replicas": ray_pods, "max_ongoing_requests": 5}, "target_num_replicas": ray_pods}
+                   for dep in ("I", "D")}
     return Snapshot(t=0.0, serve_ok=True, actors_ok=True, pods_ok=True, nodes_ok=True,
-                    apps={"a": {"status": "RUNNING", "ingress": "I", "downstream": ["D"], "route_prefix": "/"}},
+                    apps={"a": {"status": "RUNNING", "ingress": "I", "downstream": ["D"], "route_prefix": "/",
+                                "deployments": deployments}},
                     pods=[p.to_dict() for p in pods], actors=actors, replicas_running=len(actors) - 4,
                     nodes=[{"node_id": f"n-{p.name}", "pod": p.name, "state": "ALIVE"} for p in pods])
 
@@ -389,7 +394,8 @@ def test_every_scenario_resolves_on_kuberay_named_pods(kube):
                     plan = phase.fault.plan(snap, pods, random.Random(1))
                 except FaultNotApplicable as err:
                     pytest.fail(f"{name}: {err}")
-                assert all(v.get("pod", roles.get(v.get("name"), "x")) in roles or v.get("role") == "pod"
+                # A config victim is a deployment option's old value, on no pod.
+                assert all(v.get("pod", roles.get(v.get("name"), "x")) in roles or v.get("role") in ("pod", "config")
                            for v in plan.victims), name
 
 
