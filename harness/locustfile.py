@@ -41,6 +41,7 @@ import gevent
 import requests
 from gevent.pool import Pool
 from locust import User, constant, events, task
+from locust.user.task import LOCUST_STATE_STOPPING
 
 POD_HEADER = "X-Serve-Chaos-Pod"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -275,7 +276,9 @@ class OpenLoopUser(User):
         user_tasks = load_user_tasks(self.environment) if USER_FILE else None
         t0 = time.time() + 0.05
         seq = 0
-        while True:
+        # Return when Locust stops the user: in-flight requests are joined at test_stop, and an
+        # endless task would hold the stop for the whole --stop-timeout.
+        while self._state != LOCUST_STATE_STOPPING:
             intended = t0 + seq * interval
             delay = intended - time.time()
             if delay > 0:

@@ -90,6 +90,7 @@ SCALE_DOWN = Scenario(
     # A node left without replicas has its proxy drained by Serve: idle proxies may go.
     expected_churn={"replica": "shrunk", "proxy": "victims_or_idle", "controller": "none", "pod": "none"},
     extra_metrics=(scale_down_metrics, replica_spread),
+    min_observe_s=5.0,
     deadline_s=90.0,
 )
 

@@ -64,7 +64,8 @@ here = os.path.dirname(os.path.abspath(__file__))
 version = open(os.path.join(here, "..", "version")).read().strip() if os.path.exists(os.path.join(here, "..", "version")) else ""
 args = sys.argv[1:]
 if args[:3] == ["-m", "pip", "install"]:
-    want = args[-1].split("==")[1]
+    want = next(a for a in args if a.startswith("ray[serve]==")).split("==")[1]
+    open(os.path.join(here, "..", "pinned"), "w").write(" ".join(a for a in args[3:] if a.startswith("protobuf")))
     print(f"Collecting ray[serve]=={{want}}")
     if want in os.environ.get("FAKE_PYPI_LACKS", ""):
         print("ERROR: Could not find a version that satisfies the requirement ray[serve]==" + want)
@@ -120,6 +121,9 @@ def test_an_environment_is_made_once_stamped_and_reused(tmp_path, fake_base):
     assert made.ray_bin.endswith("ray-2.50.0/bin/ray") and not made.own
     stamp = json.loads((tmp_path / "cache" / "ray-2.50.0" / STAMP).read_text())
     assert stamp["ray_version"] == "2.50.0" and stamp["ray_cli"] == "ray, version 2.50.0"
+    # Serve before 2.60 cannot run on protobuf 7: the pin goes with the install and the stamp.
+    assert (tmp_path / "cache" / "ray-2.50.0" / "pinned").read_text() == "protobuf<7"
+    assert stamp["pinned"] == ["protobuf<7"]
     assert stamp["import_serve"] == "2.50.0"
     # Progress named each step, pip's included.
     assert any("creating a virtual environment" in s for s in steps)
@@ -226,3 +230,15 @@ def test_the_pods_never_import_the_harnesss_ray_through_the_project(tmp_path):
     assert shim != site and sorted(p.name for p in shim.iterdir()) == ["runtime"]
     assert (shim / "runtime").resolve() == (site / "runtime").resolve()
     assert import_root(site, tmp_path / "cache") == shim  # made once
+
+
+def test_an_environment_made_before_its_pin_was_known_is_made_again(tmp_path, fake_base):
+    cache = RayEnvCache(tmp_path / "cache", base_python=fake_base)
+    cache.ensure("2.50.0")
+    stamp_path = tmp_path / "cache" / "ray-2.50.0" / STAMP
+    stamp = json.loads(stamp_path.read_text())
+    del stamp["pinned"]
+    stamp_path.write_text(json.dumps(stamp))
+    assert cache.ready("2.50.0") is None
+    assert cache.ensure("2.50.0").version == "2.50.0"
+    assert json.loads(stamp_path.read_text())["pinned"] == ["protobuf<7"]

@@ -116,6 +116,16 @@ def own_runtime() -> RayRuntime:
     return RayRuntime(version=version, bin_dir=Path(sys.executable).parent, python_path=Path(sys.executable), own=True)
 
 
+def pinned_with(version: str) -> list[str]:
+    """What a Ray release needs pinned beside it today: what PyPI serves now may be newer than
+    what the release was tested with.  Serve before 2.60 reads ``FieldDescriptor.label``
+    (``serve/_private/config.py``), which protobuf 7 removed: deploying then fails with
+    "'FieldDescriptor' object has no attribute 'label'" (seen here with Ray 2.50.0)."""
+    from packaging.version import Version
+
+    return ["protobuf<7"] if Version(version) < Version("2.60.0") else []
+
+
 class RayEnvCache:
     """Virtual environments ``<root>/ray-<version>/``, one per Ray version, made once."""
 
@@ -140,6 +150,8 @@ class RayEnvCache:
         python = env / "bin" / "python"
         if not isinstance(stamp, dict) or stamp.get("ray_version") != version or not python.exists():
             return None
+        if stamp.get("pinned", []) != pinned_with(version):
+            return None  # made before a pin was known: made again
         return RayRuntime(version=version, bin_dir=env / "bin", python_path=python)
 
     def ensure(self, version: str, progress: Progress | None = None) -> RayRuntime:
@@ -172,13 +184,14 @@ class RayEnvCache:
                 self._run([self.base_python, "-m", "venv", str(env)], log, say, version)
                 say(f"installing ray[serve]=={version} from PyPI (about a minute, once)")
                 self._run([str(env / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
-                           "--no-input", "--progress-bar", "off", f"ray[serve]=={version}"], log, say, version)
+                           "--no-input", "--progress-bar", "off", f"ray[serve]=={version}", *pinned_with(version)],
+                          log, say, version)
             checked = self._verify(env, version, log_path)
         except BaseException:
             # Never leave something that looks usable: the stamp is missing, but remove it all.
             shutil.rmtree(env, ignore_errors=True)
             raise
-        stamp = {"ray_version": version, **checked, "python": str(env / "bin" / "python"),
+        stamp = {"ray_version": version, **checked, "pinned": pinned_with(version), "python": str(env / "bin" / "python"),
                  "made_at": time.time(), "took_s": round(time.monotonic() - t0, 1)}
         tmp = env / (STAMP + ".tmp")
         tmp.write_text(json.dumps(stamp, indent=2))
