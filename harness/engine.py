@@ -522,7 +522,7 @@ class Engine:
 
         def steady() -> None:
             history = History(requests=requests_frame([]), snapshots=run.prober.copy(), desired_replicas=want)
-            t_ok, reason = first_steady_state(history, t0, 3.0)
+            t_ok, reason = first_steady_state(history, t0, run.scenario.hold_s)
             if t_ok is None:
                 raise NotYet(reason)
 

@@ -1,7 +1,7 @@
 """Composed apps: an ingress calling a downstream deployment through a DeploymentHandle.
 
 The bundled composed example (``runtime/app/composed.py``: ``Ingress`` awaits a
-``Downstream`` call per request, 3 replicas each, one per node); with a user's
+``Downstream`` call per request, 3 replicas each, at most 2 per node); with a user's
 ``--app``, the deployment of theirs that another one calls.  Faults hit the
 downstream deployment; availability is judged where users see it, at the
 ingress.  Who served what comes from Serve's request logs only -- neither

@@ -12,8 +12,8 @@ once the replacement runs (at the latest at deadline - graceful_shutdown_timeout
 node's proxy fails its health check so load balancers stop sending to it.  So: replacements
 start before the draining node's replicas stop, no request fails through the front door, and the
 front door stops routing to that node before it dies.  The drain needs room for the
-replacements: SleepyPid runs with at most 3 replicas per node, the composed example with at most
-2 of each deployment per node.
+replacements: SleepyPid runs with at most 3 replicas per node; the composed example has at most
+2 of each deployment per node anyway.
 """
 
 import pytest
@@ -24,7 +24,7 @@ from harness.checks.planned import drain_timeline, replacements_before_stop
 from harness.faults import NodeDrain
 from harness.load import LoadSpec
 from harness.scenario import Scenario
-from runtime.app.serve_config import COMPOSED_DRAIN_APP, DRAIN_APP
+from runtime.app.serve_config import COMPOSED_APP, DRAIN_APP
 
 DEADLINE_S = 45.0
 REPLACEMENT_DELAY_S = 10.0
@@ -57,7 +57,7 @@ def drain_scenario(name: str, app, title: str, rate: float, **kw) -> Scenario:
         expected_churn={"replica": "victims", "pod": "victims_left", "proxy": "victims_or_idle", "controller": "none"},
         extra_checks=(replacements_before_stop, capacity_floor),
         extra_metrics=(drain_timeline, front_door_drop, ray_node_death, replica_spread),
-        min_observe_s=DEADLINE_S + 5.0,
+        min_observe_s=DEADLINE_S + 2.0,
         deadline_s=DEADLINE_S + 150.0,
         **kw,
     )
@@ -67,7 +67,7 @@ NODE_DRAIN = drain_scenario("node_drain", DRAIN_APP,
                             "drain a worker node with a 45 s deadline (preemption notice), then lose it, under load",
                             rate=20.0)
 NODE_DRAIN_COMPOSED = drain_scenario(
-    "node_drain_composed", COMPOSED_DRAIN_APP,
+    "node_drain_composed", COMPOSED_APP,
     "composed app: drain a worker node with a 45 s deadline, then lose it, under load at the ingress",
     # Three Python hops per request on 2 cores: 20 req/s leaves headroom for a pod start.
     rate=10.0,

@@ -130,10 +130,11 @@ SCENARIO_SLEEPY = SleepyPidConfig(max_replicas_per_node=2)
 SCENARIO_APP = SCENARIO_SLEEPY.spec()
 
 
-def composed_app(replicas: int = 3, max_per_node: int = 1) -> AppSpec:
+def composed_app(replicas: int = 3, max_per_node: int = 2) -> AppSpec:
     """The bundled composed example (``runtime/app/composed.py``): ``Ingress`` calls
     ``Downstream`` through a DeploymentHandle; ``replicas`` of each, at most
-    ``max_per_node`` of each per node (one: one per node)."""
+    ``max_per_node`` of each per node -- 2, so a drained or lost node's replicas have
+    somewhere to go on three nodes (Serve spreads them one per node when it can)."""
     deployments = [{"name": name, "num_replicas": replicas, "max_replicas_per_node": max_per_node,
                     "ray_actor_options": {"num_cpus": 0}} for name in ("Ingress", "Downstream")]
     config = {"applications": [{"name": "composed", "route_prefix": "/", "import_path": "runtime.app.composed:app",
@@ -150,9 +151,8 @@ WORK_REQUESTS = (RequestSpec(name="instant", path="/"), RequestSpec(name="work-2
 #: SleepyPid for planned disruptions: the scenarios' app (2 replicas per node) with that traffic.
 PLANNED_APP = SCENARIO_APP.with_requests(WORK_REQUESTS)
 #: A drain needs room for the replacements elsewhere: up to 3 SleepyPid replicas per node (two
-#: nodes then hold all 6), and up to 2 of each composed deployment per node.
+#: nodes then hold all 6); the composed example has room already (2 of each per node).
 DRAIN_APP = SleepyPidConfig(max_replicas_per_node=3).spec().with_requests(WORK_REQUESTS)
-COMPOSED_DRAIN_APP = composed_app(max_per_node=2)
 
 
 def _subset_differs(want: Any, got: Any) -> bool:

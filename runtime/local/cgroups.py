@@ -142,16 +142,3 @@ def read_stat(path: Path) -> dict[str, int]:
         pass
     return out
 
-
-def own_memory_view(cmd: list[str]) -> list[str]:
-    """Run ``cmd`` seeing its own memory cgroup as ``/sys/fs/cgroup/memory``, as a container does.
-
-    Ray's memory monitor reads the limit and usage at that fixed path; without a
-    cgroup namespace it would read the host's root group (no limit) and never act
-    at the pod's limit.  A new cgroup namespace (rooted at the group the process
-    joined) and a private mount namespace where that hierarchy is mounted afresh
-    give the pod the view a container runtime gives it; nothing changes outside.
-    """
-    remount = ("umount /sys/fs/cgroup/memory 2>/dev/null; "
-               "mount -t cgroup -o memory serve-chaos-memory /sys/fs/cgroup/memory && exec \"$@\"")
-    return ["unshare", "--cgroup", "--mount", "--propagation", "private", "sh", "-c", remount, "pod", *cmd]

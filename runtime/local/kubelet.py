@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from runtime.cluster import ActionRecord
 from runtime.errors import ServeChaosError
-from runtime.local import cgroups, netns, procs
+from runtime.local import cgroups, mounts, netns, procs
 from runtime.local.config import LocalClusterConfig
 from runtime.local.layout import RunLayout
 from runtime.local.pods import Node, Pod
@@ -61,6 +61,12 @@ class Kubelet:
         self.endpoint_up: Callable[[Pod], None] = lambda pod: None
         self.endpoint_down: Callable[[Pod], None] = lambda pod: None
 
+    @property
+    def shared_temp_dir(self) -> Path:
+        """The temp dir path every Ray pod is given; in each pod's own mount namespace it is that
+        pod incarnation's own directory (``mounts.pod_view``)."""
+        return self.layout.root / "ray"
+
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         if self.mode == "netns":
@@ -79,6 +85,7 @@ class Kubelet:
             octet = 20 + int(self.layout.label, 16) % 200
             self.subnet = ipaddress.ip_network(f"127.0.{octet}.0/24")
             self.gateway = "127.0.0.1"
+        self.shared_temp_dir.mkdir(parents=True, exist_ok=True)
         hosts = [str(h) for h in self.subnet.hosts()]
         self.fixed_ips = {"redis": hosts[1], "head": hosts[9]}
         self.free_ips = hosts[19:250]
@@ -174,9 +181,10 @@ class Kubelet:
             procs.signal_pids(self.members(pod), signal.SIGKILL)
 
     def exec_in(self, pod: Pod, cmd: list[str], log: Any) -> subprocess.Popen:
-        """Run ``cmd`` inside the pod's network namespace (``kubectl exec``)."""
+        """Run ``cmd`` inside the pod's network and mount namespaces (``kubectl exec``)."""
         if pod.net is not None:
-            cmd = netns.nsenter_prefix(pod.net) + cmd
+            enter = mounts.enter_prefix(pod.pid) if pod.private_mounts and pod.pid else []
+            cmd = netns.nsenter_prefix(pod.net, *enter) + cmd
         return self.spawn(cmd, log, role="exec")
 
     def spawn_in_pod(self, pod: Pod, cmd: list[str], log: Any) -> subprocess.Popen:
@@ -230,11 +238,16 @@ class Kubelet:
         if self.cgroup_base is not None:
             pod.cgroup = cgroups.create(self.cgroup_base / f"{pod.name}.{pod.serial}")
             pod.v1_groups = self._v1_groups(pod)
+        # A Ray pod sees its own temp dir (and memory cgroup) in a mount namespace of its own
+        # where the host lets us make one (root: netns isolation), as a container would.
+        pod.private_mounts = self.mode == "netns" and pod.role in ("head", "worker")
+        pod.temp_dir = self.shared_temp_dir if pod.private_mounts else self.layout.pod_dir(pod.name, pod.serial)
         cmd, env = self.pod_spec(pod)
         if pod.net is not None:
             cmd = netns.nsenter_prefix(pod.net) + cmd
-        if "memory" in pod.v1_groups and pod.role in ("head", "worker"):
-            cmd = cgroups.own_memory_view(cmd)
+        if pod.private_mounts:
+            cmd = mounts.pod_view(cmd, (self.layout.pod_dir(pod.name, pod.serial), self.shared_temp_dir),
+                                  memory="memory" in pod.v1_groups)
         log = open(self.layout.logs / f"{pod.name}.{pod.serial}.log", "ab")
         pod.proc = self.spawn(cmd, log, role=f"pod:{pod.role}", pod=pod, extra_env=env)
         log.close()

@@ -137,10 +137,11 @@ def unpartition(netns: str) -> None:
     run(["ip", "netns", "exec", netns, "nft", "delete", "table", "inet", PARTITION_TABLE], check=False)
 
 
-def nsenter_prefix(net: PodNet) -> list[str]:
-    """Command prefix that runs a program inside the pod's network namespace.
+def nsenter_prefix(net: PodNet, *more: str) -> list[str]:
+    """Command prefix that runs a program inside the pod's network namespace (and whatever
+    other namespaces ``more`` options of nsenter name).
 
     nsenter (not ``ip netns exec``) because the latter remounts /sys, and we
     want the process to stay in the cgroup it joined before entering.
     """
-    return ["nsenter", f"--net={net.netns_path}", "--"]
+    return ["nsenter", f"--net={net.netns_path}", *more, "--"]

@@ -102,11 +102,12 @@ class RayServiceOperator:
 
     # ------------------------------------------------------------------ pod specs
     def pod_spec(self, pod: Pod) -> tuple[list[str], dict[str, str]]:
-        temp_dir = self.layout.pod_dir(pod.name, pod.serial)
-        temp_dir.mkdir(parents=True, exist_ok=True)
+        own = self.layout.pod_dir(pod.name, pod.serial)
+        own.mkdir(parents=True, exist_ok=True)
         if pod.role == "redis":
-            return self._redis_spec(pod, temp_dir)
-        return self._ray_spec(pod, temp_dir)
+            return self._redis_spec(pod, own)
+        # The kubelet says where Ray sees its temp dir (in the pod's own mount namespace, its own).
+        return self._ray_spec(pod, pod.temp_dir or own)
 
     def _redis_spec(self, pod: Pod, temp_dir: Path) -> tuple[list[str], dict[str, str]]:
         data_dir = self.layout.root / "redis-data"

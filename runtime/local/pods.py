@@ -50,6 +50,10 @@ class Pod:
     serve_port: int = 8000
     slot_index: int = 0
     memory_limit: int | None = None
+    #: Whether the incarnation runs in a mount namespace of its own (``mounts.pod_view``).
+    private_mounts: bool = False
+    #: The temp dir Ray is told to use (the same path in every pod with private mounts).
+    temp_dir: Path | None = None
 
     def info(self) -> dict[str, Any]:
         return {
