@@ -10,6 +10,7 @@ through each worker directly, and the time to full steady state.
 
 import pytest
 
+from harness.deviations import KnownDeviation
 from harness.checks import SLO, dashboard_downtime, recreated_pods, replica_spread, serve_when_ready
 from harness.engine import PromiseBroken
 from harness.faults import PodKill
@@ -56,10 +57,13 @@ HEAD_FAILURE_GCS_FT = Scenario(
     # replicas; in the fifth its replicas came first.  And once in 5 runs one request in
     # flight through a surviving worker's proxy timed out the moment the drained head's
     # Ray processes exited (served-by logs of later runs name the replica it went to).
+    # Ray 2.40.0 and 2.50.0 kept the promise (serve-chaos matrix, README): their deleted head left
+    # at once and the cluster healed in 29-31 s; 2.60.0 drains it for the 30 s grace period and
+    # heals in 85-98 s, and its restarted head takes traffic before it can route.
     known_intermittent={
-        "pods.serve_when_ready": READY_BEFORE_ROUTING,
-        "front.availability_during_fault": READY_BEFORE_ROUTING,
-        "other_pods.availability_during_fault": HEAD_EXIT_IN_FLIGHT,
+        "pods.serve_when_ready": KnownDeviation(READY_BEFORE_ROUTING, since="2.60.0"),
+        "front.availability_during_fault": KnownDeviation(READY_BEFORE_ROUTING, since="2.60.0"),
+        "other_pods.availability_during_fault": KnownDeviation(HEAD_EXIT_IN_FLIGHT, since="2.60.0"),
     },
 )
 

@@ -303,7 +303,10 @@ def test_the_served_by_reader_reads_every_releases_logs_through_the_dashboard(an
 
     snap = answers.snapshot()
     replicas = [a for a in snap.actors if a["role"] == "replica"]
-    reader = ServedByReader(dashboard, lambda: replicas, prefix="scfx01")
+    # The load's id prefix (one per run): recorded logs carry the recording run's own.
+    prefixes = {rid.rsplit("-", 1)[0] for rid in _entries(answers)}
+    assert len(prefixes) == 1, prefixes
+    reader = ServedByReader(dashboard, lambda: replicas, prefix=prefixes.pop())
     try:
         assert reader.poll() == sum(len(seen) for seen in _entries(answers).values())
     finally:
