@@ -49,8 +49,8 @@ def test_the_remedy_depends_on_the_users_config():
 def test_the_users_own_setting_is_named():
     composed = verdict("worker_node_failure", COMPOSED_APP, settings={"gcs_ft": False})
     assert config_text(REMEDIES["spread"], composed) == (
-        "composed/Ingress num_replicas=3 max_replicas_per_node=1; composed/Downstream num_replicas=3 "
-        "max_replicas_per_node=1 (in bundled composed example (runtime/app/composed.py))")
+        "composed/Ingress num_replicas=3 max_replicas_per_node=2; composed/Downstream num_replicas=3 "
+        "max_replicas_per_node=2 (in bundled composed example (runtime/app/composed.py))")
     assert config_text(REMEDIES["gcs_ft"], composed).startswith("gcs_ft=False")
     assert config_text(REMEDIES["handle_timeout"], composed).startswith("http_options.request_timeout_s unset")
     assert "num_replicas unset (Serve's default: 1)" in config_text(REMEDIES["spare_replicas"], single_replica_app())
