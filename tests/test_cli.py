@@ -10,7 +10,8 @@ import pytest
 
 
 def cli(*args: str, home: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SERVE_CHAOS_HOME=home)
+    # A fixed width: rich wraps at the terminal's (80 without one), and a wrapped line matches nothing.
+    env = dict(os.environ, SERVE_CHAOS_HOME=home, COLUMNS="200")
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
                           timeout=120, env=env)
 
