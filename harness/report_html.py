@@ -80,6 +80,16 @@ def _verdict_table(report: ReportView) -> list[str]:
     return out
 
 
+def _side_by_side(report: ReportView) -> list[str]:
+    out = []
+    for comp in report.comparisons:
+        out.append(f"<h2>Side by side: {esc(comp.pair.title)}</h2><table><tr><th></th>"
+                   f"<th>{esc(comp.pair.planned)}</th><th>{esc(comp.pair.unplanned)}</th></tr>")
+        out += [f"<tr><td>{esc(m)}</td><td>{esc(p)}</td><td>{esc(u)}</td></tr>" for m, p, u in comp.rows]
+        out.append("</table>")
+    return out
+
+
 def _advice_list(r: Row) -> list[str]:
     out = ["<ul>"]
     for a in r.advice:
@@ -221,7 +231,7 @@ def render_html(run_dirs: list[Path], store: Any | None = None, title: str = "se
     """A self-contained page from run directories; with a history ``store``, trends too."""
     verdicts = [load_verdict(d) for d in run_dirs]
     report = view(verdicts)
-    out = _head(report, verdicts, title) + _verdict_table(report) + _what_would_help(report)
+    out = _head(report, verdicts, title) + _verdict_table(report) + _what_would_help(report) + _side_by_side(report)
     if store is not None:
         out += _trends(store)
     for run_dir, verdict, r in zip(run_dirs, verdicts, report.rows):

@@ -46,6 +46,10 @@ def render_markdown(run_dirs: list[Path]) -> str:
         lines += ["", "### What would help", ""]
         for r in helped:
             lines += [f"**{r.scenario}** ({r.outcome}):", ""] + [f"- {_md_cell(a.line())}" for a in r.advice] + [""]
+    for comp in report.comparisons:
+        lines += ["", f"### Side by side: {comp.pair.title}", "",
+                  f"| | {comp.pair.planned} | {comp.pair.unplanned} |", "|---|---|---|"]
+        lines += [f"| {m} | {_md_cell(p)} | {_md_cell(u)} |" for m, p, u in comp.rows]
     explained = [r for r in report.rows if len(r.details) > 1 or r.known_reasons]
     if explained:
         lines += ["", "### Details", ""]
@@ -98,7 +102,8 @@ def render_junit(run_dirs: list[Path]) -> str:
 # ---------------------------------------------------------------------- the terminal
 def explanation_lines(report: ReportView) -> list[str]:
     """Under a terminal table: per run that is not kept, what explains it, why Ray is known to
-    do it, and what would help (one line each, prefixed with the scenario)."""
+    do it, and what would help (one line each, prefixed with the scenario); then planned and
+    unplanned losses side by side."""
     lines = []
     for r in report.rows:
         if r.outcome == KEPT:
@@ -106,6 +111,8 @@ def explanation_lines(report: ReportView) -> list[str]:
         lines += [f"{r.scenario}: {r.outcome}: {d}" for d in r.details]
         lines += [f"{r.scenario}: known: {k}" for k in r.known_reasons]
         lines += [f"{r.scenario}: what would help: {a.line()}" for a in r.advice]
+    for comp in report.comparisons:
+        lines += comp.lines()
     return lines
 
 

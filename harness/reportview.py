@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks.results import CheckResult
+from harness.comparisons import Comparison, comparisons
 from harness.remedies import Advice, advice
 from harness.symptoms import beyond, symptom
 from harness.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KNOWN, SKIPPED, UNKNOWN, SettingsSplit, Summary,
@@ -115,6 +116,8 @@ class ReportView:
     summary: Summary
     settings: SettingsSplit
     rows: tuple[Row, ...] = field(default_factory=tuple)
+    #: planned and unplanned losses of the same thing, side by side (``harness.comparisons``)
+    comparisons: tuple[Comparison, ...] = ()
 
     @property
     def needs_help(self) -> tuple[Row, ...]:
@@ -125,4 +128,4 @@ class ReportView:
 def view(verdicts: list[dict[str, Any]]) -> ReportView:
     split = split_settings(verdicts)
     rows = tuple(row(v, split.differing[i]) for i, v in enumerate(verdicts))
-    return ReportView(summarize(verdicts), split, rows)
+    return ReportView(summarize(verdicts), split, rows, comparisons(verdicts))
