@@ -45,3 +45,16 @@ def test_a_pod_sees_its_own_temp_dir_and_memory_cgroup():
     assert cmd[-2:] == ["ray", "start"]
     assert mounts.pod_view(["redis-server"], None, memory=False) == ["redis-server"]
     assert mounts.enter_prefix(42) == ["--mount=/proc/42/ns/mnt"]
+
+
+def test_the_raylet_log_is_read_from_the_pods_own_session(tmp_path):
+    # Ray links session_latest to the path the pod sees (the shared temp dir its mount
+    # namespace overlays); from the host that path holds nothing of this pod's.
+    from runtime.local.kubelet import session_dir
+
+    pod_dir = tmp_path / "worker-1.3"
+    (pod_dir / "session_2026-11-29_17-10-11_1" / "logs").mkdir(parents=True)
+    (pod_dir / "session_latest").symlink_to(tmp_path / "ray" / "session_2026-11-29_17-10-11_1")
+    assert session_dir(pod_dir) == pod_dir / "session_2026-11-29_17-10-11_1"
+    assert (session_dir(pod_dir) / "logs").is_dir()
+    assert session_dir(tmp_path / "no-session-yet") == tmp_path / "no-session-yet" / "session_latest"

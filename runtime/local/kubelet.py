@@ -31,6 +31,19 @@ PodSpec = Callable[[Pod], tuple[list[str], dict[str, str]]]
 Event = Callable[..., Any]
 
 
+def session_dir(pod_dir: Path) -> Path:
+    """The Ray session directory in a pod's temp dir, as the host sees it.
+
+    Ray links ``session_latest`` to an absolute path as the pod sees it: under the shared
+    temp dir its mount namespace lays the pod's own directory over.  From the host that
+    path is the shared directory, where the session is not, so the link's last component
+    is looked up in the pod's own directory."""
+    latest = pod_dir / "session_latest"
+    try:
+        return pod_dir / Path(os.readlink(latest)).name
+    except OSError:
+        return latest
+
 class Kubelet:
     """Pods and nodes of one local cluster.  ``lock`` guards every pod and node."""
 
@@ -195,7 +208,8 @@ class Kubelet:
         return self.spawn(cmd, log, role="exec", pod=pod)
 
     def raylet_log(self, pod: Pod) -> Path:
-        return self.layout.pod_dir(pod.name, pod.serial) / "session_latest" / "logs" / "raylet.out"
+        """The pod's raylet log as the host sees it."""
+        return session_dir(self.layout.pod_dir(pod.name, pod.serial)) / "logs" / "raylet.out"
 
     # ------------------------------------------------------------------ pod lifecycle
     def _allocate_ip(self, pod: Pod) -> str:
