@@ -185,6 +185,18 @@ def test_memory_kills_name_the_killer_and_the_victims():
     killed = memory_kills(syn.history([], []), fault)["killed"]
     assert killed["by_ray_memory_monitor"] == ["replica 103", "the pod's Serve proxy"]
     assert killed["by_kernel_oom_killer"] == ["the hog"] and killed["pod_peak_of_limit"] == 1.0
+    assert killed["replicas_left_unnamed"] == []
+
+
+def test_a_replica_that_left_while_pressed_but_is_named_by_no_killer_is_said():
+    fault = _lifted("press_memory", hog_pid=77, ray_memory_monitor_killed=[], kernel_oom_killed=[],
+                    max_usage_bytes=100, limit_bytes=100)
+    gone = syn.BASE_REPLICAS[0]
+    fault.params["replicas_on_pod"] = [gone]
+    before = syn.snapshot(fault.t_inject - 1.0, syn.BASE_REPLICAS)
+    after = syn.snapshot(fault.t_inject + 5.0, syn.BASE_REPLICAS[1:])
+    killed = memory_kills(syn.history([], [before, after]), fault)["killed"]
+    assert killed["by_ray_memory_monitor"] == [] and killed["replicas_left_unnamed"] == [f"replica {gone['replica_id']}"]
 
 
 def test_a_dead_ray_node_breaks_the_memory_promise():

@@ -105,10 +105,16 @@ def memory_kills(history: History, fault: FaultRecord) -> dict[str, Any]:
 
     kernel = lift.get("kernel_oom_killed") or []
     hog_pid = lift.get("hog_pid")
+    by_monitor = [who(k.get("task") or "") for k in lift.get("ray_memory_monitor_killed") or []]
+    # A replica of the pod that left while pressed but that no killer's log names: said, never
+    # guessed (a health check may have replaced it, or a kill log could not be read).
+    left = replicas_on_pod_fate(history, fault)["replicas_replaced"]
+    unnamed = sorted(rid for rid in left if f"replica {rid}" not in by_monitor)
     return {"killed": {
-        "by_ray_memory_monitor": [who(k.get("task") or "") for k in lift.get("ray_memory_monitor_killed") or []],
+        "by_ray_memory_monitor": by_monitor,
         "by_kernel_oom_killer": ["the hog" if k.get("pid") == hog_pid else f"{k.get('name')} (pid {k.get('pid')})"
                                  for k in kernel],
+        "replicas_left_unnamed": [f"replica {rid}" for rid in unnamed],
         "hog": lift.get("hog_end"),
         "hog_peak_mib": round((lift.get("hog_peak_bytes") or 0) / 2**20),
         "pod_peak_of_limit": round((lift.get("max_usage_bytes") or 0) / lift["limit_bytes"], 3)
