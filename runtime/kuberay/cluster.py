@@ -95,8 +95,10 @@ READINESS_TIMEOUT_S = 2.0
 #: paths above, plus a second for EndpointSlice propagation and kube-proxy.
 FRONT_DOOR_LAG_S = max(READINESS_PERIOD_S + READINESS_TIMEOUT_S, 2.0 + 2.0) + 1.0
 #: How long a RayService upgrade may take to settle (s): a new cluster's pods and Serve, the
-#: switch, then KubeRay's deletion delay.
-UPGRADE_SETTLE_TIMEOUT_S = 600.0 + 60.0 + 60.0
+#: switch, KubeRay's deletion delay (its timer starts at the first reconcile that sees the old
+#: cluster inactive; the delete comes at the 2 s requeue after it), then -- with GCS FT -- the
+#: old RayCluster's Redis-cleanup finalizer (``raycluster_controller.go``), up to its timeout.
+UPGRADE_SETTLE_TIMEOUT_S = 600.0 + 60.0 + 60.0 + 300.0
 #: A refusal event this recent (s) explains a RayService whose status lags its spec.
 REJECTION_RECENT_S = 30.0
 #: The dashboard's port on the head (``utils/constant.go`` DefaultDashboardPort).
@@ -861,7 +863,8 @@ class KubeRayCluster:
 
     def _settle_upgrade(self, fault: dict[str, Any], timeout_s: float = UPGRADE_SETTLE_TIMEOUT_S) -> ActionRecord:
         """Wait until the upgrade is done: another cluster is active, none is pending, and the
-        old RayCluster is deleted (KubeRay deletes it 60 s after the switch)."""
+        old RayCluster is gone (KubeRay issues the delete 60-64 s after the switch; with GCS FT
+        the Redis-cleanup finalizer may hold it up to 300 s more)."""
         old = (fault.get("data") or {}).get("from_cluster")
         t0 = time.time()
 

@@ -63,9 +63,10 @@ CLUSTER_CHANGE_KEYS = ("env", "labels", "image")
 
 #: The oldest Ray the kind target runs.  KubeRay v1.7.0 itself sets no minimum for what we use
 #: -- its Ray version gates are token auth (2.52, ``utils/validation.go``), Kubernetes token
-#: auth (2.55), worker-group priority (2.56), a Redis username (2.41, ``common/pod.go``) and
-#: HTTP probes from 2.53 (``common/pod.go`` supportsUnifiedHealthCheck: before it, exec probes
-#: ``bash -c "wget ... | grep success"`` on head and workers) -- so the floor is the project's
+#: auth (2.55), worker-group priority (2.56) and HTTP probes from 2.53 (``common/pod.go``
+#: supportsUnifiedHealthCheck: before it, exec probes ``bash -c "wget ... | grep success"`` on
+#: head and workers; a Redis username "from 2.41" there is only a comment, nothing enforces
+#: it) -- so the floor is the project's
 #: supported range (2.40.0), where Ray has what the kind target calls: ``ray drain-node``
 #: (``ray/scripts/scripts.py``), ``/api/local_raylet_healthz`` (the exec probe), and
 #: ``ray._private.gcs_utils.cleanup_redis_storage(host, port, password, use_ssl, storage_namespace)``
