@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.ray_settings import SERVE_REPLICA_UNHEALTHY_THRESHOLD, silent_node_death_bound_s
+from runtime.ray_settings import (SERVE_PROXY_HEALTH_CHECK_PERIOD_S, SERVE_PROXY_READY_TIMEOUT_S,
+                                  SERVE_PROXY_UNHEALTHY_THRESHOLD, SERVE_REPLICA_UNHEALTHY_THRESHOLD,
+                                  silent_node_death_bound_s)
 
 #: One probe period plus its timeout (s): when a snapshot can first show a change.
 PROBE_SLACK_S = 3.0
@@ -115,3 +117,11 @@ def lagging_front_door_bounds(settings: dict[str, Any]) -> dict[str, float]:
     longer than that, and the rolling 1 s error ratio stays raised one second more."""
     lag = front_door_lag_s(settings)
     return {"max_failure_span_s": lag, "max_longest_degraded_s": lag + 1.0}
+
+
+def dead_proxy_replaced_s(settings: dict[str, Any]) -> float:
+    """From a proxy's death to its pod serving through the front door again (s): the controller's
+    failed health checks (Ray does not restart a ProxyActor), the new proxy's ready check, the
+    front door's lag, one probe.  proxy_failure measured 30-32 s from kill to the new proxy."""
+    checks = SERVE_PROXY_HEALTH_CHECK_PERIOD_S * SERVE_PROXY_UNHEALTHY_THRESHOLD
+    return checks + SERVE_PROXY_READY_TIMEOUT_S + front_door_lag_s(settings) + PROBE_SLACK_S

@@ -20,6 +20,12 @@ RAY_NODE_HEALTH_CHECK_DEFAULTS = {
 }
 #: Serve marks a replica unhealthy after this many failed checks in a row.
 SERVE_REPLICA_UNHEALTHY_THRESHOLD = 3
+#: The Serve controller checks each proxy every 10 s and replaces it after 3 failures in a row;
+#: a new proxy has 5 s to report ready (Ray 2.60 ``serve/_private/constants.py``:
+#: PROXY_HEALTH_CHECK_PERIOD_S, PROXY_HEALTH_CHECK_UNHEALTHY_THRESHOLD, PROXY_READY_CHECK_TIMEOUT_S).
+SERVE_PROXY_HEALTH_CHECK_PERIOD_S = 10.0
+SERVE_PROXY_UNHEALTHY_THRESHOLD = 3
+SERVE_PROXY_READY_TIMEOUT_S = 5.0
 #: Serve waits this long (s) for a stopping replica before it is force-killed.
 SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S = 20.0
 #: Ray's default for how long a raylet waits for a vanished GCS (s).

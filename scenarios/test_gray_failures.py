@@ -13,7 +13,8 @@ scenario states the bound a user would call acceptable and says so.
 
 import pytest
 
-from harness.bounds import PROBE_SLACK_S, REPLACE_SLACK_S, front_door_lag_s, lagging_front_door_bounds, replica_start_s
+from harness.bounds import (PROBE_SLACK_S, REPLACE_SLACK_S, dead_proxy_replaced_s, front_door_lag_s,
+                            lagging_front_door_bounds, replica_start_s)
 from harness.checks import SLO, front_door_drop, ray_node_death, replica_spread
 from harness.checks.gray import (latency_shift, memory_kills, ray_node_stayed_alive, replicas_on_pod_fate,
                                  slow_replica_share, traffic_shifted_away)
@@ -36,8 +37,10 @@ def after_lift_bounds(settings: dict) -> dict:
 
 
 def dead_proxy_bounds(settings: dict) -> dict:
-    """A pod whose proxy died costs the front door at most its lag (s)."""
-    return {**after_lift_bounds(settings), **lagging_front_door_bounds(settings)}
+    """A pod whose proxy died costs the front door at most its lag (s); recovery after the lift
+    waits for a replaced replica and for a proxy killed up to the lift to be replaced."""
+    recovery = max(after_lift_bounds(settings)["max_recovery_s"], dead_proxy_replaced_s(settings))
+    return {**lagging_front_door_bounds(settings), "max_recovery_s": recovery}
 
 
 def unresponsive_pod_bounds(settings: dict) -> dict:

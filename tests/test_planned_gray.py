@@ -225,3 +225,17 @@ def test_the_router_shift_must_be_significant():
     assert traffic_shifted_away(shifted, fault).status == "pass"
     even = syn.history(syn.requests(0, 60, 40, pid_of=pids(0.16)), snaps, [fault])
     assert traffic_shifted_away(even, fault).status == "fail"
+
+
+def test_a_proxy_killed_by_memory_pressure_is_given_its_replacement_time():
+    # The memory monitor may kill the pod's proxy up to the lift; Serve replaces a dead proxy only
+    # after 3 failed 10 s health checks (proxy_failure measured 30-32 s), then the front door lags.
+    from harness.bounds import dead_proxy_replaced_s
+    from scenarios.test_gray_failures import MEMORY_PRESSURE, dead_proxy_bounds
+
+    assert dead_proxy_replaced_s({"front_door_lag_s": 8.0}) == 30.0 + 5.0 + 8.0 + 3.0
+    fast_app = dead_proxy_bounds({"replica_start_s": 5.0, "front_door_lag_s": 8.0})
+    assert fast_app["max_recovery_s"] == 46.0 and fast_app["max_failure_span_s"] == 8.0
+    slow_app = dead_proxy_bounds({"replica_start_s": 40.0, "front_door_lag_s": 8.0})
+    assert slow_app["max_recovery_s"] == 55.0  # a replica's start, when longer, still rules
+    assert MEMORY_PRESSURE.bounds is dead_proxy_bounds
