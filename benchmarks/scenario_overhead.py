@@ -24,7 +24,7 @@ def experiment_s(faults: list[dict], recovered: list[float | None], t_heal_start
     """From the first fault to the last recovery (s); to the heal if a phase never recovered."""
     if not faults:
         return None
-    end = t_heal_start if (None in recovered or not recovered) else max(r for r in recovered if r is not None)
+    end = t_heal_start if None in recovered else max(recovered)
     return (end - faults[0]["t_inject"]) if end else None
 
 

@@ -94,11 +94,6 @@ READINESS_TIMEOUT_S = 2.0
 #: The longest a Service keeps routing to a pod that stopped serving (s): the slower of the two
 #: paths above, plus a second for EndpointSlice propagation and kube-proxy.
 FRONT_DOOR_LAG_S = max(READINESS_PERIOD_S + READINESS_TIMEOUT_S, 2.0 + 2.0) + 1.0
-#: How long a RayService upgrade may take to settle (s): a new cluster's pods and Serve, the
-#: switch, KubeRay's deletion delay (its timer starts at the first reconcile that sees the old
-#: cluster inactive; the delete comes at the 2 s requeue after it), then -- with GCS FT -- the
-#: old RayCluster's Redis-cleanup finalizer (``raycluster_controller.go``), up to its timeout.
-UPGRADE_SETTLE_TIMEOUT_S = 600.0 + 60.0 + 60.0 + 300.0
 #: A refusal event this recent (s) explains a RayService whose status lags its spec.
 REJECTION_RECENT_S = 30.0
 #: The dashboard's port on the head (``utils/constant.go`` DefaultDashboardPort).
@@ -108,6 +103,11 @@ RAYCLUSTER_DELETION_DELAY_S = 60.0
 #: ``utils/constant.go`` RAYCLUSTER_GCS_FT_DELETION_TIMEOUT_DEFAULT: the longest a GCS-FT
 #: RayCluster's Redis cleanup finalizer holds its deletion.
 GCS_FT_DELETION_TIMEOUT_S = 300.0
+#: How long a RayService upgrade may take to settle (s): a new cluster's pods and Serve (600 s),
+#: the switch (60 s), KubeRay's deletion delay (its timer starts at the first reconcile that sees
+#: the old cluster inactive; the delete comes at the 2 s requeue after it), then -- with GCS FT --
+#: the old RayCluster's Redis-cleanup finalizer (``raycluster_controller.go``), up to its timeout.
+UPGRADE_SETTLE_TIMEOUT_S = 600.0 + 60.0 + RAYCLUSTER_DELETION_DELAY_S + GCS_FT_DELETION_TIMEOUT_S
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ def session_dir(pod_dir: Path) -> Path:
     except OSError:
         return latest
 
+
 class Kubelet:
     """Pods and nodes of one local cluster.  ``lock`` guards every pod and node."""
 

@@ -11,7 +11,8 @@ program runs; nothing changes outside it):
   namespace that path is its own incarnation's directory, bind-mounted there.
 - **its own ``/sys/fs/cgroup/memory``.**  Ray's memory monitor reads the limit and usage at
   that fixed path; a new cgroup namespace rooted at the pod's group, with the hierarchy mounted
-  afresh, shows it the pod's limit (``cgroups.own_memory_view``).
+  afresh, shows it the pod's limit (without it the monitor would read the host's root group,
+  which has no limit, and never act at the pod's).
 
 A process run in the pod later (``kubectl exec``) enters the same mount namespace, through
 the pod's main process (``/proc/<pid>/ns/mnt``): a driver finds the raylet's sockets there.
