@@ -156,6 +156,15 @@ class History:
         return cls(requests=attribute(frame, kwargs.get("served_by") or [], kwargs.get("snapshots") or []),
                    unsent=requests_frame(unsent), **kwargs)
 
+    def ray_pods_before_faults(self) -> int | None:
+        """How many Ray pods (head and workers) were Running in the last good snapshot before the
+        first fault; None when no snapshot says (no pods probed, or no fault yet)."""
+        first = min((f.t_inject for f in self.faults), default=None)
+        if first is None:
+            return None
+        before = [s for s in self.snapshots if (s.t_end or s.t) < first and s.pods_ok]
+        return ray_pods_running(before[-1]) if before else None
+
     def desired_at(self, t: float) -> int:
         """Replicas the Serve config asks for at ``t`` (epoch s): ``desired_replicas``, or what
         the latest operator change before ``t`` asked for (a scale-down: ``params.desired_replicas``)."""
@@ -321,3 +330,9 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return str(value)
+
+
+def ray_pods_running(snap: Any) -> int:
+    """Ray pods (head and workers) Running in a snapshot (a pod's readiness is not asked: a worker
+    that Serve left without replicas runs no proxy and is never Ready, yet the cluster is whole)."""
+    return sum(1 for p in snap.pods if p.get("role") in ("head", "worker") and p.get("phase") == "Running")

@@ -12,7 +12,7 @@ from runtime.errors import ConfigError
 from runtime.ray_compat import cluster_ray_version, unsupported_config_keys
 from runtime.ray_versions import check_ray_version
 
-TARGETS = ("local", "kind")
+TARGETS = ("local", "kind", "k8s")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class TargetOptions:
     local_changes: dict[str, Any] = field(default_factory=dict)
     app: AppSpec | None = None
     ray_version: str | None = None
+    #: k8s target: give the nodes kind-config.yaml's role labels (False: nodes as on any cluster).
+    node_labels: bool = True
 
     @property
     def app_spec(self) -> AppSpec:
@@ -61,7 +63,8 @@ class TargetOptions:
                                   hint="remove it, or pick a --ray-version that has it")
 
 
-def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Cluster:
+def build_cluster(options: TargetOptions, owner_pid: int | None = None,
+                  progress: Callable[[str], None] | None = None) -> Cluster:
     """The cluster for ``options``.  Locally the scenarios' app is deployed from the start
     (no redeploy before the first scenario) unless a config file says otherwise."""
     if options.target == "local":
@@ -93,10 +96,17 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None) -> Clust
     # Only what was asked is held against a running cluster; the rest is adopted from it.
     asked = tuple(k for k, v in (("workers", options.workers), ("gcs_ft", options.gcs_ft is False),
                                  ("ray_version", options.ray_version)) if v)
-    return KubeRayCluster(KubeTargetConfig(context=options.kube_context, allowed_contexts=options.allowed_contexts,
-                                           namespace=options.namespace, node_loss_hook=options.node_loss_hook,
-                                           serve_url=options.serve_url, dashboard_url=options.dashboard_url,
-                                           ray=ray, asked=asked))
+    config = KubeTargetConfig(context=options.kube_context, allowed_contexts=options.allowed_contexts,
+                              namespace=options.namespace, node_loss_hook=options.node_loss_hook,
+                              serve_url=options.serve_url, dashboard_url=options.dashboard_url, ray=ray, asked=asked)
+    if options.target == "k8s":
+        from runtime.k8s.cluster import K8sTarget
+
+        if options.app_spec.image:
+            raise ConfigError("--image cannot run on the k8s target: its nodes have no container runtime",
+                              hint="ship your code with --app-dir (a ConfigMap, as on kind without --image)")
+        return K8sTarget(config, labelled=options.node_labels, progress=progress or print)
+    return KubeRayCluster(config)
 
 
 def describe(cluster: Any) -> str:
@@ -140,4 +150,10 @@ def bring_up(cluster: Cluster, options: TargetOptions, progress: Callable[[str],
         from runtime.local.rayenv import ray_runtime
 
         ray_runtime(cluster.config.ray_version, progress=progress)  # type: ignore[attr-defined]
+    elif options.target == "k8s":
+        from runtime.local.rayenv import ray_runtime
+        from runtime.kuberay.manifests import KubeRayConfig
+
+        # The node agents run rayproject/ray:X.Y.Z from that release's environment (the image's "pull").
+        ray_runtime(options.ray_version or KubeRayConfig.ray_version, progress=progress)
     cluster.up()

@@ -1,7 +1,8 @@
 """Steady state: when the cluster looks like it did before any fault.
 
-It holds at ``t`` when, over ``[t, t + hold_s]``: every probe answered; the
-desired number of replicas is RUNNING as one unchanging set of replicas;
+It holds at ``t`` when, over ``[t, t + hold_s]``: every probe answered; as many Ray pods run as
+before the first fault (a lost or deleted pod is back); the desired number of replicas is
+RUNNING as one unchanging set of replicas;
 exactly one Serve controller is alive; every node with a replica has a HEALTHY
 proxy; no victim of the fault is still present; no request failed; and every
 proxy that served traffic reached the replicas it should (its node's replicas if
@@ -19,7 +20,7 @@ import pandas as pd
 
 from harness.checks.endpoints import aimed_at_victims, vacated_until
 from harness.checks.identity import CONFIG, replica_keys, victim_present
-from harness.history import History
+from harness.history import History, ray_pods_running
 from harness.observe import Snapshot
 from harness.servedby import served
 
@@ -101,10 +102,13 @@ def steady_state_over(
     if len(window) < 2:
         return SteadyState(False, "fewer than 2 probes in the window")
     want = history.desired_at(t0)
+    want_pods = history.ray_pods_before_faults()
     pid_sets = set()
     for snap in window:
         if not snap.ok:
             return SteadyState(False, f"dashboard not answering at {snap.t:.1f} ({', '.join(snap.errors) or 'no data'})")
+        if want_pods and snap.pods_ok and ray_pods_running(snap) < want_pods:
+            return SteadyState(False, f"{ray_pods_running(snap)}/{want_pods} Ray pods Running")
         if want and snap.replicas_running != want:
             return SteadyState(False, f"{snap.replicas_running}/{want} replicas RUNNING")
         keys = replica_keys(snap)

@@ -19,7 +19,8 @@ _LOG_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
 console = Console(width=_LOG_WIDTH)
 err_console = Console(stderr=True, width=_LOG_WIDTH)
 
-Target = Annotated[str, typer.Option("--target", help="local (embedded cluster, default) or kind (KubeRay)")]
+Target = Annotated[str, typer.Option("--target", help="local (embedded cluster, default), kind (KubeRay on kind) "
+                                                     "or k8s (a real control plane and KubeRay on this machine)")]
 KubeContext = Annotated[Optional[str], typer.Option("--kube-context", help="kind target: kubeconfig context")]
 AllowContext = Annotated[list[str], typer.Option("--allow-context",
                                                  help="kind target: also allow this non-kind-* context")]

@@ -411,7 +411,7 @@ class KubeRayCluster:
     # ------------------------------------------------------------------ Cluster protocol
     @property
     def capabilities(self) -> Capabilities:
-        node_loss = self.is_kind or bool(self.target.node_loss_hook)
+        node_loss = self._can_lose_nodes()
         no_chaos_mesh = self.gray.chaos_mesh_missing()
         return Capabilities(
             kill_pod=True,
@@ -676,32 +676,59 @@ class KubeRayCluster:
             self.redis_held = False
 
     def kill_node(self, node: str, replacement_delay_s: float = 10.0) -> ActionRecord:
+        """Lose ``node`` as this cluster can (``_cut_node``), leased so that ``heal`` -- or the next
+        command -- brings it back where it can.  On a cluster serve-chaos made (kind, the k8s
+        target) the Node object is then deleted after ``replacement_delay_s``, as the guide's
+        ``kubectl delete node`` does; PodGC collects its pods and KubeRay recreates them.  On any
+        other cluster the hook's own removal stands (a cloud deletes the Node with its machine):
+        serve-chaos deletes no Node it does not own."""
         t0 = time.time()
         ours = [p for p in self.pods() if p.node == node]
         if not ours:
             raise ServeChaosError(f"node {node} runs no pod of ours; refusing to kill it")
+        if not self._can_lose_nodes():
+            raise ServeChaosError(self.capabilities.why_not("kill_node"))
+        self.lease.add_fault("node_loss", node)
+        self.killed_nodes.append(node)
+        t_cut = self._cut_node(node)
+        if self._owns_nodes():
+            timer = threading.Timer(replacement_delay_s, self._delete_node, args=(node,))
+            timer.start()
+            self._timers.append(timer)
+        return ActionRecord("kill_node", node, t0, time.time(),
+                            {"pods": [{"pod": p.name, "uid": p.uid} for p in ours], "t_network_cut": t_cut,
+                             "replacement_delay_s": replacement_delay_s if self._owns_nodes() else None,
+                             "node_deleted_by": "serve-chaos" if self._owns_nodes() else "the node-loss hook"})
+
+    def _can_lose_nodes(self) -> bool:
+        return self.is_kind or bool(self.target.node_loss_hook)
+
+    def _owns_nodes(self) -> bool:
+        """Whether the Nodes are serve-chaos's to delete (the cluster is a test cluster it drives)."""
+        return self.is_kind
+
+    def _cut_node(self, node: str) -> float:
+        """Make ``node`` disappear; returns when its network was cut (epoch s).  kind: the node's
+        container leaves its network, then is killed; elsewhere: the user's hook."""
         if self.is_kind:
             self.cli.node_network(node, connect=False)
             t_cut = time.time()
             self.cli.node_kill(node)
-            self.killed_nodes.append(node)
-            self.lease.add_fault("node_loss", node)
-        elif self.target.node_loss_hook:
-            import shlex
-            import subprocess
+            return t_cut
+        import shlex
+        import subprocess
 
-            subprocess.run(shlex.split(self.target.node_loss_hook.replace("{node}", node)), check=True, timeout=300)
-            t_cut = time.time()
-        else:
-            raise ServeChaosError(self.capabilities.why_not("kill_node"))
-        # The guide deletes the Node object; PodGC then collects its pods (after its
-        # quarantine) and KubeRay recreates them elsewhere.
-        timer = threading.Timer(replacement_delay_s, self._delete_node, args=(node,))
-        timer.start()
-        self._timers.append(timer)
-        return ActionRecord("kill_node", node, t0, time.time(),
-                            {"pods": [{"pod": p.name, "uid": p.uid} for p in ours], "t_network_cut": t_cut,
-                             "replacement_delay_s": replacement_delay_s})
+        subprocess.run(shlex.split(str(self.target.node_loss_hook).replace("{node}", node)), check=True, timeout=300)
+        return time.time()
+
+    def _restore_node(self, node: str) -> bool:
+        """Bring a lost node back where this cluster can (kind: reconnect and start its container);
+        False where it cannot (the hook's node is gone for good)."""
+        if not self.is_kind:
+            return False
+        self.cli.node_network(node, connect=True)
+        self.cli.node_start(node)
+        return True
 
     def _delete_node(self, node: str) -> None:
         try:
@@ -953,11 +980,9 @@ class KubeRayCluster:
         node = fault["target"]
         if node in self.killed_nodes:
             self.killed_nodes.remove(node)
-        if not self.is_kind:
-            return None
         t0 = time.time()
-        self.cli.node_network(node, connect=True)
-        self.cli.node_start(node)
+        if not self._restore_node(node):
+            return None
         return ActionRecord("heal_node", node, t0, time.time(), {})
 
     def _restore_serve_config(self, fault: dict[str, Any]) -> ActionRecord | None:

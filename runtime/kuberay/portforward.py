@@ -15,6 +15,30 @@ import socket
 import threading
 from typing import Any, Callable
 
+#: The name the official client gives its per-stream proxy thread (``kubernetes/stream/ws_client.py``
+#: PortForward.__init__).
+CLIENT_PROXY_THREAD = "Kubernetes port forward proxy"
+
+
+def _quiet_client_resets() -> None:
+    """The client's proxy thread dies with ConnectionResetError when the pod's side of a forward
+    goes away (a deleted pod, a restarted head): that is how such a connection ends, and the
+    load records it as the request's failure.  Keep it off the terminal; any other exception of
+    any thread goes to the hook that was there."""
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        thread = getattr(args, "thread", None)
+        if thread is not None and thread.name.startswith(CLIENT_PROXY_THREAD) and \
+                issubclass(args.exc_type, (ConnectionError, OSError)):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+
+
+_quiet_client_resets()
+
 
 class PodPortForwarder:
     def __init__(self, open_stream: Callable[[], tuple[Any, Callable[[], None]]], remote_port: int) -> None:

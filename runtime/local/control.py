@@ -65,8 +65,8 @@ def path_of(name: str, **params: str) -> tuple[str, str]:
     return route.method, route.path.format(**params)
 
 
-def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-    for route in ROUTES:
+def match(method: str, path: str, routes: tuple[Route, ...] = ROUTES) -> tuple[Route, dict[str, str]] | None:
+    for route in routes:
         if route.method == method:
             hit = route.pattern.match(path)
             if hit:
@@ -74,8 +74,10 @@ def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
     return None
 
 
-def serve(api: Any, token: str, on_error: Callable[[str, str], None]) -> ThreadingHTTPServer:
-    """An HTTP server on 127.0.0.1 (ephemeral port) calling ``api.<route name>(owner=..., **args)``.
+def serve(api: Any, token: str, on_error: Callable[[str, str], None],
+          routes: tuple[Route, ...] = ROUTES) -> ThreadingHTTPServer:
+    """An HTTP server on 127.0.0.1 (ephemeral port) calling ``api.<route name>(owner=..., **args)``
+    for each of ``routes`` (the local supervisor's by default).
 
     A ServeChaosError is answered 409 with what, hint and evidence; anything else
     500, and ``on_error(path, traceback)`` is told.
@@ -98,7 +100,7 @@ def serve(api: Any, token: str, on_error: Callable[[str, str], None]) -> Threadi
                 self._reply(HTTPStatus.FORBIDDEN, {"error": "bad token"})
                 return
             url = urlparse(self.path)
-            found = match(method, url.path)
+            found = match(method, url.path, routes)
             if found is None:
                 self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {method} {url.path}"})
                 return
