@@ -22,7 +22,7 @@ from typing import Any, Callable, Protocol
 from harness import report
 from harness.apps import AppUnderTest, ScenarioSkipped
 from harness.checks import availability, evaluate_phases, first_steady_state, route_problem
-from harness.faults import FaultPlan, NoSuchDeployment
+from harness.faults import DoesNotApply, FaultPlan
 from harness.history import (REQUESTS_FILE, SERVED_BY_FILE, SNAPSHOTS_FILE, FaultRecord, History, JsonlTail,
                              read_jsonl, requests_frame)
 from harness.interrupts import DeferredInterrupt
@@ -373,10 +373,11 @@ class Engine:
                 self._wait(run, phase.delay_s)
             try:
                 plan = phase.fault.plan(self._latest_ok(run.prober), self.cluster.pods(), run.rng)
-            except NoSuchDeployment as err:
+            except DoesNotApply as err:
                 if run.faults:
                     raise
-                raise ScenarioSkipped(f"{run.scenario.name} does not apply to {run.app.label()}: {err.what}") from None
+                raise ScenarioSkipped(f"{run.scenario.name} does not apply to {run.app.label()} on this cluster: "
+                                      f"{err.what}") from None
             run.plans.append(plan)
             self._emit("plan", plan=plan, phase=phase.name)
             if self.confirm is not None and not self.confirm(plan):

@@ -35,7 +35,8 @@ OPTIONS_KEY = pytest.StashKey[RunOptions]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("serve-chaos", "serve-chaos chaos scenarios")
-    group.addoption("--target", default="local", help="where scenarios run: local (default) or kind")
+    group.addoption("--target", default="local", help="where scenarios run: local (default), kind, or k8s (a real control "
+                    "plane and the KubeRay operator on this machine)")
     group.addoption("--keep-cluster", action="store_true", default=False,
                     help="reuse a running cluster and leave it running afterwards")
     group.addoption("--report-dir", default="reports", help="where run artifacts go (default: reports/)")

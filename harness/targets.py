@@ -105,7 +105,7 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None,
         if options.app_spec.image:
             raise ConfigError("--image cannot run on the k8s target: its nodes have no container runtime",
                               hint="ship your code with --app-dir (a ConfigMap, as on kind without --image)")
-        return K8sTarget(config, labelled=options.node_labels, progress=progress or print)
+        return K8sTarget(config, labelled=options.node_labels, progress=progress or print, owner_pid=owner_pid)
     return KubeRayCluster(config)
 
 
@@ -154,6 +154,8 @@ def bring_up(cluster: Cluster, options: TargetOptions, progress: Callable[[str],
         from runtime.local.rayenv import ray_runtime
         from runtime.kuberay.manifests import KubeRayConfig
 
+        if progress is not None:
+            cluster.progress = progress  # type: ignore[attr-defined]  # the build and bring-up say each step
         # The node agents run rayproject/ray:X.Y.Z from that release's environment (the image's "pull").
         ray_runtime(options.ray_version or KubeRayConfig.ray_version, progress=progress)
     cluster.up()

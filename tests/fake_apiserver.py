@@ -232,6 +232,9 @@ class Store:
             meta.setdefault("uid", str(uuid.UUID(int=self.rng.getrandbits(128))))
             meta.setdefault("creationTimestamp", iso(self.now()))
             meta.setdefault("generation", 1)
+            # Every write gets a new resourceVersion (apiserver: etcd's revision of the write).
+            self.version = getattr(self, "version", 0) + 1
+            meta["resourceVersion"] = str(self.version)
             if new and obj["kind"] == "Pod":
                 merge_match_label_keys(obj)
             self.objects[(obj["kind"], meta.get("namespace", ""), meta["name"])] = obj
@@ -427,6 +430,11 @@ def answer(store: Store, call: dict[str, Any]) -> tuple[int, Any]:
         if existing is None:
             return _status(404, "NotFound")
         body = copy.deepcopy(call["body"])
+        wanted = (body.get("metadata") or {}).get("resourceVersion")
+        if wanted and wanted != existing["metadata"].get("resourceVersion"):
+            # An update over another version than the stored one is refused (the apiserver's
+            # registry Store.Update: "the object has been modified"; 409 Conflict).
+            return _status(409, "Conflict")
         if ns:
             body.setdefault("metadata", {})["namespace"] = ns
         body.setdefault("metadata", {}).update(uid=existing["metadata"]["uid"],

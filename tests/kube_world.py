@@ -139,10 +139,10 @@ class FakeWs:
     def run_forever(self, timeout: float | None = None) -> None:
         pass
 
-    def read_stdout(self) -> str:
+    def read_stdout(self, timeout: float | None = None) -> str:
         return self.stdout
 
-    def read_stderr(self) -> str:
+    def read_stderr(self, timeout: float | None = None) -> str:
         return self.stderr
 
     @property

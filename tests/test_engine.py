@@ -303,3 +303,28 @@ def test_a_second_node_loss_needs_the_first_lost_node_back(tmp_path, monkeypatch
     else:
         assert result.status == "fail" and any(c.startswith("unplaced:") for c in cluster.calls)
         assert "02_worker_node_failure.recovery_s" in failed
+
+
+def test_a_fault_with_nothing_to_act_on_in_this_cluster_is_skipped_not_failed(tmp_path):
+    # Pods without a memory limit (the kube target before it read resources.limits.memory):
+    # memory pressure does not apply -- a skip with the reason, never a failed run.
+    from dataclasses import replace
+
+    from harness.faults import MemoryPressure
+    from runtime.cluster import Capabilities
+
+    class Pressable(FakeCluster):
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(ready_timeout_s=5.0, press_memory=True)
+
+    from harness.apps import ScenarioSkipped
+
+    cluster = Pressable()
+    cluster.pod_list = [replace(p, memory_limit=None) for p in cluster.pod_list]
+    runner = engine(cluster, tmp_path)
+    with pytest.raises(ScenarioSkipped, match="has no memory limit"):
+        runner.run(scenario(fault=MemoryPressure(), expected_churn={}))
+    assert runner.last_result.status == "skipped"
+    assert verdict(tmp_path)["status"] == "skipped"
+    assert not any("press" in c for c in cluster.calls) and "heal" in cluster.calls

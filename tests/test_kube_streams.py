@@ -120,3 +120,19 @@ def test_per_pod_load_through_a_forward_keeps_its_connections(server, tmp_path):
     # One stream per concurrent connection (a few; more when a loaded machine answers slowly),
     # never one per request.
     assert server.stream_calls * 10 <= len(ok), f"{server.stream_calls} port-forward setups for {len(ok)} requests"
+
+
+def test_an_exec_that_outlives_its_timeout_returns_at_the_timeout():
+    from runtime.kuberay.api import KubeApi
+    from runtime.kuberay.execs import PodExec
+
+    slow = KubeServer(exec_delay_s=6.0)
+    try:
+        execs = PodExec(KubeApi.from_configuration(configuration(slow)), "ns")
+        t0 = time.monotonic()
+        result = execs.run("p1", "c", ["sleep", "60"], timeout_s=0.5)
+        took = time.monotonic() - t0
+    finally:
+        slow.close()
+    assert result.returncode is None  # still running when we stopped waiting
+    assert took < 3.0, f"the exec held its caller {took:.1f} s past its 0.5 s timeout"

@@ -146,7 +146,8 @@ def test_placement_keeps_head_and_redis_off_worker_nodes_and_fits_small_nodes():
     roles = [n.get("labels", {}).get("serve-chaos/role") for n in kind_cfg["nodes"] if n["role"] == "worker"]
     # A worker node for each worker and a spare for a lost one's replacement (one Ray pod per node).
     assert roles == ["head"] + ["worker"] * (KubeRayConfig().workers + 1)
-    assert worker["template"]["spec"]["affinity"] == manifests.one_worker_per_node()
+    digest = worker["template"]["metadata"]["labels"][manifests.SPEC_LABEL]
+    assert worker["template"]["spec"]["affinity"] == manifests.one_ray_pod_per_node(digest)
     ports = {m["containerPort"] for m in kind_cfg["nodes"][0]["extraPortMappings"]}
     assert ports == {manifests.SERVE_NODE_PORT, manifests.DASHBOARD_NODE_PORT}
 

@@ -102,7 +102,7 @@ def test_the_next_command_restores_what_a_dead_harness_changed(kube):
     dead.add_fault("serve_config", "serve-chaos", original=original, change="scale")
     faults = dead.faults()
     faults[0]["pid"] = 999999
-    dead._write(None, faults)
+    dead._update(lambda record: (None, faults))
     kube.cluster.apply_serve_config(changed(kube, num_replicas=2))
     records = kube.cluster.reclaim()
     assert [r.action for r in records] == ["reclaim_serve_config"]

@@ -80,8 +80,9 @@ def test_packet_loss_is_the_pods_egress_and_its_peers_egress_to_it(kube):
     peers = sorted(p.name for p in kube.cluster.pods() if p.name != victim.name)
     kube.cluster.lose_packets(victim.name, 20, 30)
     by_name = {o["metadata"]["name"]: o for o in chaos_objects(kube)}
-    out = by_name[chaosmesh.object_name("lose_packets", victim.name, "-out")]["spec"]
-    into = by_name[chaosmesh.object_name("lose_packets", victim.name, "-in")]["spec"]
+    prefix = chaosmesh.object_name("lose_packets", victim.name)
+    out = next(o for n, o in by_name.items() if n.startswith(prefix + "-out-"))["spec"]
+    into = next(o for n, o in by_name.items() if n.startswith(prefix + "-in-"))["spec"]
     assert out["selector"]["pods"] == {NS: [victim.name]} and out["direction"] == "to" and "target" not in out
     assert out["loss"] == {"loss": "20", "correlation": "0"} and out["action"] == "loss"
     assert into["selector"]["pods"] == {NS: peers} and into["target"]["selector"]["pods"] == {NS: [victim.name]}
@@ -123,7 +124,7 @@ def test_the_next_command_deletes_a_dead_harness_chaos(kube):
     faults = kube.cluster.lease.faults()
     for fault in faults:
         fault["pid"] = 999999
-    kube.cluster.lease._write(None, faults)
+    kube.cluster.lease._update(lambda record: (None, faults))
     records = kube.cluster.reclaim()
     assert [r.action for r in records] == ["reclaim_lose_packets"]
     kube.chaos.step()
@@ -243,7 +244,7 @@ def test_a_dead_harness_slow_loop_is_ended_by_the_next_command(kube, monkeypatch
     dead.add_fault("slow_process", victim.name, pid=77, stopped_ms=90, period_ms=100)
     faults = dead.faults()
     faults[0]["pid"] = 999999
-    dead._write(None, faults)
+    dead._update(lambda record: (None, faults))
     (record,) = kube.cluster.reclaim()
     assert record.action == "reclaim_slow_process" and "kill -CONT 77" in commands[-1]
 
@@ -303,3 +304,14 @@ def test_kind_down_removes_only_what_serve_chaos_installed(monkeypatch):
     monkeypatch.setattr(kind, "run", lambda cmd, timeout_s=600.0, check=True: commands.append(cmd))
     kind.uninstall("kind-sc", "chaos-mesh")
     assert commands[-1][:4] == ["helm", "uninstall", "chaos-mesh", "--namespace"] and "chaos-mesh" in commands[-1]
+
+
+def test_a_second_injection_on_the_same_pod_makes_new_objects(kube):
+    # An object of the first injection may still be finalizing or have run out its duration:
+    # applying onto its name would patch an object Chaos Mesh no longer acts on.
+    victim = worker(kube)
+    first = kube.cluster.starve_cpu(victim.name, 0.05, 30).details["objects"]
+    kube.cluster.lift("starve_cpu", victim.name)
+    second = kube.cluster.starve_cpu(victim.name, 0.05, 30).details["objects"]
+    assert set(first).isdisjoint(second)
+    assert [o["metadata"]["name"] for o in chaos_objects(kube)] == second

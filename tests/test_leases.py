@@ -117,7 +117,7 @@ def test_the_next_command_heals_what_a_dead_run_left_on_kind(kube):
     faults = kube.cluster.lease.read()["faults"]
     for fault in faults:  # written by a PID that is gone
         fault["pid"] = 999999
-    kube.cluster.lease._write(None, faults)
+    kube.cluster.lease._update(lambda record: (None, faults))
     assert any("node loss of kind-worker2" in x for x in kube.cluster.interference())
     records = kube.cluster.reclaim()
     assert sorted(r.action for r in records) == ["reclaim_hold", "reclaim_node_loss"]

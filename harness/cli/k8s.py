@@ -95,3 +95,18 @@ def k8s_env() -> None:
     if target.find() is None:
         raise ServeChaosError("no k8s-target cluster is running", hint="`serve-chaos k8s up`")
     _print_access()
+
+
+@k8s_app.command("build")
+def k8s_build() -> None:
+    """Build (or find in the cache) Kubernetes, etcd, the nodeserver and the KubeRay operator from their Go
+    modules, and say where they are."""
+    import time
+
+    from runtime.k8s.build import ensure_binaries
+
+    t0 = time.monotonic()
+    binaries = ensure_binaries(_say)
+    console.print(f"ready in {time.monotonic() - t0:.0f} s: Kubernetes {binaries.kubernetes_version}, etcd "
+                  f"{binaries.etcd_version}, KubeRay operator {binaries.kuberay_version} in {binaries.dir.parent}",
+                  markup=False, highlight=False)

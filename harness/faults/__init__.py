@@ -14,7 +14,7 @@ A new fault goes into its family's module (or a new one) and into ``CATALOGUE``.
 
 from harness.faults.actors import (ActorKill, ControllerKill, HealthCheckFailure, MassReplicaKill, ProxyKill,
                                    ReplicaHang, ReplicaKill, replica_answering)
-from harness.faults.base import (DOWNSTREAM, Fault, FaultNotApplicable, FaultPlan, NoSuchDeployment, actor_victim,
+from harness.faults.base import (DOWNSTREAM, DoesNotApply, Fault, FaultNotApplicable, FaultPlan, NoSuchDeployment, actor_victim,
                                  aimed, pick, pod_victim, pod_victims, record, serving_pods)
 from harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
 from harness.faults.network import PodPartition
@@ -30,7 +30,7 @@ CATALOGUE: dict[str, type[Fault]] = {
 }
 
 __all__ = ["ActorKill", "CATALOGUE", "ConfigChange", "ControllerKill", "CpuStarvation", "DOWNSTREAM", "Fault",
-           "FaultNotApplicable", "FaultPlan", "GrayFault", "HealthCheckFailure", "InplaceUpdate", "MassReplicaKill",
+           "DoesNotApply", "FaultNotApplicable", "FaultPlan", "GrayFault", "HealthCheckFailure", "InplaceUpdate", "MassReplicaKill",
            "MemoryPressure", "NetworkDelay", "NoSuchDeployment", "NodeDrain", "NodeLoss", "PacketLoss", "PodKill",
            "PodPartition", "ProxyKill", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
            "ScaleDown", "actor_victim", "aimed", "pick", "pod_victim",

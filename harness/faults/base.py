@@ -39,9 +39,13 @@ class FaultPlan:
 DOWNSTREAM = "downstream"
 
 
-class NoSuchDeployment(FaultNotApplicable):
-    """The app has nothing the fault aims at (no such deployment, no downstream one):
-    the scenario does not apply to this app, it is skipped with this reason."""
+class DoesNotApply(FaultNotApplicable):
+    """The app or the cluster has nothing the fault can act on, whatever happens meanwhile (no such
+    deployment, a pod without a memory limit): the scenario is skipped with this reason."""
+
+
+class NoSuchDeployment(DoesNotApply):
+    """The app has nothing the fault aims at (no such deployment, no downstream one)."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from harness.checks import FAIL, PASS, UNKNOWN, CheckResult
-from harness.faults.base import Fault, FaultNotApplicable, FaultPlan, actor_victim, pick, record, serving_pods
+from harness.faults.base import DoesNotApply, Fault, FaultPlan, actor_victim, pick, record, serving_pods
 from harness.history import FaultRecord, History
 from harness.observe import Snapshot
 from runtime.cluster import ActionRecord, Cluster, PodInfo
@@ -137,7 +137,7 @@ class MemoryPressure(GrayFault):
     def choose_pod(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> PodInfo:
         pod = super().choose_pod(snap, pods, rng)
         if not pod.memory_limit:
-            raise FaultNotApplicable(f"pod {pod.name} has no memory limit: there is nothing to press against")
+            raise DoesNotApply(f"pod {pod.name} has no memory limit: there is nothing to press against")
         return pod
 
     def params_for(self, pod: PodInfo) -> dict[str, Any]:

@@ -88,10 +88,12 @@ class K8sTarget:
     name = "k8s"
 
     def __init__(self, config: KubeTargetConfig, labelled: bool = True,
-                 progress: Callable[[str], None] = print) -> None:
+                 progress: Callable[[str], None] = print, owner_pid: int | None = None) -> None:
         self.config = config
         self.labelled = labelled
         self.progress = progress
+        #: A cluster started for a run dies with that run's process (the supervisor watches it).
+        self.owner_pid = owner_pid
         self.inner: K8sCluster | None = None
         self.running: k8s_target.RunningCluster | None = None
         self.started = False
@@ -114,11 +116,11 @@ class K8sTarget:
         running = k8s_target.find()
         if running is None:
             workers = self.config.ray_config().workers
-            running = k8s_target.start(workers, self.labelled, progress=self.progress)
+            running = k8s_target.start(workers, self.labelled, progress=self.progress, owner_pid=self.owner_pid)
             self.started = True
         inner = self._bind(running)
         inner.up()
-        self.created = inner.created
+        self.created = self.started or inner.created
 
     def down(self, force: bool = False) -> None:
         if self.inner is None and not self.attach():

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from runtime.k8s.build import Binaries
-from runtime.k8s.layout import API_PORT, API_SERVICE_IP, CLUSTER_DOMAIN, CONTEXT, SERVICE_CIDR, K8sLayout, NodeSpec
+from runtime.k8s.layout import API_SERVICE_IP, CLUSTER_DOMAIN, CONTEXT, SERVICE_CIDR, K8sLayout, NodeSpec
 from runtime.k8s.pki import CertificateAuthority, CertPair, kubeconfig, service_account_keys
 
 #: The admission plugins kind's API server runs beyond the defaults (kubeadm enables NodeRestriction):
@@ -105,7 +105,7 @@ class ControlPlane:
             str(self.binaries.path("kube-apiserver")),
             f"--etcd-servers={self.etcd_url}",
             f"--bind-address={self.layout.gateway}", f"--advertise-address={self.layout.gateway}",
-            f"--secure-port={API_PORT}",
+            f"--secure-port={self.layout.api_port}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             f"--client-ca-file={pki / 'ca.crt'}",
             f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",

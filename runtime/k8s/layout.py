@@ -56,6 +56,8 @@ class K8sLayout:
     home: Path
     label: str
     subnet: str = ""
+    #: The API server's port (6443 as kubeadm's; tests that start an API server alone pick a free one).
+    api_port: int = API_PORT
 
     @property
     def run(self) -> RunLayout:
@@ -117,7 +119,7 @@ class K8sLayout:
 
     @property
     def api_url(self) -> str:
-        return f"https://{self.gateway}:{API_PORT}"
+        return f"https://{self.gateway}:{self.api_port}"
 
     def read_control(self) -> dict | None:
         try:

@@ -246,6 +246,17 @@ class KubeApi:
                                evidence=err.evidence,
                                hint=f"`kubectl -n {namespace or 'default'} describe {kind.lower()} {name}`") from None
 
+    def create(self, obj: dict[str, Any]) -> None:
+        """Create a ConfigMap (409 AlreadyExists when one appeared meanwhile)."""
+        assert obj["kind"] == "ConfigMap", "only the lease's ConfigMap is written this way"
+        self.core.create_namespaced_config_map(obj["metadata"]["namespace"], obj)
+
+    def replace(self, obj: dict[str, Any]) -> None:
+        """Replace a ConfigMap of ours over the ``metadata.resourceVersion`` it carries (409 Conflict
+        when the object changed since that version)."""
+        assert obj["kind"] == "ConfigMap", "only the lease's ConfigMap is written this way"
+        self.core.replace_namespaced_config_map(obj["metadata"]["name"], obj["metadata"]["namespace"], obj)
+
     def delete_custom(self, kind: str, name: str, namespace: str) -> bool:
         """Delete a custom object of ours; False when it was gone already."""
         group, version, plural = CUSTOM_KINDS[kind]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 from typing import Any
 
 from runtime.errors import ConfigError
@@ -47,14 +48,20 @@ POD_ANNOTATION = "serve-chaos/pod"
 MAX_WORKERS = 8192
 
 
-def object_name(fault: str, pod: str, suffix: str = "") -> str:
-    """A DNS-1123 name for ``fault`` on ``pod`` (pod names may be long: hashed)."""
+def object_name(fault: str, pod: str, suffix: str = "", injection: str = "") -> str:
+    """A DNS-1123 name for one injection of ``fault`` on ``pod`` (pod names may be long: hashed).
+
+    Every injection gets names of its own (``injection``, random): an object of an earlier
+    injection may still be finalizing (Chaos Mesh recovers the pod before its finalizer lets the
+    object go) or have run out its duration, and applying the next injection onto that name
+    would patch an object Chaos Mesh no longer acts on -- so it would never inject."""
     digest = hashlib.sha256(pod.encode()).hexdigest()[:10]
-    return f"serve-chaos-{fault.replace('_', '-')}-{digest}{suffix}"
+    tail = f"-{injection}" if injection else ""
+    return f"serve-chaos-{fault.replace('_', '-')}-{digest}{suffix}{tail}"
 
 
 def _meta(config: KubeRayConfig, fault: str, pod: str, suffix: str = "") -> dict[str, Any]:
-    return {"name": object_name(fault, pod, suffix), "namespace": config.namespace,
+    return {"name": object_name(fault, pod, suffix, secrets.token_hex(3)), "namespace": config.namespace,
             "labels": {**labels(config, "chaos"), "serve-chaos/fault": fault.replace("_", "-")},
             "annotations": {POD_ANNOTATION: pod}}
 

@@ -77,7 +77,7 @@ from runtime.kuberay.serveconfig import (
     rejection,
     serve_config_patch,
 )
-from runtime.kuberay.status import RayServiceState, RunningShape, container_restarts, pod_role
+from runtime.kuberay.status import RayServiceState, RunningShape, container_restarts, memory_limit, pod_role
 from runtime.ray_settings import node_health_check
 from runtime.waiting import NotYet, wait_until
 
@@ -313,6 +313,13 @@ class KubeRayCluster:
             found.append(placement)
         return found
 
+    def nodes_have_roles(self) -> bool:
+        """Whether any node carries kind-config.yaml's role label: only then are the Ray pods and
+        Redis placed by it (a node selector no node matches leaves every pod Pending)."""
+        from runtime.kuberay.manifests import ROLE_LABEL
+
+        return any(ROLE_LABEL in (n.metadata.labels or {}) for n in self.core.list_node().items)
+
     def placement_problem(self) -> str | None:
         """Why the active cluster's Ray pods are not one per node on nodes of their role, or None."""
         from runtime.kuberay.manifests import ROLE_LABEL
@@ -349,6 +356,7 @@ class KubeRayCluster:
         self._wait_namespace_usable()
         self.created = not self.attach()
         if self.created:
+            self.ray = replace(self.ray, node_selectors=self.nodes_have_roles())
             self.apply(self.manifests())
         else:
             self.adopt()
@@ -372,7 +380,7 @@ class KubeRayCluster:
                               hint="`serve-chaos down --target kind`, then run again (or `serve-chaos up` with the "
                                    "same --app, --app-dir and --image)")
         self.ray = replace(self.ray, workers=running.workers, gcs_ft=running.gcs_ft,
-                           cluster_change=running.cluster_change,
+                           cluster_change=running.cluster_change, node_selectors=running.node_selectors,
                            ray_version=running.ray_version or self.ray.ray_version)
 
     def down(self, force: bool = False, timeout_s: float = GCS_FT_DELETION_TIMEOUT_S + 120) -> None:
@@ -447,7 +455,8 @@ class KubeRayCluster:
             started = status.start_time.timestamp() if status.start_time else None
             out.append(PodInfo(name=pod.metadata.name, role=role, node=pod.spec.node_name or "",
                                ip=status.pod_ip or "", phase=phase, ready=ready, uid=pod.metadata.uid,
-                               restarts=container_restarts(pod), started_at=started))
+                               restarts=container_restarts(pod), started_at=started,
+                               memory_limit=memory_limit(pod)))
         return out
 
     def nodes(self) -> list[NodeInfo]:

@@ -60,8 +60,12 @@ class PodExec:
 
     @staticmethod
     def collect(ws: Any, timeout_s: float | None) -> ExecResult:
+        """What the exec printed by the time it ended or ``timeout_s`` passed.  The channels are
+        read without waiting (``timeout=0``): the client's ``read_stdout()`` with no timeout waits
+        for more output while the process still runs, so an exec that outlived ``timeout_s``
+        would hang its caller for as long as the process lives."""
         ws.run_forever(timeout=timeout_s)
-        stdout, stderr = ws.read_stdout() or "", ws.read_stderr() or ""
+        stdout, stderr = ws.read_stdout(timeout=0) or "", ws.read_stderr(timeout=0) or ""
         code = ws.returncode
         return ExecResult(str(stdout), str(stderr), code)
 

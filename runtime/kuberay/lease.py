@@ -19,11 +19,13 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from runtime.errors import ServeChaosError
-from runtime.kuberay.api import KubeApi
+from runtime.kuberay.api import KubeApi, KubeApiError
 from runtime.kuberay.manifests import KubeRayConfig, labels
 from runtime.local import procs
 
 LEASE_SUFFIX = "lease"
+#: How often a write of the record is tried again after someone else wrote it meanwhile.
+CONFLICT_RETRIES = 8
 
 
 @dataclass(frozen=True)
@@ -58,18 +60,48 @@ class KubeLease:
 
     # ------------------------------------------------------------------ the record
     def read(self) -> dict[str, Any]:
+        return self._read_versioned()[0]
+
+    def _read_versioned(self) -> tuple[dict[str, Any], str | None]:
+        """The record and the ConfigMap's resourceVersion (None: there is no ConfigMap yet)."""
         obj = self.api.read("ConfigMap", self.name, self.config.namespace)
         data = (obj.data if hasattr(obj, "data") else (obj or {}).get("data")) if obj is not None else None
+        meta = (obj.metadata if hasattr(obj, "metadata") else (obj or {}).get("metadata")) if obj is not None else None
+        version = (meta.resource_version if hasattr(meta, "resource_version") else (meta or {}).get("resourceVersion")) \
+            if meta is not None else None
         data = data or {}
         lock = json.loads(data["lock"]) if data.get("lock") else None
-        return {"lock": Owner(**lock) if lock else None, "faults": json.loads(data.get("faults") or "[]")}
+        return {"lock": Owner(**lock) if lock else None, "faults": json.loads(data.get("faults") or "[]")}, version
 
-    def _write(self, lock: Owner | None, faults: list[dict[str, Any]]) -> None:
-        self.api.apply({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": self.name, "namespace": self.config.namespace,
-                                     "labels": labels(self.config, "lease")},
-                        "data": {"lock": json.dumps(asdict(lock)) if lock else "",
-                                 "faults": json.dumps(faults)}})
+    def _write(self, lock: Owner | None, faults: list[dict[str, Any]], version: str | None) -> None:
+        """Write the record only over the version read: a create when there was none (409 if one
+        appeared meanwhile), else a replace carrying that resourceVersion (409 if it changed)."""
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": self.name, "namespace": self.config.namespace,
+                             "labels": labels(self.config, "lease")},
+                "data": {"lock": json.dumps(asdict(lock)) if lock else "", "faults": json.dumps(faults)}}
+        if version is None:
+            self.api.create(body)
+        else:
+            body["metadata"]["resourceVersion"] = version
+            self.api.replace(body)
+
+    def _update(self, change: Callable[[dict[str, Any]], tuple[Owner | None, list[dict[str, Any]]] | None]) -> None:
+        """Read, ``change`` (None: nothing to write), write over the version read; again from the
+        read when someone else wrote meanwhile (optimistic concurrency, as the API server offers it)."""
+        for _ in range(CONFLICT_RETRIES):
+            record, version = self._read_versioned()
+            changed = change(record)
+            if changed is None:
+                return
+            try:
+                self._write(*changed, version=version)
+                return
+            except KubeApiError as err:
+                if err.status != 409:
+                    raise
+        raise ServeChaosError(f"the lease ConfigMap {self.name} kept changing under this harness",
+                              hint="another serve-chaos is writing it at the same time; run again")
 
     def stale(self, owner: Owner) -> bool:
         if owner.host == self.host and not self.alive(owner.pid):
@@ -81,15 +113,20 @@ class KubeLease:
 
     # ------------------------------------------------------------------ the lock
     def take(self, command: str) -> Owner:
-        with self._mutex:
-            record = self.read()
+        taken: list[Owner] = []
+
+        def change(record: dict[str, Any]) -> tuple[Owner | None, list[dict[str, Any]]]:
             held = record["lock"]
             if held is not None and not self.mine(held) and not self.stale(held):
                 raise ServeChaosError(f"this cluster is in use by {held.describe()}",
                                       hint="wait until that run ends, or use a cluster of your own")
             now = self.clock()
-            owner = Owner(self.host, os.getpid(), command, held.since if self.mine(held) else now, now)
-            self._write(owner, record["faults"])
+            taken[:] = [Owner(self.host, os.getpid(), command, held.since if self.mine(held) else now, now)]
+            return taken[0], record["faults"]
+
+        with self._mutex:
+            self._update(change)
+        owner = taken[0]
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._renew, daemon=True, name="lease-renew")
@@ -100,10 +137,8 @@ class KubeLease:
         while not self._stop.wait(self.renew_s):
             try:
                 with self._mutex:
-                    record = self.read()
-                    held = record["lock"]
-                    if self.mine(held):
-                        self._write(Owner(**{**asdict(held), "renewed": self.clock()}), record["faults"])
+                    self._update(lambda r: (Owner(**{**asdict(r["lock"]), "renewed": self.clock()}), r["faults"])
+                                 if self.mine(r["lock"]) else None)
             except ServeChaosError:
                 continue  # the API is briefly unreachable; the ttl covers a missed renewal
 
@@ -111,9 +146,7 @@ class KubeLease:
         self._stop.set()
         self._thread = None
         with self._mutex:
-            record = self.read()
-            if self.mine(record["lock"]):
-                self._write(None, record["faults"])
+            self._update(lambda r: (None, r["faults"]) if self.mine(r["lock"]) else None)
 
     def holder(self) -> Owner | None:
         held = self.read()["lock"]
@@ -123,24 +156,24 @@ class KubeLease:
     def add_fault(self, kind: str, target: str, **data: Any) -> None:
         """Lease ``kind`` on ``target`` to this harness; ``data`` is what healing it needs later
         (JSON: the config to restore, the chaos objects to delete, ...), for whoever heals it."""
+        entry = {"kind": kind, "target": target, "host": self.host, "pid": os.getpid(), "since": self.clock(),
+                 "data": data}
         with self._mutex:
-            record = self.read()
-            faults = [f for f in record["faults"] if (f["kind"], f["target"]) != (kind, target)]
-            faults.append({"kind": kind, "target": target, "host": self.host, "pid": os.getpid(),
-                           "since": self.clock(), "data": data})
-            self._write(record["lock"], faults)
+            self._update(lambda r: (r["lock"], [f for f in r["faults"] if (f["kind"], f["target"]) != (kind, target)]
+                                    + [entry]))
 
     def fault(self, kind: str, target: str) -> dict[str, Any] | None:
         """The lease of ``kind`` on ``target``, whoever holds it."""
         return next((f for f in self.faults() if (f["kind"], f["target"]) == (kind, target)), None)
 
     def drop_faults(self, kind: str | None = None, target: str | None = None) -> None:
-        with self._mutex:
-            record = self.read()
+        def change(record: dict[str, Any]) -> tuple[Owner | None, list[dict[str, Any]]] | None:
             faults = [f for f in record["faults"]
                       if not ((kind is None or f["kind"] == kind) and (target is None or f["target"] == target))]
-            if faults != record["faults"]:
-                self._write(record["lock"], faults)
+            return (record["lock"], faults) if faults != record["faults"] else None
+
+        with self._mutex:
+            self._update(change)
 
     def faults(self) -> list[dict[str, Any]]:
         return self.read()["faults"]

@@ -97,8 +97,9 @@ class KubeRayConfig:
     ``num_cpus``: Ray's logical CPUs per pod (rayStartParams); ``cpu_request``
     and ``cpu_limit`` what a pod asks of its node: kind nodes share the host's
     cores, so a 2-vCPU runner cannot schedule a pod that requests 2.
-    ``node_selectors``: place the head (with Redis) and the workers on labelled
-    nodes so a node loss never takes the head or Redis (kind-config.yaml labels them).
+    ``node_selectors``: place the head (with Redis) and the workers on nodes labelled by role
+    (kind-config.yaml labels them); off -- on a cluster whose nodes carry no such labels --
+    Redis follows the head by pod affinity and every Ray pod keeps to a node of its own.
     ``redis_storage``: size of Redis's volume on ``storage_class`` (kind's
     ``standard`` is its local-path provisioner).  ``ray_version``: at least
     ``MIN_RAY_VERSION`` (see there why).
@@ -236,6 +237,8 @@ def redis_objects(config: KubeRayConfig, password: str) -> list[dict[str, Any]]:
     }
     if config.node_selectors:
         pod_spec["nodeSelector"] = {ROLE_LABEL: "head"}
+    else:
+        pod_spec["affinity"] = with_the_head(config)
     return [
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": _meta(config, config.secret_name, "redis"),
@@ -363,7 +366,6 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
     if config.node_selectors:
         head_pod_spec["nodeSelector"] = {ROLE_LABEL: "head"}
         worker_pod_spec["nodeSelector"] = {ROLE_LABEL: "worker"}
-    worker_pod_spec["affinity"] = one_worker_per_node()
     pod_labels = {**labels(config, "ray"), **(config.change.get("labels") or {})}
     cluster["headGroupSpec"] = {
         "rayStartParams": head_params,
@@ -377,6 +379,10 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
         "rayStartParams": {"num-cpus": str(config.num_cpus)},
         "template": {"metadata": {"labels": pod_labels}, "spec": worker_pod_spec},
     }]
+    digest = spec_digest(cluster)
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        group["template"]["metadata"]["labels"] = {**pod_labels, SPEC_LABEL: digest}
+        group["template"]["spec"]["affinity"] = one_ray_pod_per_node(digest)
     meta = {**_meta(config, config.name, "rayservice"), "annotations": annotations}
     return {
         "apiVersion": "ray.io/v1",
@@ -390,20 +396,43 @@ def rayservice(config: KubeRayConfig, serve_config: dict[str, Any] | None = None
     }
 
 
-def one_worker_per_node() -> dict[str, Any]:
-    """A worker pod never joins a node that runs a worker of the same RayCluster.
+#: A label on every Ray pod whose value names the cluster spec it was made from (``spec_digest``):
+#: each RayCluster of a RayService is made from another spec -- an upgrade is a spec change -- so
+#: it tells one RayCluster's pods from another's in a selector, which the template cannot do with
+#: ``ray.io/cluster`` (KubeRay names the RayCluster after the template is written).
+SPEC_LABEL = "serve-chaos/cluster-spec"
 
-    Required anti-affinity on ``kubernetes.io/hostname``, scoped to the RayCluster with
-    ``matchLabelKeys: [ray.io/cluster]`` (the API server adds ``ray.io/cluster In (<this
-    pod's cluster>)`` to the selector on create: ``pkg/registry/core/pod/strategy.go``
-    mutatePodAffinity, GA in Kubernetes 1.33), so the new RayCluster of an upgrade may share
-    nodes with the old one.  A lost worker's replacement then lands on the spare worker node
-    (kind-config.yaml), never on the surviving worker's, where it would stay.
+
+def spec_digest(cluster_spec: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(cluster_spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def one_ray_pod_per_node(digest: str) -> dict[str, Any]:
+    """A Ray pod never joins a node that runs another Ray pod (head or worker) of the same RayCluster.
+
+    Required anti-affinity on ``kubernetes.io/hostname`` among pods labelled ``ray.io/is-ray-node``
+    (``common/pod.go`` labelPod) with this cluster spec's ``SPEC_LABEL``: the new RayCluster of an
+    upgrade may share nodes with the old one, and a lost worker's replacement lands on the spare
+    node instead of next to the survivor or the head.  A plain label selector, so it means the same
+    on every Kubernetes release (``matchLabelKeys``, which scoped this before, is dropped by API
+    servers before 1.31 -- or with the MatchLabelKeysInPodAffinity gate off -- and the rule then
+    applies across RayClusters: an upgrade's new workers find no node and it never completes).
     """
     return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
         "topologyKey": "kubernetes.io/hostname",
-        "labelSelector": {"matchLabels": {RAY_NODE_TYPE_LABEL: "worker"}},
-        "matchLabelKeys": [RAY_CLUSTER_LABEL],
+        "labelSelector": {"matchLabels": {"ray.io/is-ray-node": "yes", SPEC_LABEL: digest}},
+    }]}}
+
+
+def with_the_head(config: KubeRayConfig) -> dict[str, Any]:
+    """Redis on the Ray head's node, on a cluster without role labels: a worker node's loss must
+    never take Redis with it (on kind its node selector does this).  Required at scheduling only:
+    Redis stays where it is when the head moves."""
+    return {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": {RAY_NODE_TYPE_LABEL: "head", "app.kubernetes.io/part-of": config.name}},
     }]}}
 
 

@@ -1,10 +1,12 @@
-"""The planned placement of the Ray pods on kind: one Ray pod per node, each on a node of its role.
+"""The planned placement of the Ray pods: one Ray pod per node, each on a node of its role where the
+nodes carry roles, and Redis never beside a worker.
 
 A node scenario's verdict means what it says only from this placement: a worker node
-loss that takes two workers at once (both stacked on the survivor of an earlier loss) is
-another fault.  The worker pods' required anti-affinity (``manifests.one_worker_per_node``)
-and the node selectors keep it; a cluster made without them -- or a scheduler that did
-not honour them -- is refused, never silently run.  A pure function of what the API says.
+loss that takes two workers at once (both stacked on the survivor of an earlier loss), or
+takes Redis with a worker, is another fault.  The Ray pods' required anti-affinity
+(``manifests.one_ray_pod_per_node``), the node selectors (kind) or Redis's affinity to the
+head (any other cluster) keep it; a cluster made without them -- or a scheduler that did not
+honour them -- is refused, never silently run.  A pure function of what the API says.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ def placement_problem(pods: list[PodInfo], node_roles: dict[str, str], by_role: 
     on a node that is lost or gone (PodGC will take them) are not judged.
     """
     by_node: dict[str, list[str]] = {}
+    worker_nodes = {p.node for p in pods if p.role == "worker" and p.node and p.phase != "Terminating"}
     for pod in pods:
+        if pod.role == "redis" and pod.node in worker_nodes and pod.node in node_roles:
+            return f"Redis pod {pod.name} shares node {pod.node} with a Ray worker: losing that node would lose both"
         if pod.role not in ("head", "worker") or not pod.node or pod.phase == "Terminating" \
                 or pod.node not in node_roles:
             continue

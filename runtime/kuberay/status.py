@@ -93,6 +93,8 @@ class RunningShape:
     ray_version: str
     app_code: str
     cluster_change: str = ""
+    #: Whether the Ray pods are placed by the nodes' role labels (kind-config.yaml's), or not (any cluster).
+    node_selectors: bool = True
 
     @classmethod
     def of(cls, rayservice: dict[str, Any]) -> "RunningShape":
@@ -105,11 +107,24 @@ class RunningShape:
             form = "legacy"
         else:
             form = "off"
-        containers = _get(cluster, "headGroupSpec", "template", "spec", "containers") or [{}]
+        head_spec = _get(cluster, "headGroupSpec", "template", "spec") or {}
+        containers = head_spec.get("containers") or [{}]
         return cls(workers=int(groups[0].get("replicas", 0)), gcs_ft=form, image=containers[0].get("image", ""),
                    ray_version=str(cluster.get("rayVersion", "")),
                    app_code=str(annotations.get(APP_CODE_ANNOTATION, "")),
-                   cluster_change=str(annotations.get(CLUSTER_CHANGE_ANNOTATION, "")))
+                   cluster_change=str(annotations.get(CLUSTER_CHANGE_ANNOTATION, "")),
+                   node_selectors=bool(head_spec.get("nodeSelector")))
+
+
+def memory_limit(pod: Any) -> int | None:
+    """The memory limit (bytes) of the pod's first container -- KubeRay's Ray container, Redis's --
+    or None when it has none (``resources.limits.memory``)."""
+    from kubernetes.utils.quantity import parse_quantity
+
+    containers = pod.spec.containers or []
+    limits = (containers[0].resources.limits or {}) if containers and containers[0].resources else {}
+    value = limits.get("memory")
+    return int(parse_quantity(value)) if value else None
 
 
 def pod_labels(pod: Any) -> dict[str, str]:
