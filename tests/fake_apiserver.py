@@ -46,7 +46,7 @@ PLURALS: dict[str, dict[str, str]] = {
     "/api/v1": {"pods": "Pod", "services": "Service", "configmaps": "ConfigMap", "secrets": "Secret",
                 "persistentvolumeclaims": "PersistentVolumeClaim", "events": "Event", "namespaces": "Namespace",
                 "nodes": "Node"},
-    "/apis/apps/v1": {"deployments": "Deployment"},
+    "/apis/apps/v1": {"deployments": "Deployment", "daemonsets": "DaemonSet"},
     "/apis/batch/v1": {"jobs": "Job"},
     "/apis/discovery.k8s.io/v1": {"endpointslices": "EndpointSlice"},
     "/apis/ray.io/v1": {"rayservices": "RayService", "rayclusters": "RayCluster"},
@@ -244,7 +244,10 @@ class Store:
         """The object is gone from the API (after its finalizers and grace period)."""
         with self.lock:
             self.managed.pop((kind, ns, name), None)
-            return self.objects.pop((kind, ns, name), None)
+            gone = self.objects.pop((kind, ns, name), None)
+            if ns:
+                self._finish_namespace(ns)
+            return gone
 
     def delete(self, kind: str, ns: str, name: str, grace_s: int | None = None) -> dict[str, Any] | None:
         """A DELETE: marked while finalizers or (pods) a grace period remain, else removed."""
@@ -264,7 +267,27 @@ class Store:
             if meta.get("finalizers"):
                 meta.setdefault("deletionTimestamp", iso(self.now()))
                 return obj
+            if kind == "Namespace":
+                return self._delete_namespace(obj)
             return self.remove(kind, ns, name)
+
+    def _delete_namespace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The namespace controller (``pkg/controller/namespace/deletion``): the namespace stays
+        Terminating while anything is left in it -- objects held by finalizers included -- and
+        every object in it is deleted; it goes once it is empty."""
+        name = obj["metadata"]["name"]
+        obj["metadata"].setdefault("deletionTimestamp", iso(self.now()))
+        for kind, ns, member in [k for k in self.objects if k[1] == name and k[0] != "Namespace"]:
+            self.delete(kind, ns, member, 0)
+        return self._finish_namespace(name) or obj
+
+    def _finish_namespace(self, name: str) -> dict[str, Any] | None:
+        ns_obj = self.objects.get(("Namespace", "", name))
+        if ns_obj is None or not ns_obj["metadata"].get("deletionTimestamp"):
+            return None
+        if any(k[1] == name for k in self.objects if k[0] != "Namespace"):
+            return None
+        return self.objects.pop(("Namespace", "", name))
 
     def finalize(self, kind: str, ns: str, name: str, finalizer: str) -> None:
         """A controller removes its finalizer; a marked object without finalizers is gone."""
@@ -406,7 +429,9 @@ def answer(store: Store, call: dict[str, Any]) -> tuple[int, Any]:
             selector = (query.get("labelSelector") or [""])[0]
             fields = (query.get("fieldSelector") or [""])[0]
             return 200, {"kind": f"{kind}List", "apiVersion": "v1", "metadata": {},
-                         "items": store.list(kind, None if kind in CLUSTER_SCOPED else ns, selector, fields)}
+                         # No namespace in the path: every namespace's (``list_*_for_all_namespaces``).
+                         "items": store.list(kind, None if kind in CLUSTER_SCOPED or not ns else ns, selector,
+                                             fields)}
         if method == "POST":
             body = copy.deepcopy(call["body"])
             if ns:

@@ -315,3 +315,76 @@ def test_a_second_injection_on_the_same_pod_makes_new_objects(kube):
     second = kube.cluster.starve_cpu(victim.name, 0.05, 30).details["objects"]
     assert set(first).isdisjoint(second)
     assert [o["metadata"]["name"] for o in chaos_objects(kube)] == second
+
+
+def test_installed_means_the_workloads_run_not_that_crds_remain():
+    # Helm never deletes CRDs: after `kind down` on a reused cluster they stay, and judging by them
+    # made the next `kind up` skip installing KubeRay and Chaos Mesh (issue 23, 10.3).
+    from runtime.kuberay import kind
+    from tests.fake_apiserver import FakeApiClient, Store
+
+    store = Store()
+    api_client = FakeApiClient(store)
+    for crd in ("rayservices.ray.io", *chaosmesh.CRDS):
+        store.put({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                   "metadata": {"name": crd}})
+    assert not kind.kuberay_installed(api_client) and not kind.chaos_mesh_installed(api_client)
+
+    spec = {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}
+
+    def deployment(name, ns, labels, available):
+        store.put({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns,
+                                                                            "labels": labels},
+                   "spec": spec, "status": {"availableReplicas": available}})
+
+    deployment("kuberay-operator", "kuberay-system", {"app.kubernetes.io/name": "kuberay-operator"}, 0)
+    assert not kind.kuberay_installed(api_client)
+    deployment("kuberay-operator", "kuberay-system", {"app.kubernetes.io/name": "kuberay-operator"}, 1)
+    assert kind.kuberay_installed(api_client)
+    deployment("chaos-controller-manager", "chaos-mesh", {"app.kubernetes.io/component": "controller-manager"}, 1)
+    assert not kind.chaos_mesh_installed(api_client)  # no daemon yet
+    store.put({"apiVersion": "apps/v1", "kind": "DaemonSet",
+               "metadata": {"name": "chaos-daemon", "namespace": "chaos-mesh",
+                            "labels": {"app.kubernetes.io/component": "chaos-daemon"}},
+               "spec": spec, "status": {"numberReady": 4, "desiredNumberScheduled": 4, "currentNumberScheduled": 4,
+                                        "numberMisscheduled": 0}})
+    assert kind.chaos_mesh_installed(api_client)
+
+
+def test_down_lets_chaos_mesh_finalize_our_objects_before_the_namespace_goes(kube):
+    # A chaos object left behind (its lift failed) keeps Chaos Mesh's finalizer: deleting the
+    # namespace and then Chaos Mesh (`kind down`) left the namespace Terminating for good (10.8).
+    victim = worker(kube)
+    kube.cluster.starve_cpu(victim.name, 0.05, 30)
+    kube.chaos.step()  # Chaos Mesh took it: its finalizer is on
+    kube.cluster.lease.drop_faults()  # as if its lift had failed: heal does not know it
+    assert chaos_objects(kube)[0]["metadata"].get("finalizers")
+    with kube.operator.running():
+        kube.cluster.down(timeout_s=20)
+    kube.operator.others.remove(kube.chaos.step)  # `kind down` uninstalls Chaos Mesh next
+    assert chaos_objects(kube) == []
+    assert kube.store.get("Namespace", "", NS) is None
+
+
+def test_kind_down_refuses_while_a_live_run_holds_the_lock(kube, monkeypatch):
+    # `kind down` on a cluster serve-chaos created deleted it under a running session (10.7).
+    from harness.cli import kind as kind_cli
+    from runtime.kuberay import kind
+    from runtime.kuberay.lease import KubeLease
+
+    other = KubeLease(kube.cluster.api, kube.cluster.ray, host="ci-runner-7", alive=lambda pid: True)
+    other.take("pytest scenarios/ --target kind")
+    deleted = []
+    monkeypatch.setattr(kind, "require", lambda tool: tool)
+    monkeypatch.setattr(kind, "clusters", lambda: ["serve-chaos"])
+    monkeypatch.setattr(kind, "created_by_us", lambda core: True)
+    monkeypatch.setattr(kind, "delete", lambda name: deleted.append(name))
+    monkeypatch.setattr("kubernetes.config.new_client_from_config", lambda context=None: None)
+    monkeypatch.setattr("runtime.kuberay.cluster.KubeRayCluster", lambda target: kube.cluster)
+    with pytest.raises(ServeChaosError, match="in use by PID .* on ci-runner-7"):
+        kind_cli.kind_down(name="serve-chaos", namespace=NS, force=False)
+    assert deleted == []
+    kind_cli.kind_down(name="serve-chaos", namespace=NS, force=True)
+    assert deleted == ["serve-chaos"]
+    other._stop.set()

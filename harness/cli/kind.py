@@ -150,11 +150,28 @@ def kind_up(
                   f"run `pytest scenarios/ --target kind`")
 
 
+def refuse_if_in_use(context: str, namespace: str, force: bool) -> None:
+    """A run holding our RayService's lock (a live harness) keeps its cluster: `kind down` refuses,
+    in one line naming it, unless ``force`` -- as `serve-chaos down` does."""
+    from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+
+    cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace))
+    if not cluster._exists():
+        return
+    holder = cluster.lease.holder()
+    if holder is not None and not cluster.lease.mine(holder) and not force:
+        raise ServeChaosError(f"the cluster is in use by {holder.describe()}",
+                              hint="wait until that run ends, or pass --force (it then ends as interrupted)")
+
+
 @kind_app.command("down")
 def kind_down(name: str = typer.Option("serve-chaos", help="kind cluster name"),
-              namespace: str = typer.Option("serve-chaos", help="namespace of our objects")) -> None:
+              namespace: str = typer.Option("serve-chaos", help="namespace of our objects"),
+              force: bool = typer.Option(False, "--force", help="even while a run holds the cluster (it then ends "
+                                                               "as interrupted)")) -> None:
     """Delete the kind cluster if serve-chaos created it; on one it did not, remove only what
-    serve-chaos installed there (our RayService, then the Chaos Mesh and KubeRay releases)."""
+    serve-chaos installed there (our RayService, then the Chaos Mesh and KubeRay releases).
+    Refused while a run holds the cluster, unless --force."""
     from kubernetes import client
     from kubernetes import config as kconfig
 
@@ -165,6 +182,7 @@ def kind_down(name: str = typer.Option("serve-chaos", help="kind cluster name"),
         raise ServeChaosError(f"there is no kind cluster named {name!r}", hint="see `kind get clusters`")
     context = f"kind-{name}"
     core = client.CoreV1Api(kconfig.new_client_from_config(context=context))
+    refuse_if_in_use(context, namespace, force)
     if kind.created_by_us(core):
         with console.status(f"deleting kind cluster {name} ..."):
             kind.delete(name)
@@ -174,10 +192,10 @@ def kind_down(name: str = typer.Option("serve-chaos", help="kind cluster name"),
     if not releases:
         raise ServeChaosError(f"kind cluster {name!r} was not created by serve-chaos and holds nothing it installed; "
                               "refusing to touch it", hint=f"delete it yourself with `kind delete cluster --name {name}`")
-    _remove_installed(context, namespace, releases, core)
+    _remove_installed(context, namespace, releases, core, force)
 
 
-def _remove_installed(context: str, namespace: str, releases: list[str], core) -> None:
+def _remove_installed(context: str, namespace: str, releases: list[str], core, force: bool = False) -> None:
     """Our RayService goes first: its finalizers need the operator that is removed after it."""
     from runtime.kuberay import kind
     from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
@@ -185,7 +203,7 @@ def _remove_installed(context: str, namespace: str, releases: list[str], core) -
     cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace))
     if cluster.attach():
         with console.status("deleting our RayService and namespace ..."):
-            cluster.down()
+            cluster.down(force=force)
     for release in ("chaos-mesh", "kuberay-operator"):
         if release in releases:
             with console.status(f"uninstalling {release} ..."):

@@ -409,7 +409,45 @@ class KubeRayCluster:
 
         wait_until(clusters_gone, timeout_s, period_s=2.0, what="the RayClusters to be deleted",
                    hint=f"`kubectl -n {self.ns} get rayclusters,jobs,pods`")
+        self._delete_chaos_objects(timeout_s)
         self.core.delete_namespace(self.ns)
+
+        def namespace_gone() -> None:
+            if self.api.read("Namespace", self.ns, "") is not None:
+                raise NotYet(f"namespace {self.ns} is still terminating")
+
+        # Whatever uninstalls Chaos Mesh or KubeRay next must find nothing of ours left to finalize.
+        wait_until(namespace_gone, timeout_s, period_s=1.0, what=f"namespace {self.ns} to be deleted",
+                   hint=f"`kubectl get namespace {self.ns} -o yaml` shows what holds it")
+
+    def _delete_chaos_objects(self, timeout_s: float) -> None:
+        """Delete every Chaos Mesh object of ours and wait until Chaos Mesh's finalizer let them go
+        (it recovers the pods first, ``controllers/common/finalizers``).  Deleting the namespace
+        with them left, and then Chaos Mesh with it (``kind down``), would leave the namespace
+        Terminating for good: nothing would remove their finalizers."""
+        if self.gray.chaos_mesh_missing():
+            return
+        from runtime.kuberay.api import CUSTOM_KINDS
+
+        def ours() -> list[tuple[str, str]]:
+            found = []
+            for kind in ("StressChaos", "NetworkChaos"):
+                group, version, plural = CUSTOM_KINDS[kind]
+                listed = self.custom.list_namespaced_custom_object(group, version, self.ns, plural,
+                                                                   label_selector=safety.MANAGED_SELECTOR)
+                found += [(kind, o["metadata"]["name"]) for o in listed.get("items", [])]
+            return found
+
+        for kind, name in ours():
+            self.api.delete_custom(kind, name, self.ns)
+
+        def gone() -> None:
+            left = ours()
+            if left:
+                raise NotYet(f"Chaos Mesh objects still finalizing: {', '.join(n for _, n in left)}")
+
+        wait_until(gone, timeout_s, period_s=1.0, what="our Chaos Mesh objects to be deleted",
+                   hint=f"`kubectl -n {self.ns} get stresschaos,networkchaos`: is Chaos Mesh's controller running?")
 
     def _stop_forwarders(self) -> None:
         for _uid, fwd, _port in self._forwarders.values():

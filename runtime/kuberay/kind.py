@@ -233,27 +233,41 @@ def forget_installed(core: Any) -> None:
         pass
 
 
+def _available(deployment: Any) -> bool:
+    status = deployment.status
+    return bool(status and (status.available_replicas or 0) >= 1)
+
+
 def chaos_mesh_installed(api_client: Any) -> bool:
+    """Chaos Mesh runs: its controller Deployment is available and its daemon runs on every
+    schedulable node.  Not judged by its CRDs: Helm never deletes CRDs on uninstall
+    (helm.sh "Helm does not ... delete CRDs"), so they outlive the release."""
     from kubernetes import client
 
-    from runtime.kuberay.chaosmesh import CRDS
-
+    apps = client.AppsV1Api(api_client)
     try:
-        for name in CRDS:
-            client.ApiextensionsV1Api(api_client).read_custom_resource_definition(name)
-    except Exception:  # noqa: BLE001 - a CRD is missing: not installed
+        controllers = apps.list_namespaced_deployment(CHAOS_MESH_NAMESPACE,
+                                                      label_selector="app.kubernetes.io/component=controller-manager")
+        daemons = apps.list_namespaced_daemon_set(CHAOS_MESH_NAMESPACE,
+                                                  label_selector="app.kubernetes.io/component=chaos-daemon")
+    except Exception:  # noqa: BLE001 - no namespace, no access: not installed as far as we can tell
         return False
-    return True
+    daemon_ready = any((d.status.number_ready or 0) >= 1 and (d.status.number_ready or 0) >=
+                       (d.status.desired_number_scheduled or 0) for d in daemons.items if d.status)
+    return any(_available(d) for d in controllers.items) and daemon_ready
 
 
 def kuberay_installed(api_client: Any) -> bool:
+    """The KubeRay operator runs: a Deployment the chart labels ``app.kubernetes.io/name=kuberay-operator``
+    is available in some namespace.  Not judged by the CRDs, which outlive ``helm uninstall``."""
     from kubernetes import client
 
     try:
-        client.ApiextensionsV1Api(api_client).read_custom_resource_definition("rayservices.ray.io")
-    except Exception:  # noqa: BLE001 - no CRD: not installed
+        found = client.AppsV1Api(api_client).list_deployment_for_all_namespaces(
+            label_selector="app.kubernetes.io/name=kuberay-operator")
+    except Exception:  # noqa: BLE001 - unreachable or not allowed: not provably installed
         return False
-    return True
+    return any(_available(d) for d in found.items)
 
 
 def nodes_with_roles(core: Any, roles: tuple[str, ...]) -> list[str]:
