@@ -33,6 +33,15 @@ from runtime.kuberay.manifests import KubeRayConfig
 SLOW_PID_FILE = "/tmp/serve-chaos-slow-{pid}.pid"
 
 
+#: What a network fault does not touch on Kubernetes, said in its verdict (issue 23, 10.9): a
+#: port-forward enters the pod on its loopback -- the kubelet's runtime dials localhost inside the
+#: pod's network namespace (containerd's PortForward; ``runtime/k8s/go/nodeserver`` does the same)
+#: -- so the per-pod load never crosses the eth0 a NetworkChaos shapes.
+PORT_FORWARD_NOTE = ("the load sent to this pod's own endpoint goes through a port-forward, which enters the pod "
+                     "on its loopback and so never crosses the interface this fault shapes; the front door's "
+                     "traffic and the pod's peers' do")
+
+
 def slow_loop(pid: int, stopped_ms: float, period_ms: float, duration_s: float) -> list[str]:
     """The bounded loop: stop ``pid`` for ``stopped_ms`` of every ``period_ms`` for ``duration_s``.
 
@@ -117,12 +126,13 @@ class GrayFaults:
     def lose_packets(self, pod: str, percent: float, duration_s: float) -> ActionRecord:
         self._target("lose_packets", pod)
         objects = chaosmesh.network_loss(self.config, pod, self.peers(pod), percent, duration_s)
-        return self._inject("lose_packets", pod, objects, {"percent": percent})
+        return self._inject("lose_packets", pod, objects, {"percent": percent, "per_pod_load": PORT_FORWARD_NOTE})
 
     def delay_packets(self, pod: str, delay_ms: float, jitter_ms: float, duration_s: float) -> ActionRecord:
         self._target("delay_packets", pod)
         obj = chaosmesh.network_delay(self.config, pod, delay_ms, jitter_ms, duration_s)
-        return self._inject("delay_packets", pod, [obj], {"delay_ms": delay_ms, "jitter_ms": jitter_ms})
+        return self._inject("delay_packets", pod, [obj], {"delay_ms": delay_ms, "jitter_ms": jitter_ms,
+                                                          "per_pod_load": PORT_FORWARD_NOTE})
 
     def _inject(self, fault: str, pod: str, objects: list[dict[str, Any]], details: dict[str, Any]) -> ActionRecord:
         t0 = time.time()
