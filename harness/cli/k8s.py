@@ -98,15 +98,26 @@ def k8s_env() -> None:
 
 
 @k8s_app.command("build")
-def k8s_build() -> None:
+def k8s_build(
+    if_possible: bool = typer.Option(False, "--if-possible",
+                                     help="where Go or the Go module proxy is missing, say so in one line and exit 0 "
+                                          "(the k8s target's tests then skip with that reason)"),
+) -> None:
     """Build (or find in the cache) Kubernetes, etcd, the nodeserver and the KubeRay operator from their Go
     modules, and say where they are."""
     import time
 
+    from runtime.errors import EnvironmentProblem
     from runtime.k8s.build import ensure_binaries
 
     t0 = time.monotonic()
-    binaries = ensure_binaries(_say)
+    try:
+        binaries = ensure_binaries(_say)
+    except EnvironmentProblem as err:
+        if not if_possible:
+            raise
+        console.print(f"the k8s target cannot be built here: {err.one_line()}", markup=False, highlight=False)
+        return
     console.print(f"ready in {time.monotonic() - t0:.0f} s: Kubernetes {binaries.kubernetes_version}, etcd "
                   f"{binaries.etcd_version}, KubeRay operator {binaries.kuberay_version} in {binaries.dir.parent}",
                   markup=False, highlight=False)
