@@ -36,6 +36,10 @@ class KnownDeviation:
     why: str
     since: str | None = None
     fixed_in: str | None = None
+    #: The targets it shows on (``k8s``, ``kind``, ``local``); empty: every target.  A behaviour
+    #: that needs Kubernetes (a head recreated at a new address, found again through DNS) is
+    #: declared for the targets that have it, so a local run that breaks the same promise still fails.
+    targets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("since", "fixed_in"):
@@ -45,8 +49,11 @@ class KnownDeviation:
         if self.since and self.fixed_in and version_key(self.fixed_in) <= version_key(self.since):
             raise ConfigError(f"known deviation fixed_in={self.fixed_in} must come after since={self.since}")
 
-    def applies_to(self, version: str | None) -> bool:
-        """Whether ``version`` is in the range (an unknown version: every range applies)."""
+    def applies_to(self, version: str | None, target: str | None = None) -> bool:
+        """Whether ``version`` is in the range (an unknown version: every range applies) on ``target``
+        (an unknown target: every target)."""
+        if self.targets and target is not None and target not in self.targets:
+            return False
         if version is None:
             return True
         v = version_key(version)
@@ -54,13 +61,14 @@ class KnownDeviation:
                 and (self.fixed_in is None or v < version_key(self.fixed_in)))
 
     def range_text(self) -> str:
+        where = f" on the {'/'.join(self.targets)} target" if self.targets else ""
         if self.since and self.fixed_in:
-            return f"Ray {self.since} up to {self.fixed_in}"
+            return f"Ray {self.since} up to {self.fixed_in}{where}"
         if self.since:
-            return f"Ray {self.since} and later"
+            return f"Ray {self.since} and later{where}"
         if self.fixed_in:
-            return f"Ray before {self.fixed_in}"
-        return "every Ray"
+            return f"Ray before {self.fixed_in}{where}"
+        return f"every Ray{where}"
 
     def __str__(self) -> str:
         return self.why
@@ -74,9 +82,9 @@ def deviation(value: Declared) -> KnownDeviation:
     return value if isinstance(value, KnownDeviation) else KnownDeviation(str(value))
 
 
-def in_play(known: Mapping[str, Declared], version: str | None) -> dict[str, str]:
-    """``check -> why`` for the deviations whose range holds ``version``."""
-    return {name: deviation(v).why for name, v in known.items() if deviation(v).applies_to(version)}
+def in_play(known: Mapping[str, Declared], version: str | None, target: str | None = None) -> dict[str, str]:
+    """``check -> why`` for the deviations whose range holds ``version`` on ``target``."""
+    return {name: deviation(v).why for name, v in known.items() if deviation(v).applies_to(version, target)}
 
 
 def ranges(known: Mapping[str, Declared]) -> dict[str, str]:
@@ -96,7 +104,8 @@ def fixed_line(name: str, version: str | None, seen: str) -> str:
             f"(fixed_in=\"{version}\") or remove it from known_broken ({seen})")
 
 
-def out_of_range_lines(known: Mapping[str, Declared], version: str | None, failing: set[str]) -> list[str]:
+def out_of_range_lines(known: Mapping[str, Declared], version: str | None, failing: set[str],
+                       target: str | None = None) -> list[str]:
     """What a failing check whose deviation does not cover ``version`` means: regressed after
     its fix, or broken earlier than its range says.  (The failure itself is reported as a
     violation; this line says what the declared range makes of it.)"""
@@ -108,7 +117,7 @@ def out_of_range_lines(known: Mapping[str, Declared], version: str | None, faili
         if name not in known:
             continue
         dev = deviation(known[name])
-        if dev.applies_to(version):
+        if dev.applies_to(version, target) or not dev.applies_to(None, target):
             continue
         if dev.fixed_in is not None and v >= version_key(dev.fixed_in):
             lines.append(f"{name} regressed in Ray {version}: known broken in {dev.range_text()}, fixed in "

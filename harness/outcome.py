@@ -59,15 +59,21 @@ class RunResult:
         version = self.verdict.get("ray_version") or (self.verdict.get("settings") or {}).get("ray_version")
         return str(version) if version and version != "unknown" else None
 
+    @property
+    def target(self) -> str | None:
+        """The target this run ran on (None when the verdict does not say)."""
+        found = (self.verdict.get("settings") or {}).get("target") or self.verdict.get("target")
+        return str(found) if found else None
+
     def known_in_play(self) -> dict[str, str]:
         """The known deviations this run could show: those whose Ray range holds this run's
         Ray, except in a soak's phases that never ran."""
         not_run = (self.evaluation.metrics.get("phases_not_run") or []) if self.evaluation else []
-        return {name: why for name, why in in_play(self.scenario.known_broken, self.ray_version).items()
+        return {name: why for name, why in in_play(self.scenario.known_broken, self.ray_version, self.target).items()
                 if not any(name.startswith(f"{phase}.") for phase in not_run)}
 
     def intermittent_in_play(self) -> dict[str, str]:
-        return in_play(self.scenario.known_intermittent, self.ray_version)
+        return in_play(self.scenario.known_intermittent, self.ray_version, self.target)
 
     def stale_known_broken(self) -> list[str]:
         """One line per known deviation that did not reproduce: its check passed or was not judged."""
@@ -89,7 +95,7 @@ class RunResult:
             return []
         failing = {c.name for c in self.evaluation.violations()}
         declared = {**self.scenario.known_intermittent, **self.scenario.known_broken}
-        return out_of_range_lines(declared, self.ray_version, failing)
+        return out_of_range_lines(declared, self.ray_version, failing, self.target)
 
     def explained(self) -> bool:
         """Passed, skipped (the scenario does not apply), or failed only where Ray is known to

@@ -147,7 +147,9 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
     Remedy("upgrade_room", "leave room for a second Ray cluster during a RayService upgrade (KubeRay brings the "
            "new cluster up beside the old one and switches the Serve Service once its Serve is ready), and keep "
            "the old one's deletion delay above your clients' longest request",
-           (), "rayservice_upgrade", "not measured here: verified against KubeRay v1.7.0's source only",
+           (), "rayservice_upgrade", "on the k8s target (real KubeRay v1.6.2): 0 failed requests; the new cluster "
+           "served 46 s after the change, the old one's delete came 61 s after the switch and it was gone 36 s "
+           "later (its Redis cleanup Job); 146-155 s in all",
            "KubeRay rayservice_controller.go (zero-downtime upgrade, RayClusterDeletionDelayDuration 60 s)"),
 )}
 

@@ -87,8 +87,9 @@ def verdict(
         "checks": checks,
         "violations": violations,
         # The deviations in play for the Ray this run ran (harness/deviations.py), and every range.
-        "known_broken": in_play(scenario.known_broken, settings.get("ray_version")),
-        "known_intermittent": in_play(getattr(scenario, "known_intermittent", {}) or {}, settings.get("ray_version")),
+        "known_broken": in_play(scenario.known_broken, settings.get("ray_version"), settings.get("target")),
+        "known_intermittent": in_play(getattr(scenario, "known_intermittent", {}) or {}, settings.get("ray_version"),
+                                      settings.get("target")),
         "known_ranges": ranges({**(getattr(scenario, "known_intermittent", {}) or {}), **scenario.known_broken}),
         "cluster_healthy_after": cluster_healthy,
         "t_recovered_live": t_recovered_live,

@@ -29,6 +29,21 @@ HEAD_EXIT_IN_FLIGHT = (
     "head's Ray processes exit (seen once: 1 of ~900 worker-proxy requests, a 5 s timeout at +30 s)"
 )
 
+GHOST_REPLICAS = (
+    "on Kubernetes the recovering Serve controller counts the replicas the drained head had already stopped "
+    "as live ('Recovering current state ... from 6 live actors': the restarted GCS keeps the old head node ALIVE "
+    "for a while, ray-project/ray#39122) and waits SLOW_STARTUP_WARNING_S (30 s) before it gives them up and "
+    "starts replacements; with KubeRay recreating the head only once the old pod is gone (30 s grace) at a new "
+    "address, recovery took 111-121 s in 3 runs on the k8s target (real KubeRay v1.6.2), past the 120 s bound"
+)
+
+WORKERS_RECOVERING = (
+    "on Kubernetes a surviving worker's replicas may be replaced too: the recovering controller gives up on a "
+    "replica that does not answer within SLOW_STARTUP_WARNING_S (30 s; 'Stopping Replica ... (currently "
+    "ReplicaState.RECOVERING)') while its worker has not yet found the restarted head, which KubeRay recreated "
+    "at a new address behind the headless head Service (seen in 2 of 3 runs on the k8s target)"
+)
+
 HEAD_FAILURE_GCS_FT = Scenario(
     name="head_failure_gcs_ft",
     title="delete the head pod with GCS FT on (external Redis) under load",
@@ -64,6 +79,8 @@ HEAD_FAILURE_GCS_FT = Scenario(
         "pods.serve_when_ready": KnownDeviation(READY_BEFORE_ROUTING, since="2.60.0"),
         "front.availability_during_fault": KnownDeviation(READY_BEFORE_ROUTING, since="2.60.0"),
         "other_pods.availability_during_fault": KnownDeviation(HEAD_EXIT_IN_FLIGHT, since="2.60.0"),
+        "recovery_s": KnownDeviation(GHOST_REPLICAS, since="2.60.0", targets=("k8s",)),
+        "churn.replica": KnownDeviation(WORKERS_RECOVERING, since="2.60.0", targets=("k8s",)),
     },
 )
 

@@ -81,6 +81,10 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_iso(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386: keys set to null are removed; keys not mentioned are kept."""
     if not isinstance(patch, dict):

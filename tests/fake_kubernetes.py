@@ -12,7 +12,8 @@ Each behaviour names the kubernetes v1.35 (or kind v0.31.0) file it comes from:
   its ``nodeSelector`` (``pkg/scheduler/framework/plugins/nodeaffinity``,
   ``.../tainttoleration``), and where no pod -- Terminating ones included, they are in the
   scheduler's cache until deleted -- matches a required anti-affinity term of the incoming
-  pod, or has a term the incoming pod matches, in the same ``topologyKey`` domain
+  pod, or has a term the incoming pod matches, in the same ``topologyKey`` domain, and where
+  each required pod-affinity term of the incoming pod finds a matching pod in that domain
   (``.../interpodaffinity/filtering.go``).  Among feasible nodes it spreads (fewest pods).
   An infeasible pod stays Pending with ``PodScheduled=False`` (Unschedulable).
 - The kubelet starts bound pods (``start``), keeps a pod Ready while its readiness probe
@@ -60,15 +61,18 @@ def short_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def kind_nodes(cluster: str = "kind", config: Path = KIND_CONFIG) -> list[tuple[str, dict[str, str], bool]]:
-    """(name, labels, tainted) of each node kind creates from ``config``."""
+def kind_nodes(cluster: str = "kind", config: Path = KIND_CONFIG,
+               role_labels: bool = True) -> list[tuple[str, dict[str, str], bool]]:
+    """(name, labels, tainted) of each node kind creates from ``config``; ``role_labels`` False: nodes
+    without kind-config.yaml's labels, as any other cluster's."""
     counter: dict[str, int] = {}
     out = []
     for node in yaml.safe_load(config.read_text())["nodes"]:
         role = node["role"]
         counter[role] = counter.get(role, 0) + 1
         name = f"{cluster}-{role}{counter[role] if counter[role] > 1 else ''}"
-        labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **(node.get("labels") or {})}
+        labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                  **((node.get("labels") or {}) if role_labels else {})}
         if role == "control-plane":
             labels["node-role.kubernetes.io/control-plane"] = ""
         out.append((name, labels, role == "control-plane"))
@@ -89,14 +93,15 @@ class FakeKubernetes:
     """Nodes, the scheduler, the kubelets, PodGC, the garbage collector and the workload controllers."""
 
     def __init__(self, store: Store, namespace: str = "serve-chaos", cluster: str = "kind",
-                 config: Path = KIND_CONFIG) -> None:
+                 config: Path = KIND_CONFIG, role_labels: bool = True) -> None:
         self.store = store
         self.ns = namespace
         self.stopped: set[str] = set()
         #: pods whose readiness probe fails (the Serve proxy's /-/healthz on a worker, say).
         self.probe_fails: set[str] = set()
         self.orphaned_since: dict[str, float] = {}
-        self.node_specs = {name: (labels, tainted) for name, labels, tainted in kind_nodes(cluster, config)}
+        self.node_specs = {name: (labels, tainted) for name, labels, tainted in
+                           kind_nodes(cluster, config, role_labels)}
         for name in self.node_specs:
             self.register_node(name)
 
@@ -152,6 +157,22 @@ class FakeKubernetes:
                     return True
         return False
 
+    def _affinity_unmet(self, pod: dict[str, Any], node: dict[str, Any], nodes: dict[str, dict[str, Any]]) -> bool:
+        """A required pod-affinity term of the incoming pod finds no matching pod in ``node``'s domain
+        (``.../interpodaffinity/filtering.go`` satisfyPodAffinity; the term of a pod matching itself
+        when no pod matches anywhere is not modelled: nothing of ours needs it)."""
+        affinity = ((pod["spec"].get("affinity") or {}).get("podAffinity") or {})
+        for term in affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or []:
+            key = term["topologyKey"]
+            if not any(other is not pod and other["spec"].get("nodeName") in nodes
+                       and not other["metadata"].get("deletionTimestamp")
+                       and nodes[other["spec"]["nodeName"]]["metadata"]["labels"].get(key)
+                       == node["metadata"]["labels"].get(key)
+                       and selector_matches(term.get("labelSelector"), other["metadata"].get("labels") or {})
+                       for other in self.pods()):
+                return True
+        return False
+
     def feasible(self, pod: dict[str, Any]) -> list[str]:
         nodes = self.nodes()
         ready = self._ready_nodes()
@@ -162,7 +183,7 @@ class FakeKubernetes:
                 continue
             if not all(node["metadata"]["labels"].get(k) == v for k, v in (pod["spec"].get("nodeSelector") or {}).items()):
                 continue
-            if self._conflicts(pod, node, nodes):
+            if self._conflicts(pod, node, nodes) or self._affinity_unmet(pod, node, nodes):
                 continue
             out.append(name)
         return out

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from runtime.kuberay.api import KubeApi
 from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+from tests.fake_kubernetes import FakeKubernetes
 from tests.fake_apiserver import FakeApiClient, Store
 from tests.fake_chaosmesh import FakeChaosMesh
 from tests.kuberay_fake import FakeKubeRay
@@ -84,9 +85,9 @@ def ray_node_id(pod_name: str) -> str:
 class Kube:
     """A KubeRayCluster on the fake API, the model of the operator, and a fake dashboard."""
 
-    def __init__(self, target: KubeTargetConfig | None = None) -> None:
+    def __init__(self, target: KubeTargetConfig | None = None, role_labels: bool = True) -> None:
         self.store = Store()
-        self.operator = FakeKubeRay(self.store)
+        self.operator = FakeKubeRay(self.store, kube=FakeKubernetes(self.store, "serve-chaos", role_labels=role_labels))
         self.chaos = FakeChaosMesh(self.store)
         self.operator.others.append(self.chaos.step)
         self.cli = FakeCli(self)
@@ -106,7 +107,11 @@ class Kube:
                 for p in self.operator.pods(active) if p["status"].get("phase") == "Running"]
 
     def bring_up(self) -> str:
-        """Apply, let the model bring the RayService to serving; returns the active cluster."""
+        """Apply, let the model bring the RayService to serving; returns the active cluster.  As
+        ``KubeRayCluster.up`` does, the pods are placed by role labels only where nodes carry them."""
+        from dataclasses import replace
+
+        self.cluster.ray = replace(self.cluster.ray, node_selectors=self.cluster.nodes_have_roles())
         self.cluster.apply(self.cluster.manifests())
         self.operator.settle()
         return self.finish_pending()

@@ -42,7 +42,10 @@ The RayCluster controller (``raycluster_controller.go``):
   finalizer ``ray.io/gcs-ft-redis-cleanup-finalizer``; a deleted cluster deletes its pods,
   waits for the head to be gone, runs the Redis cleanup Job (a pod built from the head pod,
   ``ray.io/node-type=redis-cleanup``: buildRedisCleanupJob) and drops the finalizer when the
-  Job finished (rayClusterReconcile).
+  Job finished, Complete or Failed, or once the deletion is 300 s old (rayClusterReconcile,
+  forceRemoveGCSFTFinalizer).
+- a RayService whose active cluster has no head pod ends its reconcile before writing the
+  status (reconcileServe fails to get the head pod).
 - (b) reconcilePods counts every pod of a group, Terminating ones too, so a replacement is
   created only once the old pod is gone from the API; it creates the head when there is
   none; a worker group gets ``replicas`` clamped to [minReplicas, maxReplicas]
@@ -71,6 +74,14 @@ from tests.fake_kubernetes import FakeKubernetes, is_ready, rand5
 
 RAYSERVICE_FINALIZER = "ray.io/rayservice-finalizer"
 GCS_FT_FINALIZER = "ray.io/gcs-ft-redis-cleanup-finalizer"
+#: ``utils/constant.go`` RAYCLUSTER_GCS_FT_DELETION_TIMEOUT_DEFAULT (s).
+GCS_FT_DELETION_TIMEOUT_S = 300.0
+
+
+def job_finished(job: dict[str, Any]) -> bool:
+    """``utils/util.go`` IsJobFinished: a Complete or Failed condition that is True."""
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
 HASH_KEY = "ray.io/hash-without-replicas-and-workers-to-delete"
 NUM_GROUPS_KEY = "ray.io/num-worker-groups"
 
@@ -265,8 +276,17 @@ class FakeKubeRay:
             self.store.put({"apiVersion": "batch/v1", "kind": "Job",
                             "metadata": {"name": job_name, "namespace": self.ns, "labels": labels},
                             "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": labels}, "spec": spec}}})
-        elif (job.get("status") or {}).get("succeeded"):
+        elif job_finished(job) or self._deleting_for(cluster) >= GCS_FT_DELETION_TIMEOUT_S:
+            # IsJobFinished: Complete or Failed; or forceRemoveGCSFTFinalizer once the deletion is
+            # RAYCLUSTER_GCS_FT_DELETION_TIMEOUT_DEFAULT (300 s) old.
             self.store.finalize("RayCluster", self.ns, name, GCS_FT_FINALIZER)
+
+    def _deleting_for(self, cluster: dict[str, Any]) -> float:
+        """Seconds since the cluster's deletion was asked for (0 when it was not)."""
+        from tests.fake_apiserver import parse_iso
+
+        stamp = cluster["metadata"].get("deletionTimestamp")
+        return self.store.now() - parse_iso(stamp) if stamp else 0.0
 
     def _update_head_serve_label(self, cluster: str) -> None:
         """rayservice_controller.go updateHeadPodServeLabel: true iff the head's proxy is healthy."""
@@ -281,9 +301,11 @@ class FakeKubeRay:
         head_selector = {"ray.io/cluster": cluster, "ray.io/node-type": "head",
                          "ray.io/identifier": f"{cluster}-head", "app.kubernetes.io/name": "kuberay",
                          "app.kubernetes.io/created-by": "kuberay-operator"}
+        # Headless, with not-ready addresses published (common/service.go BuildServiceForHeadPod, which
+        # BuildHeadServiceForRayService calls; ENABLE_RAY_HEAD_CLUSTER_IP_SERVICE unset).
         self._service(f"{rs_name}-head-svc", {**origin, "ray.io/node-type": "head",
                                               "ray.io/identifier": f"{rs_name}-head"}, head_selector,
-                      [{"name": "dashboard", "port": 8265}, {"name": "serve", "port": 8000}], None)
+                      [{"name": "dashboard", "port": 8265}, {"name": "serve", "port": 8000}], None, headless=True)
         user = copy.deepcopy(rs["spec"].get("serveService") or {})
         labels = {**(user.get("metadata", {}).get("labels") or {}), **origin, "ray.io/serve": f"{rs_name}-serve"}
         self._service(self.serve_service_name(rs), labels, {"ray.io/cluster": cluster, "ray.io/serve": "true"},
@@ -296,13 +318,15 @@ class FakeKubeRay:
             or f"{rs['metadata']['name']}-serve-svc"
 
     def _service(self, name: str, labels: dict[str, str], selector: dict[str, str], ports: list[dict[str, Any]],
-                 svc_type: str | None) -> None:
+                 svc_type: str | None, headless: bool = False) -> None:
         existing = self.store.get("Service", self.ns, name)
         if existing is not None and existing["spec"]["selector"].get("ray.io/cluster") == selector["ray.io/cluster"]:
             return  # rayservice_controller.go reconcileServices: only updated when the cluster switches
+        spec: dict[str, Any] = {"selector": selector, "ports": ports, "type": svc_type or "ClusterIP"}
+        if headless:
+            spec.update(clusterIP="None", publishNotReadyAddresses=True)
         self.store.put({"apiVersion": "v1", "kind": "Service",
-                        "metadata": {"name": name, "namespace": self.ns, "labels": labels},
-                        "spec": {"selector": selector, "ports": ports, "type": svc_type or "ClusterIP"}})
+                        "metadata": {"name": name, "namespace": self.ns, "labels": labels}, "spec": spec})
 
     # ------------------------------------------------------------------ the RayService controller
     def _new_cluster(self, rs: dict[str, Any], name: str) -> None:
@@ -379,6 +403,10 @@ class FakeKubeRay:
         for name in (active, pending):
             if name and self.head(name) is not None:
                 self._update_head_serve_label(name)
+        if active and not pending and self.head(active) is None:
+            # rayservice_controller.go: getting the active cluster's head pod fails while it has none
+            # (reconcileServe -> GetRayClusterHeadPod), and the reconcile returns before the status.
+            return
         wanted = cluster_hash(rs["spec"]["rayClusterConfig"])
         try:
             pending_ready = bool(pending) and self._submit(rs, pending)

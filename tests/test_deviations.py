@@ -173,3 +173,11 @@ def test_the_plugin_xfails_only_where_the_deviation_is_in_play(pytester, monkeyp
     pytester.makepyfile(TEST)
     result_ = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result_.assert_outcomes(**outcome)
+
+
+def test_a_deviation_declared_for_a_target_is_in_play_only_there():
+    dev = {"recovery_s": KnownDeviation("needs Kubernetes", since="2.60.0", targets=("k8s",))}
+    assert in_play(dev, "2.60.0", "k8s") == {"recovery_s": "needs Kubernetes"}
+    assert in_play(dev, "2.60.0", "local") == {}
+    assert in_play(dev, "2.50.0", "k8s") == {}
+    assert "on the k8s target" in dev["recovery_s"].range_text()

@@ -7,6 +7,7 @@ Each test pins one behaviour the kube target's tests rely on; the upstream file 
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -189,3 +190,74 @@ def test_g_a_deleted_rayservice_waits_for_its_clusters():
     operator.settle()
     assert store.get("RayCluster", "serve-chaos", cluster) is None
     assert store.get("RayService", "serve-chaos", "serve-chaos") is None
+
+
+def test_the_gcs_ft_finalizer_goes_when_the_cleanup_job_failed_too(kube):
+    # IsJobFinished counts Failed as finished; the finalizer then goes (raycluster_controller.go).
+    from tests.kuberay_fake import GCS_FT_FINALIZER
+
+    old = kube.bring_up()
+    kube.store.delete("RayCluster", "serve-chaos", old)
+    while kube.store.get("Job", "serve-chaos", f"{old}-redis-cleanup") is None:
+        kube.store.advance(5)
+        kube.operator.kube.terminate()
+        kube.operator.reconcile()
+    kube.operator.kube.stopped.update(kube.operator.kube.nodes())  # its pod never succeeds
+    kube.operator.reconcile()
+    assert GCS_FT_FINALIZER in kube.store.get("RayCluster", "serve-chaos", old)["metadata"]["finalizers"]
+    kube.store.get("Job", "serve-chaos", f"{old}-redis-cleanup")["status"] = {
+        "failed": 1, "conditions": [{"type": "Failed", "status": "True"}]}
+    kube.store.advance(2)
+    kube.operator.reconcile()
+    assert kube.store.get("RayCluster", "serve-chaos", old) is None
+
+
+def test_the_gcs_ft_finalizer_is_forced_off_after_300_s(kube):
+    # forceRemoveGCSFTFinalizer: a cleanup that never finishes holds the deletion at most 300 s.
+    old = kube.bring_up()
+    kube.store.delete("RayCluster", "serve-chaos", old)
+    deleted_at = kube.store.now()
+    while kube.store.get("Job", "serve-chaos", f"{old}-redis-cleanup") is None:
+        kube.store.advance(5)
+        kube.operator.kube.terminate()
+        kube.operator.reconcile()
+    kube.operator.kube.stopped.update(kube.operator.kube.nodes())  # its pod never runs: the Job never finishes
+    gone_after = None
+    for _ in range(80):
+        kube.store.advance(5)
+        kube.operator.reconcile()
+        if kube.store.get("RayCluster", "serve-chaos", old) is None:
+            gone_after = kube.store.now() - deleted_at
+            break
+    assert gone_after is not None and 300 <= gone_after <= 310
+
+
+def test_a_missing_head_stops_the_reconcile_before_the_status(kube):
+    # reconcileServe cannot get the active cluster's head pod: no status is written meanwhile.
+    active = kube.bring_up()
+    rs = kube.store.get("RayService", "serve-chaos", "serve-chaos")
+    head = kube.operator.head(active)
+    kube.store.remove("Pod", "serve-chaos", head["metadata"]["name"])
+    before = json.dumps(rs["status"], sort_keys=True)
+    rs["metadata"]["generation"] += 1
+    kube.operator.kube.stopped.update(kube.operator.kube.nodes())  # nothing restarts the head
+    kube.operator.reconcile()
+    assert json.dumps(rs["status"], sort_keys=True) == before
+
+
+def test_on_nodes_without_role_labels_every_pod_runs_one_ray_pod_per_node():
+    # Issue 23 (10.1): a node selector only kind's nodes match left every pod Pending elsewhere.
+    world = Kube(role_labels=False)
+    try:
+        active = world.bring_up()
+        pods = world.cluster.pods()
+        assert {p.role for p in pods} == {"head", "worker", "redis"} and all(p.phase == "Running" for p in pods)
+        ray_nodes = [p.node for p in pods if p.role in ("head", "worker")]
+        assert len(ray_nodes) == len(set(ray_nodes)) == 3
+        redis = next(p for p in pods if p.role == "redis")
+        assert redis.node == next(p for p in pods if p.role == "head").node
+        assert world.cluster.placement_problem() is None
+        spec = world.store.get("RayCluster", "serve-chaos", active)["spec"]
+        assert "nodeSelector" not in spec["headGroupSpec"]["template"]["spec"]
+    finally:
+        world.close()

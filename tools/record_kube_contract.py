@@ -206,7 +206,7 @@ def static_facts(sample: dict[str, Any]) -> dict[str, Any]:
     head = role_pods(sample, "head")[0]
     worker = role_pods(sample, "worker")[0]
     svcs = {s["metadata"]["name"]: s for s in sample["services"]}
-    head_svc = next(s for n, s in svcs.items() if n.endswith("-head-svc") and rc["metadata"]["name"] in n)
+    head_svc = svcs[f"{rs['metadata']['name']}-head-svc"]
     serve_svc = next(s for n, s in svcs.items() if n.endswith("-serve-svc"))
     nodes = {n["metadata"]["name"]: n for n in sample["nodes"]}
     return {
@@ -225,7 +225,7 @@ def static_facts(sample: dict[str, Any]) -> dict[str, Any]:
         "head_service_publish_not_ready": head_svc["spec"].get("publishNotReadyAddresses", False),
         "serve_service_selector": serve_svc["spec"].get("selector"),
         "serve_service_type": serve_svc["spec"].get("type"),
-        "rayservice_conditions": sorted((c["type"], c["status"]) for c in (rs.get("status") or {})
+        "rayservice_conditions": sorted([c["type"], c["status"]] for c in (rs.get("status") or {})
                                         .get("conditions") or []),
         "rayservice_status_keys": sorted((rs.get("status") or {}).keys()),
         "node_names": sorted(nodes),
