@@ -60,9 +60,9 @@ type containerState struct {
 }
 
 type podState struct {
-	UID        string                     `json:"uid"`
-	IP         string                     `json:"ip"`
-	Netns      string                     `json:"netns"`
+	UID        string                    `json:"uid"`
+	IP         string                    `json:"ip"`
+	Netns      string                    `json:"netns"`
 	Containers map[string]containerState `json:"containers"`
 }
 
@@ -224,19 +224,30 @@ func dialInNetns(path, addr string) (net.Conn, error) {
 	return r.conn, r.err
 }
 
-func (s *server) handleExec(w http.ResponseWriter, req *http.Request, parts []string) {
-	// /exec/{namespace}/{pod}/{container} or /exec/{namespace}/{pod}/{uid}/{container}
-	if len(parts) != 3 && len(parts) != 4 {
+// lookup resolves the {namespace}/{pod}[/{uid}] that parts start with (“tail“ more parts follow),
+// answering 404 itself when the path or the pod does not fit.
+func (s *server) lookup(w http.ResponseWriter, req *http.Request, parts []string, tail int) (*podState, bool) {
+	n := len(parts) - tail
+	if n != 2 && n != 3 {
 		http.NotFound(w, req)
-		return
+		return nil, false
 	}
 	pod, err := s.pod(parts[0], parts[1])
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusNotFound)
-		return
+		return nil, false
 	}
-	if len(parts) == 4 && parts[2] != pod.UID {
+	if n == 3 && parts[2] != pod.UID {
 		http.Error(w, "pod not found", http.StatusNotFound)
+		return nil, false
+	}
+	return pod, true
+}
+
+// handleExec: /exec/{namespace}/{pod}[/{uid}]/{container}?command=...
+func (s *server) handleExec(w http.ResponseWriter, req *http.Request, parts []string) {
+	pod, ok := s.lookup(w, req, parts, 1)
+	if !ok {
 		return
 	}
 	opts, err := remotecommandserver.NewOptions(req)
@@ -250,18 +261,10 @@ func (s *server) handleExec(w http.ResponseWriter, req *http.Request, parts []st
 		streamCreationTimeout, remotecommandconsts.SupportedStreamingProtocols)
 }
 
+// handlePortForward: /portForward/{namespace}/{pod}[/{uid}]
 func (s *server) handlePortForward(w http.ResponseWriter, req *http.Request, parts []string) {
-	if len(parts) != 2 && len(parts) != 3 {
-		http.NotFound(w, req)
-		return
-	}
-	pod, err := s.pod(parts[0], parts[1])
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	}
-	if len(parts) == 3 && parts[2] != pod.UID {
-		http.Error(w, "pod not found", http.StatusNotFound)
+	pod, ok := s.lookup(w, req, parts, 0)
+	if !ok {
 		return
 	}
 	opts, err := portforward.NewV4Options(req)
