@@ -224,7 +224,7 @@ func dialInNetns(path, addr string) (net.Conn, error) {
 	return r.conn, r.err
 }
 
-// lookup resolves the {namespace}/{pod}[/{uid}] that parts start with (“tail“ more parts follow),
+// lookup resolves the {namespace}/{pod}[/{uid}] that parts start with (tail more parts follow),
 // answering 404 itself when the path or the pod does not fit.
 func (s *server) lookup(w http.ResponseWriter, req *http.Request, parts []string, tail int) (*podState, bool) {
 	n := len(parts) - tail
