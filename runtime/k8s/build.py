@@ -141,7 +141,7 @@ def _run_go(cmd: list[str], what: str, env: dict[str, str], cwd: Path | None, pr
 
     def tick() -> None:
         while not done.wait(15.0):
-            progress(f"{what}: {time.monotonic() - t0:.0f} s (about {expected_s / 60:.0f} min cold on 2 cores)")
+            progress(f"{what}: {time.monotonic() - t0:.0f} s (about {expected_s / 60:.1f} min from nothing on 2 cores)")
 
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
@@ -207,7 +207,7 @@ def _kuberay(go: str, progress: Progress) -> tuple[str, Path, Path, str]:
             progress(f"building the KubeRay operator {version} (go install {KUBERAY_MODULE}@{version})")
             env = {**_go_env(), "GOBIN": str(out)}
             _run_go([go, "install", "-trimpath", "-ldflags", "-s -w", f"{KUBERAY_MODULE}@{version}"],
-                    f"building KubeRay {version}", env, None, progress, expected_s=5 * 60)
+                    f"building KubeRay {version}", env, None, progress, expected_s=1.5 * 60)
         note = ""
         if version != KUBERAY_VERSIONS[0]:
             note = (f"KubeRay {KUBERAY_VERSIONS[0]} cannot be had from the Go module proxy ({refusals[0]}); "
@@ -245,7 +245,7 @@ def ensure_binaries(progress: Progress = _quiet) -> Binaries:
         if not (out / STAMP).exists():
             _build(go, out, list(TOOLS), list(BINARIES.values()),
                    f"building Kubernetes {kube} (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) "
-                   f"and etcd {etcd} from the Go module proxy", progress, expected_s=7 * 60)
+                   f"and etcd {etcd} from the Go module proxy", progress, expected_s=5.5 * 60)
         server = root / f"nodeserver-{_digest(go, module + sorted((GO_MODULE / 'nodeserver').glob('*.go')))}"
         if not (server / STAMP).exists():
             _build(go, server, ["./nodeserver"], ["nodeserver"], "building the nodeserver", progress,
