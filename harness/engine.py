@@ -21,6 +21,7 @@ from typing import Any, Callable, Protocol
 
 from harness import report
 from harness.apps import AppUnderTest, ScenarioSkipped
+from harness.bounds import PROBE_SLACK_S, front_door_lag_s
 from harness.checks import availability, evaluate_phases, first_steady_state, route_problem
 from harness.faults import DoesNotApply, FaultPlan
 from harness.history import (REQUESTS_FILE, SERVED_BY_FILE, SNAPSHOTS_FILE, FaultRecord, History, JsonlTail,
@@ -31,11 +32,11 @@ from harness.observe import Prober, Snapshot
 from harness.outcome import PromiseBroken, RunResult, SLOViolation
 from harness.scenario import Phase, Scenario, scenario_rng
 from harness.servedby import ServedByReader
-from harness.slots import SlotTable
+from harness.slots import SLOTS_PREFIX, SlotTable
 from harness.startup import measured_start_s
 from runtime.app.serve_config import restarts_replicas
 from runtime.app.spec import AppSpec
-from runtime.cluster import Cluster, Endpoints
+from runtime.cluster import Cluster, Endpoints, PodInfo
 from runtime.errors import ClusterLost, InfrastructureError, ServeChaosError
 from runtime.local.procs import OWNER_ENV, ROLE_ENV, RUN_ENV
 from runtime.waiting import NotYet, wait_until
@@ -275,7 +276,7 @@ class Engine:
         # The Ray the cluster runs (a target records it), not necessarily the harness's own.
         settings.setdefault("ray_version", report.ray_version())
         endpoints = self.cluster.endpoints()
-        slots = self._slots(scenario.load, endpoints)
+        slots = self._slots(scenario.load, endpoints, front_door_lag_s(settings))
         markers = {ROLE_ENV: "load", OWNER_ENV: str(os.getpid()), **({RUN_ENV: self.run_label} if self.run_label else {})}
         phases = [_replace_fault(p, p.fault.for_app(app, self.app.deployment)) for p in scenario.phases()]
         max_load_s = scenario.gate_timeout_s + scenario.warmup_s + sum(p.deadline_s + p.delay_s for p in phases) + 300
@@ -289,10 +290,27 @@ class Engine:
                     phases, load, prober, served_by, slots=slots)
 
     # ------------------------------------------------------------------ the load's pods
-    def _slots(self, spec: LoadSpec, endpoints: Endpoints) -> SlotTable:
+    def _slots(self, spec: LoadSpec, endpoints: Endpoints, lag_s: float) -> SlotTable:
         """The load's endpoints at its start; ``pods:<role>`` takes the pods ready now (Serve runs a
-        proxy only on nodes hosting replicas).  Slots follow pods by incarnation (``harness.slots``)."""
-        pods = self.cluster.pods()
+        proxy only on nodes hosting replicas).  Slots follow pods by incarnation (``harness.slots``).
+
+        A cluster is ready once its front door serves through one pod; the others pass their
+        readiness check up to the front door's lag (``lag_s``, s) later, so the load waits that
+        long for every running pod of a role it aims at, then takes those that are ready."""
+        roles = {name.partition(":")[2] for name in spec.endpoints if name.startswith(SLOTS_PREFIX)}
+
+        def all_ready() -> list[PodInfo]:
+            pods = self.cluster.pods()
+            waiting = [p.name for p in pods if p.role in roles and p.phase == "Running" and not p.ready]
+            if waiting:
+                raise NotYet(f"{', '.join(waiting)} not ready")
+            return pods
+
+        try:
+            pods = wait_until(all_ready, lag_s + PROBE_SLACK_S, what="the pods the load aims at") if roles else []
+        except ServeChaosError:
+            pods = []
+        pods = pods or self.cluster.pods()
         return SlotTable.start(spec.endpoints, endpoints, {p.name: p.role for p in pods},
                                {p.name for p in pods if p.ready}, {p.name: p.incarnation for p in pods})
 

@@ -7,6 +7,8 @@ import json
 import os
 import signal
 import threading
+import time
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +16,7 @@ from harness.checks import SLO
 from harness.engine import AbortPolicy, Engine, GateError
 from harness.faults import MassReplicaKill, ReplicaKill
 from harness.interrupts import STOP_SIGNALS, interrupt_on_stop_signals
+from harness.load import LoadSpec
 from harness.scenario import Followup, Scenario, scenario_rng
 from runtime.app.serve_config import SleepyPidConfig
 from runtime.errors import InfrastructureError
@@ -176,7 +179,6 @@ def node_loss_then_replica_kill(**kw) -> Scenario:
     """Lose a worker's node, then -- once recovered -- kill a replica: the follow-up is judged
     on every worker slot, the recreated pod's included."""
     from harness.faults import NodeLoss
-    from harness.load import LoadSpec
 
     follow = Followup(name="then", fault=ReplicaKill(), expected_churn={"replica": "victims"},
                       slo=SLO(max_recovery_s=5.0, endpoint_availability={"pods:worker": 1.0}),
@@ -328,3 +330,23 @@ def test_a_fault_with_nothing_to_act_on_in_this_cluster_is_skipped_not_failed(tm
     assert runner.last_result.status == "skipped"
     assert verdict(tmp_path)["status"] == "skipped"
     assert not any("press" in c for c in cluster.calls) and "heal" in cluster.calls
+
+
+def test_the_load_waits_for_a_worker_the_front_door_has_not_checked_yet(tmp_path):
+    # A cluster is ready once the front door serves through one pod; a worker's proxy may pass
+    # its readiness check up to the front door's lag later.  Aiming at pods:worker before then
+    # would leave the worker out of the load for the whole run.
+    cluster = FakeCluster()
+    late = next(p for p in cluster.pod_list if p.role == "worker")
+    cluster._replace_pod(late, replace(late, ready=False))
+    threading.Timer(0.5, cluster._ready, args=(replace(late, ready=False),)).start()
+    spec = LoadSpec(endpoints=("front", "pods:worker"))
+    slots = engine(cluster, tmp_path)._slots(spec, cluster.endpoints(), lag_s=5.0)
+    assert late.name in {t.pod for t in slots.targets}
+    # a pod that never passes (it hosts no replica) is left out once the lag has passed
+    never = next(p for p in cluster.pod_list if p.role == "worker")
+    cluster._replace_pod(never, replace(never, ready=False))
+    t0 = time.monotonic()
+    slots = engine(cluster, tmp_path)._slots(spec, cluster.endpoints(), lag_s=0.5)
+    assert never.name not in {t.pod for t in slots.targets}
+    assert 0.5 <= time.monotonic() - t0 < 10.0
