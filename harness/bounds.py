@@ -10,6 +10,7 @@ controller logged (``replica_start_s``, ``harness.startup``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from runtime.ray_settings import (SERVE_PROXY_HEALTH_CHECK_PERIOD_S, SERVE_PROXY_READY_TIMEOUT_S,
@@ -117,6 +118,15 @@ def lagging_front_door_bounds(settings: dict[str, Any]) -> dict[str, float]:
     longer than that, and the rolling 1 s error ratio stays raised one second more."""
     lag = front_door_lag_s(settings)
     return {"max_failure_span_s": lag, "max_longest_degraded_s": lag + 1.0}
+
+
+def crashed_pod_failures(rate: float, settings: dict[str, Any]) -> int:
+    """Most requests (a count) the front door can fail for one Ray pod that crashed: the
+    pod's share of the front's ``rate`` (requests/s; the front door round-robins over the
+    head and ``workers`` pods) for as long as the front door may lag (s), plus one second
+    for the requests already in flight on it when it crashed."""
+    pods = int(settings.get("workers", 2)) + 1
+    return math.ceil(rate * (front_door_lag_s(settings) + 1.0) / pods)
 
 
 def dead_proxy_replaced_s(settings: dict[str, Any]) -> float:

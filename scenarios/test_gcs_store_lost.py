@@ -12,31 +12,41 @@ Redis persists to an append-only file, like a Redis with a volume.
 
 import pytest
 
-from harness.bounds import lagging_front_door_bounds
+from harness.bounds import crashed_pod_failures, lagging_front_door_bounds
 from harness.checks import SLO, dashboard_downtime, replica_spread
 from harness.faults import RedisLoss
 from harness.load import LoadSpec
 from harness.scenario import Scenario
+
+#: Requests per second on each endpoint.
+RATE = 15.0
+
+
+def _bounds(settings: dict) -> dict:
+    return {**lagging_front_door_bounds(settings),
+            "max_failed_during_fault": crashed_pod_failures(RATE, settings)}
+
 
 GCS_STORE_LOST = Scenario(
     name="gcs_store_lost",
     title="kill Redis (the GCS store) for 10 s while the head is up, under load",
     promise="Serving continues while Redis is gone; after it returns the cluster heals to steady state.",
     fault=RedisLoss(duration_s=10.0),
-    load=LoadSpec(rate=15.0, endpoints=("front", "role:head", "pods:worker")),
+    load=LoadSpec(rate=RATE, endpoints=("front", "role:head", "pods:worker")),
     slo=SLO(
         # The crashed head stays in the front door until its readiness fails: errors may go
         # on that long (the target's front-door lag, harness/bounds.py), interleaved, never
-        # as an outage, and they stay rare.
-        min_availability_during_fault=0.99,
+        # as an outage, and only on the head's share of the front's requests in that time.
+        # (A 0.99 floor stood here; its denominator is the recovery's length, and one run of
+        # 5 failures in 0.7 s over a 33 s recovery fell under it: 0.9898.)
         max_outage_s=1.0,
         endpoint_availability={"pods:worker": 1.0},
         # after Redis is back: the head's GCS reloads, the controller and the head's
         # replicas come back (10 s constructor)
         max_recovery_s=60.0,
-        **lagging_front_door_bounds({}),
+        **_bounds({}),
     ),
-    bounds=lagging_front_door_bounds,
+    bounds=_bounds,
     expected_churn={"replica": "none_outside:head", "proxy": "none_outside:head", "controller": "any",
                     "pod": "none_outside:head,redis"},
     extra_metrics=(dashboard_downtime, replica_spread),

@@ -239,3 +239,23 @@ def test_a_proxy_killed_by_memory_pressure_is_given_its_replacement_time():
     slow_app = dead_proxy_bounds({"replica_start_s": 40.0, "front_door_lag_s": 8.0})
     assert slow_app["max_recovery_s"] == 55.0  # a replica's start, when longer, still rules
     assert MEMORY_PRESSURE.bounds is dead_proxy_bounds
+
+
+def test_a_crashed_head_may_fail_only_its_share_of_the_front_for_the_lag():
+    # Redis loss crashes the head; the front door round-robins over head and workers and
+    # keeps the head for at most its lag, plus the requests in flight when it died.
+    from harness.bounds import crashed_pod_failures
+    from harness.checks import SLO
+    from harness.checks.slo import judge
+    from scenarios.test_gcs_store_lost import GCS_STORE_LOST
+
+    assert crashed_pod_failures(15.0, {"front_door_lag_s": 8.0, "workers": 2}) == 45
+    assert crashed_pod_failures(15.0, {"front_door_lag_s": 8.0, "workers": 4}) == 27
+    bounds = GCS_STORE_LOST.bounds({"front_door_lag_s": 2.0, "workers": 2})
+    assert bounds["max_failed_during_fault"] == 15 and bounds["max_failure_span_s"] == 2.0
+    slo = SLO(max_failed_during_fault=bounds["max_failed_during_fault"])
+    front = {"endpoints": {"front": {"failed_during_fault": 16}}}
+    [check] = judge(slo, front, [], {})
+    assert (check.name, check.status) == ("front.failed_during_fault", "fail")
+    front["endpoints"]["front"]["failed_during_fault"] = 5
+    assert judge(slo, front, [], {})[0].status == "pass"

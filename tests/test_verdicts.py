@@ -137,7 +137,8 @@ def test_an_unexpected_failure_is_never_hidden_by_a_known_one():
 def test_the_promised_floors_are_in_place():
     sc = load_scenarios()
     assert sc["worker_node_failure"].slo.other_pods_min_availability_during_fault is not None
-    assert sc["gcs_store_lost"].slo.min_availability_during_fault is not None
+    # the head's crash may fail its share of the front for the front door's lag, no more
+    assert sc["gcs_store_lost"].slo.max_failed_during_fault is not None
     partition = sc["network_partition"]
     assert partition.slo.max_longest_degraded_s is not None and partition.slo.max_front_door_drop_s is not None
     assert any(getattr(m, "__name__", "") == "front_door_drop" for m in partition.extra_metrics)

@@ -47,6 +47,8 @@ class SLO:
     endpoint_availability: dict[str, float] = field(default_factory=dict)
     #: First to last failed request during the fault on the primary endpoint (s).
     max_failure_span_s: float | None = None
+    #: Failed requests during the fault on the primary endpoint (a count).
+    max_failed_during_fault: int | None = None
     #: Time the primary endpoint was degraded during the fault (s).
     max_degraded_s: float | None = None
     #: Longest stretch the primary endpoint was degraded during the fault (s).
@@ -107,6 +109,8 @@ RULES: tuple[Rule, ...] = (
     Rule("max_outage_s", "longest_outage_s", PRIMARY, MAX, UNKNOWN, "s", open_fails=True),
     Rule("max_first_success_s", "first_success_s", PRIMARY, MAX, FAIL, "s", "the outage never ended"),
     Rule("max_failure_span_s", "failure_span_s", PRIMARY, MAX, UNKNOWN, "s"),
+    Rule("max_failed_during_fault", "failed_during_fault", PRIMARY, MAX, UNKNOWN, "requests",
+         "no requests in the window"),
     Rule("max_degraded_s", "degraded_s", PRIMARY, MAX, UNKNOWN, "s"),
     Rule("max_longest_degraded_s", "longest_degraded_s", PRIMARY, MAX, UNKNOWN, "s"),
     Rule("max_p99_ms", "p99_ms", PRIMARY, MAX, UNKNOWN, "ms"),
