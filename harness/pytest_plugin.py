@@ -95,6 +95,9 @@ def run_options(config: pytest.Config) -> RunOptions:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario(obj): the harness.scenario.Scenario this test runs")
+    config.addinivalue_line("markers", "k8s_in_ci: CI runs this scenario on the k8s target rather than the local "
+                                       "one (-m k8s_in_ci --target k8s; -m 'not k8s_in_ci' locally): what it "
+                                       "judges is KubeRay's pod, node and cluster replacement")
     config.stash[RESULTS_KEY] = []
     try:
         config.stash[OPTIONS_KEY] = run_options(config)

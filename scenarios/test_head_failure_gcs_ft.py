@@ -85,6 +85,7 @@ HEAD_FAILURE_GCS_FT = Scenario(
 )
 
 
+@pytest.mark.k8s_in_ci
 @pytest.mark.scenario(HEAD_FAILURE_GCS_FT)
 def test_head_failure_gcs_ft(scenario_result):
     try:

@@ -75,6 +75,7 @@ NODE_DRAIN_COMPOSED = drain_scenario(
     skip_reason="it is node_drain on the bundled composed example; node_drain itself runs on your app")
 
 
+@pytest.mark.k8s_in_ci
 @pytest.mark.scenario(NODE_DRAIN)
 def test_node_drain(scenario_result):
     scenario_result.assert_promises()

@@ -53,6 +53,7 @@ RAYSERVICE_UPGRADE = Scenario(
 )
 
 
+@pytest.mark.k8s_in_ci
 @pytest.mark.scenario(RAYSERVICE_UPGRADE)
 def test_rayservice_upgrade(scenario_result):
     scenario_result.assert_promises()

@@ -53,6 +53,7 @@ WORKER_NODE_FAILURE = Scenario(
 )
 
 
+@pytest.mark.k8s_in_ci
 @pytest.mark.scenario(WORKER_NODE_FAILURE)
 def test_worker_node_failure(scenario_result):
     scenario_result.assert_promises()

@@ -42,6 +42,7 @@ WORKER_POD_FAILURE = Scenario(
 )
 
 
+@pytest.mark.k8s_in_ci
 @pytest.mark.scenario(WORKER_POD_FAILURE)
 def test_worker_pod_failure(scenario_result):
     scenario_result.assert_promises()
