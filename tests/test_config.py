@@ -7,7 +7,7 @@ from harness.checks import SLO
 from harness.faults import ReplicaKill
 from harness.load import LoadSpec, resolve_endpoints
 from harness.scenario import Scenario
-from runtime.app.serve_config import SleepyPidConfig, desired_replicas
+from runtime.app.serve_config import SleepyPidConfig, deployed_config_problem, desired_replicas
 from runtime.cluster import Endpoints
 from runtime.errors import ConfigError
 from runtime.local.config import LocalClusterConfig
@@ -144,3 +144,22 @@ def test_scenario_slos_take_the_targets_bounds():
     assert node.slo_for(kube).max_recovery_s == 115.0
     # A slow app's own start moves the bound; SleepyPid's 10 s is never assumed.
     assert node.slo_for({**kube, "replica_start_s": 60.0}).max_recovery_s == 165.0
+
+
+def test_the_gate_sees_placement_options_serve_took_but_never_applied():
+    desired = SleepyPidConfig(max_replicas_per_node=3).spec().to_serve_config()
+    app = desired["applications"][0]
+    dep = app["deployments"][0]
+
+    def details(effective: int | None) -> dict:
+        config = {"name": dep["name"], "num_replicas": 6}
+        if effective is not None:
+            config["max_replicas_per_node"] = effective
+        return {"applications": {app["name"]: {"deployed_app_config": app, "deployments": {
+            dep["name"]: {"status": "HEALTHY", "deployment_config": config}}}}}
+
+    # Measured on Ray 2.60: deployed_app_config says 3, the deployment still runs 2.
+    problem = deployed_config_problem(desired, details(2))
+    assert problem and "runs max_replicas_per_node 2, not 3" in problem and "\n" not in problem
+    assert deployed_config_problem(desired, details(3)) is None
+    assert deployed_config_problem(desired, details(None)) is None  # an older Ray that does not report it

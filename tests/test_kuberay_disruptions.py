@@ -109,6 +109,43 @@ def test_the_next_command_restores_what_a_dead_harness_changed(kube):
     assert kube.cluster.serve_config() == original and kube.cluster.lease.faults() == []
 
 
+def test_a_replacing_apply_deletes_the_apps_through_kuberay_first(kube):
+    # Serve ignores a change of max_replicas_per_node alone (DeploymentState.deploy), so a
+    # heavy change goes delete-then-deploy, as on the local target.
+    new = changed(kube, max_replicas_per_node=3)
+    dashboard = kube.operator.dashboard(kube.serving())
+    before = len(dashboard.puts)
+    with kube.operator.running():
+        record = kube.cluster.apply_serve_config(new, replace=True)
+        kube.cluster.wait_ready(timeout_s=20)
+    assert record.details["replace"] is True
+    assert [p["applications"] for p in dashboard.puts[before:before + 1]] == [[]]
+    assert dashboard.puts[-1]["applications"] == new["applications"]
+    assert kube.cluster.serve_config() == new and kube.cluster.lease.faults() == []
+
+
+def test_between_delete_and_deploy_the_desired_config_is_leased_and_an_interrupt_still_deploys_it(
+        kube, monkeypatch):
+    new = changed(kube, max_replicas_per_node=3)
+    set_config = kube.cluster._set_serve_config
+    calls, leased = [], []
+
+    def dies_after_the_delete(config):
+        calls.append(config)
+        set_config(config)
+        if len(calls) == 1:
+            # A SIGKILL here leaves this lease: the next command restores ``original``.
+            leased.extend((f["kind"], f["data"]["original"]) for f in kube.cluster.lease.faults())
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(kube.cluster, "_set_serve_config", dies_after_the_delete)
+    with pytest.raises(KeyboardInterrupt):
+        kube.cluster.apply_serve_config(new, replace=True)
+    assert leased == [("serve_config", new)]
+    assert calls[0]["applications"] == [] and calls[-1] == new
+    assert kube.cluster.serve_config() == new and kube.cluster.lease.faults() == []
+
+
 def test_rejection_takes_serves_answer_from_kuberays_event_note():
     note = ("Failed to update serve applications to the RayCluster ns/c: fail to create / update Serve applications. "
             "If you observe ... err: UpdateDeployments fail: 400 Bad Request {\"error\": \"bad\n  config\"}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from runtime.app.spec import AppSpec, RequestSpec, bundled_files
 from runtime.errors import ConfigError
+from runtime.waiting import NotYet, wait_until
 
 APP_NAME = "sleepy"
 DEPLOYMENT_NAME = "SleepyPid"
@@ -202,4 +203,41 @@ def deployed_config_problem(desired: dict[str, Any], details: dict[str, Any]) ->
         for dep in app.get("deployments", []):
             if _subset_differs(dep, by_name.get(dep.get("name"), {})):
                 return f"deployment {name}/{dep.get('name')} is not deployed as configured"
+            ignored = placement_not_in_effect(name, dep, (apps.get(name) or {}).get("deployments") or {})
+            if ignored:
+                return ignored
     return None
+
+
+#: Replica options Serve 2.60 keeps out of its "did the deployment change" test:
+#: ``deployment_state.py`` ``DeploymentState.deploy`` compares the deployment config, the
+#: ray_actor_options, the route prefix and the code version, not these ``replica_config``
+#: fields.  A config that changes only them is shown in ``deployed_app_config`` and never
+#: applied (measured on the k8s target: max_replicas_per_node 2 -> 3 stayed 2 for minutes).
+PLACEMENT_OPTIONS = ("max_replicas_per_node", "placement_group_bundles", "placement_group_strategy")
+
+
+def placement_not_in_effect(app: str, dep: dict[str, Any], running: dict[str, Any]) -> str | None:
+    """Why a deployment's placement options (``PLACEMENT_OPTIONS``) as set in ``dep`` are not
+    the ones its replicas run with (``deployments.<name>.deployment_config`` of the REST API),
+    or None.  An option the API does not report (an older Ray) is taken as in effect."""
+    effective = (running.get(dep.get("name")) or {}).get("deployment_config") or {}
+    for key in PLACEMENT_OPTIONS:
+        if key in dep and key in effective and _subset_differs(dep[key], effective[key]):
+            return (f"deployment {app}/{dep.get('name')} runs {key} {effective[key]!r}, not {dep[key]!r}: Serve "
+                    "took the config but not the change (it ignores a change of placement options alone)")
+    return None
+
+
+def wait_apps_deleted(session: Any, dashboard_url: str, timeout_s: float = 60.0) -> None:
+    """Wait until the dashboard (``GET /api/serve/applications/``) lists no application;
+    InfrastructureError after ``timeout_s`` (s)."""
+    def gone() -> None:
+        try:
+            apps = session.get(f"{dashboard_url}/api/serve/applications/", timeout=5).json()
+        except (OSError, ValueError) as err:
+            raise NotYet(f"the dashboard does not answer: {type(err).__name__}") from None
+        if apps.get("applications"):
+            raise NotYet(f"still deployed: {', '.join(apps['applications'])}")
+
+    wait_until(gone, timeout_s, 0.5, what="the old applications to be deleted")

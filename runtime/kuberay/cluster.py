@@ -41,6 +41,7 @@ from runtime.app.serve_config import (
     deploy_failure,
     deployed_config_problem,
     desired_replicas,
+    wait_apps_deleted,
 )
 from runtime.cluster import GRAY_FAULTS, ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
 from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
@@ -85,6 +86,9 @@ from runtime.waiting import NotYet, wait_until
 #: collected only after ``quarantineTime`` (40 s), checked every ``gcCheckPeriod`` (20 s).
 PODGC_QUARANTINE_S = 40.0
 PODGC_PERIOD_S = 20.0
+#: How long Serve may take to delete the apps once KubeRay submitted none (s): each replica's
+#: graceful shutdown (SleepyPid's 20 s) plus the controller's loop.
+APPS_DELETE_S = 40.0
 #: KubeRay's Serve readiness probe on workers (``utils/constant.go``: period 5 s, timeout 2 s,
 #: ServeReadinessProbeFailureThreshold 1); the head leaves the Serve Service when the RayService
 #: controller, reconciling every 2 s (ServiceDefaultRequeueDuration), finds its proxy unhealthy
@@ -608,11 +612,32 @@ class KubeRayCluster:
                                                          for f in self.lease.faults()]})
 
     def apply_serve_config(self, config: dict[str, Any], replace: bool = False) -> ActionRecord:
-        """Make ``config`` the RayService's serveConfigV2; the operator deploys it in place
-        (it has no delete-then-deploy, so ``replace`` changes nothing here)."""
+        """Make ``config`` the RayService's serveConfigV2; the operator deploys it in place.
+        ``replace`` deletes the apps first, as the local target does: an in-place change of
+        placement options alone is never applied by Serve (``PLACEMENT_OPTIONS``), and every
+        replica starts at once instead of in rolling batches.  The delete goes the operator's
+        way too -- serveConfigV2 with no application, which KubeRay submits like any change
+        (``rayservice_controller.go`` checkIfNeedSubmitServeApplications) -- and is leased, so
+        a harness that dies in between leaves ``config`` to be restored by the next command."""
         t0 = time.time()
+        if replace:
+            self._delete_apps(config)
         self._set_serve_config(config)
         return ActionRecord("apply_serve_config", self.ray.name, t0, time.time(), {"replace": replace})
+
+    def _delete_apps(self, config: dict[str, Any]) -> None:
+        leased = self.lease.fault("serve_config", self.ray.name) is None
+        if leased:
+            self.lease.add_fault("serve_config", self.ray.name, original=config, change="delete the apps, then deploy")
+        try:
+            self._set_serve_config({**config, "applications": []})
+            wait_apps_deleted(self._session, self.dashboard_url(), timeout_s=SUBMIT_TIMEOUT_S + APPS_DELETE_S)
+        except InfrastructureError:
+            pass  # deploying over what is left is an in-place update; the gate says if Serve ignores it
+        finally:
+            self._set_serve_config(config)
+            if leased:
+                self.lease.drop_faults("serve_config", self.ray.name)
 
     def _set_serve_config(self, config: dict[str, Any]) -> None:
         """serveConfigV2 and the desired-config annotation, and nothing else of the RayService."""

@@ -28,6 +28,7 @@ from typing import Any
 
 import requests
 
+from runtime.app.serve_config import wait_apps_deleted
 from runtime.app.spec import validate_serve_config
 from runtime.cluster import ActionRecord
 from runtime.errors import InfrastructureError, ServeChaosError
@@ -265,16 +266,8 @@ class RayServiceOperator:
                             {"hash": _config_hash(config)[:12], "replace": replace})
 
     def _wait_apps_deleted(self, session: requests.Session, timeout_s: float = 60.0) -> None:
-        def gone() -> None:
-            try:
-                apps = session.get(f"{self.dashboard_url()}/api/serve/applications/", timeout=5).json()
-            except (requests.RequestException, ValueError) as err:
-                raise NotYet(f"the dashboard does not answer: {err}") from None
-            if apps.get("applications"):
-                raise NotYet(f"still deployed: {', '.join(apps['applications'])}")
-
         try:
-            wait_until(gone, timeout_s, 0.5, what="the old applications to be deleted")
+            wait_apps_deleted(session, self.dashboard_url(), timeout_s)
         except InfrastructureError as err:
             # Deploying over what is left only turns this into a rolling update.
             self.event("serve_replace_slow", error=err.what)
