@@ -11,7 +11,7 @@ official client speaks), with the official client:
    of an HTTP answer through it (wall time, and the harness's CPU time);
 2. HTTP requests through ``PodPortForwarder`` opening a connection per request;
 3. the same requests over kept-alive connections (the design the load uses for forwarded
-   endpoints: ``Endpoints.forwarded``, ``harness/locustfile.py`` ``session_for``).
+   endpoints: ``Endpoints.forwarded``, ``harness/load/locustfile.py`` ``session_for``).
 
 The loopback server answers at once: a real API server adds authentication, the hop to the
 kubelet and the CRI's port-forward, so real setups cost more than these figures, never less.

@@ -5,7 +5,7 @@ Each returns ``{SLO field: seconds}`` for ``Phase.bounds``; ``settings`` is what
 Kubernetes the PodGC timings) plus what the engine learnt of the app: its
 deployments' health-check period and timeout and graceful shutdown timeout
 (``AppSpec.recovery_settings``) and the slowest replica start the Serve
-controller logged (``replica_start_s``, ``harness.startup``).
+controller logged (``replica_start_s``, ``harness.observe.startup``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ keeps it again).  Judged on a run of Ray ``V`` (all strict, none hides a failure
 - ``V`` before ``since``, the check fails: the promise breaks in an older release than the
   range says (a failure; the range should start earlier).
 
-Across versions the matrix (``harness/matrix.py``) says the same of adjacent columns.
+Across versions the matrix (``harness/report/matrix.py``) says the same of adjacent columns.
 """
 
 from __future__ import annotations

@@ -19,21 +19,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from harness import report
-from harness.apps import AppUnderTest, ScenarioSkipped
+from harness.report import artifacts as report
+from harness.app.selection import AppUnderTest, ScenarioSkipped
 from harness.bounds import PROBE_SLACK_S, front_door_lag_s
 from harness.checks import availability, evaluate_phases, first_steady_state, route_problem
 from harness.faults import DoesNotApply, FaultPlan
-from harness.history import (REQUESTS_FILE, SERVED_BY_FILE, SNAPSHOTS_FILE, FaultRecord, History, JsonlTail,
+from harness.observe.history import (REQUESTS_FILE, SERVED_BY_FILE, SNAPSHOTS_FILE, FaultRecord, History, JsonlTail,
                              read_jsonl, requests_frame)
 from harness.interrupts import DeferredInterrupt
-from harness.load import LoadGenerator, LoadSpec, Traffic
-from harness.observe import Prober, Snapshot
+from harness.load.generator import LoadGenerator
+from harness.load.spec import LoadSpec, Traffic
+from harness.observe.probe import Prober, Snapshot
 from harness.outcome import PromiseBroken, RunResult, SLOViolation
 from harness.scenario import Phase, Scenario, scenario_rng
-from harness.servedby import ServedByReader
-from harness.slots import SLOTS_PREFIX, SlotTable
-from harness.startup import measured_start_s
+from harness.load.servedby import ServedByReader
+from harness.load.slots import SLOTS_PREFIX, SlotTable
+from harness.observe.startup import measured_start_s
 from runtime.app.serve_config import restarts_replicas
 from runtime.app.spec import AppSpec
 from runtime.cluster import Cluster, Endpoints, PodInfo
@@ -56,7 +57,7 @@ class LoadLike(Protocol):
     def stop(self) -> None: ...
 
     def retarget(self, targets: list[dict[str, Any]]) -> None:
-        """New addresses for the same endpoints, in the same order (``harness.slots``)."""
+        """New addresses for the same endpoints, in the same order (``harness.load.slots``)."""
 
 
 class ProberLike(Protocol):
@@ -144,7 +145,7 @@ class _Run:
     status_override: str = ""
     cluster_healthy: bool = True
     events_since: float = field(default_factory=time.time)
-    #: The pod behind each of the load's slots (``harness.slots``).
+    #: The pod behind each of the load's slots (``harness.load.slots``).
     slots: SlotTable = field(default_factory=lambda: SlotTable([]))
 
     @property
@@ -292,7 +293,7 @@ class Engine:
     # ------------------------------------------------------------------ the load's pods
     def _slots(self, spec: LoadSpec, endpoints: Endpoints, lag_s: float) -> SlotTable:
         """The load's endpoints at its start; ``pods:<role>`` takes the pods ready now (Serve runs a
-        proxy only on nodes hosting replicas).  Slots follow pods by incarnation (``harness.slots``).
+        proxy only on nodes hosting replicas).  Slots follow pods by incarnation (``harness.load.slots``).
 
         A cluster is ready once its front door serves through one pod; the others pass their
         readiness check up to the front door's lag (``lag_s``, s) later, so the load waits that

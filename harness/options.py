@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from harness.apps import AppUnderTest
+from harness.app.selection import AppUnderTest
 from harness.outputs import check_dir, check_file
 from harness.targets import TargetOptions
 from runtime.errors import ConfigError

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.checks import PASS, Evaluation
 from harness.deviations import fixed_line, in_play, out_of_range_lines
-from harness.history import FaultRecord, History
+from harness.observe.history import FaultRecord, History
 from harness.scenario import Scenario
 
 

@@ -75,7 +75,7 @@ def run_options(config: pytest.Config) -> RunOptions:
         rate_value = float(rate) if rate is not None else None
     except ValueError:
         raise ConfigError(f"--load-rate {rate!r} must be a number of requests/s in (0, 2000]") from None
-    from harness.appoptions import app_spec, app_under_test
+    from harness.app.options import app_spec, app_under_test
 
     spec = app_spec(config.getoption("--app"), config.getoption("--app-dir"), config.getoption("--image"),
                     config.getoption("--requests"), config.getoption("--health-toggle"))
@@ -204,9 +204,9 @@ def scenario_result(request: pytest.FixtureRequest) -> RunResult:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The summary line, the shared settings, the verdict table and what explains each run
     that is not kept -- in the words every report uses (a known deviation is never "fail")."""
-    from harness.report_text import explanation_lines, plain_table
-    from harness.reportview import view
-    from harness.verdicts import SHARED_SETTINGS_LABEL, settings_text
+    from harness.report.text import explanation_lines, plain_table
+    from harness.report.view import view
+    from harness.report.verdicts import SHARED_SETTINGS_LABEL, settings_text
 
     results: list[RunResult] = config.stash.get(RESULTS_KEY, [])
     if not results:

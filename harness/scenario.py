@@ -9,7 +9,7 @@ from typing import Any, Callable
 from harness.checks import CHURN_KINDS, SLO, ExtraCheck, ExtraMetric, valid_churn_kind
 from harness.deviations import Declared, ranges, why_texts
 from harness.faults import Fault
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from runtime.app.spec import AppSpec
 from runtime.errors import ConfigError
 

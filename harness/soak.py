@@ -4,7 +4,7 @@ Each fault keeps the SLOs, churn expectations and known deviations of the
 scenario it comes from, so a soak run is judged fault by fault with the same
 checks as the single-fault scenarios.  The load speaks of roles, as scenarios
 do: the front door, the current head, and a slot per worker pod that follows
-its pod when it is recreated (``harness.slots``).  Each fault is judged from the
+its pod when it is recreated (``harness.load.slots``).  Each fault is judged from the
 previous one's recovery, and what the cluster still holds of it (a lost node)
 is healed before the next (``harness.engine``), so what one fault left behind is
 never charged to the next.
@@ -20,7 +20,7 @@ from typing import Any
 from harness.bounds import POD_JOIN_S, node_loss_bounds
 from harness.catalog import load_scenarios
 from harness.faults import NodeLoss
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Bounds, Followup, Scenario
 from runtime.errors import ConfigError
 

@@ -15,7 +15,7 @@ import pytest
 from harness.bounds import crashed_pod_failures, lagging_front_door_bounds
 from harness.checks import SLO, dashboard_downtime, replica_spread
 from harness.faults import RedisLoss
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 
 #: Requests per second on each endpoint.

@@ -19,7 +19,7 @@ from harness.checks import SLO, front_door_drop, ray_node_death, replica_spread
 from harness.checks.gray import (latency_shift, memory_kills, ray_node_stayed_alive, replicas_on_pod_fate,
                                  slow_replica_share, traffic_shifted_away)
 from harness.faults import CpuStarvation, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 from runtime.app.serve_config import PLANNED_APP
 

@@ -14,7 +14,7 @@ from harness.deviations import KnownDeviation
 from harness.checks import SLO, dashboard_downtime, recreated_pods, replica_spread, serve_when_ready
 from harness.engine import PromiseBroken
 from harness.faults import PodKill
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 
 READY_BEFORE_ROUTING = (

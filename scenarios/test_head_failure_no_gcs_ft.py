@@ -12,7 +12,7 @@ import pytest
 
 from harness.checks import SLO, dashboard_downtime, recreated_pods, replica_spread
 from harness.faults import PodKill
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 
 HEAD_FAILURE_NO_GCS_FT = Scenario(

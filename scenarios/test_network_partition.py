@@ -14,7 +14,7 @@ import pytest
 from harness.bounds import PROBE_SLACK_S, front_door_lag_s
 from harness.checks import SLO, front_door_drop, ray_node_death, replica_spread
 from harness.faults import PodPartition
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 
 

@@ -22,7 +22,7 @@ from harness.bounds import node_loss_bounds
 from harness.checks import SLO, capacity_floor, front_door_drop, ray_node_death, replica_spread
 from harness.checks.planned import drain_timeline, replacements_before_stop
 from harness.faults import NodeDrain
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 from runtime.app.serve_config import COMPOSED_APP, DRAIN_APP
 

@@ -26,7 +26,7 @@ from harness.checks import SLO, replica_spread
 from harness.checks.planned import (rollout_capacity, rollout_metrics, rollout_replaced_once, scale_down_metrics,
                                     served_only_by_new)
 from harness.faults import InplaceUpdate, RollingUpdate, ScaleDown
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 from runtime.app.serve_config import COMPOSED_APP, PLANNED_APP
 

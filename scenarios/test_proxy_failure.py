@@ -10,7 +10,7 @@ import pytest
 from harness.checks import SLO, proxy_restarted_by_ray
 from harness.engine import PromiseBroken
 from harness.faults import ProxyKill
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 
 PROXY_FAILURE = Scenario(

@@ -22,7 +22,7 @@ import pytest
 
 from harness.checks import SLO
 from harness.faults.upgrade import RayServiceUpgrade, old_cluster_deleted
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 
 #: A new RayCluster on Kubernetes: its pods scheduled and started (images preloaded), Ray up, the

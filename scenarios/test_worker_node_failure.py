@@ -14,7 +14,7 @@ import pytest
 from harness.bounds import node_loss_bounds
 from harness.checks import SLO, capacity_floor, ray_node_death, recreated_pods, replica_spread
 from harness.faults import NodeLoss
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 from runtime.app.serve_config import SleepyPidConfig
 

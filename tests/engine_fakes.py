@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 from harness.faults import HealthCheckFailure
 from harness.faults.base import FaultPlan, actor_victim, record
-from harness.history import FaultRecord
-from harness.observe import Snapshot
+from harness.observe.history import FaultRecord
+from harness.observe.probe import Snapshot
 from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
 from runtime.errors import ServeChaosError
 

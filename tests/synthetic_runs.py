@@ -11,10 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import report
+from harness.report import artifacts as report
 from harness.catalog import load_scenarios
 from harness.checks import SLO, evaluate_phases
-from harness.history import FaultRecord, History
+from harness.observe.history import FaultRecord, History
 from harness.scenario import Scenario
 from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP
 from runtime.app.spec import AppSpec

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.advise import (INFO, SEVERE, WARN, TargetShape, advise, graceful_findings, health_findings,
+from harness.app.advise import (INFO, SEVERE, WARN, TargetShape, advise, graceful_findings, health_findings,
                             measured_p99_ms, placement_findings, replica_findings)
-from harness.appsettings import deployment_settings
+from harness.app.settings import deployment_settings
 from harness.bounds import unhealthy_kill_bound_s
-from harness.handlecalls import modules_of, scan, scan_source
+from harness.app.handlecalls import modules_of, scan, scan_source
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "two-apps"

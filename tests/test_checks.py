@@ -23,7 +23,7 @@ from harness.checks import (
     proxy_restarted_by_ray,
     service_restored_after,
 )
-from harness.history import FaultRecord, requests_frame
+from harness.observe.history import FaultRecord, requests_frame
 from tests import synthetic as syn
 
 RATE = 10.0
@@ -378,7 +378,7 @@ def test_pod_that_is_ready_again_must_serve():
 
 
 def test_jsonl_tail_parses_each_line_once_and_waits_for_half_lines(tmp_path):
-    from harness.history import JsonlTail
+    from harness.observe.history import JsonlTail
 
     path = tmp_path / "r.jsonl"
     path.write_text('{"a": 1}\n{"a": 2')

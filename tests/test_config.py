@@ -5,7 +5,7 @@ import pytest
 from harness.catalog import load_scenarios, select
 from harness.checks import SLO
 from harness.faults import ReplicaKill
-from harness.load import LoadSpec, resolve_endpoints
+from harness.load.spec import LoadSpec, resolve_endpoints
 from harness.scenario import Scenario
 from runtime.app.serve_config import SleepyPidConfig, deployed_config_problem, desired_replicas
 from runtime.cluster import Endpoints

@@ -104,7 +104,7 @@ def test_the_old_form_means_every_release_and_names_the_release_it_was_fixed_in(
 
 
 def test_the_verdict_keeps_what_is_in_play_and_every_range():
-    from harness import report
+    from harness.report import artifacts as report
     from tests import synthetic as syn
 
     sc = replace(load_scenarios()["proxy_failure"],

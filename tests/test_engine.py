@@ -16,7 +16,7 @@ from harness.checks import SLO
 from harness.engine import AbortPolicy, Engine, GateError
 from harness.faults import MassReplicaKill, ReplicaKill
 from harness.interrupts import STOP_SIGNALS, interrupt_on_stop_signals
-from harness.load import LoadSpec
+from harness.load.spec import LoadSpec
 from harness.scenario import Followup, Scenario, scenario_rng
 from runtime.app.serve_config import SleepyPidConfig
 from runtime.errors import InfrastructureError
@@ -255,7 +255,7 @@ def soak_for_the_fake(phases: int, names: tuple[str, ...] = SOAK_NAMES):
 
 
 def soak_engine(tmp_path):
-    from harness.apps import AppUnderTest
+    from harness.app.selection import AppUnderTest
     from tests.engine_fakes import standard_pods
 
     app = SleepyPidConfig(num_replicas=6, max_replicas_per_node=2).spec()
@@ -320,7 +320,7 @@ def test_a_fault_with_nothing_to_act_on_in_this_cluster_is_skipped_not_failed(tm
         def capabilities(self) -> Capabilities:
             return Capabilities(ready_timeout_s=5.0, press_memory=True)
 
-    from harness.apps import ScenarioSkipped
+    from harness.app.selection import ScenarioSkipped
 
     cluster = Pressable()
     cluster.pod_list = [replace(p, memory_limit=None) for p in cluster.pod_list]

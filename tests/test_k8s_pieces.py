@@ -16,7 +16,7 @@ import pytest
 
 import tests.synthetic as syn
 from harness.checks.steady import first_steady_state
-from harness.history import FaultRecord
+from harness.observe.history import FaultRecord
 from runtime.cluster import PodInfo
 from runtime.k8s import dns, kuberay, network, proxy
 from runtime.k8s.agent import envs, rootfs

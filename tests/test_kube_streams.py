@@ -94,8 +94,9 @@ def test_streams_on_their_own_clients_leave_rest_calls_alone(server):
 def test_per_pod_load_through_a_forward_keeps_its_connections(server, tmp_path):
     """Issue 18 item 7: a per-pod endpoint reached through a port-forward must not cost a
     websocket setup per request; the load keeps its connections to it alive."""
-    from harness.history import read_jsonl
-    from harness.load import LoadGenerator, LoadSpec, resolve_endpoints
+    from harness.observe.history import read_jsonl
+    from harness.load.generator import LoadGenerator
+    from harness.load.spec import LoadSpec, resolve_endpoints
     from runtime.cluster import Endpoints
 
     api = KubeApi.from_configuration(configuration(server))

@@ -17,8 +17,8 @@ import yaml
 from harness.catalog import load_scenarios
 from harness.checks import check_churn, churn, valid_churn_kind
 from harness.faults import FaultNotApplicable, NodeLoss, PodKill
-from harness.load import resolve_endpoints
-from harness.observe import Snapshot
+from harness.load.spec import resolve_endpoints
+from harness.observe.probe import Snapshot
 from runtime.cluster import POD_ROLES
 from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
 from runtime.kuberay import manifests, safety, schema
@@ -362,7 +362,7 @@ def kube_snapshot(kube: Kube, pids_per_pod: tuple[int, ...] = (101, 102)) -> Sna
     actors.append({"role": "controller", "actor_id": "ctrl", "name": "SERVE_CONTROLLER_ACTOR", "pid": 60,
                    "pod": next(p.name for p in pods if p.role == "head"), "state": "ALIVE"})
     ray_pods = sum(p.role in ("head", "worker") for p in pods)
-    # What the Serve REST API reports of each deployment (harness.observe.app_summary).
+    # What the Serve REST API reports of each deployment (harness.observe.probe.app_summary).
     deployments = {dep: {"config": {"num_replicas": ray_pods, "max_ongoing_requests": 5}, "target_num_replicas": ray_pods}
                    for dep in ("I", "D")}
     return Snapshot(t=0.0, serve_ok=True, actors_ok=True, pods_ok=True, nodes_ok=True,

@@ -249,7 +249,7 @@ def test_the_upgrade_fault_plans_every_ray_pod_and_actor_and_judges_the_old_clus
     import random
 
     from harness.faults.upgrade import RayServiceUpgrade, old_cluster_deleted
-    from harness.history import FaultRecord
+    from harness.observe.history import FaultRecord
     from scenarios.test_rayservice_upgrade import RAYSERVICE_UPGRADE
     from tests.test_kuberay import kube_snapshot
 

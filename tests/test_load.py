@@ -7,8 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness.history import read_jsonl, requests_frame
-from harness.load import LoadGenerator, LoadSpec, Traffic
+from harness.observe.history import read_jsonl, requests_frame
+from harness.load.generator import LoadGenerator
+from harness.load.spec import LoadSpec, Traffic
 
 SEEN_IDS: list[str] = []
 

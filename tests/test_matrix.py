@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness import matrix as truth
+from harness.report import matrix as truth
 from harness.catalog import ORDER, select
 from runtime.errors import ConfigError
 
@@ -179,7 +179,7 @@ def test_a_matrix_runs_each_release_on_its_own_cluster(monkeypatch, tmp_path):
         ran.append((options.target.ray_version, options.report_dir))
         return {"2.40.0": 0, "2.50.0": 1, "2.60.0": 0}[options.target.ray_version]
 
-    monkeypatch.setattr("harness.cli.runs.run_scenarios", fake_run)
+    monkeypatch.setattr("harness.cli.execute.run_scenarios", fake_run)
     monkeypatch.setattr(cmd, "attached", lambda target: None)
 
     def options_for(version: str) -> RunOptions:
@@ -201,7 +201,7 @@ def test_a_matrix_stops_when_interrupted_and_refuses_a_running_cluster(monkeypat
         ran.append(options.target.ray_version)
         return 130
 
-    monkeypatch.setattr("harness.cli.runs.run_scenarios", interrupted)
+    monkeypatch.setattr("harness.cli.execute.run_scenarios", interrupted)
     monkeypatch.setattr(cmd, "attached", lambda target: None)
     options_for = lambda v: RunOptions.build(target=TargetOptions(ray_version=v))  # noqa: E731
     assert cmd.run_matrix(select(["replica_failure"]), ("2.40.0", "2.60.0"), options_for, "t") == 130
@@ -214,7 +214,7 @@ def test_a_matrix_stops_when_interrupted_and_refuses_a_running_cluster(monkeypat
 def test_trends_compare_a_release_only_with_itself():
     import pandas as pd
 
-    from harness.trends import flag_regressions
+    from harness.report.trends import flag_regressions
 
     rows = [{"scenario": "s", "target": "local", "gcs_ft": True, "ray_version": v, "started_at": float(i),
              "availability": 1.0, "recovery_s": r, "run_id": str(i)}

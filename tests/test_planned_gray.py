@@ -12,7 +12,7 @@ from harness.checks.planned import (replacements_before_stop, rollout_capacity, 
                                     served_only_by_new)
 from harness.faults import CpuStarvation, InplaceUpdate, MemoryPressure, PacketLoss, RollingUpdate, ScaleDown
 from harness.faults.operator import Change, set_option
-from harness.history import FaultRecord
+from harness.observe.history import FaultRecord
 from runtime.cluster import PodInfo
 from tests import synthetic as syn
 

@@ -20,9 +20,9 @@ import pytest
 
 from harness.checks.steady import proxy_reach_problems
 from harness.faults.base import DOWNSTREAM, NoSuchDeployment, aimed
-from harness.observe import build_snapshot, replica_name_parts
-from harness.servedby import access_entries, downstream_map, served_by_map
-from harness.startup import start_times
+from harness.observe.probe import build_snapshot, replica_name_parts
+from harness.load.servedby import access_entries, downstream_map, served_by_map
+from harness.observe.startup import start_times
 from runtime.ray_compat import (FEATURE_SINCE, SERVE_CONFIG_KEYS, LogUnavailable, cluster_ray_version,
                                 drain_node_args, features, lacks_key, log_text, unsupported_config_keys)
 from runtime.ray_settings import (RAY_NODE_HEALTH_CHECK_DEFAULTS, SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S,
@@ -299,7 +299,7 @@ def test_the_recorder_writes_what_the_tests_read(answers, dashboard, tmp_path):
 
 
 def test_the_served_by_reader_reads_every_releases_logs_through_the_dashboard(answers, dashboard):
-    from harness.servedby import ServedByReader
+    from harness.load.servedby import ServedByReader
 
     snap = answers.snapshot()
     replicas = [a for a in snap.actors if a["role"] == "replica"]

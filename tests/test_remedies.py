@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.appsettings import app_summary
+from harness.app.settings import app_summary
 from harness.catalog import load_scenarios
-from harness.remedies import MATCHES, REMEDIES, advice, config_text, remedies_for
+from harness.report.remedies import MATCHES, REMEDIES, advice, config_text, remedies_for
 from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP, SleepyPidConfig
 
 

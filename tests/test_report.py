@@ -5,11 +5,12 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 import pytest
 
-from harness import report
+from harness.report import artifacts as report
+from harness.report import render
 from harness.checks import SLO, evaluate
 from harness.faults import ReplicaKill
 from harness.scenario import Scenario
-from harness.trends import HistoryStore, flag_regressions
+from harness.report.trends import HistoryStore, flag_regressions
 from runtime.errors import ConfigError
 from tests import test_checks as tc
 
@@ -34,13 +35,13 @@ def test_html_markdown_junit_from_runs(tmp_path):
                     scenario=Scenario(**{**SCENARIO.__dict__, "slo": SLO(max_outage_s=1.0)}))
     runs = report.collect_runs([tmp_path])
     assert runs == [good.resolve(), bad.resolve()]
-    html = report.render_html(runs)
+    html = render.render_html(runs)
     assert html.count("<img") == 2 and "data:image/png;base64," in html
     assert "<td>kept</td>" in html and "<td>broken</td>" in html
     assert "front.longest_outage_s" in html
-    md = report.render_markdown(runs)
+    md = render.render_markdown(runs)
     assert "| replica_failure | broken |" in md and "front.longest_outage_s = 2.00 s" in md
-    suite = ET.fromstring(report.render_junit(runs))
+    suite = ET.fromstring(render.render_junit(runs))
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     assert suite.findall("testcase")[1].find("failure") is not None
 
@@ -49,9 +50,9 @@ def test_known_ray_deviation_is_labelled_not_failed(tmp_path):
     run = write_run(tmp_path, "r1", 1000.0, tc.replica_kill_history(fail=tc.fail_between((25, 27), kind="5xx")),
                     scenario=Scenario(**{**SCENARIO.__dict__, "slo": SLO(max_outage_s=1.0)}),
                     known={"front.longest_outage_s": "a known Ray bug"})
-    row = report.verdict_row(report.load_verdict(run))
+    row = render.verdict_row(report.load_verdict(run))
     assert row["status"] == "known deviation"
-    suite = ET.fromstring(report.render_junit([run]))
+    suite = ET.fromstring(render.render_junit([run]))
     assert suite.get("failures") == "0" and suite.get("skipped") == "1"
 
 
@@ -85,7 +86,7 @@ def test_html_shows_trend_and_flags_tonight(tmp_path):
         store.add(report.load_verdict(run))
         runs.append(run)
     assert not store.add(report.load_verdict(runs[0]))  # recorded once only
-    html = report.render_html(runs, store)
+    html = render.render_html(runs, store)
     assert "Trends across runs" in html
     assert "Regressions tonight: replica_failure" in html
     assert html.count("<img") == 4  # three timelines and one trend
@@ -113,15 +114,15 @@ def test_every_report_opens_with_the_summary_and_the_shared_settings(tmp_path):
             sr.skipped(tmp_path, "r4", 1003.0, SCENARIO, "it does not apply")]
     line = ("4 runs: 2 kept, 1 known deviation, 0 broken, 1 skipped; worst availability 1.0000 (replica_failure); "
             "slowest recovery 13.5 s (replica_failure)")
-    html = report.render_html(runs)
+    html = render.render_html(runs)
     body = html.split("<body>", 1)[1]
     assert body.index(line) < body.index("Settings of every run") < body.index("<h2>Verdicts</h2>")
     # gcs_ft=True is said once; only the run without GCS FT says otherwise.
     assert "gcs_ft=True" in body.split("<h2>Verdicts</h2>")[0]
     assert body.count("gcs_ft=False") == 2 and body.count("gcs_ft=True") == 1  # table row and its section
-    md = report.render_markdown(runs)
+    md = render.render_markdown(runs)
     assert md.splitlines()[2] == f"**{line}**" and md.splitlines()[4].startswith("Settings of every run")
-    suite = ET.fromstring(report.render_junit(runs))
+    suite = ET.fromstring(render.render_junit(runs))
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert props["summary"] == line and "gcs_ft=True" in props["settings"]
     assert suite.find("system-out").text.startswith(line)
@@ -136,26 +137,26 @@ def test_a_broken_row_says_what_would_help_with_evidence(tmp_path):
     soft = SleepyPidConfig().spec()  # Serve's soft spreading
     lost = sr.write(tmp_path, "r1", 1000.0, sr.shaped("worker_node_failure"),
                     sr.replica_kill_history(fail=lambda t: "timeout" if 20 <= t < 23.5 else None), app=soft)
-    md = report.render_markdown([lost])
+    md = render.render_markdown([lost])
     help_text = md.split("### What would help")[1]
     assert "set `max_replicas_per_node`" in help_text  # the guide's remedy
     assert "Yours: sleepy/SleepyPid num_replicas=6 max_replicas_per_node unset (Serve's default: soft spreading)" \
         in help_text  # the user's setting
     assert "front.longest_outage_s = 3.50 s (bound <= 1.0 s)" in help_text  # the figure measured
     assert "35 of 135 requests through front timed out" in help_text
-    html = report.render_html([lost])
+    html = render.render_html([lost])
     assert html.index("<h2>What would help</h2>") < html.index("<code>max_replicas_per_node</code>")
-    junit = ET.fromstring(report.render_junit([lost]))
+    junit = ET.fromstring(render.render_junit([lost]))
     assert "what would help: set `max_replicas_per_node`" in junit.find("testcase/failure").text
 
 
 def test_a_kept_run_needs_no_advice(tmp_path):
-    from harness.remedies import advice
+    from harness.report.remedies import advice
     from tests import synthetic_runs as sr
 
     kept = sr.write(tmp_path, "r1", 1000.0, sr.shaped("worker_node_failure"), sr.replica_kill_history())
     assert advice(report.load_verdict(kept)) == []
-    assert "What would help" not in report.render_markdown([kept])
+    assert "What would help" not in render.render_markdown([kept])
 
 
 def test_the_timeline_shows_latency_bands_and_the_section_a_latency_table(tmp_path):
@@ -163,7 +164,7 @@ def test_the_timeline_shows_latency_bands_and_the_section_a_latency_table(tmp_pa
 
     slow = sr.write(tmp_path, "r1", 1000.0, sr.shaped("replica_hang"),
                     sr.replica_kill_history(latency=lambda t: 600.0 if 20 <= t < 26 else 5.0))
-    html = report.render_html([slow])
+    html = render.render_html([slow])
     table = html.split("<th>phase</th><th>window</th>")[1].split("</table>")[0]
     assert "<td>main</td><td>before the fault</td><td>200</td><td>0</td><td>5.0 ms</td>" in table
     assert "<td>main</td><td>during the fault</td><td>135</td><td>0</td><td>5.0 ms</td>" in table

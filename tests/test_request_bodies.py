@@ -11,8 +11,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from harness.history import read_jsonl, requests_frame
-from harness.load import LoadGenerator, LoadSpec, Traffic
+from harness.observe.history import read_jsonl, requests_frame
+from harness.load.generator import LoadGenerator
+from harness.load.spec import LoadSpec, Traffic
 from runtime.app.spec import RequestSpec, load_requests
 from runtime.errors import ConfigError
 

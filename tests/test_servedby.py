@@ -8,11 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from harness.checks import route_problem
-from harness.history import History
-from harness.observe import Snapshot
-from harness.servedby import (FIRST_LINES, MAX_LINES, ServedByReader, agreement, next_lines, replicas_by_pid,
+from harness.observe.history import History
+from harness.observe.probe import Snapshot
+from harness.load.servedby import (FIRST_LINES, MAX_LINES, ServedByReader, agreement, next_lines, replicas_by_pid,
                               request_ids, served, served_by_map)
-from harness.startup import start_times
+from harness.observe.startup import start_times
 from runtime.app.spec import RequestSpec
 
 REPLICA_LOG = """\

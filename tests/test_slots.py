@@ -9,9 +9,9 @@ from harness.checks import SLO, evaluate_phases
 from harness.checks.endpoints import aimed_at_victims, endpoint_hit, in_scope, is_direct, vacated_until
 from harness.checks.steady import first_steady_state
 from harness.faults import ReplicaKill
-from harness.history import FaultRecord, History
+from harness.observe.history import FaultRecord, History
 from harness.scenario import Followup
-from harness.slots import VACANT, SlotTable
+from harness.load.slots import VACANT, SlotTable
 from runtime.cluster import Endpoints, PodInfo
 from runtime.errors import ConfigError
 from tests import synthetic as syn

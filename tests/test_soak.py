@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.catalog import load_scenarios
 from harness.soak import build_soak
-from harness.slots import SlotTable
+from harness.load.slots import SlotTable
 from runtime.cluster import Endpoints
 
 ISSUE_FAULTS = ("gcs_store_lost", "worker_node_failure", "health_check_raise_default")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import report
+from harness.report import artifacts as report
 from tests import synthetic_runs as sr
 
 pytest_plugins = ["pytester"]

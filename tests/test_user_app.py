@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.appoptions import app_spec, app_under_test
-from harness.apps import AppUnderTest, ScenarioSkipped
+from harness.app.options import app_spec, app_under_test
+from harness.app.selection import AppUnderTest, ScenarioSkipped
 from harness.catalog import load_scenarios
 import random
 
 from harness.faults import DOWNSTREAM, FaultNotApplicable, NodeLoss, NoSuchDeployment, PodKill, ReplicaHang, ReplicaKill, aimed
-from harness.observe import Snapshot
+from harness.observe.probe import Snapshot
 from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP
 from runtime.app.spec import AppSpec, load_requests
 from runtime.cluster import PodInfo

@@ -16,7 +16,7 @@ import pytest
 
 from harness.catalog import load_scenarios
 from harness.checks import PASS, RULES, SLO, CheckResult, Evaluation, degraded_spans, evaluate
-from harness.history import FaultRecord, requests_frame
+from harness.observe.history import FaultRecord, requests_frame
 from harness.outcome import PromiseBroken, RunResult, SLOViolation
 from tests import synthetic as syn
 
@@ -168,7 +168,7 @@ def test_what_healing_changes_is_not_the_faults_doing():
 
 
 # ---------------------------------------------------------------------- one vocabulary
-from harness import verdicts as vocab  # noqa: E402
+from harness.report import verdicts as vocab  # noqa: E402
 from harness.checks.results import FAIL, UNKNOWN  # noqa: E402
 
 
@@ -210,13 +210,14 @@ def test_the_reports_and_the_exit_code_agree(statuses, known, sometimes):
 
 
 def test_a_known_deviation_is_never_called_a_failure(tmp_path):
-    from harness import report
+    from harness.report import artifacts as report
+    from harness.report import render
     from tests import synthetic_runs as sr
 
     run = sr.controller_failure_run(tmp_path)
     verdict = report.load_verdict(run)
     assert verdict["status"] == "fail" and verdict["outcome"] == vocab.KNOWN
-    outputs = report.render_markdown([run]) + report.render_junit([run])
+    outputs = render.render_markdown([run]) + render.render_junit([run])
     assert "| controller_failure | known deviation |" in outputs
     assert "fail" not in outputs.split("### Details")[0].split("| controller_failure |")[1].split("\n")[0]
     assert 'failures="0"' in outputs and "known deviation: replicas_after_recovery.recovery_s" in outputs
@@ -226,8 +227,9 @@ def test_the_known_deviation_names_its_symptom_not_an_incidental_message(tmp_pat
     """controller_failure: the recovery check failed because no steady window came, and the
     last window tried fell where the dashboard did not answer (the heal restarting the
     controller).  The verdict must name what the requests did."""
-    from harness import report
-    from harness.reportview import details
+    from harness.report import artifacts as report
+    from harness.report import render
+    from harness.report.view import details
     from tests import synthetic_runs as sr
 
     verdict = report.load_verdict(sr.controller_failure_run(tmp_path))
@@ -237,12 +239,12 @@ def test_the_known_deviation_names_its_symptom_not_an_incidental_message(tmp_pat
     assert line == ("replicas_after_recovery.recovery_s: every request through front timed out after the follow-up "
                     "replicas_after_recovery (ray.kill every RUNNING replica with no_restart=True): 350 of 350 in "
                     "the 35 s until the phase's deadline")
-    html = report.render_html([tmp_path / "r-controller_failure"])
+    html = render.render_html([tmp_path / "r-controller_failure"])
     assert "every request through front timed out after the follow-up" in html
 
 
 def test_a_symptom_counts_what_failed_and_how():
-    from harness.symptoms import request_symptom
+    from harness.report.symptoms import request_symptom
 
     window = {"start": 0.0, "fault": 20.0, "end": 34.0, "recovered": True}
     some = {"failed_during_fault": 20, "availability_during_fault": 0.85, "errors": {"refused": 20},
@@ -258,7 +260,7 @@ def test_a_symptom_counts_what_failed_and_how():
 
 
 def test_a_check_name_points_at_its_phase_and_endpoint():
-    from harness.symptoms import CheckRef, parse_check
+    from harness.report.symptoms import CheckRef, parse_check
 
     follow, endpoints = {"replicas_after_recovery"}, {"front", "pod:worker-1"}
     assert parse_check("replicas_after_recovery.recovery_s", follow, endpoints) == \
@@ -303,7 +305,7 @@ def test_settings_shared_by_the_runs_are_said_once():
 
 
 def test_a_scenarios_own_check_keeps_its_words_and_adds_what_the_requests_did():
-    from harness.symptoms import symptom
+    from harness.report.symptoms import symptom
 
     window = {"start": 0.0, "fault": 20.0, "end": 48.0, "recovered": True}
     verdict = {"scenario_spec": {"fault": {"summary": "ray.kill one ProxyActor"}},
@@ -320,7 +322,7 @@ def test_a_scenarios_own_check_keeps_its_words_and_adds_what_the_requests_did():
 
 
 def test_a_symptom_is_said_once():
-    from harness.symptoms import beyond
+    from harness.report.symptoms import beyond
 
     assert beyond("x = 1 (bound <= 0): the check's words", "the check's words") == ""
     assert beyond("x = 1: own words", "own words; meanwhile 3 of 9 requests failed") == "meanwhile 3 of 9 requests failed"

@@ -29,8 +29,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.observe import ACTORS_ALIVE, NODES, SERVE_DETAILS  # noqa: E402
-from harness.servedby import access_entries  # noqa: E402
+from harness.observe.probe import ACTORS_ALIVE, NODES, SERVE_DETAILS  # noqa: E402
+from harness.load.servedby import access_entries  # noqa: E402
 from runtime.ray_compat import LOG_FILE_API, VERSION_API, log_file_params, log_text  # noqa: E402
 
 #: Keep a replica's log only if it names this many of our requests (one is enough to parse).

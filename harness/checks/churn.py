@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.checks.identity import ROLES, actor_key, pod_lives, pod_roles, role_keys, victim_key
 from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
-from harness.observe import Snapshot
+from harness.observe.probe import Snapshot
 
 
 def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, Any]]:

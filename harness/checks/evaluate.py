@@ -20,8 +20,8 @@ from harness.checks.slo import SLO, judge
 from harness.checks.steady import first_steady_state, snapshot_at_or_after, snapshot_before
 from harness.checks.routes import route_metrics
 from harness.checks.timeline import PhaseWindow, availability, endpoint_metrics
-from harness.servedby import agreement
-from harness.history import FaultRecord, History
+from harness.load.servedby import agreement
+from harness.observe.history import FaultRecord, History
 
 
 def phase_window(history: History, fault: FaultRecord, t_recovered: float | None,

@@ -9,8 +9,8 @@ from harness.checks.endpoints import aimed_at_pod, is_direct, pod_behind, target
 from harness.checks.identity import victim_present, victims_observable
 from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
 from harness.checks.steady import snapshot_before
-from harness.history import FaultRecord, History
-from harness.observe import Snapshot
+from harness.observe.history import FaultRecord, History
+from harness.observe.probe import Snapshot
 
 
 def fault_effect(history: History, fault: FaultRecord) -> CheckResult:

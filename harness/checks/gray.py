@@ -14,8 +14,8 @@ from typing import Any
 from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
 from harness.checks.steady import snapshot_before
 from harness.checks.timeline import between, latency_percentiles
-from harness.history import FaultRecord, History
-from harness.servedby import served
+from harness.observe.history import FaultRecord, History
+from harness.load.servedby import served
 
 
 def _lift(fault: FaultRecord) -> dict[str, Any]:

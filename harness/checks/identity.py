@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.observe import Snapshot
+from harness.observe.probe import Snapshot
 from runtime.cluster import incarnation
 
 ROLES = ("replica", "proxy", "controller")

@@ -11,9 +11,9 @@ from typing import Any
 
 from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
 from harness.checks.steady import snapshot_before
-from harness.history import FaultRecord, History
-from harness.observe import Snapshot
-from harness.servedby import served
+from harness.observe.history import FaultRecord, History
+from harness.observe.probe import Snapshot
+from harness.load.servedby import served
 
 #: Serve replica states (``ReplicaState``) in which a replica takes requests.
 SERVING_STATES = ("RUNNING", "PENDING_MIGRATION", "UPDATING")

@@ -20,9 +20,9 @@ import pandas as pd
 
 from harness.checks.endpoints import aimed_at_victims, vacated_until
 from harness.checks.identity import CONFIG, replica_keys, victim_present
-from harness.history import History, ray_pods_running
-from harness.observe import Snapshot
-from harness.servedby import served
+from harness.observe.history import History, ray_pods_running
+from harness.observe.probe import Snapshot
+from harness.load.servedby import served
 
 #: A proxy must have served this many successes per replica it should reach in a window
 #: before we judge what it reached.
@@ -40,7 +40,7 @@ class SteadyState:
 def proxy_reach_problems(snap: Snapshot, ok_requests: pd.DataFrame) -> list[str]:
     """What proxies failed to reach, judged from successful requests grouped by serving pod.
 
-    Who served a request comes from Serve's logs (``harness.servedby``), or from a
+    Who served a request comes from Serve's logs (``harness.load.servedby``), or from a
     PID the app returns; requests nobody is known to have served are not judged.
     Only ingress replicas are expected to be reached (downstream ones are called by them).
     Where Ray does not say which deployment is the ingress (before 2.60), the deployments
@@ -135,7 +135,7 @@ def steady_state_over(
     if not df.empty:
         in_window = df[(df["t"] >= t0) & (df["t"] <= t1)]
         # A request aimed at a pod the fault took away says nothing about the cluster; its
-        # slot is judged again once it aims at the pod that came back (harness.slots).
+        # slot is judged again once it aims at the pod that came back (harness.load.slots).
         in_window = in_window[~aimed_at_victims(in_window, victims)]
         failed = int((~in_window["ok"]).sum())
         if failed:

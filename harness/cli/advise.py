@@ -38,7 +38,7 @@ def advise(
 ) -> None:
     """Read a Serve config against the fault-tolerance guide: one line per finding, with the
     setting to change, what we measured, and the scenario that shows it."""
-    from harness.advise import SEVERE, advise as findings_of, measured_p99_ms, tally
+    from harness.app.advise import SEVERE, advise as findings_of, measured_p99_ms, tally
 
     spec = _app(app, app_dir, image, example)
     shape = target_shape(target, config, workers, gcs_ft)
@@ -57,7 +57,7 @@ def advise(
 
 
 def _app(app: Optional[str], app_dir: Optional[str], image: Optional[str], example: Optional[str]):
-    from harness.appoptions import app_spec
+    from harness.app.options import app_spec
     from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP
 
     if example is not None:
@@ -72,7 +72,7 @@ def _app(app: Optional[str], app_dir: Optional[str], image: Optional[str], examp
 
 def target_shape(target: str, config: Optional[str], workers: Optional[int], gcs_ft: Optional[bool]):
     """The cluster of ``target`` as ``up`` would make it (nothing is started)."""
-    from harness.advise import TargetShape
+    from harness.app.advise import TargetShape
     from harness.targets import TargetOptions
 
     TargetOptions(target=target)  # one line for an unknown target
@@ -101,6 +101,6 @@ def target_shape(target: str, config: Optional[str], workers: Optional[int], gcs
 def _verdicts(runs: list[Path]) -> list[dict]:
     if not runs:
         return []
-    from harness import report
+    from harness.report import artifacts as report
 
     return [report.load_verdict(d) for d in report.collect_runs(runs)]

@@ -77,7 +77,7 @@ def app_options(app: Optional[str], app_dir: Optional[str], image: Optional[str]
                 locustfile: Optional[str] = None, deployment: Optional[str] = None,
                 health_toggle: bool = False) -> Any:
     """``(AppSpec | None, AppUnderTest)`` from the app options (one-line errors)."""
-    from harness.appoptions import app_spec, app_under_test
+    from harness.app.options import app_spec, app_under_test
 
     spec = app_spec(app, app_dir, image, requests, health_toggle)
     return spec, app_under_test(spec, deployment, requests, locustfile)
@@ -90,7 +90,7 @@ def attached(options: TargetOptions) -> Cluster | None:
 
 
 def snapshot(cluster: Cluster) -> Any:
-    from harness.observe import Prober
+    from harness.observe.probe import Prober
 
     prober = Prober(cluster.endpoints().dashboard, lambda: [p.to_dict() for p in cluster.pods()])
     try:

@@ -1,7 +1,7 @@
 """``serve-chaos matrix``: the scenarios once per Ray release, and the truth table of the guide's promises.
 
 ``--ray-versions A,B,C [SCENARIO...]`` brings a cluster up per release, runs the scenarios,
-takes it down, and renders ``matrix.html`` and ``matrix.md`` (``harness/matrix.py``) in one
+takes it down, and renders ``matrix.html`` and ``matrix.md`` (``harness/report/matrix.py``) in one
 directory that holds every run (``ray-<version>/<run-id>/``) and each release's own report.
 ``--from DIR...`` renders the table again from such directories, running nothing.
 """
@@ -89,7 +89,7 @@ def run_matrix(chosen: list, versions: tuple[str, ...], options_for: Callable[[s
     """Each release in turn: its own cluster, the scenarios, its report, the cluster down.
     Exit code: 130 when interrupted (the releases after it are not run), 1 when any release
     had a failure that is not a known deviation, else 0."""
-    from harness.cli.runs import run_scenarios, with_load_rate
+    from harness.cli.execute import run_scenarios, with_load_rate
 
     first = options_for(versions[0])
     if first.target.app is not None and first.target.app.image and len(versions) > 1:
@@ -114,7 +114,7 @@ def run_matrix(chosen: list, versions: tuple[str, ...], options_for: Callable[[s
 
 def write_matrix(dirs: list[Path], html: Path) -> Any:
     """Render the table of the runs in ``dirs`` to ``html`` and its Markdown beside it; print it."""
-    from harness import matrix as truth
+    from harness.report import matrix as truth
     from harness.catalog import ORDER
     from harness.outputs import check_file
 
@@ -131,7 +131,7 @@ def write_matrix(dirs: list[Path], html: Path) -> Any:
 
 
 def print_matrix(table: Any) -> None:
-    from harness.matrix import LABELS, change_text
+    from harness.report.matrix import LABELS, change_text
 
     view = Table(title="the guide's promises across Ray releases")
     view.add_column("scenario")

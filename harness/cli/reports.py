@@ -22,9 +22,10 @@ def report_cmd(
     junit: Optional[Path] = typer.Option(None, help="also write JUnit XML here"),
 ) -> None:
     """Write a self-contained HTML report (plots embedded) from run artifacts."""
-    from harness import report
+    from harness.report import artifacts as report
+    from harness.report import render
     from harness.outputs import check_dir, check_distinct, check_file, write_text
-    from harness.trends import HistoryStore
+    from harness.report.trends import HistoryStore
 
     dirs = report.collect_runs(run_dirs)
     outputs = {"--out": out, "--markdown": markdown, "--junit": junit}
@@ -36,9 +37,9 @@ def report_cmd(
     if store is not None:
         for d in dirs:
             store.add(report.load_verdict(d))
-    write_text(out, report.render_html(dirs, store), "the HTML report", "--out")
+    write_text(out, render.render_html(dirs, store), "the HTML report", "--out")
     if markdown is not None:
-        write_text(markdown, report.render_markdown(dirs), "the Markdown report", "--markdown")
+        write_text(markdown, render.render_markdown(dirs), "the Markdown report", "--markdown")
     if junit is not None:
-        write_text(junit, report.render_junit(dirs), "the JUnit report", "--junit")
+        write_text(junit, render.render_junit(dirs), "the JUnit report", "--junit")
     console.print(f"wrote {out} ({len(dirs)} runs)")

@@ -18,10 +18,10 @@ def _f(value: Any, spec: str) -> str:
 
 def print_verdicts(results: list, report_dir: Path) -> None:
     """The summary line, the settings every run shared, the verdict table in the words of
-    ``harness.verdicts``, and per run that is not kept what explains it and what would help."""
-    from harness.report_text import explanation_lines
-    from harness.reportview import view
-    from harness.verdicts import SHARED_SETTINGS_LABEL, settings_text
+    ``harness.report.verdicts``, and per run that is not kept what explains it and what would help."""
+    from harness.report.text import explanation_lines
+    from harness.report.view import view
+    from harness.report.verdicts import SHARED_SETTINGS_LABEL, settings_text
 
     report = view([res.verdict for res in results])
     console.print(report.summary.line(), style="bold", markup=False, highlight=False, soft_wrap=True)
@@ -43,7 +43,7 @@ def print_verdicts(results: list, report_dir: Path) -> None:
 
 
 def print_repeat_summary(results: list) -> None:
-    from harness.verdicts import classify
+    from harness.report.verdicts import classify
 
     table = Table(title="repeatability")
     for col in ("scenario", "runs", "verdicts", "class", "availability min/med/max", "recovery s min/med/max"):
@@ -70,7 +70,7 @@ def print_plan(chosen: list, seed: int | None, cluster: Any | None, abort_below:
                abort_after: float = 30.0, app: Any = None) -> None:
     """The dry-run plan; with a live ``cluster`` and a seed, the victims the real run would pick.
     ``app`` (an AppUnderTest): the app each scenario would deploy, or why it would be skipped."""
-    from harness.apps import AppUnderTest, ScenarioSkipped
+    from harness.app.selection import AppUnderTest, ScenarioSkipped
     from harness.cli.common import snapshot
     from harness.scenario import scenario_rng
 

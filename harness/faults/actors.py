@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from harness.faults.base import Fault, FaultNotApplicable, FaultPlan, actor_victim, pick, record
-from harness.history import FaultRecord
-from harness.observe import Snapshot
+from harness.observe.history import FaultRecord
+from harness.observe.probe import Snapshot
 from runtime.app.spec import HEALTH_ROUTE, AppSpec
 from runtime.cluster import ActionRecord, Cluster, PodInfo
 from runtime.errors import InfrastructureError

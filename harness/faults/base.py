@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from harness.checks import CheckResult, fault_effect
-from harness.history import FaultRecord, History
-from harness.observe import Snapshot
+from harness.observe.history import FaultRecord, History
+from harness.observe.probe import Snapshot
 from runtime.app.spec import AppSpec
 from runtime.cluster import ActionRecord, Cluster, PodInfo
 from runtime.errors import InfrastructureError

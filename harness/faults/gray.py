@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 from harness.checks import FAIL, PASS, UNKNOWN, CheckResult
 from harness.faults.base import DoesNotApply, Fault, FaultPlan, actor_victim, pick, record, serving_pods
-from harness.history import FaultRecord, History
-from harness.observe import Snapshot
+from harness.observe.history import FaultRecord, History
+from harness.observe.probe import Snapshot
 from runtime.cluster import ActionRecord, Cluster, PodInfo
 
 

@@ -8,8 +8,8 @@ from typing import ClassVar
 
 from harness.checks import CheckResult, partition_effect
 from harness.faults.base import Fault, FaultPlan, pick, record, serving_pods
-from harness.history import FaultRecord, History
-from harness.observe import Snapshot
+from harness.observe.history import FaultRecord, History
+from harness.observe.probe import Snapshot
 from runtime.cluster import ActionRecord, Cluster, PodInfo
 
 

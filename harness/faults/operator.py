@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from harness.faults.base import Fault, FaultPlan, NoSuchDeployment, actor_victim, aimed, record
-from harness.history import FaultRecord
-from harness.observe import Snapshot
+from harness.observe.history import FaultRecord
+from harness.observe.probe import Snapshot
 from runtime.cluster import Cluster, PodInfo
 
 #: The env var a rolling update sets in the replicas' runtime_env (a new version of nothing else).

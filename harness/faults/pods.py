@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from harness.faults.base import Fault, FaultPlan, actor_victim, pick, pod_victim, pod_victims, record, serving_pods
-from harness.history import FaultRecord
-from harness.observe import Snapshot
+from harness.observe.history import FaultRecord
+from harness.observe.probe import Snapshot
 from runtime.app.spec import AppSpec
 from runtime.cluster import ActionRecord, Cluster, PodInfo
 

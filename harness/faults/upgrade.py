@@ -18,8 +18,8 @@ from typing import ClassVar
 from harness.checks import CheckResult
 from harness.checks.results import FAIL, PASS, UNKNOWN
 from harness.faults.base import Fault, FaultPlan, pod_victims, record
-from harness.history import FaultRecord, History
-from harness.observe import Snapshot
+from harness.observe.history import FaultRecord, History
+from harness.observe.probe import Snapshot
 from runtime.cluster import ActionRecord, Cluster, PodInfo
 
 

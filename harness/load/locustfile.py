@@ -1,10 +1,10 @@
 """Locust user for serve-chaos: an open-model load at a constant arrival rate.
 
-Run only by ``harness.load`` in its own process (Locust monkey-patches with
+Run only by ``harness.load.generator`` in its own process (Locust monkey-patches with
 gevent; it must never share a process with Ray).  Configured through env:
 
 - ``SC_LOAD_ENDPOINTS_FILE``: a JSON file listing the endpoints, ``{"name", "url",
-  "role", "pod", "incarnation"}`` each (``harness.slots.Target``), re-read every
+  "role", "pod", "incarnation"}`` each (``harness.load.slots.Target``), re-read every
   second: the harness rewrites it (atomically) when a slot's pod was recreated
   at a new address; the endpoints and their order never change.  A ``url`` of
   null is a vacant slot: its sends are recorded as ``slot_vacant`` and not made.
@@ -15,7 +15,7 @@ gevent; it must never share a process with Ray).  Configured through env:
   (Serve's proxy keeps it and every replica logs it: how the harness learns
   which replica served a request without help from the app);
 - ``SC_LOAD_USER_FILE``: a user's own locustfile, whose tasks replace the requests
-  (see ``harness.userload``);
+  (see ``harness.load.userload``);
 - ``SC_LOAD_RATE``: requests per second *per endpoint*;
 - ``SC_LOAD_TIMEOUT_S``: per-request timeout (seconds);
 - ``SC_LOAD_MAX_IN_FLIGHT``: cap on concurrent requests (beyond it a send is
@@ -51,7 +51,7 @@ DEFAULT_REQUESTS = [{"name": "", "method": "GET", "path": "/", "headers": {}, "b
 ENDPOINTS_FILE = os.environ.get("SC_LOAD_ENDPOINTS_FILE")
 #: How often (s) the endpoints file is re-read.
 FOLLOW_PERIOD_S = 1.0
-#: Error class of a send not made because its slot had no pod (``harness.slots.VACANT``).
+#: Error class of a send not made because its slot had no pod (``harness.load.slots.VACANT``).
 VACANT = "slot_vacant"
 RATE = float(os.environ.get("SC_LOAD_RATE", "20"))
 TIMEOUT_S = float(os.environ.get("SC_LOAD_TIMEOUT_S", "5"))
@@ -326,7 +326,7 @@ def finish(environment, record: dict, sent: float, exc: BaseException | None) ->
 def load_user_tasks(environment):
     import sys
 
-    from harness import userload
+    from harness.load import userload
 
     userload.bind(sys.modules[__name__])
     return userload.UserTasks.load(USER_FILE, environment, TIMEOUT_S, next(e["url"] for e in ENDPOINTS if e.get("url")))

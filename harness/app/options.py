@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.apps import AppUnderTest
+from harness.app.selection import AppUnderTest
 from runtime.app.serve_config import SCENARIO_APP
 from runtime.app.spec import AppSpec, load_requests
 from runtime.errors import ConfigError
@@ -36,7 +36,7 @@ def check_locustfile(path: str) -> None:
     """Load the locustfile in a process of its own (Locust patches the interpreter)."""
     if not Path(path).is_file():
         raise ConfigError(f"--locustfile {path} is not a file")
-    proc = subprocess.run([sys.executable, "-m", "harness.userload", path], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "harness.load.userload", path], capture_output=True, text=True,
                           timeout=60)
     if proc.returncode != 0:
         why = (proc.stdout.strip() or proc.stderr.strip().splitlines()[-1:] or ["it failed to load"])

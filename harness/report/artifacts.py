@@ -11,7 +11,7 @@ from typing import Any
 from harness.checks import Evaluation
 from harness.deviations import in_play, ranges
 from harness.faults import FaultPlan
-from harness.history import FAULTS_FILE, REQUESTS_FILE, History
+from harness.observe.history import FAULTS_FILE, REQUESTS_FILE, History
 
 VERDICT_FILE = "verdict.json"
 SCENARIO_FILE = "scenario.json"
@@ -56,9 +56,9 @@ def verdict(
 
     ``app`` (an ``AppSpec``): the app the run deployed; its deployments' settings are
     kept (``app_config``) so that the report can name the setting a remedy is about.
-    ``outcome`` is the run's verdict in the one vocabulary of ``harness.verdicts``."""
-    from harness.appsettings import app_summary
-    from harness.verdicts import classify
+    ``outcome`` is the run's verdict in the one vocabulary of ``harness.report.verdicts``."""
+    from harness.app.settings import app_summary
+    from harness.report.verdicts import classify
 
     metrics = evaluation.metrics if evaluation else {}
     checks = [c.to_dict() for c in evaluation.checks] if evaluation else []
@@ -139,7 +139,7 @@ def load_verdict(run_dir: Path) -> dict[str, Any]:
 
 def partial_verdict(run_dir: Path) -> dict[str, Any]:
     """What a run killed before its verdict leaves: its requests, probes and faults, marked partial."""
-    from harness.history import read_jsonl
+    from harness.observe.history import read_jsonl
 
     reqs = read_jsonl(run_dir / REQUESTS_FILE)
     started = min((r.get("t", 0.0) for r in reqs), default=run_dir.stat().st_mtime)
@@ -181,36 +181,6 @@ def collect_runs(paths: list[Path]) -> list[Path]:
         found.extend(children)
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return sorted(unique, key=lambda p: load_verdict(p).get("started_at", 0))
-
-
-# ---------------------------------------------------------------------- rendering (harness.report_html, report_text)
-def verdict_row(verdict: dict[str, Any]) -> dict[str, Any]:
-    """The headline figures of one run (the verdict table's columns), ``status`` in the one
-    vocabulary of ``harness.verdicts`` (kept, known deviation, broken, ...)."""
-    from harness.report_text import verdict_row as row
-
-    return row(verdict)
-
-
-def render_html(run_dirs: list[Path], store: Any | None = None, title: str = "serve-chaos resilience report") -> str:
-    """A self-contained page (``harness.report_html``)."""
-    from harness.report_html import render_html as html
-
-    return html(run_dirs, store, title)
-
-
-def render_markdown(run_dirs: list[Path]) -> str:
-    """A Markdown summary for a CI job page (``harness.report_text``)."""
-    from harness.report_text import render_markdown as markdown
-
-    return markdown(run_dirs)
-
-
-def render_junit(run_dirs: list[Path]) -> str:
-    """JUnit XML, one testcase per run (``harness.report_text``)."""
-    from harness.report_text import render_junit as junit
-
-    return junit(run_dirs)
 
 
 def json_short(value: Any, limit: int = 300) -> str:

@@ -35,7 +35,7 @@ FRONT_DOOR = "front"
 SLOTS_PREFIX = "pods:"
 #: Prefix of a slot that starts on one named pod (``pod:worker-1``).
 POD_PREFIX = "pod:"
-#: Error class of a send the load did not make because its slot had no pod (``harness.locustfile``).
+#: Error class of a send the load did not make because its slot had no pod (``harness.load.locustfile``).
 VACANT = "slot_vacant"
 
 
@@ -64,7 +64,7 @@ class Target:
     keepalive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """What the Locust process reads (``harness.locustfile``)."""
+        """What the Locust process reads (``harness.load.locustfile``)."""
         out = asdict(self)
         del out["follows"]
         return out

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checks.results import CheckResult
-from harness.comparisons import Comparison, comparisons
-from harness.remedies import Advice, advice
-from harness.symptoms import beyond, symptom
-from harness.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KNOWN, SKIPPED, UNKNOWN, SettingsSplit, Summary,
+from harness.report.comparisons import Comparison, comparisons
+from harness.report.remedies import Advice, advice
+from harness.report.symptoms import beyond, symptom
+from harness.report.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KNOWN, SKIPPED, UNKNOWN, SettingsSplit, Summary,
                               churn_text, classify, headline, known_in_play, split_settings, summarize)
 
 
@@ -116,7 +116,7 @@ class ReportView:
     summary: Summary
     settings: SettingsSplit
     rows: tuple[Row, ...] = field(default_factory=tuple)
-    #: planned and unplanned losses of the same thing, side by side (``harness.comparisons``)
+    #: planned and unplanned losses of the same thing, side by side (``harness.report.comparisons``)
     comparisons: tuple[Comparison, ...] = ()
 
     @property

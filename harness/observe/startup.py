@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from harness.observe import Snapshot
+from harness.observe.probe import Snapshot
 from runtime.ray_compat import LOG_FILE_API, REPLICA_STARTED_RE, LogUnavailable, log_file_params, log_text
 
 #: The controller's line for a replica that turned RUNNING, in every supported Ray (ray_compat).

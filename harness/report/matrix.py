@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import verdicts
-from harness.report import is_run_dir, load_verdict, verdict_row
+from harness.report import verdicts
+from harness.report.artifacts import is_run_dir, load_verdict
+from harness.report.text import verdict_row
 from runtime.errors import ConfigError
 from runtime.ray_versions import version_key
 
-#: Cell statuses: the report's one vocabulary (``harness.verdicts``), plus a cell with no run.
+#: Cell statuses: the report's one vocabulary (``harness.report.verdicts``), plus a cell with no run.
 KEPT, KNOWN, BROKEN, SKIPPED, ERROR, MISSING = (verdicts.KEPT, verdicts.KNOWN, verdicts.BROKEN, verdicts.SKIPPED,
                                                  verdicts.ERROR, "not run")
 LABELS = {KEPT: KEPT, KNOWN: KNOWN, BROKEN: BROKEN, SKIPPED: SKIPPED, ERROR: "no verdict", MISSING: MISSING}
