@@ -1,0 +1,55 @@
+"""Judge: the run's verdict from its whole history, and its artifacts written -- always."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from harness.checks import evaluate_phases
+from harness.engine.base import EngineBase
+from harness.engine.run import RunState, now_id
+from harness.observe.history import History, requests_frame
+from harness.outcome import RunResult
+from harness.report import artifacts as report
+from harness.scenario import Scenario
+
+
+class JudgePhase(EngineBase):
+    """the run's verdict from its whole history, and its artifacts written -- always."""
+
+    def _conclude(self, run: RunState) -> RunResult:
+        """Judge the run and write its artifacts (always, whatever happened before)."""
+        run.served_by.stop()
+        run.prober.stop()
+        history = self._history(run, final=True, events=self._events(run.events_since))
+        evaluation = evaluate_phases(history, run.phases, run.scenario.hold_s, run.settings,
+                                     partial_ok=run.scenario.stop_after_s is not None) if run.faults else None
+        status = run.status_override or (evaluation.status if evaluation else "error")
+        verdict = report.verdict(
+            scenario=run.scenario, run_id=run.run_id, status=status, seed=run.seed, settings=run.settings,
+            started=run.started, finished=time.time(), evaluation=evaluation, history=history,
+            plans=run.plans, t_gate=run.t_gate, error=run.error, cluster_healthy=run.cluster_healthy,
+            t_recovered_live=run.recovered_live, target=self.cluster.name, app=run.app,
+        )
+        report.write_run(run.run_dir, history, verdict)
+        result = RunResult(run.scenario, run.run_id, run.run_dir, status, evaluation, history,
+                           run.faults[0] if run.faults else None, verdict, run.error, run.cluster_healthy)
+        self.last_result = result
+        self._emit("done", result=result)
+        return result
+
+    def _skipped(self, scenario: Scenario, reason: str) -> RunResult:
+        """A verdict for a scenario that does not apply here: status ``skipped`` and why."""
+        run_id = f"{now_id()}-{scenario.name}-{secrets.token_hex(2)}"
+        run_dir = self.report_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        history = History(requests=requests_frame([]))
+        now = time.time()
+        verdict = report.verdict(
+            scenario=scenario, run_id=run_id, status="skipped", seed=self.seed or 0, settings={"app": self.app.base.label()},
+            started=now, finished=now, evaluation=None, history=history, plans=[], t_gate=None, error=reason,
+            cluster_healthy=True, t_recovered_live=[], target=self.cluster.name)
+        report.write_run(run_dir, history, verdict)
+        result = RunResult(scenario, run_id, run_dir, "skipped", None, history, None, verdict, reason, True)
+        self._emit("done", result=result)
+        return result
