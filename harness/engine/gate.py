@@ -1,4 +1,5 @@
-"""Gate: the cluster brought to the scenario's settings, then steady state with load flowing before any fault."""
+"""Gate: the cluster brought to the scenario's settings, then steady state with load flowing before any
+fault."""
 
 from __future__ import annotations
 

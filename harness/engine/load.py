@@ -1,4 +1,5 @@
-"""Load: a run's load, probes and served-by reader, and the pods the load aims at as they are recreated."""
+"""Load: a run's load, probes and served-by reader, and the pods the load aims at as they are
+recreated."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import requests
 from runtime.cluster import ActionRecord, GRAY_FAULTS
 from runtime.errors import InfrastructureError, ServeChaosError
 from runtime.kuberay import safety
-from runtime.kuberay.base import KubeRayBase
+from runtime.kuberay.cluster.base import KubeRayBase
 from runtime.kuberay.drain import check_drain, drain_command, node_id_for_ip, refusal
 
 

@@ -19,7 +19,7 @@ from runtime.kuberay.lease import KubeLease
 from runtime.kuberay.manifests import REDIS_SECRET_KEY, render
 from runtime.kuberay.portforward import PodPortForwarder
 from runtime.kuberay.status import RayServiceState, pod_role
-from runtime.kuberay.targetconfig import KubeTargetConfig
+from runtime.kuberay.cluster.targetconfig import KubeTargetConfig
 
 
 class KubeRayBase:

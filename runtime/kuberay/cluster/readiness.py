@@ -16,9 +16,9 @@ from runtime.app.serve_config import (
 )
 from runtime.cluster import ClusterStatus, Endpoints
 from runtime.errors import ServeChaosError
-from runtime.kuberay.base import KubeRayBase
+from runtime.kuberay.cluster.base import KubeRayBase
 from runtime.kuberay.serveconfig import event_time
-from runtime.kuberay.targetconfig import PlacementRefused, REJECTION_RECENT_S
+from runtime.kuberay.cluster.targetconfig import PlacementRefused, REJECTION_RECENT_S
 from runtime.waiting import NotYet, wait_until
 
 

@@ -9,7 +9,7 @@ from typing import Any, Callable
 from runtime.cluster import ActionRecord, GRAY_FAULTS
 from runtime.errors import InfrastructureError, ServeChaosError
 from runtime.kuberay.api import KubeApiError
-from runtime.kuberay.base import KubeRayBase
+from runtime.kuberay.cluster.base import KubeRayBase
 
 
 class KubeRayHealing(KubeRayBase):

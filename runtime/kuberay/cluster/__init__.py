@@ -22,13 +22,13 @@ table of healers (``_heal_fault``).
 
 from __future__ import annotations
 
-from runtime.kuberay.faults import KubeRayFaults
-from runtime.kuberay.healing import KubeRayHealing
-from runtime.kuberay.lifecycle import KubeRayLifecycle
-from runtime.kuberay.pods import KubeRayPods
-from runtime.kuberay.readiness import KubeRayReadiness
-from runtime.kuberay.serving import KubeRayServing
-from runtime.kuberay.targetconfig import (
+from runtime.kuberay.cluster.faults import KubeRayFaults
+from runtime.kuberay.cluster.healing import KubeRayHealing
+from runtime.kuberay.cluster.lifecycle import KubeRayLifecycle
+from runtime.kuberay.cluster.pods import KubeRayPods
+from runtime.kuberay.cluster.readiness import KubeRayReadiness
+from runtime.kuberay.cluster.serving import KubeRayServing
+from runtime.kuberay.cluster.targetconfig import (
     APPS_DELETE_S,
     DASHBOARD_PORT,
     FRONT_DOOR_LAG_S,

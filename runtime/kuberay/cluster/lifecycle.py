@@ -12,10 +12,10 @@ from runtime.cluster import ActionRecord
 from runtime.errors import ConfigError, ServeChaosError
 from runtime.kuberay import safety
 from runtime.kuberay.api import RAYCLUSTER_PLURAL, RAY_GROUP, RAY_PLURAL, RAY_VERSION
-from runtime.kuberay.base import KubeRayBase
+from runtime.kuberay.cluster.base import KubeRayBase
 from runtime.kuberay.manifests import merge_change
 from runtime.kuberay.status import RunningShape
-from runtime.kuberay.targetconfig import GCS_FT_DELETION_TIMEOUT_S, UPGRADE_SETTLE_TIMEOUT_S
+from runtime.kuberay.cluster.targetconfig import GCS_FT_DELETION_TIMEOUT_S, UPGRADE_SETTLE_TIMEOUT_S
 from runtime.waiting import NotYet, wait_until
 
 

@@ -12,7 +12,7 @@ import requests
 from runtime.app.serve_config import deploy_failure, deployed_config_problem, wait_apps_deleted
 from runtime.cluster import ActionRecord
 from runtime.errors import InfrastructureError, ServeChaosError
-from runtime.kuberay.base import KubeRayBase
+from runtime.kuberay.cluster.base import KubeRayBase
 from runtime.kuberay.manifests import SERVE_CONFIG_ANNOTATION
 from runtime.kuberay.serveconfig import (
     REJECTED_REASON,
@@ -23,7 +23,7 @@ from runtime.kuberay.serveconfig import (
     serve_config_patch,
 )
 from runtime.kuberay.status import RayServiceState, RunningShape
-from runtime.kuberay.targetconfig import (
+from runtime.kuberay.cluster.targetconfig import (
     APPS_DELETE_S,
     FRONT_DOOR_LAG_S,
     PODGC_PERIOD_S,

@@ -8,12 +8,12 @@ from typing import Any, Callable
 from runtime.cluster import Capabilities, Endpoints, NodeInfo, PodInfo
 from runtime.errors import ConfigError
 from runtime.kuberay import chaosmesh
-from runtime.kuberay.base import KubeRayBase
+from runtime.kuberay.cluster.base import KubeRayBase
 from runtime.kuberay.manifests import SERVE_PORT, dashboard_service
 from runtime.kuberay.placement import placement_problem
 from runtime.kuberay.portforward import PodPortForwarder
 from runtime.kuberay.status import container_restarts, memory_limit
-from runtime.kuberay.targetconfig import DASHBOARD_PORT
+from runtime.kuberay.cluster.targetconfig import DASHBOARD_PORT
 
 
 class KubeRayPods(KubeRayBase):
