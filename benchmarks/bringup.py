@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.load.generator import LoadGenerator  # noqa: E402
-
 from harness.load.spec import LoadSpec  # noqa: E402
 from runtime.local import procs  # noqa: E402
 from runtime.local.cluster import LocalCluster  # noqa: E402

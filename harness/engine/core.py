@@ -29,7 +29,7 @@ from runtime.errors import ClusterLost, ServeChaosError
 
 class Engine(GatePhase, LoadPhase, InjectPhase, ObservePhase, HealPhase, JudgePhase):
     """Runs scenarios against one cluster.
-    
+
     ``confirm(plan)`` (game day ``--step``) is asked before injecting and may
     return False to skip the fault.  ``observer(event, data)`` receives progress
     (phase changes and a live tick about once a second) and must not raise.

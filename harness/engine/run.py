@@ -67,7 +67,7 @@ ServedByFactory = Callable[[str, Callable[[], list[dict[str, Any]]], Path, str],
 
 
 def default_load(spec: LoadSpec, targets: list[dict[str, str]], out: Path, max_s: float,
-            markers: dict[str, str], traffic: Traffic) -> LoadLike:
+                 markers: dict[str, str], traffic: Traffic) -> LoadLike:
     return LoadGenerator(spec, targets, out, max_s, markers, traffic)
 
 
@@ -76,7 +76,7 @@ def default_prober(dashboard: str, pods_fn: Callable[[], list[dict[str, Any]]], 
 
 
 def default_served_by(dashboard: str, replicas_fn: Callable[[], list[dict[str, Any]]], out: Path,
-                prefix: str) -> ServedByLike:
+                      prefix: str) -> ServedByLike:
     return ServedByReader(dashboard, replicas_fn, out_path=out, prefix=prefix)
 
 

@@ -1,6 +1,6 @@
 """``KubeRayCluster``: the Cluster protocol on Kubernetes, through the official client.
 
-The cluster under test is the RayService's *active* RayCluster (``status.py``):
+The cluster under test is the RayService's *active* RayCluster (``runtime/kuberay/status.py``):
 its pods are found by KubeRay's labels and roles are read from them, so a head
 recreated under a new name is still "the head".  A pod kill is a graceful (or
 forced) delete; a node loss on kind cuts and kills the node's container and
@@ -12,10 +12,10 @@ the dashboard through a port-forward unless ``--dashboard-url``); each pod, and
 "the current head", is reachable through a port-forward.  Every mutating call first
 checks the safety rules.
 
-Planned disruptions: a Serve config changed through KubeRay (``serveconfig.py``),
-Ray's drain API by exec (``drain.py``), a RayService upgrade.  Gray faults: Chaos
-Mesh objects and a slowed process (``grayfaults.py``).  Every fault in effect is
-leased in the lease ConfigMap (``lease.py``) with what undoing it needs; ``heal``
+Planned disruptions: a Serve config changed through KubeRay (``runtime/kuberay/serveconfig.py``),
+Ray's drain API by exec (``runtime/kuberay/drain.py``), a RayService upgrade.  Gray faults: Chaos
+Mesh objects and a slowed process (``runtime/kuberay/grayfaults.py``).  Every fault in effect is
+leased in the lease ConfigMap (``runtime/kuberay/lease.py``) with what undoing it needs; ``heal``
 undoes this harness's, ``reclaim`` (the next command) a dead harness's, through one
 table of healers (``_heal_fault``).
 """

@@ -128,7 +128,7 @@ class KubeRayFaults(KubeRayBase):
         """``ray.kill`` from a Python driver started by exec in the head pod (the guide's way)."""
         names = [actor_name] if isinstance(actor_name, str) else list(actor_name)
         head = self._head_pod()
-        source = (Path(__file__).resolve().parents[1] / "raykill.py").read_text()
+        source = (Path(__file__).resolve().parents[2] / "raykill.py").read_text()
         command = ["python", "-c", source, "--address=auto", f"--namespace={namespace}",
                    *[f"--name={n}" for n in names]]
         if no_restart:

@@ -24,5 +24,10 @@ __all__ = [
 
 
 class LocalCluster(LocalClusterLifecycle, LocalClusterFaults, LocalClusterReadiness):
-    """The Cluster protocol over the local supervisor's control API: one class per concern (``base``,
-    ``lifecycle``, ``faults``, ``readiness``)."""
+    """A real multi-node Ray cluster on this machine, run by a background supervisor: one class per
+    concern (``base``, ``lifecycle``, ``faults``, ``readiness``).
+
+    ``owner_pid``: the supervisor tears the cluster down when that process dies
+    (pytest passes its own PID unless --keep-cluster).  ``None`` keeps it up
+    until ``down()`` (``serve-chaos up``).
+    """
