@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.app.advise import (INFO, SEVERE, WARN, TargetShape, advise, graceful_findings, health_findings,
-                            measured_p99_ms, placement_findings, replica_findings)
+from harness.app.advise import (INFO, SEVERE, WARN, TargetShape, advise, drain_findings, graceful_findings,
+                                health_findings, measured_p99_ms, placement_findings, replica_findings)
 from harness.app.settings import deployment_settings
 from harness.bounds import unhealthy_kill_bound_s
 from harness.app.handlecalls import modules_of, scan, scan_source
@@ -125,6 +125,27 @@ def test_replicas_that_can_all_land_on_one_node():
     assert tight.severity == SEVERE and "4 replicas do not fit on the 3 nodes" in tight.what
 
 
+def test_a_drained_node_whose_replicas_have_nowhere_to_go():
+    # A user's app as issue 25 tried it: 3 replicas, at most 1 per node, over 3 nodes.
+    (spread,) = drain_findings(deployment_settings(config(
+        {"name": "d", "num_replicas": 3, "max_replicas_per_node": 1, "ray_actor_options": {"num_cpus": 0}})), THREE)
+    assert spread.severity == WARN and spread.scenario == "node_drain" and spread.remedy.key == "drain_room"
+    assert "without it the other nodes hold 2 of 3 (max_replicas_per_node=1, num_cpus=0)" in spread.what
+    # Measured: 2 per node over 3 nodes left no room for 6 (ray-facts.md); 3 per node did.
+    assert drain_findings(deployment_settings(config(
+        {"name": "d", "num_replicas": 6, "max_replicas_per_node": 2, "ray_actor_options": {"num_cpus": 0}})), THREE)
+    assert not drain_findings(deployment_settings(config(
+        {"name": "d", "num_replicas": 6, "max_replicas_per_node": 3, "ray_actor_options": {"num_cpus": 0}})), THREE)
+    # Serve's default 1 CPU per replica on 1-CPU pods: one node's worth is the whole margin.
+    assert drain_findings(deployment_settings(config({"name": "d", "num_replicas": 3})), THREE)
+    assert not drain_findings(deployment_settings(config({"name": "d", "num_replicas": 2})), THREE)
+    # What does not fit at all is placement's finding, not the drain's; a head alone has no worker to drain.
+    assert not drain_findings(deployment_settings(config(
+        {"name": "d", "num_replicas": 4, "max_replicas_per_node": 1, "ray_actor_options": {"num_cpus": 0}})), THREE)
+    assert not drain_findings(deployment_settings(config({"name": "d", "num_replicas": 3})),
+                              TargetShape("local", True, (("head", 4.0),)))
+
+
 def test_health_check_bounds_come_from_the_deployments_own_settings():
     (slow,) = health_findings(deployment_settings(config({"name": "d", "num_replicas": 2})))
     defaults = {"health_check_period_s": 10.0, "health_check_timeout_s": 30.0, "graceful_shutdown_timeout_s": 20.0}
@@ -171,7 +192,10 @@ def test_advise_on_the_two_application_config():
                              "has no timeout") for ln in lines)
     assert any(ln.startswith("warn   pipeline/Frontend: all 2 replicas may land on one node") for ln in lines)
     assert not any(ln.startswith("warn   greeter/Greeter: all") for ln in lines)  # max_replicas_per_node: 1
-    assert lines[-1] == "7 finding(s): 0 severe, 5 warn, 2 info"
+    # ... which leaves a drained node's replica nowhere to go (3 replicas, 1 per node, 3 nodes).
+    assert any(ln.startswith("warn   greeter/Greeter: a drained worker node's replicas have nowhere to go") and
+               "(shown by `serve-chaos run node_drain`)" in ln for ln in lines)
+    assert lines[-1] == "9 finding(s): 0 severe, 7 warn, 2 info"
 
 
 def test_advise_on_the_bundled_examples_and_strict_exit_codes():

@@ -127,6 +127,29 @@ def placement_findings(deployments: list[DeploymentSettings], shape: TargetShape
     return out
 
 
+def drain_findings(deployments: list[DeploymentSettings], shape: TargetShape) -> list[Finding]:
+    """Replicas a drained worker node cannot hand over: Serve starts a draining node's
+    replacements elsewhere and stops the drained ones once they run, or at the deadline minus
+    ``graceful_shutdown_timeout_s`` (Ray 2.60 ``migrate_replicas_on_draining_nodes``) -- with no
+    room on the other nodes, capacity drops before the node goes.  Counted as
+    ``placement_findings`` counts (CPUs and ``max_replicas_per_node``), for the worker node whose
+    loss leaves the least room; replicas that do not fit at all are ``placement_findings``'."""
+    workers = shape.nodes[1:]
+    if not workers:
+        return []
+    out = []
+    for dep in deployments:
+        capacities = [per_node_capacity(dep, cpus) for _, cpus in shape.nodes]
+        room = sum(capacities)
+        left = room - max(per_node_capacity(dep, cpus) for _, cpus in workers)
+        if left < dep.min_replicas <= room:
+            out.append(_finding(WARN, dep.ref, f"a drained worker node's replicas have nowhere to go: without it the "
+                                f"other nodes hold {left:g} of {dep.min_replicas} ({dep.shown('max_replicas_per_node')}, "
+                                f"num_cpus={dep.num_cpus:g}), so Serve stops them at the drain's deadline before "
+                                "replacements run", "drain_room"))
+    return out
+
+
 # ---------------------------------------------------------------------- health checks and shutdown
 def health_findings(deployments: list[DeploymentSettings]) -> list[Finding]:
     out = []
@@ -201,6 +224,7 @@ def advise(serve_config: dict[str, Any], shape: TargetShape, files: dict[str, st
     """Every finding, severe first, in the order the guide's sections come."""
     deployments = deployment_settings(serve_config)
     findings = (gcs_findings(shape) + replica_findings(deployments) + placement_findings(deployments, shape)
+                + drain_findings(deployments, shape)
                 + health_findings(deployments) + handle_findings(serve_config, files, code_source)
                 + graceful_findings(deployments, p99_ms, runs))
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
