@@ -186,7 +186,7 @@ def test_a_slowed_process_is_one_bounded_loop_by_exec_leased_and_lifted(kube, mo
     def fake_stream(fn, name, namespace, **kwargs):
         seen.append((name, kwargs["command"], fn.__self__.api_client))
         if "kill -STOP" in kwargs["command"][-1]:
-            return FakeWs(stdout="cycles=120 ended=lifted")
+            return FakeWs(stdout="cycles=120 stopped_us=10812345 ended=lifted")
         return FakeWs()
 
     monkeypatch.setattr("kubernetes.stream.stream", fake_stream)
@@ -199,6 +199,7 @@ def test_a_slowed_process_is_one_bounded_loop_by_exec_leased_and_lifted(kube, mo
     lifted = kube.cluster.lift("slow_process", victim.name)
     assert "kill -TERM" in seen[-1][1][-1] and "kill -CONT 101" in seen[-1][1][-1]
     assert lifted.details["cycles"] == 120 and lifted.details["ended"] == "lifted"
+    assert lifted.details["stopped_s"] == 10.81  # what the fault's took_effect reads
     assert kube.cluster.lease.faults() == []
 
 
@@ -230,6 +231,8 @@ def test_the_slow_loop_really_stops_and_continues_and_leaves_the_process_running
         assert proc_state(victim.pid) != "T"
         outcome = loop_outcome(out)
         assert outcome["ended"] == "lifted" and math.isclose(outcome["cycles"], 15, abs_tol=8)
+        # Measured, not assumed: about 90 ms of every cycle (the replica_slow check reads it).
+        assert math.isclose(outcome["stopped_s"], outcome["cycles"] * 0.09, abs_tol=0.3), outcome
         assert not os.path.exists(f"/tmp/serve-chaos-slow-{victim.pid}.pid")
     finally:
         os.kill(victim.pid, 18)

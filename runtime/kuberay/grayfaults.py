@@ -55,11 +55,16 @@ def slow_loop(pid: int, stopped_ms: float, period_ms: float, duration_s: float) 
         raise ConfigError(f"slow_process needs a duration in (0, 86400] seconds, got {duration_s}")
     pid = int(pid)
     stop, run = stopped_ms / 1000, (period_ms - stopped_ms) / 1000
-    script = (f"echo $$ > {SLOW_PID_FILE.format(pid=pid)}; n=0; "
-              f"trap 'kill -CONT {pid} 2>/dev/null; echo \"cycles=$n ended=lifted\"; exit 0' TERM INT; "
+    # The time stopped is measured (bash's EPOCHREALTIME, in microseconds once its separator is
+    # dropped), not assumed: a fault that changed nothing must fail its scenario.
+    now = "${EPOCHREALTIME/[.,]/}"
+    tally = 'cycles=$n stopped_us=$us'
+    script = (f"echo $$ > {SLOW_PID_FILE.format(pid=pid)}; n=0; us=0; "
+              f"trap 'kill -CONT {pid} 2>/dev/null; echo \"{tally} ended=lifted\"; exit 0' TERM INT; "
               f"kill -0 {pid} || {{ echo \"no process {pid}\"; exit 3; }}; end=$((SECONDS + {math.ceil(duration_s)})); "
-              f"while [ $SECONDS -lt $end ] && kill -STOP {pid}; do sleep {stop:.3f}; kill -CONT {pid}; "
-              f"n=$((n+1)); sleep {run:.3f}; done; kill -CONT {pid} 2>/dev/null; echo \"cycles=$n ended=duration\"")
+              f"while [ $SECONDS -lt $end ] && t={now} && kill -STOP {pid}; do sleep {stop:.3f}; kill -CONT {pid}; "
+              f"us=$((us + {now} - t)); n=$((n+1)); sleep {run:.3f}; done; kill -CONT {pid} 2>/dev/null; "
+              f"echo \"{tally} ended=duration\"")
     return ["bash", "-c", script]
 
 
@@ -71,8 +76,12 @@ def stop_slow_loop(pid: int) -> list[str]:
 
 
 def loop_outcome(output: str) -> dict[str, Any]:
-    found = re.search(r"cycles=(\d+) ended=(\w+)", output)
-    return {"cycles": int(found[1]), "ended": found[2]} if found else {"cycles": None, "ended": "unknown"}
+    """The loop's last words: cycles completed, the seconds the process was stopped in all
+    (``stopped_s``, measured), and how it ended (``lifted``, ``duration``, ``unknown``)."""
+    found = re.search(r"cycles=(\d+) stopped_us=(\d+) ended=(\w+)", output)
+    if not found:
+        return {"cycles": None, "stopped_s": None, "ended": "unknown"}
+    return {"cycles": int(found[1]), "stopped_s": round(int(found[2]) / 1e6, 2), "ended": found[3]}
 
 
 class GrayFaults:
@@ -180,7 +189,7 @@ class GrayFaults:
         if not result.ok:
             raise InfrastructureError(f"ending the slow loop of PID {pid} in pod {pod} failed: {result.output[:200]}")
         loop = self._loops.pop(pod, None)
-        outcome = {"cycles": None, "ended": "unknown"}
+        outcome: dict[str, Any] = {"cycles": None, "stopped_s": None, "ended": "unknown"}
         if loop is not None:
             ended = loop.wait(5.0)
             outcome = loop_outcome(ended.output) if ended is not None else outcome
