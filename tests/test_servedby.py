@@ -76,7 +76,7 @@ def test_logs_and_body_pids_agree_or_are_told_apart():
     assert named(df["replica_by_body"]) == ["i1", "i1", None, "pid:999"]
     assert df.loc[0, "downstream"] == "d1"
     assert named(served(df)) == ["i1", "i1", "d1", "pid:999"]
-    assert agreement(df) == {"both": 2, "agree": 2, "log_only": 1, "unattributed": 1}
+    assert agreement(df) == {"both": 2, "agree": 2, "log_only": 1, "unattributed": 1, "pid_ambiguous": 1}
 
 
 def test_a_route_that_never_answers_as_expected_is_named_once_it_answered_enough():

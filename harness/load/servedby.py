@@ -128,12 +128,15 @@ def served(df: pd.DataFrame) -> pd.Series:
 def agreement(df: pd.DataFrame) -> dict[str, Any]:
     """How often the logs and the body name the same replica (requests that have both)."""
     if "replica" not in df or df.empty:
-        return {"both": 0, "agree": 0, "log_only": 0, "unattributed": 0}
+        return {"both": 0, "agree": 0, "log_only": 0, "unattributed": 0, "pid_ambiguous": 0}
     both = df[df["replica"].notna() & df["replica_by_body"].notna()]
     ok = df[df["ok"]]
+    # A body PID two replicas had (each pod its own PID namespace, as on Kubernetes) names no
+    # one replica: such requests can only be attributed by the logs.
+    pid_ambiguous = df["pid"].notna() & df["replica_by_body"].isna() if "pid" in df else df["replica"].isna() & False
     return {"both": int(len(both)), "agree": int((both["replica"] == both["replica_by_body"]).sum()),
             "log_only": int((df["replica"].notna() & df["replica_by_body"].isna()).sum()),
-            "unattributed": int(ok["replica"].isna().sum())}
+            "unattributed": int(ok["replica"].isna().sum()), "pid_ambiguous": int(pid_ambiguous.sum())}
 
 
 class ServedByReader:
