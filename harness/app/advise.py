@@ -134,14 +134,13 @@ def drain_findings(deployments: list[DeploymentSettings], shape: TargetShape) ->
     room on the other nodes, capacity drops before the node goes.  Counted as
     ``placement_findings`` counts (CPUs and ``max_replicas_per_node``), for the worker node whose
     loss leaves the least room; replicas that do not fit at all are ``placement_findings``'."""
-    workers = shape.nodes[1:]
-    if not workers:
-        return []
+    if len(shape.nodes) < 2:
+        return []  # a head alone: no worker to drain
     out = []
     for dep in deployments:
         capacities = [per_node_capacity(dep, cpus) for _, cpus in shape.nodes]
         room = sum(capacities)
-        left = room - max(per_node_capacity(dep, cpus) for _, cpus in workers)
+        left = room - max(capacities[1:])  # the head comes first
         if left < dep.min_replicas <= room:
             out.append(_finding(WARN, dep.ref, f"a drained worker node's replicas have nowhere to go: without it the "
                                 f"other nodes hold {left:g} of {dep.min_replicas} ({dep.shown('max_replicas_per_node')}, "

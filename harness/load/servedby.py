@@ -133,7 +133,7 @@ def agreement(df: pd.DataFrame) -> dict[str, Any]:
     ok = df[df["ok"]]
     # A body PID two replicas had (each pod its own PID namespace, as on Kubernetes) names no
     # one replica: such requests can only be attributed by the logs.
-    pid_ambiguous = df["pid"].notna() & df["replica_by_body"].isna() if "pid" in df else df["replica"].isna() & False
+    pid_ambiguous = df["pid"].notna() & df["replica_by_body"].isna()
     return {"both": int(len(both)), "agree": int((both["replica"] == both["replica_by_body"]).sum()),
             "log_only": int((df["replica"].notna() & df["replica_by_body"].isna()).sum()),
             "unattributed": int(ok["replica"].isna().sum()), "pid_ambiguous": int(pid_ambiguous.sum())}

@@ -28,41 +28,9 @@ from runtime.kuberay.cluster.lifecycle import KubeRayLifecycle
 from runtime.kuberay.cluster.pods import KubeRayPods
 from runtime.kuberay.cluster.readiness import KubeRayReadiness
 from runtime.kuberay.cluster.serving import KubeRayServing
-from runtime.kuberay.cluster.targetconfig import (
-    APPS_DELETE_S,
-    DASHBOARD_PORT,
-    FRONT_DOOR_LAG_S,
-    GCS_FT_DELETION_TIMEOUT_S,
-    KubeTargetConfig,
-    PODGC_PERIOD_S,
-    PODGC_QUARANTINE_S,
-    PlacementRefused,
-    RAYCLUSTER_DELETION_DELAY_S,
-    READINESS_PERIOD_S,
-    READINESS_TIMEOUT_S,
-    REJECTION_RECENT_S,
-    ServeRejected,
-    UPGRADE_SETTLE_TIMEOUT_S,
-)
+from runtime.kuberay.cluster.targetconfig import KubeTargetConfig
 
-# The timings and the target's config live in targetconfig.py; the rest of the code finds them here.
-__all__ = [
-    "KubeRayCluster",
-    "APPS_DELETE_S",
-    "DASHBOARD_PORT",
-    "FRONT_DOOR_LAG_S",
-    "GCS_FT_DELETION_TIMEOUT_S",
-    "KubeTargetConfig",
-    "PODGC_PERIOD_S",
-    "PODGC_QUARANTINE_S",
-    "PlacementRefused",
-    "RAYCLUSTER_DELETION_DELAY_S",
-    "READINESS_PERIOD_S",
-    "READINESS_TIMEOUT_S",
-    "REJECTION_RECENT_S",
-    "ServeRejected",
-    "UPGRADE_SETTLE_TIMEOUT_S",
-]
+__all__ = ["KubeRayCluster", "KubeTargetConfig"]
 
 
 class KubeRayCluster(KubeRayLifecycle, KubeRayPods, KubeRayServing, KubeRayFaults, KubeRayHealing,

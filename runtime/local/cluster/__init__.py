@@ -5,22 +5,9 @@ from __future__ import annotations
 from runtime.local.cluster.faults import LocalClusterFaults
 from runtime.local.cluster.lifecycle import LocalClusterLifecycle
 from runtime.local.cluster.readiness import LocalClusterReadiness
-from runtime.local.cluster.preflight import (
-    check_platform,
-    load_config_file,
-    port_free,
-    preflight,
-    resolve_isolation,
-)
+from runtime.local.cluster.preflight import load_config_file, preflight, resolve_isolation
 
-__all__ = [
-    "LocalCluster",
-    "check_platform",
-    "load_config_file",
-    "port_free",
-    "preflight",
-    "resolve_isolation",
-]
+__all__ = ["LocalCluster", "load_config_file", "preflight", "resolve_isolation"]
 
 
 class LocalCluster(LocalClusterLifecycle, LocalClusterFaults, LocalClusterReadiness):
