@@ -141,6 +141,12 @@ class Scenario:
         if unknown:
             raise ConfigError(f"scenario {self.name}: unknown app need {unknown[0]!r}",
                               hint=f"use one of {', '.join(APP_NEEDS)}")
+        for phase in self.phases():
+            unloaded = [scope for scope in phase.slo.endpoint_availability if scope not in self.load.endpoints]
+            if unloaded:
+                raise ConfigError(f"scenario {self.name}: its SLO judges endpoint {unloaded[0]!r} that its load "
+                                  "does not aim at", hint=f"add it to the load's endpoints "
+                                                          f"({', '.join(self.load.endpoints)})")
         names = [f.name for f in self.followups]
         if len(set(names)) != len(names) or "main" in names:
             raise ConfigError(f"scenario {self.name}: follow-up names must be unique and not 'main'")

@@ -37,11 +37,28 @@ EVERY_POD = {"role:head": 1.0, "pods:worker": 1.0}
 
 
 def rollout_bounds(settings: dict) -> dict:
-    """A rolling update replaces the replicas one batch after another: per batch a graceful stop
-    (the wait loop when nothing is in flight) and the app's own replica start (s)."""
-    batches = 6  # SleepyPid's 6 replicas at max(int(0.2 * 6), 1) = 1 per batch; a user's app: its count
-    per_batch = replica_start_s(settings) + 2.0 * float(settings.get("graceful_shutdown_wait_loop_s", 2.0)) + 2.0
-    return {"max_recovery_s": batches * per_batch + REPLACE_SLACK_S}
+    """A rolling update replaces each deployment's replicas one batch after another; Serve rolls the
+    deployments side by side, so the slowest one sets the bound (s).
+
+    Per batch: a graceful stop (the wait loop twice when nothing is in flight), the app's own
+    replica start and a scheduling tick.  Where the deployment's placement leaves no room for a
+    new replica while its predecessor still holds a place (``max_replicas_per_node`` x nodes <
+    target + batch), the predecessor must be gone first: its stop may take the whole
+    ``graceful_shutdown_timeout_s``.  The batches come from the fault's plan (``settings['fault']``,
+    what Serve deployed); before a plan exists (``serve-chaos list``), SleepyPid's 6 in 6 batches.
+    """
+    start = replica_start_s(settings)
+    wait_loop = float(settings.get("graceful_shutdown_wait_loop_s", 2.0))
+    graceful = float(settings.get("graceful_shutdown_timeout_s", 20.0))
+    plan = (settings.get("fault") or {}).get("rollout") or {"SleepyPid": {"target": 6, "batch": 1}}
+    longest = 0.0
+    for dep in plan.values():
+        batches = -(-int(dep["target"]) // max(int(dep["batch"]), 1))
+        per_node, nodes = dep.get("max_replicas_per_node"), dep.get("nodes")
+        tight = bool(per_node and nodes and int(per_node) * int(nodes) < int(dep["target"]) + int(dep["batch"]))
+        stop = graceful if tight else 2.0 * wait_loop
+        longest = max(longest, batches * (start + stop + 2.0))
+    return {"max_recovery_s": longest + REPLACE_SLACK_S}
 
 
 INPLACE_UPDATE = Scenario(

@@ -42,7 +42,8 @@ def test_inplace_update_changes_max_ongoing_requests_or_a_dict_user_config():
 def test_rolling_update_victims_are_the_old_replicas_and_the_batch_is_serves():
     plan = RollingUpdate().plan(snap_with_config(0, syn.BASE_REPLICAS + syn.BASE_SYSTEM), [], random.Random(1))
     assert sum(v["role"] == "replica" for v in plan.victims) == 6
-    assert plan.params["rollout"]["app/d"] == {"target": 6, "batch": 1, "max_surge_percent": 0}
+    assert plan.params["rollout"]["app/d"] == {"target": 6, "batch": 1, "max_surge_percent": 0,
+                                               "max_replicas_per_node": None, "nodes": None}
     assert plan.params["changes"][0]["option"] == "ray_actor_options.runtime_env.env_vars.SERVE_CHAOS_ROLLOUT"
 
 
@@ -95,8 +96,8 @@ def test_a_stopping_replica_keeps_steady_state_away_after_a_scale_down():
 
 def _rollout_fault():
     old = [syn.replica(p, pod) for p, pod in ((101, "head"), (102, "worker-1"))]
-    victims = [{"role": "replica", "actor_id": a["actor_id"], "pid": a["pid"], "replica_id": a["replica_id"]}
-               for a in old]
+    victims = [{"role": "replica", "actor_id": a["actor_id"], "pid": a["pid"], "replica_id": a["replica_id"],
+                "pod": a["pod"]} for a in old]
     params = {"changes": [{"app": "app", "deployment": "d"}], "rollout": {"app/d": {"target": 2, "batch": 1}}}
     return old, FaultRecord("rolling_update", 1.0, 1.1, victims=victims, params=params)
 
@@ -259,3 +260,36 @@ def test_a_crashed_head_may_fail_only_its_share_of_the_front_for_the_lag():
     assert (check.name, check.status) == ("front.failed_during_fault", "fail")
     front["endpoints"]["front"]["failed_during_fault"] = 5
     assert judge(slo, front, [], {})[0].status == "pass"
+
+
+def test_rollout_bound_follows_the_planned_batches_and_a_placement_without_room():
+    from scenarios.test_planned_updates import rollout_bounds
+    base = {"replica_start_s": 10.0, "graceful_shutdown_timeout_s": 20.0}
+    roomy = {"rollout": {"g/G": {"target": 3, "batch": 1, "max_replicas_per_node": 2, "nodes": 3}}}
+    tight = {"rollout": {"g/G": {"target": 3, "batch": 1, "max_replicas_per_node": 1, "nodes": 3},
+                         "p/F": {"target": 2, "batch": 1}}}
+    # 3 batches of (start 10 + stop 4 + tick 2), plus the slack to steady state.
+    assert rollout_bounds({**base, "fault": roomy}) == {"max_recovery_s": 3 * 16.0 + 15.0}
+    # No room for the new replica beside the old: each stop may take the graceful timeout.
+    assert rollout_bounds({**base, "fault": tight}) == {"max_recovery_s": 3 * 32.0 + 15.0}
+    assert rollout_bounds(base) == {"max_recovery_s": 6 * 16.0 + 15.0}  # SleepyPid before a plan
+
+
+def test_a_rollout_not_done_says_how_many_replicas_are_not_on_the_new_version():
+    old, fault = _rollout_fault()
+    fault.victims.append({"role": "config", "app": "app", "deployment": "d", "option": "x", "old": 1, "new": 2})
+    new = syn.replica(201, "head")
+    snaps = [syn.snapshot(t, [old[1], new] + syn.BASE_SYSTEM) for t in range(2, 8)]
+    t, reason = first_steady_state(syn.history([], snaps, [fault], desired=2), 2.0, 2.0, fault.victims)
+    assert t is None and reason == "1 of 2 replicas not yet on the new version (old replicas still alive on worker-1)"
+
+
+def test_the_not_recovered_reason_describes_the_cluster_before_healing_began():
+    from harness.checks import SLO, evaluate
+    old, fault = _rollout_fault()
+    snaps = [syn.snapshot(t, [old[1], syn.replica(201, "head")] + syn.BASE_SYSTEM) for t in range(2, 8)]
+    snaps += [syn.snapshot(t, syn.BASE_SYSTEM) for t in range(8, 12)]  # the heal deleted the apps
+    hist = syn.history([], snaps, [fault], desired=2)
+    hist.t_heal_start = 8.0
+    ev = evaluate(hist, SLO(max_recovery_s=5.0), {}, hold_s=2.0)
+    assert ev.metrics["not_recovered_reason"].startswith("victim replica")

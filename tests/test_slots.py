@@ -43,12 +43,19 @@ HEAD = pod("head", "head", ip="10.0.0.10")
 W1, W2 = pod("worker-1", ip="10.0.0.20"), pod("worker-2", ip="10.0.0.21")
 
 
-def test_slots_are_named_by_role_and_ordinal_and_take_only_ready_pods():
-    table = start([HEAD, W1, W2, pod("worker-3", ready=False)])
+def test_slots_are_named_by_role_and_ordinal_and_a_pod_not_ready_holds_a_vacant_one():
+    w3 = pod("worker-3", ready=False, ip="10.0.0.22")
+    table = start([HEAD, W1, W2, w3])
     assert [(t.name, t.url, t.pod) for t in table.targets] == [
         ("front", FRONT, None), ("role:head", "http://head", None),
-        ("pods:worker#1", "http://10.0.0.20", "worker-1"), ("pods:worker#2", "http://10.0.0.21", "worker-2")]
+        ("pods:worker#1", "http://10.0.0.20", "worker-1"), ("pods:worker#2", "http://10.0.0.21", "worker-2"),
+        ("pods:worker#3", None, "worker-3")]
     assert slot(table, "pods:worker#1").incarnation == "uid-worker-1#0"
+    # Once it passes its readiness check (a replica, so a proxy, on its node) it is loaded.
+    ready = [HEAD, W1, W2, pod("worker-3", ip="10.0.0.22")]
+    assert table.update(ready, endpoints(ready))
+    assert (slot(table, "pods:worker#3").url, slot(table, "pods:worker#3").incarnation) == \
+        ("http://10.0.0.22", "uid-worker-3#0")
     with pytest.raises(ConfigError):
         start([HEAD, W1], names=("pods:gpu",))
 

@@ -45,7 +45,11 @@ def _recovery(history: History, fault: FaultRecord, hold_s: float, t_recovered: 
     if t_recovered is not None:
         return t_recovered, ""
     t_search = recovery_from if recovery_from is not None else fault.t_inject
-    return first_steady_state(history, t_search, hold_s, fault.victims)
+    # What healing does (a config put back, a node returned) is not the fault's recovery, and the
+    # reason it did not recover must describe the cluster the fault left, not the heal's.
+    end = history.t_data_end
+    before_heal = history if end is None else replace(history, snapshots=[s for s in history.snapshots if s.t < end])
+    return first_steady_state(before_heal, t_search, hold_s, fault.victims)
 
 
 def _churn_snapshots(history: History, fault: FaultRecord, t_recovered: float | None) -> Any:
@@ -132,12 +136,27 @@ def evaluate(
     scopes = {scope: [ep for ep in endpoints if in_scope(ep, roles.get(ep), scope)]
               for scope in slo.endpoint_availability}
     extra_results, metrics["extra"] = _run_extras(history, fault, extra_checks, extra_metrics)
-    checks = [effect, *judge(slo, metrics, others, scopes)]
+    unloaded = {scope: unloaded_reason(history, scope) for scope, eps in scopes.items() if not eps}
+    checks = [effect, *judge(slo, metrics, others, scopes, unloaded)]
     checks += [check_churn(role, expectation, metrics["churn"], fault.victims)
                for role, expectation in expected_churn.items()]
     checks += extra_results
     metrics["status_by_check"] = {c.name: c.status for c in checks}
     return Evaluation(metrics, checks, t_recovered)
+
+
+def unloaded_reason(history: History, scope: str) -> str:
+    """Why a scope of the SLO has no judged request: its slots stood vacant the whole run (no pod
+    of the role ever passed its readiness check), or the load had no such endpoint at all."""
+    unsent = history.unsent
+    names = set(unsent["endpoint"].astype(str)) if not unsent.empty else set()
+    if scope.startswith("pods:") and any(n.startswith(f"{scope}#") for n in names):
+        role = scope.partition(":")[2]
+        return (f"its slots stood vacant throughout: no {role} pod passed its readiness check (Serve runs a "
+                "proxy only on nodes that host replicas)")
+    if scope.startswith("pods:"):
+        return f"no {scope.partition(':')[2]} pod when the load started"
+    return "no such endpoint in the load"
 
 
 def phase_slice(history: History, record: FaultRecord, t_start: float | None, t_next: float | None) -> History:
@@ -198,7 +217,8 @@ def evaluate_phases(history: History, phases: list[PhaseLike], hold_s: float,
         t_next = history.faults[i + 1].t_inject if i + 1 < len(history.faults) else None
         t_cut = t_next - history.load_timeout_s if t_next is not None else None
         sliced = phase_slice(history, record, t_start, t_next)
-        slo = phase.slo_for(settings or {})
+        # A bound may follow from what the fault's plan found (a rollout's batches): ``settings['fault']``.
+        slo = phase.slo_for({**(settings or {}), "fault": record.params})
         t_from = record.t_heal if getattr(phase.fault, "duration_s", None) else None
         ev = evaluate(sliced, slo, phase.expected_churn, hold_s, t_recovered=record.t_recovered_observed,
                       extra_checks=phase.extra_checks, recovery_from=t_from, extra_metrics=phase.extra_metrics,

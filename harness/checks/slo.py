@@ -155,8 +155,10 @@ def _worst(rule: Rule, metric: str, endpoints: list[str], per_endpoint: dict[str
     return value, f"{'lowest' if rule.limit == MIN else 'highest'} on {worst} of {len(values)}"
 
 
-def judge(slo: SLO, metrics: dict[str, Any], other_pods: list[str], scopes: dict[str, list[str]]) -> list[CheckResult]:
-    """Every SLO bound set in ``slo`` against the metrics of one fault, in rule-table order."""
+def judge(slo: SLO, metrics: dict[str, Any], other_pods: list[str], scopes: dict[str, list[str]],
+          unloaded: dict[str, str] | None = None) -> list[CheckResult]:
+    """Every SLO bound set in ``slo`` against the metrics of one fault, in rule-table order.
+    ``unloaded``: why a scope without endpoints had none (its slots stood vacant, ...)."""
     per_endpoint = metrics.get("endpoints") or {}
     primary = per_endpoint.get(slo.primary_endpoint)
     out: list[CheckResult] = []
@@ -183,6 +185,7 @@ def judge(slo: SLO, metrics: dict[str, Any], other_pods: list[str], scopes: dict
         else:
             for scope, floor in bound.items():
                 value, detail = _worst(rule, metric, scopes.get(scope, []), per_endpoint)
-                why = "no requests in the window" if scopes.get(scope) else rule.why_missing
+                why = "no requests in the window" if scopes.get(scope) else (unloaded or {}).get(
+                    scope, rule.why_missing)
                 out.append(_judge_one(f"{scope}.{metric}", rule, floor, value, [], detail, why))
     return out

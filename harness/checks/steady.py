@@ -91,6 +91,21 @@ def victim_text(victim: dict[str, Any]) -> str:
             f"on {victim.get('pod') or victim.get('node') or '?'}")
 
 
+def victims_text(present: list[dict[str, Any]], victims: list[dict[str, Any]]) -> str:
+    """What of the fault is still there.  After an operator's change that replaces replicas
+    (a config victim next to replica victims) the replicas left are the ones not yet on the
+    new version: said so, with how many of them, rather than one of them by name."""
+    changed = any(v.get("role") == CONFIG for v in victims)
+    old = [v for v in present if v.get("role") == "replica"]
+    if changed and old:
+        of = sum(v.get("role") == "replica" for v in victims)
+        where = sorted({str(v.get("pod") or v.get("node_ip")) for v in old if v.get("pod") or v.get("node_ip")})
+        return (f"{len(old)} of {of} replicas not yet on the new version (old replicas still alive"
+                + (f" on {', '.join(where)})" if where else ")"))
+    text = victim_text(present[0]) + " still present"
+    return text if len(present) == 1 else f"{text} (and {len(present) - 1} more victims)"
+
+
 def steady_state_over(
     history: History,
     window: list[Snapshot],
@@ -126,9 +141,9 @@ def steady_state_over(
         proxy_nodes = {a.get("node_ip") for a in snap.actors if a["role"] == "proxy" and a.get("state") == "HEALTHY"}
         if replica_nodes - proxy_nodes:
             return SteadyState(False, f"no HEALTHY proxy on node(s) {sorted(map(str, replica_nodes - proxy_nodes))}")
-        for victim in victims:
-            if victim_present(snap, victim):
-                return SteadyState(False, victim_text(victim) + " still present")
+        present = [v for v in victims if victim_present(snap, v)]
+        if present:
+            return SteadyState(False, victims_text(present, victims))
     if len(pid_sets) != 1:
         return SteadyState(False, "replicas changing")
     df = history.judged_requests() if reqs is None else reqs

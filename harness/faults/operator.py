@@ -155,8 +155,12 @@ class RollingUpdate(ConfigChange):
             target = int(dep.get("target_num_replicas") or config.get("num_replicas") or 1)
             # Ray 2.60 deployment_state.py _rollout_size: max(int(pct * target), 1) at a time.
             pct = float(config.get("rolling_update_percentage") or 0.2)
-            batch[f"{change.app}/{change.deployment}"] = {"target": target, "batch": max(int(pct * target), 1),
-                                                          "max_surge_percent": config.get("max_surge_percent") or 0}
+            batch[f"{change.app}/{change.deployment}"] = {
+                "target": target, "batch": max(int(pct * target), 1),
+                "max_surge_percent": config.get("max_surge_percent") or 0,
+                # Where a new replica may go while its predecessor still holds a place (the bound).
+                "max_replicas_per_node": config.get("max_replicas_per_node"),
+                "nodes": sum(n.get("state") == "ALIVE" for n in snap.nodes) or None}
         return {"rollout": batch}
 
 

@@ -1,8 +1,9 @@
 """Per-pod load endpoints as role slots that follow their pod across recreations.
 
 The load names where it sends with endpoint names (``LoadSpec.endpoints``).
-``pods:<role>`` becomes one *slot* per pod of that role that is ready when the
-load starts, named by role and ordinal (``pods:worker#1``, ``pods:worker#2``);
+``pods:<role>`` becomes one *slot* per pod of that role when the load starts, named by
+role and ordinal (``pods:worker#1``, ``pods:worker#2``; ready pods first, a pod not yet
+ready holds a vacant slot until it is);
 ``pod:<name>`` one slot that starts on that pod.  A slot keeps its name for the
 whole run, so the traffic of a recreated pod counts as the same slot's.
 
@@ -111,9 +112,14 @@ class SlotTable:
                                       hint=f"roles with one: {', '.join(sorted(endpoints.roles)) or 'none'}")
                 out.append(Target(name, endpoints.roles[rest], rest))
             elif kind == "pods":
-                pods = [p for p in sorted(endpoints.pods) if roles.get(p) == rest and (ready is None or p in ready)]
+                of_role = [p for p in sorted(endpoints.pods) if roles.get(p) == rest]
+                pods = [p for p in of_role if ready is None or p in ready]
                 out += [Target(slot_name(rest, i), endpoints.pods[p], rest, p, incarnations.get(p), True)
                         for i, p in enumerate(pods, start=1)]
+                # A pod not ready yet (no replica on its node, so no proxy) gets a vacant slot that
+                # its pod fills once ready: the run loads every pod of the role it names.
+                out += [Target(slot_name(rest, i), None, rest, p, None, True)
+                        for i, p in enumerate([p for p in of_role if p not in pods], start=len(pods) + 1)]
             else:
                 if rest not in endpoints.pods:
                     raise ConfigError(f"no pod named {rest!r} to aim load at",
