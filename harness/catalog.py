@@ -15,6 +15,7 @@ ORDER = (
     # SleepyPid, 2 replicas per node, Serve's default health check
     "replica_failure",
     "proxy_failure",
+    "controller_restart",
     "controller_failure",
     "worker_pod_failure",
     "inplace_update",
@@ -26,6 +27,12 @@ ORDER = (
     "network_latency",
     "memory_pressure",
     "rolling_update",
+    "controller_restart_during_rollout",
+    "query_of_death",
+    # ... with a 2 s constructor (a bad rollout waits for 18 failed starts)
+    "bad_rollout_constructor",
+    "bad_rollout_health",
+    "bad_rollout_reconfigure",
     # ... with a fast health check
     "health_check_raise_fast",
     "health_check_hang_fast",

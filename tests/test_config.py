@@ -116,6 +116,11 @@ def test_app_module_is_self_contained_and_agrees_with_the_harness():
     consts = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
               for t in n.targets if isinstance(t, ast.Name) and t.id in ("HEALTH_ROUTE", "HEALTH_MODES")}
     assert consts == {"HEALTH_ROUTE": spec.HEALTH_ROUTE, "HEALTH_MODES": serve_config.HEALTH_MODES}
+    from harness.faults import badversion
+    assert f'BAD_VERSION_ENV = "{badversion.BAD_VERSION_ENV}"' in source
+    assert f'FAIL_RECONFIGURE_KEY = "{badversion.FAIL_RECONFIGURE_KEY}"' in source
+    for mode in ("constructor", "health"):
+        assert f'bad == "{mode}"' in source
 
 
 def test_node_loss_bounds_follow_the_target():

@@ -16,7 +16,12 @@ from harness.observe.probe import Snapshot
 from harness.load.servedby import served
 
 #: Serve replica states (``ReplicaState``) in which a replica takes requests.
-SERVING_STATES = ("RUNNING", "PENDING_MIGRATION", "UPDATING")
+#: Replica states that still take requests.  RECOVERING: a restarted controller re-attaches the
+#: replicas it finds alive (Ray 2.60 ``deployment_state.py``
+#: ``recover_current_state_from_replica_actor_names``); they kept serving all along, the routers
+#: holding their last replica set while the controller was away (measured: 0 failed through a
+#: controller restart mid-rollout, 3 of 6 shown RECOVERING).
+SERVING_STATES = ("RUNNING", "PENDING_MIGRATION", "UPDATING", "RECOVERING")
 
 
 def _changed(fault: FaultRecord) -> set[tuple[str, str]]:

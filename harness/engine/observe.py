@@ -30,12 +30,14 @@ class ObservePhase(EngineBase):
             self._check_there()
             self._follow_pods(run)
             now = time.time()
-            if duration is not None and fault.t_heal is None and now >= fault.t_inject + duration:
+            history = self._history(run)
+            if duration is not None and fault.t_heal is None and (
+                    now >= fault.t_inject + duration or phase.fault.done_early(history, fault)):
                 actions = phase.fault.end(self.cluster, fault)
                 fault.heal_actions += [a.to_dict() for a in actions]
                 fault.t_heal = time.time()
                 self._emit("phase", name="fault ended", fault=fault.fault)
-            history = self._history(run)
+                history = self._history(run)
             t_from = fault.t_heal if duration is not None else fault.t_inject
             if t_recovered is None and t_from is not None:
                 t_recovered, reason = first_steady_state(history, t_from, scenario.hold_s, fault.victims)

@@ -6,19 +6,25 @@
 - ``network``: a pod partitioned;
 - ``gray``: gray failures (CPU starved, memory pressed, packets lost or delayed, a replica slowed);
 - ``operator``: operator actions under load (in-place update, rolling update, scale-down);
+- ``badversion``: bad rollouts (a version that cannot start, fails its checks, or fails reconfigure);
 - node drain (preemption with notice) lives with the node faults in ``pods``;
+- ``poison``: a query of death (a request that makes its replica exit);
+- ``compound``: a fault injected while another is in effect (``During``);
 - ``upgrade``: a RayService zero-downtime upgrade (a new Ray cluster behind the same Service).
 
 A new fault goes into its family's module (or a new one) and into ``CATALOGUE``.
 """
 
-from harness.faults.actors import (ActorKill, ControllerKill, HealthCheckFailure, MassReplicaKill, ProxyKill,
+from harness.faults.actors import (ActorKill, ControllerKill, ControllerRestart, HealthCheckFailure, MassReplicaKill, ProxyKill,
                                    ReplicaHang, ReplicaKill, replica_answering)
 from harness.faults.base import (DOWNSTREAM, DoesNotApply, Fault, FaultNotApplicable, FaultPlan, NoSuchDeployment, actor_victim,
                                  aimed, pick, pod_victim, pod_victims, record, serving_pods)
+from harness.faults.badversion import BadRollout
+from harness.faults.compound import During
 from harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
 from harness.faults.network import PodPartition
 from harness.faults.operator import ConfigChange, InplaceUpdate, RollingUpdate, ScaleDown
+from harness.faults.poison import QueryOfDeath
 from harness.faults.pods import NodeDrain, NodeLoss, PodKill, RedisLoss
 from harness.faults.upgrade import RayServiceUpgrade
 
@@ -26,12 +32,12 @@ CATALOGUE: dict[str, type[Fault]] = {
     cls.name: cls for cls in (ReplicaKill, ProxyKill, ControllerKill, MassReplicaKill, PodKill, NodeLoss,
                               PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang, InplaceUpdate,
                               RollingUpdate, ScaleDown, NodeDrain, CpuStarvation, MemoryPressure, PacketLoss,
-                              NetworkDelay, ReplicaSlow, RayServiceUpgrade)
+                              NetworkDelay, ReplicaSlow, RayServiceUpgrade, BadRollout, ControllerRestart, QueryOfDeath)
 }
 
-__all__ = ["ActorKill", "CATALOGUE", "ConfigChange", "ControllerKill", "CpuStarvation", "DOWNSTREAM", "Fault",
+__all__ = ["ActorKill", "BadRollout", "CATALOGUE", "ConfigChange", "ControllerKill", "ControllerRestart", "During", "CpuStarvation", "DOWNSTREAM", "Fault",
            "DoesNotApply", "FaultNotApplicable", "FaultPlan", "GrayFault", "HealthCheckFailure", "InplaceUpdate", "MassReplicaKill",
            "MemoryPressure", "NetworkDelay", "NoSuchDeployment", "NodeDrain", "NodeLoss", "PacketLoss", "PodKill",
-           "PodPartition", "ProxyKill", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
+           "PodPartition", "ProxyKill", "QueryOfDeath", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
            "ScaleDown", "actor_victim", "aimed", "pick", "pod_victim",
            "pod_victims", "record", "replica_answering", "serving_pods"]

@@ -88,6 +88,18 @@ class ProxyKill(ActorKill):
 
 
 @dataclass(frozen=True)
+class ControllerRestart(ActorKill):
+    """Kill the controller and let Ray restart it (``no_restart=False``: the controller is a
+    detached actor with ``max_restarts=-1``, ``serve/_private/default_impl.py`` get_controller_impl): the same actor
+    comes back with a new PID, as after a crash of its process."""
+
+    name: ClassVar[str] = "controller_restart"
+    role: ClassVar[str] = "controller"
+    no_restart: ClassVar[bool] = False
+    summary: ClassVar[str] = "ray.kill the Serve controller with no_restart=False (Ray restarts it)"
+
+
+@dataclass(frozen=True)
 class ControllerKill(ActorKill):
     """Kill the controller.  Healing restarts the proxies that outlived it.
 

@@ -80,6 +80,11 @@ class Fault:
         """End a fault with a ``duration_s`` (a partition lifted, Redis back).  Default: heal."""
         return self.heal(cluster, record)
 
+    def done_early(self, history: History, record: FaultRecord) -> bool:
+        """Whether a fault with a ``duration_s`` has done all it can before that time is up (a bad
+        version Serve has already given up on): the engine then ends it at once.  Default: no."""
+        return False
+
     def verify(self, history: History, record: FaultRecord) -> CheckResult:
         """Did the fault happen?  Default: every recorded victim went away."""
         return fault_effect(history, record)

@@ -186,7 +186,8 @@ def app_summary(app: dict[str, Any]) -> dict[str, Any]:
     operator-action faults' evidence) and its target replica count."""
     topology = app_topology(app)
     deployments = {name: {"config": dep.get("deployment_config") or {},
-                          "target_num_replicas": dep.get("target_num_replicas"), "status": dep.get("status")}
+                          "target_num_replicas": dep.get("target_num_replicas"), "status": dep.get("status"),
+                          "message": (dep.get("message") or "")[:500]}
                    for name, dep in (app.get("deployments") or {}).items()}
     return {"status": app.get("status"), "message": (app.get("message") or "")[:500],
             "route_prefix": app.get("route_prefix"), "ingress": topology.ingress,

@@ -1,0 +1,147 @@
+"""Failures during change, on crafted timelines and a recording cluster double (pure logic): a bad
+rollout's plan, end and checks, a fault injected during another, the controller restart."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from harness.faults import BadRollout, ControllerRestart, During, RollingUpdate
+from harness.faults.badversion import (BAD_VERSION_ENV, FAIL_RECONFIGURE_KEY, failure_timeline, old_replicas_kept,
+                                       serve_reported_failure)
+from harness.observe.history import FaultRecord
+from runtime.cluster import ActionRecord
+from tests import synthetic as syn
+
+GOOD = {"applications": [{"name": "app", "import_path": "m:app", "deployments": [
+    {"name": "d", "num_replicas": 6, "ray_actor_options": {"num_cpus": 0}}]}]}
+
+
+def snap(t: float, actors: list[dict[str, Any]], status: str = "HEALTHY", config: dict | None = None):
+    s = syn.snapshot(t, actors)
+    s.apps = {"app": {"status": "RUNNING", "message": "", "deployments": {"d": {
+        "config": {"num_replicas": 6, "ray_actor_options": {"num_cpus": 0}, **(config or {})},
+        "target_num_replicas": 6, "status": status}}}}
+    s.replicas_running = sum(a["role"] == "replica" and a.get("state") == "RUNNING" for a in actors)
+    return s
+
+
+class RecordingCluster:
+    """Records the Serve configs it is given (what an operator would PUT)."""
+
+    def __init__(self) -> None:
+        self.desired = GOOD
+        self.puts: list[tuple[dict, str]] = []
+        self.kills: list[tuple[Any, bool]] = []
+
+    def serve_config(self) -> dict:
+        return self.desired
+
+    def update_serve_config(self, config: dict, change: str) -> ActionRecord:
+        self.desired = config
+        self.puts.append((config, change))
+        return ActionRecord("update_serve_config", "serve", 1.0, 1.1, {"change": change})
+
+    def kill_actor(self, name, namespace, no_restart, ignore_missing=False) -> ActionRecord:
+        self.kills.append((name, no_restart))
+        return ActionRecord("kill_actor", "serve", 2.0, 2.1, {"t_kill_start": 2.0})
+
+
+ACTORS = syn.BASE_REPLICAS + syn.BASE_SYSTEM
+
+
+@pytest.mark.parametrize("mode", ["constructor", "health"])
+def test_a_bad_version_sets_its_switch_in_the_runtime_env_and_its_end_deploys_the_good_config(mode):
+    fault = BadRollout(mode=mode)
+    plan = fault.plan(snap(0, ACTORS), [], random.Random(1))
+    (change,) = plan.params["changes"]
+    assert change["option"] == "ray_actor_options.runtime_env.env_vars" and change["new"][BAD_VERSION_ENV] == mode
+    # Recovered once Serve runs the good value again: the victim is the bad one.
+    (victim,) = plan.victims
+    assert (victim["old"], victim["new"]) == (change["new"], None)
+    assert plan.params["old_replicas"] == {"app/d": 6}
+    cluster = RecordingCluster()
+    record = fault.inject(cluster, plan)
+    bad_env = cluster.desired["applications"][0]["deployments"][0]["ray_actor_options"]["runtime_env"]["env_vars"]
+    assert bad_env[BAD_VERSION_ENV] == mode
+    fault.end(cluster, record)
+    assert cluster.puts[-1] == (GOOD, "the good version back")  # a plain update, not a delete and redeploy
+
+
+def test_a_bad_user_config_makes_reconfigure_raise():
+    plan = BadRollout(mode="reconfigure").plan(snap(0, ACTORS), [], random.Random(1))
+    (change,) = plan.params["changes"]
+    assert (change["option"], change["old"], change["new"]) == ("user_config", None, {FAIL_RECONFIGURE_KEY: True})
+    with pytest.raises(ValueError):
+        BadRollout(mode="typo")
+
+
+def _bad_record(t_heal: float = 20.0) -> FaultRecord:
+    plan = BadRollout().plan(snap(0, ACTORS), [], random.Random(1))
+    return FaultRecord("bad_rollout", 1.0, 1.1, plan.victims, params=plan.params, t_heal=t_heal)
+
+
+def test_the_bad_version_took_effect_only_when_serve_reported_it_failed():
+    record = _bad_record()
+    failed = [snap(t, ACTORS, "UPDATING") for t in range(1, 8)] + [snap(t, ACTORS, "DEPLOY_FAILED") for t in range(8, 20)]
+    result = serve_reported_failure(syn.history([], failed, [record]), record)
+    assert (result.status, result.value) == ("pass", 7.0)
+    # A version that started fine (the switch not read) changed nothing: the scenario fails.
+    fine = [snap(t, ACTORS, "HEALTHY") for t in range(1, 20)]
+    result = serve_reported_failure(syn.history([], fine, [record]), record)
+    assert result.status == "fail" and "HEALTHY" in result.detail
+    assert BadRollout(settle_s=5.0).done_early(syn.history([], failed, [record]), record)
+    assert not BadRollout(settle_s=5.0).done_early(syn.history([], fine, [record]), record)
+
+
+def test_old_replicas_kept_allows_one_batch_stopped_and_no_more():
+    record = _bad_record()
+    one_gone = [snap(t, syn.BASE_REPLICAS[1:] + syn.BASE_SYSTEM, "DEPLOY_FAILED") for t in range(2, 19)]
+    result = old_replicas_kept(syn.history([], one_gone, [record]), record)
+    assert (result.status, result.value, result.bound) == ("pass", 5, ">= 5")
+    two_gone = [snap(t, syn.BASE_REPLICAS[2:] + syn.BASE_SYSTEM, "DEPLOY_FAILED") for t in range(2, 19)]
+    assert old_replicas_kept(syn.history([], two_gone, [record]), record).status == "fail"
+    assert failure_timeline(syn.history([], one_gone, [record]), record)["bad_rollout"]["min_replicas_running"] == 5
+
+
+def test_during_injects_the_second_fault_into_the_first_and_judges_each():
+    fault = During(first=RollingUpdate(), second=ControllerRestart(), after_s=0.0)
+    plan = fault.plan(snap(0, ACTORS), [], random.Random(1))
+    assert {v["fault"] for v in plan.victims} == {"rolling_update", "controller_restart"}
+    assert "rollout" in plan.params  # the first fault's checks read its params as they would alone
+    assert fault.requires == ("update_serve_config", "kill_actor")
+    cluster = RecordingCluster()
+    record = fault.inject(cluster, plan)
+    assert cluster.kills == [("SERVE_CONTROLLER_ACTOR", False)] and len(cluster.puts) == 1
+    # Both took effect: the old replicas, the config and the controller's PID all replaced.
+    new = [syn.replica(300 + i, pod) for i, pod in enumerate(["head", "worker-1", "worker-2"] * 2)]
+    rolled = snap(9, new + [a for a in syn.BASE_SYSTEM if a["role"] != "controller"] + [syn.controller(999)],
+                  config=plan.params["changes"][0] and {"ray_actor_options": {"num_cpus": 0, "runtime_env": {
+                      "env_vars": {"SERVE_CHAOS_ROLLOUT": plan.params["changes"][0]["new"]}}}})
+    history = syn.history([], [snap(1, ACTORS), rolled, rolled], [record])
+    assert fault.verify(history, record).status == "pass"
+    # The controller never restarted: the compound fault did not fully happen.
+    stuck = snap(9, new + syn.BASE_SYSTEM, config=rolled.apps["app"]["deployments"]["d"]["config"])
+    assert fault.verify(syn.history([], [snap(1, ACTORS), stuck], [record]), record).status == "fail"
+
+
+def test_a_query_of_death_is_judged_by_the_replicas_that_died_of_it():
+    from harness.faults import QueryOfDeath
+    from harness.faults.poison import one_replica_per_poison, replicas_killed
+
+    fault = QueryOfDeath(sends=2)
+    plan = fault.plan(snap(0, ACTORS), [], random.Random(1))
+    assert plan.victims == [] and len(plan.params["replicas_before"]) == 6 and plan.params["sends"] == 2
+    record = FaultRecord("query_of_death", 1.0, 2.0, [], params=plan.params)
+    one_dead = [snap(t, syn.BASE_REPLICAS[1:] + syn.BASE_SYSTEM) for t in range(3, 10)]
+    history = syn.history([], [snap(0, ACTORS)] + one_dead, [record])
+    assert (replicas_killed(history, record).status, replicas_killed(history, record).value) == ("pass", 1)
+    assert one_replica_per_poison(history, record).status == "pass"
+    # The poison answered fine and nobody died: the fault changed nothing, the scenario fails.
+    nothing = syn.history([], [snap(t, ACTORS) for t in range(0, 10)], [record])
+    assert replicas_killed(nothing, record).status == "fail"
+    # Three replicas died of two requests: Serve carried the poison on to another replica.
+    cascade = syn.history([], [snap(t, syn.BASE_REPLICAS[3:] + syn.BASE_SYSTEM) for t in range(3, 10)], [record])
+    assert one_replica_per_poison(cascade, record).status == "fail"
