@@ -40,6 +40,7 @@ ORDER = (
     # ... with Serve's default health check again
     "health_check_raise_default",
     "network_partition",
+    "gcs_crash",
     "gcs_store_lost",
     "head_failure_gcs_ft",
     # the composed example
@@ -52,6 +53,7 @@ ORDER = (
     "rayservice_upgrade",
     # SleepyPid with room for a drain, then soft and strict spreading
     "node_drain",
+    "node_loss_during_rollout",
     "worker_node_failure",
     "strict_spreading",
     "head_failure_no_gcs_ft",

@@ -97,6 +97,8 @@ class Capabilities:
     kill_actor: bool = True
     #: SIGSTOP / SIGCONT one process of a pod (a hung replica).
     signal_process: bool = True
+    #: SIGKILL a pod's processes of one name (a Ray process crashing: ``gcs_server``).
+    kill_process: bool = True
     kill_redis: bool = False
     switch_gcs_ft: bool = False
     direct_pod_endpoints: bool = True
@@ -240,6 +242,11 @@ class Cluster(Protocol):
         """Send ``STOP`` or ``CONT`` to process ``pid`` (as the pod sees it) of ``pod``, like
         ``kubectl exec <pod> -- kill -STOP <pid>``: a stopped process is a hung one.  A
         ``STOP`` stays in effect (leased to this harness) until ``CONT`` or ``heal``."""
+
+    def kill_process(self, pod: str, name: str) -> ActionRecord:
+        """SIGKILL the processes of ``pod`` whose command name (``/proc/<pid>/comm``) is ``name``
+        -- found among the pod's own processes, killed by PID -- like ``kubectl exec <pod> -- kill
+        -9 <pid>``: a crash of that process (``details['pids']``).  No such process: ServeChaosError."""
 
     def update_serve_config(self, config: dict[str, Any], change: str) -> ActionRecord:
         """An operator's change under load (a planned disruption): make ``config`` the desired

@@ -145,3 +145,57 @@ def test_a_query_of_death_is_judged_by_the_replicas_that_died_of_it():
     # Three replicas died of two requests: Serve carried the poison on to another replica.
     cascade = syn.history([], [snap(t, syn.BASE_REPLICAS[3:] + syn.BASE_SYSTEM) for t in range(3, 10)], [record])
     assert one_replica_per_poison(cascade, record).status == "fail"
+
+
+def test_the_local_kubelet_kills_the_pods_process_of_that_name_by_pid_and_no_other():
+    import subprocess
+    import threading
+    from types import SimpleNamespace
+
+    from runtime.errors import ServeChaosError
+    from runtime.local.kubelet.processes import KubeletProcesses
+
+    mine, other = subprocess.Popen(["sleep", "30"]), subprocess.Popen(["sleep", "30"])
+    try:
+        kubelet = object.__new__(KubeletProcesses)
+        kubelet.lock, events = threading.Lock(), []
+        kubelet.members = lambda pod: [mine.pid]  # the pod's processes: not ``other``
+        kubelet.event = lambda kind, **kw: events.append((kind, kw))
+        record = kubelet.kill_named(SimpleNamespace(name="head"), "sleep")
+        assert record.details == {"pids": [mine.pid], "name": "sleep"} and mine.wait(5) == -9
+        assert other.poll() is None and events[0][0] == "process_killed"
+        with pytest.raises(ServeChaosError, match="runs no process named 'gcs_server'"):
+            kubelet.kill_named(SimpleNamespace(name="head"), "gcs_server")
+    finally:
+        other.kill()
+        other.wait(5)
+
+
+def test_a_gcs_crash_plans_the_head_and_judges_the_workers_routers_while_it_is_away():
+    from harness.checks.gcsaway import routers_kept_spreading
+    from harness.faults import GcsCrash
+    from runtime.cluster import PodInfo
+
+    pods = [PodInfo(name, role, f"n-{name}", ip, "Running", True, f"uid-{name}", 0)
+            for name, role, ip in (("head", "head", "10.0.0.10"), ("worker-1", "worker", "10.0.0.20"),
+                                   ("worker-2", "worker", "10.0.0.21"))]
+    plan = GcsCrash().plan(snap(0, ACTORS), pods, random.Random(1))
+    assert plan.params["pod"] == "head" and plan.params["process"] == "gcs_server"
+    assert {v["role"] for v in plan.victims} == {"pod", "replica", "proxy", "controller"}
+    assert plan.params["worker_replicas"] == {"worker-1": ["103", "104"], "worker-2": ["105", "106"]}
+    record = FaultRecord("gcs_crash", 1.0, 1.1, plan.victims, params=plan.params)
+
+    def through_workers(pick):
+        reqs = []
+        for i, pod in enumerate(["worker-1", "worker-2"] * 20):
+            reqs += syn.requests(2 + i * 0.1, 2.1 + i * 0.1, 10, endpoint=f"pods:worker#{pod[-1]}",
+                                 pod_of=lambda j, t, pod=pod: pod, seq0=None)
+        for n, rec in enumerate(reqs):
+            rec["pid"] = int(pick(rec["pod"], n // 2))  # who served it: the PID the body names
+        return syn.history(reqs, [snap(t, ACTORS) for t in range(0, 8)], [record])
+
+    local = {"worker-1": ["103", "104"], "worker-2": ["105", "106"]}
+    spread = routers_kept_spreading(through_workers(lambda pod, n: local[pod][n % 2]), record)
+    assert spread.status == "pass", spread.detail
+    stuck = routers_kept_spreading(through_workers(lambda pod, n: local[pod][0]), record)
+    assert stuck.status == "fail" and "104 on worker-1" in stuck.detail

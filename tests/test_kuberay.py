@@ -573,6 +573,31 @@ def test_a_freeze_is_kill_stop_by_exec_in_the_pod_leased_and_thawed_by_heal(kube
         kube.cluster.signal_process(worker.name, 101, "STOP")
 
 
+def test_a_process_crash_is_kill_by_pid_found_in_the_pods_own_proc(kube, monkeypatch):
+    """``gcs_crash`` on Kubernetes: the pod's own /proc walked for the command name, the PIDs
+    found killed with SIGKILL -- by PID, inside the pod; nothing found is one clear error."""
+    kube.bring_up()
+    commands = []
+
+    def fake_stream(fn, name, namespace, **kwargs):
+        commands.append((name, kwargs["container"], kwargs["command"]))
+        return FakeWs(stdout="57\n")
+
+    monkeypatch.setattr("kubernetes.stream.stream", fake_stream)
+    head = next(p for p in kube.cluster.pods() if p.role == "head")
+    record = kube.cluster.kill_process(head.name, "gcs_server")
+    pod, container, command = commands[-1]
+    assert (pod, container, command[:2]) == (head.name, "ray-head", ["/bin/sh", "-c"])
+    assert '"$(cat $d/comm 2>/dev/null)" = "gcs_server"' in command[2] and "kill -KILL $pids" in command[2]
+    assert record.details == {"pids": [57], "name": "gcs_server"}
+    with pytest.raises(ServeChaosError, match="not a command name"):
+        kube.cluster.kill_process(head.name, "gcs; rm -rf /")
+    monkeypatch.setattr("kubernetes.stream.stream",
+                        lambda *a, **k: FakeWs(stderr="no process named gcs_server", returncode=3))
+    with pytest.raises(ServeChaosError, match="killing gcs_server in pod .* failed: no process named gcs_server"):
+        kube.cluster.kill_process(head.name, "gcs_server")
+
+
 def test_victims_are_chosen_among_worker_pods_that_host_replicas(kube):
     kube.bring_up()
     pods = kube.cluster.pods()

@@ -242,3 +242,21 @@ def test_an_environment_made_before_its_pin_was_known_is_made_again(tmp_path, fa
     assert cache.ready("2.50.0") is None
     assert cache.ensure("2.50.0").version == "2.50.0"
     assert json.loads(stamp_path.read_text())["pinned"] == ["protobuf<7"]
+
+
+def test_each_release_gets_the_extra_requirements_it_needs_and_each_says_why():
+    from runtime.ray_requirements import EXTRA_REQUIREMENTS, extra_requirements
+
+    assert extra_requirements("2.50.0") == ["protobuf<7"]
+    assert extra_requirements("2.57.0") == extra_requirements("2.58.0") == ["protobuf<7", "jinja2"]
+    assert extra_requirements("2.56.1") == extra_requirements("2.59.0") == ["protobuf<7"]
+    assert extra_requirements("2.60.0") == []
+    assert all(r.why and "seen" in r.why for r in EXTRA_REQUIREMENTS)
+
+
+def test_a_release_that_imports_an_undeclared_package_says_so_not_remove_and_retry():
+    from runtime.local.rayenv import verify_hint
+
+    hint = verify_hint("2.61.0", "ModuleNotFoundError: No module named 'jinja2'")
+    assert "imports jinja2 without declaring it" in hint and "runtime/ray_requirements.py" in hint
+    assert "try again" not in hint and "try again" not in verify_hint("2.61.0", "Segmentation fault")

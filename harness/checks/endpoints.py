@@ -69,8 +69,9 @@ def aimed_at_pod(reqs: pd.DataFrame, pod: str) -> pd.Series:
 
 
 def hit_pods(fault: FaultRecord) -> set[str]:
-    """Pods the fault struck: pod victims, the pods of actor victims, the pod it names."""
-    hit = {v["pod"] for v in fault.victims if v.get("pod")}
+    """Pods the fault struck: pod victims, the pods of actor victims, the pod it names.  Replicas an
+    operator's change replaces on every pod (a rollout) strike no pod: their pods keep serving."""
+    hit = {v["pod"] for v in fault.victims if v.get("pod") and not v.get("replaced_by_change")}
     hit |= {v["name"] for v in fault.victims if v.get("role") == "pod"}
     if fault.params.get("pod"):
         hit.add(fault.params["pod"])

@@ -25,18 +25,19 @@ from harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, Networ
 from harness.faults.network import PodPartition
 from harness.faults.operator import ConfigChange, InplaceUpdate, RollingUpdate, ScaleDown
 from harness.faults.poison import QueryOfDeath
-from harness.faults.pods import NodeDrain, NodeLoss, PodKill, RedisLoss
+from harness.faults.pods import GcsCrash, NodeDrain, NodeLoss, PodKill, RedisLoss
 from harness.faults.upgrade import RayServiceUpgrade
 
 CATALOGUE: dict[str, type[Fault]] = {
     cls.name: cls for cls in (ReplicaKill, ProxyKill, ControllerKill, MassReplicaKill, PodKill, NodeLoss,
                               PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang, InplaceUpdate,
                               RollingUpdate, ScaleDown, NodeDrain, CpuStarvation, MemoryPressure, PacketLoss,
-                              NetworkDelay, ReplicaSlow, RayServiceUpgrade, BadRollout, ControllerRestart, QueryOfDeath)
+                              NetworkDelay, ReplicaSlow, RayServiceUpgrade, BadRollout, ControllerRestart, QueryOfDeath,
+                              GcsCrash)
 }
 
 __all__ = ["ActorKill", "BadRollout", "CATALOGUE", "ConfigChange", "ControllerKill", "ControllerRestart", "During", "CpuStarvation", "DOWNSTREAM", "Fault",
-           "DoesNotApply", "FaultNotApplicable", "FaultPlan", "GrayFault", "HealthCheckFailure", "InplaceUpdate", "MassReplicaKill",
+           "DoesNotApply", "FaultNotApplicable", "GcsCrash", "FaultPlan", "GrayFault", "HealthCheckFailure", "InplaceUpdate", "MassReplicaKill",
            "MemoryPressure", "NetworkDelay", "NoSuchDeployment", "NodeDrain", "NodeLoss", "PacketLoss", "PodKill",
            "PodPartition", "ProxyKill", "QueryOfDeath", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
            "ScaleDown", "actor_victim", "aimed", "pick", "pod_victim",

@@ -99,7 +99,9 @@ class ConfigChange(Fault):
         victims = [c.victim() for c in changes]
         if self.replaces_replicas:
             changed = {(c.app, c.deployment) for c in changes}
-            victims += [actor_victim(a) for a in aimed(snap, None) if (a.get("app"), a.get("deployment")) in changed]
+            # Replaced on purpose, on every pod: their pods are not struck (``endpoints.hit_pods``).
+            victims += [{**actor_victim(a), "replaced_by_change": True} for a in aimed(snap, None)
+                        if (a.get("app"), a.get("deployment")) in changed]
         return FaultPlan(self.name, f"{self.summary}: " + "; ".join(c.text() for c in changes), victims,
                          {"changes": [c.victim() for c in changes], **self.extra_params(snap, changes)})
 

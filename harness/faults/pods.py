@@ -113,6 +113,35 @@ class RedisLoss(Fault):
 
 
 @dataclass(frozen=True)
+class GcsCrash(Fault):
+    """The GCS process alone crashes: SIGKILL ``gcs_server`` in the head pod (Redis stays up).
+    ``ray start --block`` then ends the head's other Ray processes and exits (Ray 2.60
+    ``scripts/scripts.py`` start: "Some Ray subprocesses exited unexpectedly ... Remaining
+    processes will be killed"), so the head's container restarts in place -- what KubeRay's
+    TestRayServiceGCSFaultTolerance does (``ray-operator/test/e2erayservice``).  Victims: the head
+    pod's incarnation (its restart count goes up) and every Serve actor on it."""
+
+    name: ClassVar[str] = "gcs_crash"
+    requires: ClassVar[tuple[str, ...]] = ("kill_process",)
+    summary: ClassVar[str] = "SIGKILL gcs_server in the head pod (the head container restarts in place)"
+    process: str = "gcs_server"
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        head = pick([p for p in pods if p.role == "head" and p.phase == "Running"], rng, "Running head pod")
+        workers = {p.name for p in pods if p.role == "worker"}
+        local: dict[str, list[str]] = {}
+        for actor in snap.actors:
+            if actor["role"] == "replica" and actor.get("state") == "RUNNING" and actor.get("pod") in workers:
+                local.setdefault(str(actor["pod"]), []).append(str(actor.get("replica_id")))
+        return FaultPlan(self.name, f"kill -9 {self.process} in {head.name} (Redis stays up)",
+                         pod_victims(snap, pods, {head.name}),
+                         {"pod": head.name, "process": self.process, "worker_replicas": local})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        return record(plan, cluster.kill_process(plan.params["pod"], self.process))
+
+
+@dataclass(frozen=True)
 class NodeDrain(Fault):
     """Spot preemption with notice: Ray is told to drain a worker node (``ray drain-node
     --reason DRAIN_NODE_REASON_PREEMPTION --deadline-remaining-seconds D``, what the autoscaler

@@ -154,10 +154,11 @@ PLANNED_APP = SCENARIO_APP.with_requests(WORK_REQUESTS)
 #: A drain needs room for the replacements elsewhere: up to 3 SleepyPid replicas per node (two
 #: nodes then hold all 6); the composed example has room already (2 of each per node).
 DRAIN_APP = SleepyPidConfig(max_replicas_per_node=3).spec().with_requests(WORK_REQUESTS)
-#: A bad rollout waits for Serve's failure threshold, min(20, 3 x 6) = 18 failed starts, each after
-#: the constructor: a 2 s model load keeps that near a minute and a half (measured with the guide's
-#: 10 s: ~14 s a failure, over 4 minutes for a bad reconfigure).
-BAD_ROLLOUT_APP = SCENARIO_SLEEPY.with_(constructor_sleep_s=2.0).spec().with_requests(WORK_REQUESTS)
+#: A bad rollout waits for Serve's failure threshold, min(20, 3 x target) failed starts, each after
+#: the constructor: 3 replicas (9 failures) with a 2 s model load keep that under a minute (measured
+#: with 6 replicas and the guide's 10 s: ~14 s a failure, over 4 minutes for a bad reconfigure; with
+#: 6 and 2 s: 45-102 s).
+BAD_ROLLOUT_APP = SCENARIO_SLEEPY.with_(constructor_sleep_s=2.0, num_replicas=3).spec().with_requests(WORK_REQUESTS)
 
 
 def _subset_differs(want: Any, got: Any) -> bool:

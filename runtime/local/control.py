@@ -45,6 +45,7 @@ ROUTES: tuple[Route, ...] = (
     Route("kill_node", "POST", "/nodes/{node}/kill"),
     Route("kill_actor", "POST", "/actors/kill"),
     Route("signal_process", "POST", "/pods/{pod}/signal"),
+    Route("kill_process", "POST", "/pods/{pod}/kill_process"),
     Route("apply_serve_config", "POST", "/serve/config"),
     Route("update_serve_config", "POST", "/serve/update"),
     Route("drain_node", "POST", "/pods/{pod}/drain"),

@@ -49,6 +49,9 @@ class SupervisorFaults:
             self.leases.drop("freeze", pod)
         return record.to_dict()
 
+    def kill_process(self, pod: str, name: str, owner: int | None = None) -> dict[str, Any]:
+        return self.kubelet.kill_named(self.kubelet.pod(pod), str(name)).to_dict()
+
     def apply_serve_config(self, config: dict[str, Any], owner: int | None = None,
                            replace: bool = False) -> dict[str, Any]:
         return self.operator.apply_serve_config(config, bool(replace)).to_dict()

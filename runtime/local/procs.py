@@ -139,3 +139,11 @@ def is_stopped(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] in ("T", "t")
+
+
+def command_name(pid: int) -> str | None:
+    """The process's command name (``/proc/<pid>/comm``, at most 15 characters); None once gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None

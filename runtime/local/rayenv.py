@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from typing import Callable
 
 import runtime
 from runtime.errors import ConfigError, InfrastructureError
+from runtime.ray_requirements import extra_requirements
 from runtime.ray_versions import SUPPORTED_RANGE, TESTED_RAY_VERSIONS
 
 STAMP = "serve-chaos-ready.json"
@@ -117,13 +119,9 @@ def own_runtime() -> RayRuntime:
 
 
 def pinned_with(version: str) -> list[str]:
-    """What a Ray release needs pinned beside it today: what PyPI serves now may be newer than
-    what the release was tested with.  Serve before 2.60 reads ``FieldDescriptor.label``
-    (``serve/_private/config.py``), which protobuf 7 removed: deploying then fails with
-    "'FieldDescriptor' object has no attribute 'label'" (seen here with Ray 2.50.0)."""
-    from packaging.version import Version
-
-    return ["protobuf<7"] if Version(version) < Version("2.60.0") else []
+    """What a Ray release needs installed beside it today (``runtime/ray_requirements.py``, each
+    requirement with why)."""
+    return extra_requirements(version)
 
 
 class RayEnvCache:
@@ -226,11 +224,21 @@ class RayEnvCache:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             text = (proc.stdout + proc.stderr).strip()
             if proc.returncode != 0 or version not in proc.stdout:
-                raise InfrastructureError(f"the new Ray {version} environment fails `{' '.join(cmd[-3:])}`: "
-                                          f"{text.splitlines()[-1] if text else 'no output'}",
-                                          evidence=str(log_path), hint="remove the environment and try again")
+                last = text.splitlines()[-1] if text else "no output"
+                raise InfrastructureError(f"the new Ray {version} environment fails `{' '.join(cmd[-3:])}`: {last}",
+                                          evidence=str(log_path), hint=verify_hint(version, last))
             out[key] = text.splitlines()[-1]
         return out
+
+
+def verify_hint(version: str, last_line: str) -> str:
+    """What to do when a freshly made environment cannot import Serve (it was removed already)."""
+    missing = re.search(r"No module named '([\w.]+)'", last_line)
+    if missing:
+        return (f"ray[serve]=={version} imports {missing.group(1)} without declaring it, and serve-chaos does not "
+                f"install it for this release yet (runtime/ray_requirements.py): pick another release, or add "
+                f"{missing.group(1).split('.')[0]} there with the releases it applies to")
+    return "the half-made environment was removed; see the install log, or pick another release"
 
 
 def pip_step(line: str) -> str:

@@ -4,6 +4,7 @@ gray faults (Chaos Mesh objects, a slowed process)."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -159,6 +160,22 @@ class KubeRayFaults(KubeRayBase):
         else:
             self.lease.drop_faults("freeze", f"{pod}:{int(pid)}")
         return ActionRecord(f"signal_{signal}", f"{pod}:{pid}", t0, time.time(), {"pid": int(pid)})
+
+    def kill_process(self, pod: str, name: str) -> ActionRecord:
+        """``kill -KILL`` by exec the container's processes whose ``comm`` is ``name``: found by
+        walking the pod's own ``/proc`` (its own PID namespace), killed by PID."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", name):
+            raise ServeChaosError(f"process name {name!r} is not a command name (1-15 letters, digits, _ . -)")
+        script = (f'pids=; for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = "{name}" ] && '
+                  'pids="$pids ${d#/proc/}"; done; [ -n "$pids" ] || { echo "no process named ' + name +
+                  '" >&2; exit 3; }; kill -KILL $pids && echo $pids')
+        t0 = time.time()
+        result = self._exec(pod, ["/bin/sh", "-c", script])
+        if not result.ok:
+            raise ServeChaosError(f"killing {name} in pod {pod} failed: "
+                                  f"{result.output[:200] or f'exit {result.returncode}'}")
+        pids = [int(p) for p in result.stdout.split() if p.isdigit()]
+        return ActionRecord("kill_process", f"{pod}:{name}", t0, time.time(), {"pids": pids, "name": name})
 
     def _thaw(self, fault: dict[str, Any]) -> ActionRecord | None:
         """SIGCONT a process this tool froze.  A pod that is gone leaves nothing frozen; a process

@@ -40,6 +40,9 @@ class LocalClusterFaults(LocalClusterBase):
     def signal_process(self, pod: str, pid: int, signal: str) -> ActionRecord:
         return ActionRecord(**self._call("signal_process", path_params={"pod": pod}, pid=pid, signal=signal))
 
+    def kill_process(self, pod: str, name: str) -> ActionRecord:
+        return ActionRecord(**self._call("kill_process", path_params={"pod": pod}, name=name))
+
     def update_serve_config(self, config: dict[str, Any], change: str) -> ActionRecord:
         return ActionRecord(**self._call("update_serve_config", config=config, change=change))
 

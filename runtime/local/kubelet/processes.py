@@ -72,6 +72,19 @@ class KubeletProcesses(KubeletBase):
         self.event(f"process_{name.lower()}", pod=pod.name, pid=pid)
         return ActionRecord(f"signal_{name}", f"{pod.name}:{pid}", t0, time.time(), {"pid": pid})
 
+    def kill_named(self, pod: Pod, name: str) -> ActionRecord:
+        """SIGKILL the pod's processes whose ``comm`` is ``name`` (a crash), by PID, never another
+        pod's: ``ray start --block`` then ends the pod's other Ray processes and exits."""
+        t0 = time.time()
+        with self.lock:
+            pids = [pid for pid in self.members(pod) if procs.command_name(pid) == name]
+            if not pids:
+                raise ServeChaosError(f"pod {pod.name} runs no process named {name!r}",
+                                      hint="the pod may be restarting; take a fresh snapshot")
+            procs.signal_pids(pids, signal.SIGKILL)
+        self.event("process_killed", pod=pod.name, name=name, pids=pids)
+        return ActionRecord("kill_process", f"{pod.name}:{name}", t0, time.time(), {"pids": pids, "name": name})
+
     def thaw(self, pod: Pod) -> ActionRecord | None:
         """SIGCONT every stopped process of the pod."""
         stopped = [pid for pid in self.members(pod) if procs.is_stopped(pid)]
