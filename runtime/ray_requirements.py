@@ -35,8 +35,9 @@ EXTRA_REQUIREMENTS: tuple[ExtraRequirement, ...] = (
         "deploying fails with \"'FieldDescriptor' object has no attribute 'label'\" (seen with Ray 2.50.0)"),
     ExtraRequirement(
         "jinja2", "2.57.0", "2.59.0",
-        "ray[serve] 2.57.0 and 2.58.0 import jinja2 without declaring it: `import ray.serve` fails with "
-        "\"No module named 'jinja2'\" (seen with both; 2.56.1 and 2.59.0 build without it)"),
+        "ray[serve] 2.57.0 and 2.58.0 import jinja2 (serve/_private/haproxy.py, at `import ray.serve`) but "
+        "declare it in no extra: `import ray.serve` fails with \"No module named 'jinja2'\" (seen with both; "
+        "2.56.1 and 2.59.0 build without it)"),
 )
 
 

@@ -1,7 +1,8 @@
 """The GCS process alone crashes (issue: "Failures during change"): SIGKILL ``gcs_server`` in the
 head pod while Redis stays up -- as KubeRay v1.7.0's TestRayServiceGCSFaultTolerance does
-(``ray-operator/test/e2erayservice``).  ``ray start --block`` then ends the head's other Ray
-processes and exits, so the head container restarts in place and its GCS reloads from Redis.
+(``ray-operator/test/e2erayservice/rayservice_ha_test.go``: the same head pod, RestartCount 1).
+``ray start --block`` then ends the head's other Ray processes and exits, so the head container
+restarts in place and its GCS reloads from Redis.
 
 Promise (the guide, "Head node failure" with GCS fault tolerance: "the Ray cluster keeps serving
 ... worker nodes continue to serve"; Ray 2.60 routers route without the GCS):

@@ -3,8 +3,8 @@ controller killed halfway through a rolling update, a node lost during one).
 
 ``During(first, second, after_s)`` plans both from the same snapshot, injects ``first``, waits
 ``after_s`` seconds and injects ``second``: one fault record whose victims are both faults'
-and whose params carry both plans' (the first's at the top, so the first's checks read them as
-they would alone; both under ``during``).  It is judged as a whole by the scenario's SLOs, and
+and whose params carry both plans' (both at the top -- the first's where both name a key -- so
+each fault's checks and metrics read them as they would alone; each whole under ``during``).  It is judged as a whole by the scenario's SLOs, and
 per fault by ``verify``: each fault's own took-effect check on its own record, both named in the
 one ``fault.took_effect`` result (which fails if either did not happen).
 """
@@ -62,8 +62,8 @@ class During(Fault):
         return FaultPlan(f"{one.fault}+{two.fault}", f"{one.description}; {self.after_s:g} s into it: "
                                                      f"{two.description}",
                          one.victims + two.victims,
-                         {**one.params, "during": {"first": _plan_dict(one), "second": _plan_dict(two),
-                                                   "after_s": self.after_s}})
+                         {**two.params, **one.params, "during": {"first": _plan_dict(one), "second": _plan_dict(two),
+                                                                 "after_s": self.after_s}})
 
     def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
         one, two = _plans(plan)

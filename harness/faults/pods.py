@@ -118,8 +118,10 @@ class GcsCrash(Fault):
     ``ray start --block`` then ends the head's other Ray processes and exits (Ray 2.60
     ``scripts/scripts.py`` start: "Some Ray subprocesses exited unexpectedly ... Remaining
     processes will be killed"), so the head's container restarts in place -- what KubeRay's
-    TestRayServiceGCSFaultTolerance does (``ray-operator/test/e2erayservice``).  Victims: the head
-    pod's incarnation (its restart count goes up) and every Serve actor on it."""
+    TestRayServiceGCSFaultTolerance does (v1.7.0 ``ray-operator/test/e2erayservice/rayservice_ha_test.go``:
+    ``pkill gcs_server``, then the same head pod with RestartCount 1; KubeRay leaves the Ray pods'
+    restartPolicy at Always unless autoscaler v2 is on, ``controllers/ray/common/pod.go``).  Victims:
+    the head pod's incarnation (its restart count goes up) and every Serve actor on it."""
 
     name: ClassVar[str] = "gcs_crash"
     requires: ClassVar[tuple[str, ...]] = ("kill_process",)

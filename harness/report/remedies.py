@@ -144,6 +144,25 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
            "a replica stalled 0.9 s of every 1 s got 7.7 % of the traffic (fair 16.7 %); one stalled 90 ms of "
            "every 100 ms kept 15.6 % (z = -1.0): its queue never grew",
            "Serve request router (power of two choices, request_router/pow_2_router.py)"),
+    Remedy("bad_version", "gate a rollout (a canary or a staging deploy) and watch for DEPLOY_FAILED: Serve "
+           "stops a version whose replicas fail to start `min(20, 3 x num_replicas)` times, keeps the old replicas "
+           "it still runs (one batch short) until the next deploy, and redeploying the last good config brings the "
+           "rest back", ("num_replicas", "rolling_update_percentage"), "bad_rollout_constructor",
+           "a constructor that raised: DEPLOY_FAILED after 20 s with 3 replicas (45 s with 6), all but one batch "
+           "of old replicas served, 0 failed; every replica RUNNING 5.3 s after the good config",
+           "Ray 2.60 serve/_private/constants.py RAY_SERVE_STOP_FAILED_ROLLING_UPDATES, deployment_state.py"),
+    Remedy("controller_restart", "let Ray restart the Serve controller (it is detached with `max_restarts=-1`; "
+           "never `ray.kill(..., no_restart=True)` it): a restarted controller keeps its actor and resumes from its "
+           "checkpoint, where a new actor leaves the proxies subscribed to the old one", (),
+           "controller_restart_during_rollout", "killed 15 s into a rolling update and restarted by Ray in 4 s: "
+           "the rollout resumed, 0 failed, 6 new replicas; at rest the proxies followed the restarted controller",
+           "Ray 2.60 serve/_private/default_impl.py get_controller_impl; ray-project/ray#63784"),
+    Remedy("poison_request", "make one request unable to kill its replica (validate input, catch errors in the "
+           "model, bound memory per request) and do not retry a request whose replica died: each retry takes "
+           "another replica with it", ("max_ongoing_requests",), "query_of_death",
+           "each poison request killed exactly one replica (2 of 2, the client saw HTTP 500 in ~40 ms), 2 other "
+           "requests in flight failed, the replicas were replaced in 22.9 s",
+           "Ray 2.60 serve/_private/router.py _handle_actor_died_error"),
     Remedy("upgrade_room", "leave room for a second Ray cluster during a RayService upgrade (KubeRay brings the "
            "new cluster up beside the old one and switches the Serve Service once its Serve is ready), and keep "
            "the old one's deletion delay above your clients' longest request",
@@ -221,6 +240,11 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("memory_pressure", "*", "always", ("memory_headroom",)),
     ("replica_slow", "*", "always", ("slow_replica",)),
     ("rayservice_upgrade", "*", "always", ("upgrade_room",)),
+    ("bad_rollout_*", "*", "always", ("bad_version",)),
+    ("controller_restart*", "*", "always", ("controller_restart",)),
+    ("query_of_death", "*", "always", ("poison_request",)),
+    ("gcs_crash", "*", "always", ("gcs_ft", "client_retry")),
+    ("node_loss_during_rollout", "*", "always", ("client_retry", "node_detection")),
     ("*", "recovery_s", "always", ("replica_start",)),
 )
 
