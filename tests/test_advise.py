@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.app.advise import (INFO, SEVERE, WARN, TargetShape, advise, drain_findings, graceful_findings,
-                                health_findings, measured_p99_ms, placement_findings, replica_findings)
+                                health_findings, measured_p99_ms, placement_findings, replica_findings,
+                                rollout_findings)
 from harness.app.settings import deployment_settings
 from harness.bounds import unhealthy_kill_bound_s
 from harness.app.handlecalls import modules_of, scan, scan_source
@@ -146,6 +147,20 @@ def test_a_drained_node_whose_replicas_have_nowhere_to_go():
                               TargetShape("local", True, (("head", 4.0),)))
 
 
+def test_a_rollout_that_leaves_a_third_or_more_of_a_deployment_out():
+    (few,) = rollout_findings(deployment_settings(config({"name": "d", "num_replicas": 3})))
+    assert few.severity == WARN and few.remedy.key == "surge" and "stops 1 of its 3 replicas" in few.what
+    assert "2 of 3 serve meanwhile" in few.what and "until the next deploy" in few.what
+    # 6 replicas lose 1 at a time (a sixth); surge keeps the old ones; one replica is replica_findings'.
+    assert not rollout_findings(deployment_settings(config({"name": "d", "num_replicas": 6})))
+    assert not rollout_findings(deployment_settings(config({"name": "d", "num_replicas": 3, "max_surge_percent": 34})))
+    assert not rollout_findings(deployment_settings(config({"name": "d", "num_replicas": 1})))
+    # A larger batch is the user's own setting: half of 10 out at once.
+    (half,) = rollout_findings(deployment_settings(config({"name": "d", "num_replicas": 10,
+                                                           "rolling_update_percentage": 0.5})))
+    assert "stops 5 of its 10 replicas" in half.what and "rolling_update_percentage=0.5" in half.what
+
+
 def test_health_check_bounds_come_from_the_deployments_own_settings():
     (slow,) = health_findings(deployment_settings(config({"name": "d", "num_replicas": 2})))
     defaults = {"health_check_period_s": 10.0, "health_check_timeout_s": 30.0, "graceful_shutdown_timeout_s": 20.0}
@@ -195,7 +210,9 @@ def test_advise_on_the_two_application_config():
     # ... which leaves a drained node's replica nowhere to go (3 replicas, 1 per node, 3 nodes).
     assert any(ln.startswith("warn   greeter/Greeter: a drained worker node's replicas have nowhere to go") and
                "(shown by `serve-chaos run node_drain`)" in ln for ln in lines)
-    assert lines[-1] == "9 finding(s): 0 severe, 7 warn, 2 info"
+    # 3, 2 and 3 replicas, max_surge_percent 0: a rollout takes a third or more of each out.
+    assert sum("a rolling update stops 1 of its" in ln for ln in lines) == 3
+    assert lines[-1] == "12 finding(s): 0 severe, 10 warn, 2 info"
 
 
 def test_advise_on_the_bundled_examples_and_strict_exit_codes():

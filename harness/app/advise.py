@@ -149,6 +149,27 @@ def drain_findings(deployments: list[DeploymentSettings], shape: TargetShape) ->
     return out
 
 
+def rollout_findings(deployments: list[DeploymentSettings]) -> list[Finding]:
+    """Deployments a rolling update (or a bad version, which stops there) leaves a third or more
+    short: with ``max_surge_percent`` 0 Serve stops a batch of ``max(int(rolling_update_percentage
+    x target), 1)`` old replicas before their replacements start (Ray 2.60 ``deployment_state.py``
+    ``_stop_or_update_outdated_version_replicas``), and a version that cannot start keeps it so
+    until the next deploy (``RAY_SERVE_STOP_FAILED_ROLLING_UPDATES``).  One replica is
+    ``replica_findings``'."""
+    out = []
+    for dep in deployments:
+        target = dep.min_replicas
+        if target < 2 or dep.max_surge_percent > 0:
+            continue
+        batch = max(int(dep.rolling_update_percentage * target), 1)
+        if batch * 3 >= target:
+            out.append(_finding(WARN, dep.ref, f"a rolling update stops {batch} of its {target} replicas before "
+                                f"their replacements start (rolling_update_percentage={dep.rolling_update_percentage:g}, "
+                                f"max_surge_percent unset: 0), so {target - batch} of {target} serve meanwhile -- "
+                                "and until the next deploy when the new version cannot start", "surge"))
+    return out
+
+
 # ---------------------------------------------------------------------- health checks and shutdown
 def health_findings(deployments: list[DeploymentSettings]) -> list[Finding]:
     out = []
@@ -223,7 +244,7 @@ def advise(serve_config: dict[str, Any], shape: TargetShape, files: dict[str, st
     """Every finding, severe first, in the order the guide's sections come."""
     deployments = deployment_settings(serve_config)
     findings = (gcs_findings(shape) + replica_findings(deployments) + placement_findings(deployments, shape)
-                + drain_findings(deployments, shape)
+                + drain_findings(deployments, shape) + rollout_findings(deployments)
                 + health_findings(deployments) + handle_findings(serve_config, files, code_source)
                 + graceful_findings(deployments, p99_ms, runs))
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))

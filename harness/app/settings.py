@@ -20,6 +20,8 @@ from runtime.app.spec import (SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S, SERVE_D
 SERVE_DEFAULT_REPLICA_CPUS = 1.0
 #: ``num_replicas: auto`` without ``autoscaling_config.min_replicas`` (``AutoscalingConfig.default``).
 SERVE_DEFAULT_MIN_REPLICAS = 1
+#: Ray 2.60 ``serve/_private/config.py`` DeploymentConfig.rolling_update_percentage.
+SERVE_DEFAULT_ROLLING_UPDATE_PERCENTAGE = 0.2
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class DeploymentSettings:
     health_check_timeout_s: float
     graceful_shutdown_timeout_s: float
     written: frozenset[str] = field(default_factory=frozenset)
+    #: A rollout's batch (``max(int(pct x target), 1)``) and how many new replicas may start before
+    #: old ones stop (Ray 2.60 ``DeploymentConfig``; 0: old ones stop first).
+    rolling_update_percentage: float = SERVE_DEFAULT_ROLLING_UPDATE_PERCENTAGE
+    max_surge_percent: float = 0.0
 
     @property
     def ref(self) -> str:
@@ -62,7 +68,9 @@ class DeploymentSettings:
                 "max_replicas_per_node": self.max_replicas_per_node, "num_cpus": self.num_cpus,
                 "health_check_period_s": self.health_check_period_s,
                 "health_check_timeout_s": self.health_check_timeout_s,
-                "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s, "written": sorted(self.written)}
+                "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s, "written": sorted(self.written),
+                "rolling_update_percentage": self.rolling_update_percentage,
+                "max_surge_percent": self.max_surge_percent}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DeploymentSettings":
@@ -100,7 +108,10 @@ def deployment_settings(serve_config: dict[str, Any]) -> list[DeploymentSettings
                 health_check_timeout_s=float(dep.get("health_check_timeout_s", SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S)),
                 graceful_shutdown_timeout_s=float(dep.get("graceful_shutdown_timeout_s",
                                                           SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S)),
-                written=frozenset(written)))
+                written=frozenset(written),
+                rolling_update_percentage=float(dep.get("rolling_update_percentage")
+                                                or SERVE_DEFAULT_ROLLING_UPDATE_PERCENTAGE),
+                max_surge_percent=float(dep.get("max_surge_percent") or 0.0)))
     return out
 
 
