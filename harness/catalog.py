@@ -49,6 +49,9 @@ ORDER = (
     "downstream_replica_hang",
     "rolling_update_composed",
     "node_drain_composed",
+    # the chained example
+    "chained_embed_failure",
+    "chained_score_failure",
     # a new Ray cluster behind the Serve Service (kind; skipped locally)
     "rayservice_upgrade",
     # SleepyPid with room for a drain, then soft and strict spreading

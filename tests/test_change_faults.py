@@ -199,3 +199,27 @@ def test_a_gcs_crash_plans_the_head_and_judges_the_workers_routers_while_it_is_a
     assert spread.status == "pass", spread.detail
     stuck = routers_kept_spreading(through_workers(lambda pod, n: local[pod][0]), record)
     assert stuck.status == "fail" and "104 on worker-1" in stuck.detail
+
+
+def test_the_stage_not_killed_must_keep_being_routed_to():
+    from harness.checks.stages import other_stage_routed, stage_calls
+
+    score = [dict(syn.replica(400 + i, pod), app="chained", deployment="Score", ingress=False)
+             for i, pod in enumerate(["head", "worker-1", "worker-2"])]
+    actors = score + syn.BASE_SYSTEM
+    record = FaultRecord("replica_kill", 5.0, 5.1, [])
+    reqs = syn.requests(0, 20, 10)
+    for r in reqs:
+        r["request_id"] = f"r{r['seq']}"
+
+    def history(pick):
+        served = [{"request_id": r["request_id"], "ingress": False, "replica_id": pick(r)} for r in reqs]
+        return syn.history(reqs, [syn.snapshot(t, actors) for t in range(0, 20)], [record], served_by=served)
+
+    spread = other_stage_routed("chained/Score")(history(lambda r: str(400 + r["seq"] % 3)), record)
+    assert spread.status == "pass" and spread.value == 3
+    # After the fault one healthy Score replica never got a call again: dropped from routing.
+    dropped = other_stage_routed("chained/Score")(
+        history(lambda r: str(400 + (r["seq"] % 3 if r["t"] < 5 else r["seq"] % 2))), record)
+    assert dropped.status == "fail" and "never again: 402" in dropped.detail
+    assert stage_calls(history(lambda r: "400"), record)["stage_calls"] == {"400": 150}

@@ -17,7 +17,7 @@ import typer
 from harness.cli.common import AppDir, AppFile, ConfigFile, Image, Target, console
 from runtime.errors import ConfigError
 
-EXAMPLES = ("sleepy_pid", "composed")
+EXAMPLES = ("sleepy_pid", "composed", "chained")
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +58,7 @@ def advise(
 
 def _app(app: Optional[str], app_dir: Optional[str], image: Optional[str], example: Optional[str]):
     from harness.app.options import app_spec
-    from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP
+    from runtime.app.serve_config import CHAINED_APP, COMPOSED_APP, SCENARIO_APP
 
     if example is not None:
         if app is not None:
@@ -66,7 +66,7 @@ def _app(app: Optional[str], app_dir: Optional[str], image: Optional[str], examp
         if example not in EXAMPLES:
             raise ConfigError(f"--example {example!r} is not a bundled example",
                               hint=f"use one of: {', '.join(EXAMPLES)}")
-        return COMPOSED_APP if example == "composed" else SCENARIO_APP
+        return {"composed": COMPOSED_APP, "chained": CHAINED_APP}.get(example, SCENARIO_APP)
     return app_spec(app, app_dir, image) or SCENARIO_APP
 
 

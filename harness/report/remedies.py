@@ -225,6 +225,7 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("health_check_*", "*", "always", ("health_check",)),
     ("replica_hang", "*", "always", ("health_check", "graceful_shutdown")),
     ("downstream_*", "*", "always", ("handle_timeout",)),
+    ("chained_*", "*", "always", ("handle_timeout", "client_retry")),
     ("replica_failure", "recovery_s", "always", ("replica_start",)),
     ("replica_failure", "*", "single_replica", ("spare_replicas",)),
     ("replica_failure", "*", "always", ("client_retry",)),

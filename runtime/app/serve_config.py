@@ -15,7 +15,7 @@ DEPLOYMENT_NAME = "SleepyPid"
 IMPORT_PATH = "runtime.app.sleepy_pid:app"
 #: The modules of the bundled examples, shipped together (one ConfigMap on Kubernetes),
 #: so a cluster carries every bundled example and scenarios may switch between them.
-BUNDLED_MODULES = ("sleepy_pid", "composed")
+BUNDLED_MODULES = ("sleepy_pid", "composed", "chained")
 HEALTH_MODES = ("ok", "raise", "hang")
 #: Deployment options for a fast health check (1 s period, 2 s timeout), so an unhealthy or
 #: frozen replica is found within seconds instead of Serve's default minute.
@@ -145,6 +145,21 @@ def composed_app(replicas: int = 3, max_per_node: int = 2) -> AppSpec:
 
 
 COMPOSED_APP = composed_app()
+
+
+def chained_app(replicas: int = 3, max_per_node: int = 2) -> AppSpec:
+    """The bundled chained example (``runtime/app/chained.py``): ``Ingress`` passes ``Embed``'s
+    unresolved response into its call to ``Score``; ``replicas`` of each, at most ``max_per_node``
+    of each per node."""
+    deployments = [{"name": name, "num_replicas": replicas, "max_replicas_per_node": max_per_node,
+                    "ray_actor_options": {"num_cpus": 0}} for name in ("Ingress", "Embed", "Score")]
+    config = {"applications": [{"name": "chained", "route_prefix": "/", "import_path": "runtime.app.chained:app",
+                                "deployments": deployments}]}
+    return AppSpec.of(config, "bundled chained example (runtime/app/chained.py)",
+                      files=bundled_files(*BUNDLED_MODULES), bundled="chained")
+
+
+CHAINED_APP = chained_app()
 
 #: Requests of the planned-disruption scenarios on SleepyPid: half of them do 250 ms of work,
 #: so a replica being stopped has requests in flight for its graceful shutdown to finish.

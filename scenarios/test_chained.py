@@ -1,0 +1,61 @@
+"""A chained composition (issue: "Failures during change"): the ingress passes ``Embed``'s
+unresolved response into its call to ``Score`` (``runtime/app/chained.py``), and one replica of
+one stage is killed under load.
+
+Promise (Serve docs "Deploy Compositions of Models": replicas of a deployment keep serving while
+one is replaced; Ray 2.60 ``serve/_private/router.py`` ``_handle_actor_died_error``: an
+ActorDiedError from an *upstream* response passed into a call means "this replica is healthy
+but the request failed due to a bad input" -- the caller gets a fast error and the healthy
+replica stays routed):
+- the ingress keeps serving through the other replicas of the killed stage; only calls in flight
+  on the dead replica may fail (no outage over 1 s);
+- every replica of the stage that was not killed keeps receiving calls (an upstream death does not
+  drop a healthy downstream replica from routing);
+- only the killed replica changes, and it is replaced within a replica start.
+"""
+
+import pytest
+
+from harness.bounds import replica_replaced_bounds
+from harness.checks import SLO, failures_after_fault
+from harness.checks.stages import other_stage_routed, stage_calls
+from harness.faults import ReplicaKill
+from harness.load.spec import LoadSpec
+from harness.scenario import Scenario
+from runtime.app.serve_config import CHAINED_APP
+
+SKIP_USER_APP = "it is shaped around the bundled chained example; downstream_replica_failure aims at your app"
+
+
+def stage_failure(killed: str, other: str) -> Scenario:
+    return Scenario(
+        name=f"chained_{killed.lower()}_failure",
+        title=f"chained app: ray.kill one {killed} replica under load at the ingress",
+        promise=f"The ingress keeps serving through the other {killed} replicas; every {other} replica keeps "
+                f"being routed to; only the killed {killed} replica changes.",
+        fault=ReplicaKill(deployment=f"chained/{killed}"),
+        app=CHAINED_APP,
+        on_user_app="skip",
+        skip_reason=SKIP_USER_APP,
+        load=LoadSpec(rate=10.0, endpoints=("front", "role:head", "pods:worker")),
+        slo=SLO(min_availability_during_fault=0.99, max_outage_s=1.0, **replica_replaced_bounds({})),
+        bounds=replica_replaced_bounds,
+        expected_churn={"replica": "victims", "proxy": "none", "controller": "none", "pod": "none"},
+        extra_checks=(other_stage_routed(f"chained/{other}"),),
+        extra_metrics=(failures_after_fault, stage_calls),
+        min_observe_s=15.0,
+    )
+
+
+CHAINED_EMBED_FAILURE = stage_failure("Embed", "Score")
+CHAINED_SCORE_FAILURE = stage_failure("Score", "Embed")
+
+
+@pytest.mark.scenario(CHAINED_EMBED_FAILURE)
+def test_chained_embed_failure(scenario_result):
+    scenario_result.assert_promises()
+
+
+@pytest.mark.scenario(CHAINED_SCORE_FAILURE)
+def test_chained_score_failure(scenario_result):
+    scenario_result.assert_promises()
