@@ -35,6 +35,7 @@ ORDER = (
     "bad_rollout_reconfigure",
     # ... with a fast health check
     "health_check_raise_fast",
+    "health_check_flap",
     "health_check_hang_fast",
     "replica_hang",
     # ... with Serve's default health check again

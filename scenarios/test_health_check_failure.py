@@ -14,9 +14,12 @@ import pytest
 
 from harness.bounds import unhealthy_kill_bound_s, unhealthy_replica_bounds
 from harness.checks import SLO, replica_spread
-from harness.faults import HealthCheckFailure
+from harness.bounds import REPLACE_SLACK_S
+from harness.faults import HealthCheckFailure, HealthFlap
 from harness.scenario import Scenario
+from runtime.app.serve_config import SCENARIO_APP
 from runtime.app.spec import SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S, SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S
+from runtime.ray_settings import SERVE_REPLICA_UNHEALTHY_THRESHOLD
 
 
 def health_scenario(name: str, period_s: float | None, timeout_s: float | None, mode: str) -> Scenario:
@@ -54,6 +57,28 @@ HEALTH_CHECK_RAISE_DEFAULT = health_scenario("health_check_raise_default", None,
 HEALTH_CHECK_HANG_FAST = health_scenario("health_check_hang_fast", 1.0, 2.0, "hang")
 
 
+# Ray 2.60 ``deployment_state.py``: a replica's consecutive failed checks reset on a passing one, and
+# it is marked unhealthy at REPLICA_HEALTH_CHECK_UNHEALTHY_THRESHOLD (3, ``constants.py``) in a row.
+HEALTH_CHECK_FLAP = Scenario(
+    name="health_check_flap",
+    title=f"check_health fails {SERVE_REPLICA_UNHEALTHY_THRESHOLD - 1} times in a row on one replica, then passes "
+          "(period 1 s, timeout 2 s)",
+    promise=f"Serve restarts a replica only after {SERVE_REPLICA_UNHEALTHY_THRESHOLD} failed checks in a row: a "
+            f"flap of {SERVE_REPLICA_UNHEALTHY_THRESHOLD - 1} replaces nothing and fails no request.",
+    fault=HealthFlap(),
+    app=SCENARIO_APP,
+    on_user_app="skip",
+    skip_reason="the flap is SleepyPid's own toggle mode (mode=flap&failures=N); the documented toggle has "
+                "raise|hang|ok",
+    app_options={"health_check_period_s": 1.0, "health_check_timeout_s": 2.0},
+    needs=("health_toggle",),
+    slo=SLO(min_availability_during_fault=1.0, max_recovery_s=REPLACE_SLACK_S),
+    expected_churn={"replica": "none", "proxy": "none", "controller": "none", "pod": "none"},
+    min_observe_s=15.0,
+    deadline_s=45.0,
+)
+
+
 @pytest.mark.scenario(HEALTH_CHECK_RAISE_FAST)
 def test_health_check_raise_fast(scenario_result):
     scenario_result.assert_promises()
@@ -66,4 +91,9 @@ def test_health_check_raise_default(scenario_result):
 
 @pytest.mark.scenario(HEALTH_CHECK_HANG_FAST)
 def test_health_check_hang_fast(scenario_result):
+    scenario_result.assert_promises()
+
+
+@pytest.mark.scenario(HEALTH_CHECK_FLAP)
+def test_health_check_flap(scenario_result):
     scenario_result.assert_promises()

@@ -223,3 +223,29 @@ def test_the_stage_not_killed_must_keep_being_routed_to():
         history(lambda r: str(400 + (r["seq"] % 3 if r["t"] < 5 else r["seq"] % 2))), record)
     assert dropped.status == "fail" and "never again: 402" in dropped.detail
     assert stage_calls(history(lambda r: "400"), record)["stage_calls"] == {"400": 150}
+
+
+def test_a_flapping_health_check_reads_back_how_many_checks_failed_and_keeps_its_replica(monkeypatch):
+    from types import SimpleNamespace
+
+    from harness.faults import HealthFlap
+    from runtime.cluster import Endpoints
+
+    fault = HealthFlap(failures=2)
+    plan = fault.plan(snap(0, ACTORS), [], random.Random(1))
+    pod = plan.params["pod"]
+    local = [a for a in syn.BASE_REPLICAS if a["pod"] == pod]
+    answers = iter([{"pid": local[0]["pid"], "mode": "flap", "failed_checks": 0},  # the switch
+                    {"pid": local[-1]["pid"] + 1000, "mode": "ok", "failed_checks": 0},  # another replica
+                    {"pid": local[0]["pid"], "mode": "ok", "failed_checks": 2}])  # the flapped one
+    sent = []
+    monkeypatch.setattr("requests.post", lambda url, timeout: sent.append(url) or SimpleNamespace(
+        json=lambda: next(answers)))
+    cluster = SimpleNamespace(endpoints=lambda: Endpoints("http://f", "http://d", {pod: "http://p"}))
+    record = fault.inject(cluster, plan)
+    assert record.victims == [] and record.params["target"]["pid"] == local[0]["pid"]  # it must stay
+    assert sent[0].endswith("?mode=flap&failures=2")
+    record.heal_actions = [a.to_dict() for a in fault.end(cluster, record)]
+    assert fault.verify(syn.history([], [], [record]), record).status == "pass"
+    record.heal_actions[0]["details"]["failed_checks"] = 1  # a check that never ran: not the flap asked for
+    assert fault.verify(syn.history([], [], [record]), record).status == "fail"

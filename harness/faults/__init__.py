@@ -15,7 +15,7 @@
 A new fault goes into its family's module (or a new one) and into ``CATALOGUE``.
 """
 
-from harness.faults.actors import (ActorKill, ControllerKill, ControllerRestart, HealthCheckFailure, MassReplicaKill, ProxyKill,
+from harness.faults.actors import (ActorKill, ControllerKill, ControllerRestart, HealthFlap, HealthCheckFailure, MassReplicaKill, ProxyKill,
                                    ReplicaHang, ReplicaKill, replica_answering)
 from harness.faults.base import (DOWNSTREAM, DoesNotApply, Fault, FaultNotApplicable, FaultPlan, NoSuchDeployment, actor_victim,
                                  aimed, pick, pod_victim, pod_victims, record, serving_pods)
@@ -33,11 +33,11 @@ CATALOGUE: dict[str, type[Fault]] = {
                               PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang, InplaceUpdate,
                               RollingUpdate, ScaleDown, NodeDrain, CpuStarvation, MemoryPressure, PacketLoss,
                               NetworkDelay, ReplicaSlow, RayServiceUpgrade, BadRollout, ControllerRestart, QueryOfDeath,
-                              GcsCrash)
+                              GcsCrash, HealthFlap)
 }
 
 __all__ = ["ActorKill", "BadRollout", "CATALOGUE", "ConfigChange", "ControllerKill", "ControllerRestart", "During", "CpuStarvation", "DOWNSTREAM", "Fault",
-           "DoesNotApply", "FaultNotApplicable", "GcsCrash", "FaultPlan", "GrayFault", "HealthCheckFailure", "InplaceUpdate", "MassReplicaKill",
+           "DoesNotApply", "FaultNotApplicable", "GcsCrash", "FaultPlan", "GrayFault", "HealthCheckFailure", "HealthFlap", "InplaceUpdate", "MassReplicaKill",
            "MemoryPressure", "NetworkDelay", "NoSuchDeployment", "NodeDrain", "NodeLoss", "PacketLoss", "PodKill",
            "PodPartition", "ProxyKill", "QueryOfDeath", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
            "ScaleDown", "actor_victim", "aimed", "pick", "pod_victim",

@@ -8,12 +8,18 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
+from harness.checks import CheckResult
+from harness.checks.results import FAIL, PASS, UNKNOWN
 from harness.faults.base import Fault, FaultNotApplicable, FaultPlan, actor_victim, pick, record
-from harness.observe.history import FaultRecord
+from harness.observe.history import FaultRecord, History
 from harness.observe.probe import Snapshot
 from runtime.app.spec import HEALTH_ROUTE, AppSpec
 from runtime.cluster import ActionRecord, Cluster, PodInfo
 from runtime.errors import InfrastructureError
+from runtime.ray_settings import SERVE_REPLICA_UNHEALTHY_THRESHOLD
+
+#: How many reads through a pod's proxy may land on its other replicas before the flapping one answers.
+FLAP_READ_TRIES = 40
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,9 @@ class HealthCheckFailure(Fault):
                          {"mode": self.mode, "pod": pod, "replicas": replicas})
 
     def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        return self._switch(cluster, plan, f"mode={self.mode}")
+
+    def _switch(self, cluster: Cluster, plan: FaultPlan, query: str) -> FaultRecord:
         import requests
 
         pod = plan.params["pod"]
@@ -198,7 +207,7 @@ class HealthCheckFailure(Fault):
             raise InfrastructureError(f"pod {pod} has no Serve endpoint to switch a health check through")
         t0 = time.time()
         try:
-            body = requests.post(f"{base}{self.path}?mode={self.mode}", timeout=10).json()
+            body = requests.post(f"{base}{self.path}?{query}", timeout=10).json()
         except (requests.RequestException, ValueError) as err:
             raise InfrastructureError(f"could not switch a replica's health check: {err}") from None
         t1 = time.time()
@@ -214,6 +223,62 @@ class HealthCheckFailure(Fault):
         for victim in record.victims:
             actions.append(cluster.kill_actor(victim["name"], "serve", no_restart=True, ignore_missing=True))
         return actions
+
+
+@dataclass(frozen=True)
+class HealthFlap(HealthCheckFailure):
+    """One replica's ``check_health`` fails ``failures`` times in a row, then passes again by itself
+    (SleepyPid's ``mode=flap``): fewer than Serve's threshold, so it must not be restarted.  At the
+    end (``duration_s``) the same replica is asked how many checks failed -- through the same pod's
+    proxy until that PID answers -- which is the fault's evidence.  No victim: it must stay."""
+
+    name: ClassVar[str] = "health_flap"
+    mode: str = "flap"
+    failures: int = SERVE_REPLICA_UNHEALTHY_THRESHOLD - 1
+    duration_s: float = 8.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.failures:
+            raise ValueError(f"failures must be >= 1, got {self.failures}")
+
+    def describe(self) -> str:
+        return f"one replica's check_health fails {self.failures} time(s) in a row, then passes (a flap)"
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        out = self._switch(cluster, plan, f"mode=flap&failures={self.failures}")
+        out.params["target"], out.victims = out.victims[0], []
+        return out
+
+    def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        """Read the victim's failed-check count (``mode=ok`` changes nothing after a flap)."""
+        import requests
+
+        target, pod = record.params["target"], record.params["pod"]
+        base = cluster.endpoints().pods.get(pod)
+        t0 = time.time()
+        for _ in range(FLAP_READ_TRIES):
+            try:
+                body = requests.post(f"{base}{self.path}?mode=ok", timeout=10).json()
+            except (requests.RequestException, ValueError, TypeError):
+                continue
+            if body.get("pid") == target["pid"]:
+                return [ActionRecord("health_read", target["name"], t0, time.time(),
+                                     {"failed_checks": body.get("failed_checks"), "pid": target["pid"]})]
+        return [ActionRecord("health_read", target["name"], t0, time.time(), {"failed_checks": None})]
+
+    def heal(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        return cluster.heal()
+
+    def verify(self, history: History, record: FaultRecord) -> CheckResult:
+        read = next((a for a in reversed(record.heal_actions) if a.get("action") == "health_read"), None)
+        failed = ((read or {}).get("details") or {}).get("failed_checks")
+        name = "fault.took_effect"
+        if failed is None:
+            return CheckResult(name, UNKNOWN, bound=f"== {self.failures}", detail="the flapping replica was not "
+                               "reached again to read how many of its checks failed")
+        ok = int(failed) == self.failures
+        return CheckResult(name, PASS if ok else FAIL, int(failed), f"== {self.failures}", "checks",
+                           f"{failed} health checks of replica pid {record.params['target'].get('pid')} failed in a row")
 
 
 @dataclass(frozen=True)

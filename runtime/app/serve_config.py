@@ -16,7 +16,7 @@ IMPORT_PATH = "runtime.app.sleepy_pid:app"
 #: The modules of the bundled examples, shipped together (one ConfigMap on Kubernetes),
 #: so a cluster carries every bundled example and scenarios may switch between them.
 BUNDLED_MODULES = ("sleepy_pid", "composed", "chained")
-HEALTH_MODES = ("ok", "raise", "hang")
+HEALTH_MODES = ("ok", "raise", "hang", "flap")
 #: Deployment options for a fast health check (1 s period, 2 s timeout), so an unhealthy or
 #: frozen replica is found within seconds instead of Serve's default minute.
 FAST_HEALTH_CHECK = {"health_check_period_s": 1.0, "health_check_timeout_s": 2.0}

@@ -24,7 +24,7 @@ from starlette.requests import Request
 # a ConfigMap, without the rest of the package.  runtime.app.serve_config holds
 # the same two constants for the harness (a test keeps them equal).
 HEALTH_ROUTE = "/-/chaos/health"
-HEALTH_MODES = ("ok", "raise", "hang")
+HEALTH_MODES = ("ok", "raise", "hang", "flap")
 
 #: The most work (ms) one request may ask for with ``?work_ms=``.
 MAX_WORK_MS = 10_000.0
@@ -54,6 +54,8 @@ class SleepyPid:
             raise RuntimeError("serve-chaos: this version's constructor fails (SERVE_CHAOS_BAD_VERSION)")
         time.sleep(0.0 if bad == "health" else CONSTRUCTOR_SLEEP_S)
         self._health_mode = "raise" if bad == "health" else "ok"
+        self._flap_left = 0
+        self._failed_checks = 0
 
     def reconfigure(self, config: dict) -> None:
         if config.get(FAIL_RECONFIGURE_KEY):
@@ -64,8 +66,10 @@ class SleepyPid:
             mode = request.query_params.get("mode", "raise")
             if mode not in HEALTH_MODES:
                 return {"error": f"mode must be one of {HEALTH_MODES}", "pid": os.getpid()}
+            if mode == "flap":
+                self._flap_left = max(0, int(request.query_params.get("failures", "1")))
             self._health_mode = mode
-            return {"pid": os.getpid(), "mode": mode}
+            return {"pid": os.getpid(), "mode": mode, "failed_checks": self._failed_checks}
         if request.query_params.get(EXIT_QUERY):
             os._exit(17)  # a request that crashes its replica (a segfault in a model, an OOM-kill)
         work_ms = request.query_params.get("work_ms")
@@ -74,7 +78,14 @@ class SleepyPid:
         return os.getpid()
 
     def check_health(self) -> None:
+        if self._health_mode == "flap":
+            if self._flap_left > 0:
+                self._flap_left -= 1
+                self._failed_checks += 1
+                raise RuntimeError("serve-chaos: health check flapping")
+            self._health_mode = "ok"
         if self._health_mode == "raise":
+            self._failed_checks += 1
             raise RuntimeError("serve-chaos: health check switched to fail")
         if self._health_mode == "hang":
             # Blocking (not awaiting) is the point: a hung check must hit the timeout.
