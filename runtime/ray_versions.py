@@ -46,6 +46,24 @@ def parse_ray_versions(text: str, option: str = "--ray-versions") -> tuple[str, 
     return tuple(sorted(versions, key=Version))
 
 
+def parse_ray_range(text: str, option: str = "--ray-versions") -> tuple[str, str] | None:
+    """``A..B`` as its two supported releases, oldest first; None when ``text`` is not a range."""
+    if ".." not in str(text):
+        return None
+    low, _, high = str(text).partition("..")
+    low, high = check_ray_version(low, option), check_ray_version(high, option)
+    if Version(low) >= Version(high):
+        raise ConfigError(f"{option} {text!r} is an empty range: its first release must be older than its last",
+                          hint=f"e.g. {option} 2.55.0..2.60.0")
+    return low, high
+
+
+def releases_between(low: str, high: str, published: list[str]) -> tuple[str, ...]:
+    """The final releases (``X.Y.Z``) in ``published`` from ``low`` to ``high``, both included, oldest first."""
+    inside = {v for v in published if _RELEASE.fullmatch(v) and Version(low) <= Version(v) <= Version(high)}
+    return tuple(sorted(inside | {low, high}, key=Version))
+
+
 def version_key(version: str) -> Version:
     """Sort key and comparison for release strings (``"2.9.0" < "2.10.0"``)."""
     return Version(version)

@@ -222,3 +222,70 @@ def test_trends_compare_a_release_only_with_itself():
                                         ("2.40.0", 40.0),    # another release: no baseline yet, not a regression
                                         ("2.60.0", 40.0)])]  # the same release, 4x slower: a regression
     assert flag_regressions(pd.DataFrame(rows))["regression"].tolist() == [False, False, False, False, True]
+
+
+def test_a_changed_verdict_is_bisected_to_the_release_where_it_changed():
+    from harness.report.bisect import bisect_change
+    from harness.report.matrix import BROKEN, KEPT, SKIPPED
+
+    releases = ["2.55.0", "2.55.1", "2.56.0", "2.56.1", "2.57.0", "2.57.1", "2.58.0", "2.59.0", "2.60.0"]
+    asked = []
+
+    def verdict_of(v):
+        asked.append(v)
+        return BROKEN if releases.index(v) < releases.index("2.57.0") else KEPT
+
+    change = bisect_change("head_failure_gcs_ft", releases, verdict_of)
+    assert (change.first, change.last_before) == ("2.57.0", "2.56.1")
+    assert change.text() == "head_failure_gcs_ft: first kept in 2.57.0 (kept; broken in 2.56.1)"
+    assert len(asked) <= 2 + 4  # the two ends, then a binary search over 9 releases
+    # Broken from a release on; equal ends are no change; an unjudged release stops the search.
+    regressed = bisect_change("s", releases, lambda v: KEPT if v < "2.58.0" else BROKEN)
+    assert regressed.text().startswith("s: first broken in 2.58.0")
+    assert bisect_change("s", releases, lambda v: KEPT) is None
+    stuck = bisect_change("s", releases, lambda v: SKIPPED if v == "2.57.1" else (KEPT if v >= "2.58.0" else BROKEN))
+    assert stuck.unjudged == "2.57.1" and stuck.first == "2.58.0" and "could not be judged" in stuck.text()
+
+
+def test_a_range_of_releases_is_checked_and_expanded_from_what_the_index_serves():
+    import pytest
+
+    from runtime.errors import ConfigError
+    from runtime.ray_versions import parse_ray_range, releases_between
+
+    assert parse_ray_range("2.40.0,2.50.0") is None
+    assert parse_ray_range("2.55.0..2.60.0") == ("2.55.0", "2.60.0")
+    for bad in ("2.60.0..2.55.0", "2.55..2.60.0", "2.30.0..2.60.0"):
+        with pytest.raises(ConfigError):
+            parse_ray_range(bad)
+    published = ["2.60.0", "2.59.0", "2.58.1", "2.58.0", "2.57.0rc1", "2.56.1", "2.54.0"]
+    assert releases_between("2.56.0", "2.59.0", published) == ("2.56.0", "2.56.1", "2.58.0", "2.58.1", "2.59.0")
+
+
+def test_a_range_runs_both_ends_then_only_what_the_bisection_needs(monkeypatch, tmp_path):
+    from harness.cli import matrix as cmd
+    from harness.options import RunOptions
+    from harness.targets import TargetOptions
+
+    releases = ["2.55.0", "2.56.0", "2.57.0", "2.58.0", "2.59.0", "2.60.0"]
+    ran: list[str] = []
+
+    def fake_run(chosen: list, options: RunOptions, command: str) -> int:
+        version = options.target.ray_version
+        ran.append(version)
+        status = "pass" if version >= "2.58.0" else "fail"
+        write_runs(tmp_path, [verdict(s.name, version, status, started=len(ran)) for s in chosen])
+        return 0 if status == "pass" else 1
+
+    monkeypatch.setattr("harness.cli.execute.run_scenarios", fake_run)
+    monkeypatch.setattr(cmd, "attached", lambda target: None)
+
+    def options_for(version: str) -> RunOptions:
+        return RunOptions.build(report_dir=tmp_path / f"ray-{version}", target=TargetOptions(ray_version=version))
+
+    chosen = select(["replica_failure"])
+    assert cmd.run_matrix(chosen, ("2.55.0", "2.60.0"), options_for, "t") == 1
+    code = cmd.bisect_changes(chosen, releases, options_for, tmp_path)
+    assert code == 1 and ran[:2] == ["2.55.0", "2.60.0"] and len(ran) <= 2 + 3
+    assert (tmp_path / "bisect.md").read_text() == \
+        "- replica_failure: first kept in 2.58.0 (kept; broken in 2.57.0)\n"

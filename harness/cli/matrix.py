@@ -20,10 +20,12 @@ from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, Deplo
                                 attached, console, target_options)
 from harness.options import RunOptions, parse_seed
 from runtime.errors import ConfigError
-from runtime.ray_versions import TESTED_RAY_VERSIONS, parse_ray_versions
+from runtime.ray_versions import TESTED_RAY_VERSIONS, parse_ray_range, parse_ray_versions, releases_between
 
 RayVersions = typer.Option(None, "--ray-versions", help="comma-separated Ray releases, e.g. "
-                                                        f"{','.join(TESTED_RAY_VERSIONS)} (the default)")
+                                                        f"{','.join(TESTED_RAY_VERSIONS)} (the default), or a "
+                                                        "range A..B: both ends run, and a verdict that differs is "
+                                                        "bisected over the releases between")
 
 
 def register(app: typer.Typer) -> None:
@@ -61,7 +63,8 @@ def matrix(
         html = out or Path("matrix.html")
         write_matrix(from_dirs, html)
         return
-    versions = parse_ray_versions(ray_versions or ",".join(TESTED_RAY_VERSIONS))
+    span = parse_ray_range(ray_versions) if ray_versions else None
+    versions = span or parse_ray_versions(ray_versions or ",".join(TESTED_RAY_VERSIONS))
     chosen = select(list(scenarios or ["all"]))
     spec, under_test = app_options(app, app_dir, image, requests, locustfile, deployment, health_toggle)
     seed_value = parse_seed(seed)
@@ -78,6 +81,11 @@ def matrix(
         options_for(version)  # every release's options, and its app's config keys, checked before any run
     html = out or base / "matrix.html"
     code = run_matrix(chosen, versions, options_for, "serve-chaos matrix")
+    if span is not None and code != 130:
+        from runtime.local.rayenv import published_ray_releases
+
+        between = releases_between(span[0], span[1], published_ray_releases())
+        code = max(code, bisect_changes(chosen, list(between), options_for, base))
     if any(base.glob("ray-*/*")):
         write_matrix([base], html)
     if code:
@@ -110,6 +118,59 @@ def run_matrix(chosen: list, versions: tuple[str, ...], options_for: Callable[[s
             return 130
         worst = max(worst, code)
     return worst
+
+
+def bisect_changes(chosen: list, releases: list[str], options_for: Callable[[str], RunOptions], base: Path) -> int:
+    """For each scenario whose verdict differs between the range's ends, run it on the releases
+    between as a binary search needs and say where it changed ("first kept in X"); the lines go
+    to ``bisect.md`` beside the matrix too.  Exit code as ``run_matrix``'s."""
+    from harness.cli.execute import run_scenarios, with_load_rate
+    from harness.report import matrix as truth
+    from harness.report.bisect import bisect_change
+
+    worst, lines = 0, []
+    for scenario in chosen:
+        seen: dict[str, str] = {}
+
+        def verdict_of(version: str, scenario: Any = scenario) -> str:
+            nonlocal worst
+            if version not in seen:
+                status = _status_in(base / f"ray-{version}", scenario.name, version)
+                if status == truth.MISSING:
+                    options = options_for(version)
+                    console.rule(f"[bold]bisect {scenario.name}: Ray {version}[/bold]")
+                    code = run_scenarios(with_load_rate([scenario], options), options,
+                                         f"serve-chaos matrix bisect (Ray {version})")
+                    if code == 130:
+                        raise KeyboardInterrupt
+                    worst = max(worst, code)
+                    status = _status_in(base / f"ray-{version}", scenario.name, version)
+                seen[version] = status
+            return seen[version]
+
+        try:
+            change = bisect_change(scenario.name, releases, verdict_of)
+        except KeyboardInterrupt:
+            console.print(f"interrupted while bisecting {scenario.name}", markup=False)
+            return 130
+        if change is not None:
+            lines.append(change.text())
+    for line in lines:
+        console.print(line, markup=False)
+    if not lines:
+        console.print(f"no verdict differs between Ray {releases[0]} and {releases[-1]}: nothing to bisect",
+                      markup=False)
+    (base / "bisect.md").parent.mkdir(parents=True, exist_ok=True)
+    (base / "bisect.md").write_text("".join(f"- {line}\n" for line in lines) or "- no verdict changed\n")
+    return worst
+
+
+def _status_in(run_dir: Path, scenario: str, version: str) -> str:
+    from harness.report import matrix as truth
+
+    if not any(run_dir.glob("*/verdict.json")):
+        return truth.MISSING
+    return truth.build(truth.find_runs([run_dir])).cell(scenario, version).status
 
 
 def write_matrix(dirs: list[Path], html: Path) -> Any:

@@ -231,6 +231,21 @@ class RayEnvCache:
         return out
 
 
+def published_ray_releases(python: str = sys.executable, timeout_s: float = 120.0) -> list[str]:
+    """The Ray releases the package index serves (``pip index versions ray``), newest first."""
+    try:
+        proc = subprocess.run([python, "-m", "pip", "index", "versions", "ray", "--disable-pip-version-check"],
+                              capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise InfrastructureError(f"could not ask the package index which Ray releases exist: {err}") from None
+    found = re.search(r"Available versions:\s*(.+)", proc.stdout)
+    if proc.returncode != 0 or not found:
+        last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise InfrastructureError(f"could not ask the package index which Ray releases exist: {last[0]}",
+                                  hint="check that pip reaches the package index, or list releases with A,B,C")
+    return [v.strip() for v in found.group(1).split(",") if v.strip()]
+
+
 def verify_hint(version: str, last_line: str) -> str:
     """What to do when a freshly made environment cannot import Serve (it was removed already)."""
     missing = re.search(r"No module named '([\w.]+)'", last_line)
