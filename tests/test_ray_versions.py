@@ -260,3 +260,19 @@ def test_a_release_that_imports_an_undeclared_package_says_so_not_remove_and_ret
     hint = verify_hint("2.61.0", "ModuleNotFoundError: No module named 'jinja2'")
     assert "imports jinja2 without declaring it" in hint and "runtime/ray_requirements.py" in hint
     assert "try again" not in hint and "try again" not in verify_hint("2.61.0", "Segmentation fault")
+
+
+def test_versions_check_says_per_release_whether_it_builds_and_why_not():
+    from harness.cli.versions import check_releases
+    from runtime.errors import InfrastructureError
+
+    def ensure(version):
+        if version == "2.41.0":
+            raise InfrastructureError("the new Ray 2.41.0 environment fails `import ray, ray.serve`: boom",
+                                      hint="pick another release")
+        return object()
+
+    results = check_releases(["2.40.0", "2.41.0", "2.57.0"], ensure)
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].why.startswith("the new Ray 2.41.0 environment fails") and "pick another release" in results[1].why
+    assert results[2].extras == ("protobuf<7", "jinja2")
