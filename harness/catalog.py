@@ -36,6 +36,7 @@ ORDER = (
     # ... with a fast health check
     "health_check_raise_fast",
     "health_check_flap",
+    "health_fail_during_inplace",
     "health_check_hang_fast",
     "replica_hang",
     # ... with Serve's default health check again
@@ -58,6 +59,7 @@ ORDER = (
     # SleepyPid with room for a drain, then soft and strict spreading
     "node_drain",
     "node_loss_during_rollout",
+    "replica_kill_during_drain",
     "worker_node_failure",
     "strict_spreading",
     "head_failure_no_gcs_ft",

@@ -1,6 +1,7 @@
 """Faults on top of faults (issue: "Failures during change"): a worker node lost while a rolling
 update is under way -- the rollout's own stops and starts, and the node's replicas (old and new)
-gone with it.
+gone with it; a replica killed while a drained node's replicas migrate; a replica's health check
+failing while an in-place update reaches the replicas.
 
 Promise (Ray 2.60 ``deployment_state.py``: the rollout proceeds batch by batch whatever replaces
 what; a replica on a dead node is replaced like any dead replica; the guide's "Worker node
@@ -16,13 +17,14 @@ failure": other nodes keep serving):
 
 import pytest
 
-from harness.bounds import node_loss_bounds
-from harness.checks import SLO, ray_node_death, recreated_pods, replica_spread
-from harness.checks.planned import rollout_metrics, served_only_by_new
-from harness.faults import During, NodeLoss, RollingUpdate
+from harness.bounds import node_loss_bounds, unhealthy_replica_bounds
+from harness.checks import SLO, capacity_floor, ray_node_death, recreated_pods, replica_spread
+from harness.checks.planned import drain_timeline, replacements_before_stop, rollout_metrics, served_only_by_new
+from harness.faults import During, HealthCheckFailure, InplaceUpdate, NodeDrain, NodeLoss, ReplicaKill, RollingUpdate
 from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
-from runtime.app.serve_config import DRAIN_APP
+from runtime.app.serve_config import DRAIN_APP, SCENARIO_APP
+from scenarios.test_node_drain import DEADLINE_S, bounds as drain_bounds
 from scenarios.test_planned_updates import rollout_bounds
 
 REPLACEMENT_DELAY_S = 10.0
@@ -66,6 +68,68 @@ NODE_LOSS_DURING_ROLLOUT = Scenario(
 )
 
 
+REPLICA_KILL_DURING_DRAIN = Scenario(
+    name="replica_kill_during_drain",
+    title="drain a worker node with a 45 s deadline under load and, 8 s into the migration, kill a replica on "
+          "the head",
+    promise="The drain still hands its replicas over before they stop, and the killed replica is replaced too: "
+            "the front door and the head's proxy lose at most what was in flight on the killed replica (no "
+            "outage over 1 s), capacity never below the desired count minus the two faults' replicas.",
+    fault=During(first=NodeDrain(pod_role="worker", duration_s=DEADLINE_S, replacement_delay_s=10.0),
+                 second=ReplicaKill(pod_role="head"), after_s=8.0),
+    app=DRAIN_APP,
+    on_user_app="skip",
+    skip_reason="it is node_drain and replica_failure at once on the bundled app; each runs on yours",
+    load=LoadSpec(rate=10.0, endpoints=("front", "role:head")),
+    # replica_failure's floor (0.995: only calls in flight on the killed replica) on both endpoints.
+    slo=SLO(min_availability_during_fault=0.995, max_outage_s=1.0, endpoint_availability={"role:head": 0.995},
+            **drain_bounds({})),
+    bounds=drain_bounds,
+    expected_churn={"replica": "victims", "pod": "victims_left", "proxy": "victims_or_idle", "controller": "none"},
+    extra_checks=(replacements_before_stop, capacity_floor),
+    extra_metrics=(drain_timeline, ray_node_death, replica_spread),
+    min_observe_s=DEADLINE_S + 2.0,
+    deadline_s=DEADLINE_S + 120.0,
+)
+
+
+def health_during_inplace_bounds(settings: dict) -> dict:
+    """The unhealthy replica's own bounds (its settings: a 1 s period, a 2 s timeout), the in-place
+    update being done in seconds meanwhile."""
+    return unhealthy_replica_bounds("raise")(settings)
+
+
+HEALTH_FAIL_DURING_INPLACE = Scenario(
+    name="health_fail_during_inplace",
+    title="update a lightweight option in place under load and, 0.5 s into it, make one replica's check_health "
+          "raise (period 1 s, timeout 2 s)",
+    promise="The in-place update reaches every replica, the unhealthy one is replaced within its settings' bound "
+            "(by a replica with the new option), and no other replica changes; traffic is not hurt.",
+    fault=During(first=InplaceUpdate(), second=HealthCheckFailure(mode="raise"), after_s=0.5),
+    app=SCENARIO_APP,
+    on_user_app="skip",
+    skip_reason="it is inplace_update and health_check_raise_fast at once on the bundled app; each runs on yours",
+    app_options={"health_check_period_s": 1.0, "health_check_timeout_s": 2.0},
+    needs=("health_toggle",),
+    slo=SLO(min_availability_during_fault=0.999, max_outage_s=1.0,
+            **health_during_inplace_bounds({"health_check_period_s": 1.0, "health_check_timeout_s": 2.0})),
+    bounds=health_during_inplace_bounds,
+    expected_churn={"replica": "victims", "proxy": "none", "controller": "none", "pod": "none"},
+    extra_metrics=(replica_spread,),
+    deadline_s=90.0,
+)
+
+
 @pytest.mark.scenario(NODE_LOSS_DURING_ROLLOUT)
 def test_node_loss_during_rollout(scenario_result):
+    scenario_result.assert_promises()
+
+
+@pytest.mark.scenario(REPLICA_KILL_DURING_DRAIN)
+def test_replica_kill_during_drain(scenario_result):
+    scenario_result.assert_promises()
+
+
+@pytest.mark.scenario(HEALTH_FAIL_DURING_INPLACE)
+def test_health_fail_during_inplace(scenario_result):
     scenario_result.assert_promises()

@@ -249,3 +249,24 @@ def test_a_flapping_health_check_reads_back_how_many_checks_failed_and_keeps_its
     assert fault.verify(syn.history([], [], [record]), record).status == "pass"
     record.heal_actions[0]["details"]["failed_checks"] = 1  # a check that never ran: not the flap asked for
     assert fault.verify(syn.history([], [], [record]), record).status == "fail"
+
+
+def test_during_carries_the_first_faults_deadline_and_victims_learnt_when_striking(monkeypatch):
+    from types import SimpleNamespace
+
+    from harness.faults import HealthCheckFailure, InplaceUpdate, NodeDrain, ReplicaKill
+    from runtime.cluster import Endpoints
+
+    drain = During(first=NodeDrain(duration_s=45.0), second=ReplicaKill(pod_role="head"), after_s=0.0)
+    assert drain.duration_s == 45.0 and During(first=RollingUpdate(), second=ControllerRestart()).duration_s is None
+    # The health switch names its victim only when the replica answers: the record has it.
+    fault = During(first=InplaceUpdate(), second=HealthCheckFailure(mode="raise"), after_s=0.0)
+    plan = fault.plan(snap(0, ACTORS), [], random.Random(1))
+    pod = plan.params["pod"]
+    victim = next(a for a in syn.BASE_REPLICAS if a["pod"] == pod)
+    monkeypatch.setattr("requests.post", lambda url, timeout: SimpleNamespace(json=lambda: {"pid": victim["pid"]}))
+    cluster = RecordingCluster()
+    cluster.endpoints = lambda: Endpoints("http://f", "http://d", {pod: "http://p"})
+    record = fault.inject(cluster, plan)
+    assert [(v["role"], v["fault"]) for v in record.victims] == [("config", "inplace_update"),
+                                                                 ("replica", "health_check_failure")]

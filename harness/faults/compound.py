@@ -73,8 +73,21 @@ class During(Fault):
         during = plan.params["during"]
         during["first"]["record"] = first.to_dict()
         during["second"]["record"] = second.to_dict()
-        return FaultRecord(plan.fault, first.t_inject, second.t_end, plan.victims,
+        # A fault may learn its victims only when it strikes (a health switch names the replica
+        # that answered): the records' victims, not the plans'.
+        victims = [{**v, "fault": f.fault} for f in (first, second) for v in f.victims]
+        return FaultRecord(plan.fault, first.t_inject, second.t_end, victims,
                            {"action": "during", "first": first.action, "second": second.action}, plan.params)
+
+    @property
+    def duration_s(self) -> float | None:
+        """The first fault's own duration (a drain's deadline): the engine ends it then."""
+        return getattr(self.first, "duration_s", None)
+
+    def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        """The first fault's end (a drained node lost at its deadline); the second is healed with it."""
+        first, _ = _records(record)
+        return self.first.end(cluster, first)
 
     def heal(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
         first, second = _records(record)

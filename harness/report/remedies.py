@@ -246,6 +246,8 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("query_of_death", "*", "always", ("poison_request",)),
     ("gcs_crash", "*", "always", ("gcs_ft", "client_retry")),
     ("node_loss_during_rollout", "*", "always", ("client_retry", "node_detection")),
+    ("replica_kill_during_drain", "*", "always", ("drain_room", "client_retry")),
+    ("health_fail_during_inplace", "*", "always", ("health_check", "reconfigure")),
     ("*", "recovery_s", "always", ("replica_start",)),
 )
 
