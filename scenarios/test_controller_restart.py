@@ -56,6 +56,14 @@ CONTROLLER_RESTART = Scenario(
     ),
 )
 
+#: Ray 2.60 ``deployment_state.py`` (recovery, ~1320-1470): a restarted controller asks each replica
+#: it finds whether it was initialized; one still in its constructor answers no and is replaced,
+#: so a new replica caught starting when the controller dies is started twice.  Time-dependent.
+RECOVERED_WHILE_STARTING = (
+    "a new-version replica still in its constructor when the controller restarts is not trusted by the "
+    "recovering controller (was_initialized is False) and is replaced once more: replaced twice, not once "
+    "(Ray 2.60 deployment_state.py recovery; no upstream issue found)")
+
 CONTROLLER_RESTART_DURING_ROLLOUT = Scenario(
     name="controller_restart_during_rollout",
     title="roll out a new version under load and, 15 s into it, kill the controller (Ray restarts it)",
@@ -70,6 +78,7 @@ CONTROLLER_RESTART_DURING_ROLLOUT = Scenario(
     expected_churn={"replica": "victims", "controller": "victims", "proxy": "none", "pod": "none"},
     extra_checks=(rollout_replaced_once, rollout_capacity, served_only_by_new),
     extra_metrics=(rollout_metrics, replica_spread),
+    known_intermittent={"rollout.replaced_once": RECOVERED_WHILE_STARTING},
     deadline_s=300.0,
     after_recovery_s=3.0,
 )

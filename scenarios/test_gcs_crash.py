@@ -1,8 +1,9 @@
 """The GCS process alone crashes (issue: "Failures during change"): SIGKILL ``gcs_server`` in the
-head pod while Redis stays up -- as KubeRay v1.7.0's TestRayServiceGCSFaultTolerance does
-(``ray-operator/test/e2erayservice/rayservice_ha_test.go``: the same head pod, RestartCount 1).
-``ray start --block`` then ends the head's other Ray processes and exits, so the head container
-restarts in place and its GCS reloads from Redis.
+head pod while Redis stays up.  KubeRay v1.7.0's TestRayServiceGCSFaultTolerance
+(``ray-operator/test/e2erayservice/rayservice_ha_test.go``) ends it with ``pkill gcs_server``
+(SIGTERM) and expects the same head pod back with RestartCount 1; a crash is a SIGKILL, which
+``ray start --block`` answers by ending the head's other Ray processes and exiting (Ray 2.60
+``scripts/scripts.py``), so the head container restarts in place and its GCS reloads from Redis.
 
 Promise (the guide, "Head node failure" with GCS fault tolerance: "the Ray cluster keeps serving
 ... worker nodes continue to serve"; Ray 2.60 routers route without the GCS):

@@ -212,16 +212,21 @@ def test_the_stage_not_killed_must_keep_being_routed_to():
     for r in reqs:
         r["request_id"] = f"r{r['seq']}"
 
-    def history(pick):
+    def history(pick, router=lambda r: "ing-1"):
         served = [{"request_id": r["request_id"], "ingress": False, "replica_id": pick(r)} for r in reqs]
+        served += [{"request_id": r["request_id"], "ingress": True, "replica_id": router(r)} for r in reqs]
         return syn.history(reqs, [syn.snapshot(t, actors) for t in range(0, 20)], [record], served_by=served)
 
     spread = other_stage_routed("chained/Score")(history(lambda r: str(400 + r["seq"] % 3)), record)
-    assert spread.status == "pass" and spread.value == 3
+    assert spread.status == "pass" and spread.value == 0
     # After the fault one healthy Score replica never got a call again: dropped from routing.
     dropped = other_stage_routed("chained/Score")(
         history(lambda r: str(400 + (r["seq"] % 3 if r["t"] < 5 else r["seq"] % 2))), record)
-    assert dropped.status == "fail" and "never again: 402" in dropped.detail
+    assert dropped.status == "fail" and "never again: 402 by ing-1" in dropped.detail
+    # Two routers: one dropped 402, the other kept it -- the one that dropped it is not hidden.
+    two = history(lambda r: str(400 + (r["seq"] % 3 if r["seq"] % 2 or r["t"] < 5 else (r["seq"] // 2) % 2 * 1)),
+                  router=lambda r: f"ing-{r['seq'] % 2}")
+    assert other_stage_routed("chained/Score")(two, record).status == "fail"
     assert stage_calls(history(lambda r: "400"), record)["stage_calls"] == {"400": 150}
 
 
@@ -270,3 +275,22 @@ def test_during_carries_the_first_faults_deadline_and_victims_learnt_when_striki
     record = fault.inject(cluster, plan)
     assert [(v["role"], v["fault"]) for v in record.victims] == [("config", "inplace_update"),
                                                                  ("replica", "health_check_failure")]
+
+
+def test_a_drain_is_not_charged_for_a_replica_another_fault_killed_elsewhere():
+    from harness.checks.planned import replacements_before_stop
+
+    drained = [dict(a, fault="node_drain") for a in syn.BASE_REPLICAS if a["pod"] == "worker-1"]
+    killed = dict(next(a for a in syn.BASE_REPLICAS if a["pod"] == "head"), fault="replica_kill")
+    record = FaultRecord("node_drain+replica_kill", 1.0, 1.1, drained + [killed], params={"pod": "worker-1"},
+                         t_heal=30.0)
+    rest = [a for a in syn.BASE_REPLICAS if a is not None and a["pid"] != killed["pid"]]
+    spare = syn.replica(301, "worker-2")
+    ok = [snap(0, ACTORS)] + [snap(t, rest + syn.BASE_SYSTEM) for t in range(2, 10)] + \
+        [snap(t, [a for a in rest if a["pod"] != "worker-1"] + [spare, syn.replica(302, "head")] + syn.BASE_SYSTEM)
+         for t in range(10, 20)]
+    assert replacements_before_stop(syn.history([], ok, [record]), record).status == "pass"
+    # A drained replica stopping before its replacement served: 4 of the 5 left.
+    early = ok[:5] + [snap(t, [a for a in rest if a["pid"] != drained[0]["pid"]] + syn.BASE_SYSTEM)
+                      for t in range(5, 10)]
+    assert replacements_before_stop(syn.history([], early, [record]), record).status == "fail"

@@ -141,11 +141,15 @@ def _drained_pod(fault: FaultRecord) -> str:
 def replacements_before_stop(history: History, fault: FaultRecord) -> CheckResult:
     """Safe draining (Serve, ray-project/ray#43228; ``migrate_replicas_on_draining_nodes``):
     replacements start before the draining node's replicas stop.  Judged per deployment at every
-    probe until the deadline: the serving replicas never fall below what it had before the drain."""
+    probe until the deadline: the serving replicas never fall below what it had before the drain,
+    less the replicas another fault injected during the drain took elsewhere (``During``: a replica
+    killed on another pod is that fault's to answer for)."""
     name = "drain.replacement_before_stop"
     pod, deadline = _drained_pod(fault), fault.t_heal
     snaps = [s for s in _during(history, fault) if deadline is None or s.t < deadline]
-    victims = [v for v in fault.victims if v.get("role") == "replica"]
+    replicas = [v for v in fault.victims if v.get("role") == "replica"]
+    victims = [v for v in replicas if v.get("pod") in (pod, None)]
+    elsewhere = [v for v in replicas if v not in victims]
     if not victims:
         return CheckResult(name, UNKNOWN, detail=f"no replica was on {pod}")
     if not snaps:
@@ -154,7 +158,8 @@ def replacements_before_stop(history: History, fault: FaultRecord) -> CheckResul
     last = snapshot_before(history, fault.t_inject)
     if last is None:
         return CheckResult(name, UNKNOWN, detail="no probe before the drain")
-    before = {d: sum(a.get("state") in SERVING_STATES for a in _replicas(last, {d})) for d in wanted}
+    before = {d: sum(a.get("state") in SERVING_STATES for a in _replicas(last, {d}))
+              - sum((v.get("app"), v.get("deployment")) == d for v in elsewhere) for d in wanted}
     dips = []
     for snap in snaps:
         for dep in wanted:

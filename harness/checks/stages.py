@@ -1,7 +1,8 @@
-"""A chained composition's stages: after one stage's replica dies, the routing to the stage that
-was not hit goes on (Ray 2.60 ``serve/_private/router.py`` ``_handle_actor_died_error``: an
-ActorDiedError that comes from an upstream response passed into a call leaves the healthy
-replica in its router's set; only the replica that died is dropped)."""
+"""A chained composition's stages: after an upstream stage's replica dies, every router keeps
+routing to each replica of the downstream stage that was not hit (Ray 2.60
+``serve/_private/router.py``: an ActorDiedError met while resolving an upstream response passed
+into a call becomes ``_make_upstream_crash_error`` before a replica is chosen, and one met from a
+chosen replica drops it only when the dead actor is that replica, ``_handle_actor_died_error``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, Callable
 
 from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
 from harness.checks.steady import snapshot_before
+from harness.load.servedby import served
 from harness.observe.history import FaultRecord, History
 
 #: Calls a stage must have taken per replica after the fault before what it reached is judged.
@@ -31,19 +33,28 @@ def other_stage_routed(stage: str) -> Callable[[History, FaultRecord], CheckResu
             return CheckResult(name, UNKNOWN, detail=f"no {stage} replica or no attributed call to judge")
         end = history.t_data_end if history.t_data_end is not None else float("inf")
         after = reqs[(reqs["t"] >= fault.t_inject) & (reqs["t"] < end) & reqs["ok"]]
-        calls: dict[str, int] = {}
-        for ids in after["downstream"].dropna():
-            for rid in str(ids).split(","):
-                if rid:
-                    calls[rid] = calls.get(rid, 0) + 1
-        taken = sum(calls.get(r, 0) for r in replicas)
-        if taken < MIN_CALLS_PER_REPLICA * len(replicas):
-            return CheckResult(name, UNKNOWN, taken, detail=f"only {taken} calls to {stage} attributed after the fault")
-        missing = [r for r in replicas if not calls.get(r)]
-        return CheckResult(name, FAIL if missing else PASS, len(replicas) - len(missing),
-                           f"== {len(replicas)} replicas", "",
-                           f"{stage}: {taken} calls after the fault over {len(replicas) - len(missing)} of its "
-                           f"{len(replicas)} replicas" + (f"; never again: {', '.join(missing)}" if missing else ""))
+        after = after.assign(_router=served(after))
+        # Per router (the ingress replica that made the call): one that dropped a healthy replica
+        # is not hidden by another that kept it.
+        judged, missing, taken = 0, [], 0
+        for router, group in after.dropna(subset=["_router"]).groupby("_router"):
+            calls: dict[str, int] = {}
+            for ids in group["downstream"].dropna():
+                for rid in str(ids).split(","):
+                    if rid in replicas:
+                        calls[rid] = calls.get(rid, 0) + 1
+            total = sum(calls.values())
+            taken += total
+            if total < MIN_CALLS_PER_REPLICA * len(replicas):
+                continue
+            judged += 1
+            missing += [f"{r} by {router}" for r in replicas if not calls.get(r)]
+        if not judged:
+            return CheckResult(name, UNKNOWN, taken, detail=f"too few calls to {stage} attributed per router after "
+                                                            "the fault")
+        return CheckResult(name, FAIL if missing else PASS, len(missing), "0 replicas dropped", "",
+                           f"{stage}: {taken} calls after the fault; {judged} router(s) judged"
+                           + (f"; never again: {', '.join(missing)}" if missing else ", each reached every replica"))
 
     check.__name__ = f"other_stage_routed_{dep}"
     return check

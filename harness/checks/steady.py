@@ -96,9 +96,12 @@ def victims_text(present: list[dict[str, Any]], victims: list[dict[str, Any]]) -
     (a config victim next to replica victims) the replicas left are the ones not yet on the
     new version: said so, with how many of them, rather than one of them by name."""
     changed = any(v.get("role") == CONFIG for v in victims)
-    old = [v for v in present if v.get("role") == "replica"]
+    # (A compound fault may name one replica twice: once per fault.)
+    old = list({v.get("actor_id") or id(v): v for v in present if v.get("role") == "replica"
+                and (v.get("replaced_by_change") or not any(x.get("replaced_by_change") for x in victims))}.values())
     if changed and old:
-        of = sum(v.get("role") == "replica" for v in victims)
+        of = len({v.get("actor_id") or id(v) for v in victims if v.get("role") == "replica"
+                  and (v.get("replaced_by_change") or not any(x.get("replaced_by_change") for x in victims))})
         where = sorted({str(v.get("pod") or v.get("node_ip")) for v in old if v.get("pod") or v.get("node_ip")})
         return (f"{len(old)} of {of} replicas not yet on the new version (old replicas still alive"
                 + (f" on {', '.join(where)})" if where else ")"))

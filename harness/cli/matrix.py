@@ -81,13 +81,15 @@ def matrix(
         options_for(version)  # every release's options, and its app's config keys, checked before any run
     html = out or base / "matrix.html"
     code = run_matrix(chosen, versions, options_for, "serve-chaos matrix")
-    if span is not None and code != 130:
-        from runtime.local.rayenv import published_ray_releases
+    try:
+        if span is not None and code != 130:
+            from runtime.local.rayenv import published_ray_releases
 
-        between = releases_between(span[0], span[1], published_ray_releases())
-        code = max(code, bisect_changes(chosen, list(between), options_for, base))
-    if any(base.glob("ray-*/*")):
-        write_matrix([base], html)
+            between = releases_between(span[0], span[1], published_ray_releases())
+            code = max(code, bisect_changes(chosen, list(between), options_for, base))
+    finally:
+        if any(base.glob("ray-*/*")):  # the table of what ran, whatever the bisection met
+            write_matrix([base], html)
     if code:
         raise typer.Exit(code)
 

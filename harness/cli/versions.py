@@ -54,6 +54,21 @@ def check_releases(releases: list[str], ensure: Callable[[str], object]) -> list
     return out
 
 
+def own_serve_import() -> None:
+    """``import ray.serve`` in the harness's own interpreter (the pinned release), in a child process."""
+    import subprocess
+    import sys
+
+    from runtime.errors import InfrastructureError
+
+    proc = subprocess.run([sys.executable, "-c", "import ray, ray.serve; print(ray.__version__)"],
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 or DEFAULT_RAY_VERSION not in proc.stdout:
+        last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise InfrastructureError(f"the project's own Ray {DEFAULT_RAY_VERSION} fails `import ray.serve`: {last[0]}",
+                                  hint="run ./setup.sh again")
+
+
 def _line(check: ReleaseCheck) -> str:
     extras = f" (+ {', '.join(check.extras)})" if check.extras else ""
     return f"{'ok  ' if check.ok else 'FAIL'} Ray {check.version}{extras}" + ("" if check.ok else f": {check.why}")
@@ -81,8 +96,8 @@ def versions(
             console.print(f"Ray {version}" + (f" (+ {', '.join(extras)})" if extras else ""), markup=False)
         return
     cache = RayEnvCache()
-    # The pinned release is the harness's own (.venv): importing Serve here is its check.
-    results = check_releases(releases, lambda v: None if v == DEFAULT_RAY_VERSION else cache.ensure(v))
+    # The pinned release is the harness's own (.venv): importing Serve there is its check.
+    results = check_releases(releases, lambda v: own_serve_import() if v == DEFAULT_RAY_VERSION else cache.ensure(v))
     failed = [r for r in results if not r.ok]
     record = {"checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "results": [asdict(r) for r in results]}
     cache.root.mkdir(parents=True, exist_ok=True)

@@ -258,7 +258,7 @@ class HealthFlap(HealthCheckFailure):
         t0 = time.time()
         for _ in range(FLAP_READ_TRIES):
             try:
-                body = requests.post(f"{base}{self.path}?mode=ok", timeout=10).json()
+                body = requests.post(f"{base}{self.path}?mode=ok", timeout=2).json()
             except (requests.RequestException, ValueError, TypeError):
                 continue
             if body.get("pid") == target["pid"]:

@@ -4,10 +4,10 @@ whose ``reconfigure`` raises on a ``user_config`` change.
 What Ray 2.60 promises (``serve/_private/constants.py`` RAY_SERVE_STOP_FAILED_ROLLING_UPDATES,
 on by default: "Stop rolling updates at the startup failure threshold, including health check
 failures. Keep surviving replicas until a deploy changes the target";
-``deployment_state.py`` ``_mark_rolling_update_failed_if_needed``, ``_check_curr_status``):
+``deployment_state.py`` ``_mark_rolling_update_failed_if_needed``, ``check_curr_status``):
 replicas of the new version that fail to start -- constructor raising, initial health check
 failing, ``reconfigure`` raising while UPDATING -- count toward ``min(max_constructor_retry_count
-(20), 3 x target)`` failures; at that count the rollout stops, the deployment is
+(20 by default), RAY_SERVE_MAX_PER_REPLICA_RETRY_COUNT (3) x target)`` failures; at that count the rollout stops, the deployment is
 DEPLOY_FAILED, and the old replicas still running keep serving until the next deploy.
 
 The bad version is the bundled SleepyPid's (``runtime/app/sleepy_pid.py``): the env var
@@ -40,7 +40,8 @@ BAD_VERSION_ENV = "SERVE_CHAOS_BAD_VERSION"
 #: The ``user_config`` key that makes SleepyPid's ``reconfigure`` raise.
 FAIL_RECONFIGURE_KEY = "serve_chaos_fail_reconfigure"
 BAD_MODES = ("constructor", "health", "reconfigure")
-#: What Serve reports for a rollout it stopped (``deployment_state.py`` ROLLING_UPDATE_FAILED).
+#: What Serve reports for a rollout it stopped (``common.py``: the ROLLING_UPDATE_FAILED trigger maps
+#: to DEPLOY_FAILED; ``deployment_state.py`` check_curr_status fires it).
 FAILED_STATUS = "DEPLOY_FAILED"
 ENV_OPTION = "ray_actor_options.runtime_env.env_vars"
 
@@ -82,6 +83,10 @@ class BadRollout(ConfigChange):
         plan.victims = [{**v, "old": v["new"], "new": v["old"], "bad": True} for v in plan.victims]
         running = [a for a in snap.actors if a["role"] == "replica" and a.get("state") == "RUNNING"]
         plan.params["old_replicas"] = dict(Counter(f"{a.get('app')}/{a.get('deployment')}" for a in running))
+        # Ray 2.60 deployment_state.py _rollout_size: max(int(rolling_update_percentage x target), 1).
+        plan.params["batches"] = {f"{app}/{name}": max(int(float((dep.get("config") or {}).get(
+            "rolling_update_percentage") or 0.2) * int(dep.get("target_num_replicas") or 1)), 1)
+            for app, name, dep in self.targets(snap)}
         plan.params["old_replica_ids"] = sorted(str(a["actor_id"]) for a in running)
         return plan
 
@@ -141,7 +146,8 @@ def serve_reported_failure(history: History, record: FaultRecord) -> CheckResult
 
 def old_replicas_kept(history: History, record: FaultRecord) -> CheckResult:
     """While the bad version was deployed, the old replicas kept serving: per deployment at most
-    one rollout batch of them stopped (``max(int(0.2 x target), 1)``), the others RUNNING throughout."""
+    one rollout batch of them stopped (``max(int(rolling_update_percentage x target), 1)``, from the
+    config Serve deployed), the others RUNNING throughout."""
     name = "bad_rollout.old_replicas_kept"
     old_ids = set(record.params.get("old_replica_ids") or [])
     counts: dict[str, int] = record.params.get("old_replicas") or {}
@@ -152,7 +158,7 @@ def old_replicas_kept(history: History, record: FaultRecord) -> CheckResult:
     worst: tuple[int, str, int] | None = None
     for key, before in counts.items():
         app, _, dep = key.partition("/")
-        floor = before - max(int(0.2 * before), 1)
+        floor = before - int((record.params.get("batches") or {}).get(key) or max(int(0.2 * before), 1))
         low = min(sum(1 for a in s.actors if a["role"] == "replica" and a.get("actor_id") in old_ids
                       and a.get("state") == "RUNNING" and (a.get("app"), a.get("deployment")) == (app, dep))
                   for s in window)

@@ -4,7 +4,10 @@ controller killed halfway through a rolling update, a node lost during one).
 ``During(first, second, after_s)`` plans both from the same snapshot, injects ``first``, waits
 ``after_s`` seconds and injects ``second``: one fault record whose victims are both faults'
 and whose params carry both plans' (both at the top -- the first's where both name a key -- so
-each fault's checks and metrics read them as they would alone; each whole under ``during``).  It is judged as a whole by the scenario's SLOs, and
+each fault's checks and metrics read them as they would alone; each whole under ``during``).  Limits: only the first fault's duration, early end and end are the compound's (a second fault
+with a duration of its own is not ended by the engine); the engine waits out ``after_s`` inside
+``inject`` (no live view, no abort check meanwhile); and when the second fault fails to inject,
+the run errors and ``cluster.heal()`` undoes both.  It is judged as a whole by the scenario's SLOs, and
 per fault by ``verify``: each fault's own took-effect check on its own record, both named in the
 one ``fault.took_effect`` result (which fails if either did not happen).
 """
@@ -88,6 +91,10 @@ class During(Fault):
         """The first fault's end (a drained node lost at its deadline); the second is healed with it."""
         first, _ = _records(record)
         return self.first.end(cluster, first)
+
+    def done_early(self, history: History, record: FaultRecord) -> bool:
+        first, _ = _records(record)
+        return self.first.done_early(history, first)
 
     def heal(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
         first, second = _records(record)

@@ -117,10 +117,12 @@ class GcsCrash(Fault):
     """The GCS process alone crashes: SIGKILL ``gcs_server`` in the head pod (Redis stays up).
     ``ray start --block`` then ends the head's other Ray processes and exits (Ray 2.60
     ``scripts/scripts.py`` start: "Some Ray subprocesses exited unexpectedly ... Remaining
-    processes will be killed"), so the head's container restarts in place -- what KubeRay's
-    TestRayServiceGCSFaultTolerance does (v1.7.0 ``ray-operator/test/e2erayservice/rayservice_ha_test.go``:
-    ``pkill gcs_server``, then the same head pod with RestartCount 1; KubeRay leaves the Ray pods'
-    restartPolicy at Always unless autoscaler v2 is on, ``controllers/ray/common/pod.go``).  Victims:
+    processes will be killed" for any exit code but 0 and SIGTERM's), so the head's container
+    restarts in place.  KubeRay's TestRayServiceGCSFaultTolerance (v1.7.0
+    ``ray-operator/test/e2erayservice/rayservice_ha_test.go``) ends the GCS with ``pkill gcs_server``
+    (SIGTERM, which ``ray start --block`` counts as expected) and expects the same head pod with
+    RestartCount 1; here it is a crash (SIGKILL).  KubeRay leaves the Ray pods' restartPolicy at
+    the default (Always) unless autoscaler v2 is on (``controllers/ray/common/pod.go``).  Victims:
     the head pod's incarnation (its restart count goes up) and every Serve actor on it."""
 
     name: ClassVar[str] = "gcs_crash"

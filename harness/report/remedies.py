@@ -145,7 +145,7 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
            "every 100 ms kept 15.6 % (z = -1.0): its queue never grew",
            "Serve request router (power of two choices, request_router/pow_2_router.py)"),
     Remedy("bad_version", "gate a rollout (a canary or a staging deploy) and watch for DEPLOY_FAILED: Serve "
-           "stops a version whose replicas fail to start `min(20, 3 x num_replicas)` times, keeps the old replicas "
+           "stops a version whose replicas fail to start `min(max_constructor_retry_count (20), 3 x num_replicas)` times, keeps the old replicas "
            "it still runs (one batch short) until the next deploy, and redeploying the last good config brings the "
            "rest back", ("num_replicas", "rolling_update_percentage"), "bad_rollout_constructor",
            "a constructor that raised: DEPLOY_FAILED after 20 s with 3 replicas (45 s with 6), all but one batch "
