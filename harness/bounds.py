@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from runtime.ray_settings import (SERVE_PROXY_HEALTH_CHECK_PERIOD_S, SERVE_PROXY_READY_TIMEOUT_S,
+from runtime.ray_settings import (SERVE_PROXY_HEALTH_CHECK_PERIOD_S, SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S,
+                                  SERVE_PROXY_READY_TIMEOUT_S,
                                   SERVE_PROXY_UNHEALTHY_THRESHOLD, SERVE_REPLICA_UNHEALTHY_THRESHOLD,
                                   silent_node_death_bound_s)
 
@@ -129,9 +130,13 @@ def crashed_pod_failures(rate: float, settings: dict[str, Any]) -> int:
     return math.ceil(rate * (front_door_lag_s(settings) + 1.0) / pods)
 
 
-def dead_proxy_replaced_s(settings: dict[str, Any]) -> float:
+def dead_proxy_replaced_s(settings: dict[str, Any], checks_time_out: bool = False) -> float:
     """From a proxy's death to its pod serving through the front door again (s): the controller's
     failed health checks (Ray does not restart a ProxyActor), the new proxy's ready check, the
-    front door's lag, one probe.  proxy_failure measured 30-32 s from kill to the new proxy."""
-    checks = SERVE_PROXY_HEALTH_CHECK_PERIOD_S * SERVE_PROXY_UNHEALTHY_THRESHOLD
+    front door's lag, one probe.  proxy_failure measured 30-32 s from kill to the new proxy.
+    ``checks_time_out``: the death is not known at once, so each failed check first waits out its
+    timeout before the next period starts (measured after Ray's memory monitor killed a proxy:
+    back 66 s after the kill, 3 x (10 + 10) + 5)."""
+    per_check = SERVE_PROXY_HEALTH_CHECK_PERIOD_S + (SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S if checks_time_out else 0.0)
+    checks = per_check * SERVE_PROXY_UNHEALTHY_THRESHOLD
     return checks + SERVE_PROXY_READY_TIMEOUT_S + front_door_lag_s(settings) + PROBE_SLACK_S

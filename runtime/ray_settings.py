@@ -24,6 +24,8 @@ SERVE_REPLICA_UNHEALTHY_THRESHOLD = 3
 #: a new proxy has 5 s to report ready (Ray 2.60 ``serve/_private/constants.py``:
 #: PROXY_HEALTH_CHECK_PERIOD_S, PROXY_HEALTH_CHECK_UNHEALTHY_THRESHOLD, PROXY_READY_CHECK_TIMEOUT_S).
 SERVE_PROXY_HEALTH_CHECK_PERIOD_S = 10.0
+#: How long one proxy health check may take before it counts as failed (``PROXY_HEALTH_CHECK_TIMEOUT_S``).
+SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S = 10.0
 SERVE_PROXY_UNHEALTHY_THRESHOLD = 3
 SERVE_PROXY_READY_TIMEOUT_S = 5.0
 #: Serve waits this long (s) for a stopping replica before it is force-killed.
