@@ -98,6 +98,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "k8s_in_ci: CI runs this scenario on the k8s target rather than the local "
                                        "one (-m k8s_in_ci --target k8s; -m 'not k8s_in_ci' locally): what it "
                                        "judges is KubeRay's pod, node and cluster replacement")
+    config.addinivalue_line("markers", "nightly_only: CI leaves this scenario out (-m 'not nightly_only') to stay "
+                                       "within its time: a sibling in CI judges the same mechanism; `run all`, "
+                                       "`pytest scenarios/` and the nightly job run it")
     config.stash[RESULTS_KEY] = []
     try:
         config.stash[OPTIONS_KEY] = run_options(config)

@@ -77,6 +77,7 @@ def test_downstream_replica_failure(scenario_result):
     scenario_result.assert_promises()
 
 
+@pytest.mark.nightly_only  # replica_hang (the same freeze and health-check path) runs in CI
 @pytest.mark.scenario(DOWNSTREAM_REPLICA_HANG)
 def test_downstream_replica_hang(scenario_result):
     scenario_result.assert_promises()

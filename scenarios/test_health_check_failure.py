@@ -84,6 +84,7 @@ def test_health_check_raise_fast(scenario_result):
     scenario_result.assert_promises()
 
 
+@pytest.mark.nightly_only  # health_check_raise_fast (the same kill path, a 1 s period) runs in CI
 @pytest.mark.scenario(HEALTH_CHECK_RAISE_DEFAULT)
 def test_health_check_raise_default(scenario_result):
     scenario_result.assert_promises()

@@ -149,6 +149,7 @@ def test_scale_down(scenario_result):
     scenario_result.assert_promises()
 
 
+@pytest.mark.nightly_only  # rolling_update and the composed scenarios run in CI
 @pytest.mark.scenario(ROLLING_UPDATE_COMPOSED)
 def test_rolling_update_composed(scenario_result):
     scenario_result.assert_promises()
