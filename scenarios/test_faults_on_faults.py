@@ -18,7 +18,7 @@ failure": other nodes keep serving):
 import pytest
 
 from harness.bounds import node_loss_bounds, unhealthy_replica_bounds
-from harness.checks import SLO, capacity_floor, ray_node_death, recreated_pods, replica_spread
+from harness.checks import SLO, capacity_floor, front_door_drop, ray_node_death, recreated_pods, replica_spread
 from harness.checks.planned import drain_timeline, replacements_before_stop, rollout_metrics, served_only_by_new
 from harness.faults import During, HealthCheckFailure, InplaceUpdate, NodeDrain, NodeLoss, ReplicaKill, RollingUpdate
 from harness.load.spec import LoadSpec
@@ -87,7 +87,7 @@ REPLICA_KILL_DURING_DRAIN = Scenario(
     bounds=drain_bounds,
     expected_churn={"replica": "victims", "pod": "victims_left", "proxy": "victims_or_idle", "controller": "none"},
     extra_checks=(replacements_before_stop, capacity_floor),
-    extra_metrics=(drain_timeline, ray_node_death, replica_spread),
+    extra_metrics=(drain_timeline, front_door_drop, ray_node_death, replica_spread),
     min_observe_s=DEADLINE_S + 2.0,
     deadline_s=DEADLINE_S + 120.0,
 )
