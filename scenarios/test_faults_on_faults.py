@@ -103,8 +103,8 @@ HEALTH_FAIL_DURING_INPLACE = Scenario(
     name="health_fail_during_inplace",
     title="update a lightweight option in place under load and, 0.5 s into it, make one replica's check_health "
           "raise (period 1 s, timeout 2 s)",
-    promise="The in-place update reaches every replica, the unhealthy one is replaced within its settings' bound "
-            "(by a replica with the new option), and no other replica changes; traffic is not hurt.",
+    promise="Serve takes the in-place update (its deployed config shows the new option), the unhealthy replica "
+            "is replaced within its settings' bound, and no other replica changes; traffic is not hurt.",
     fault=During(first=InplaceUpdate(), second=HealthCheckFailure(mode="raise"), after_s=0.5),
     app=SCENARIO_APP,
     on_user_app="skip",

@@ -208,7 +208,7 @@ def test_the_stage_not_killed_must_keep_being_routed_to():
              for i, pod in enumerate(["head", "worker-1", "worker-2"])]
     actors = score + syn.BASE_SYSTEM
     record = FaultRecord("replica_kill", 5.0, 5.1, [])
-    reqs = syn.requests(0, 20, 10)
+    reqs = syn.requests(0, 20, 30)
     for r in reqs:
         r["request_id"] = f"r{r['seq']}"
 
@@ -227,7 +227,7 @@ def test_the_stage_not_killed_must_keep_being_routed_to():
     two = history(lambda r: str(400 + (r["seq"] % 3 if r["seq"] % 2 or r["t"] < 5 else (r["seq"] // 2) % 2 * 1)),
                   router=lambda r: f"ing-{r['seq'] % 2}")
     assert other_stage_routed("chained/Score")(two, record).status == "fail"
-    assert stage_calls(history(lambda r: "400"), record)["stage_calls"] == {"400": 150}
+    assert stage_calls(history(lambda r: "400"), record)["stage_calls"] == {"400": 450}
 
 
 def test_a_flapping_health_check_reads_back_how_many_checks_failed_and_keeps_its_replica(monkeypatch):
@@ -282,8 +282,9 @@ def test_a_drain_is_not_charged_for_a_replica_another_fault_killed_elsewhere():
 
     drained = [dict(a, fault="node_drain") for a in syn.BASE_REPLICAS if a["pod"] == "worker-1"]
     killed = dict(next(a for a in syn.BASE_REPLICAS if a["pod"] == "head"), fault="replica_kill")
-    record = FaultRecord("node_drain+replica_kill", 1.0, 1.1, drained + [killed], params={"pod": "worker-1"},
-                         t_heal=30.0)
+    during = {"second": {"record": {"t_inject": 2.0}}}
+    record = FaultRecord("node_drain+replica_kill", 1.0, 1.1, drained + [killed],
+                         params={"pod": "worker-1", "during": during}, t_heal=30.0)
     rest = [a for a in syn.BASE_REPLICAS if a is not None and a["pid"] != killed["pid"]]
     spare = syn.replica(301, "worker-2")
     ok = [snap(0, ACTORS)] + [snap(t, rest + syn.BASE_SYSTEM) for t in range(2, 10)] + \
@@ -294,3 +295,8 @@ def test_a_drain_is_not_charged_for_a_replica_another_fault_killed_elsewhere():
     early = ok[:5] + [snap(t, [a for a in rest if a["pid"] != drained[0]["pid"]] + syn.BASE_SYSTEM)
                       for t in range(5, 10)]
     assert replacements_before_stop(syn.history([], early, [record]), record).status == "fail"
+    # Once the kill's replacement served (6 again), a drained replica stopping early is a dip again.
+    whole = [snap(t, rest + [syn.replica(302, "head")] + syn.BASE_SYSTEM) for t in range(2, 6)]
+    late = ok[:1] + whole + [snap(t, [a for a in rest if a["pid"] != drained[0]["pid"]]
+                                   + [syn.replica(302, "head")] + syn.BASE_SYSTEM) for t in range(6, 10)]
+    assert replacements_before_stop(syn.history([], late, [record]), record).status == "fail"

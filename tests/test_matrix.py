@@ -285,7 +285,7 @@ def test_a_range_runs_both_ends_then_only_what_the_bisection_needs(monkeypatch, 
 
     chosen = select(["replica_failure"])
     assert cmd.run_matrix(chosen, ("2.55.0", "2.60.0"), options_for, "t") == 1
-    code = cmd.bisect_changes(chosen, releases, options_for, tmp_path)
+    code = cmd.bisect_changes(chosen, lambda: releases, options_for, tmp_path, ("2.55.0", "2.60.0"))
     assert code == 1 and ran[:2] == ["2.55.0", "2.60.0"] and len(ran) <= 2 + 3
     assert (tmp_path / "bisect.md").read_text() == \
         "- replica_failure: first kept in 2.58.0 (kept; broken in 2.57.0)\n"

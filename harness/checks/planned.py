@@ -148,8 +148,12 @@ def replacements_before_stop(history: History, fault: FaultRecord) -> CheckResul
     pod, deadline = _drained_pod(fault), fault.t_heal
     snaps = [s for s in _during(history, fault) if deadline is None or s.t < deadline]
     replicas = [v for v in fault.victims if v.get("role") == "replica"]
-    victims = [v for v in replicas if v.get("pod") in (pod, None)]
+    drain = fault.victims[0].get("fault") if fault.victims else None
+    victims = [v for v in replicas if v.get("fault") == drain]
     elsewhere = [v for v in replicas if v not in victims]
+    # The other fault's loss is allowed from its strike until the deployment is whole again.
+    t_other = ((((fault.params.get("during") or {}).get("second") or {}).get("record") or {}).get("t_inject")
+               if elsewhere else None)
     if not victims:
         return CheckResult(name, UNKNOWN, detail=f"no replica was on {pod}")
     if not snaps:
@@ -158,13 +162,17 @@ def replacements_before_stop(history: History, fault: FaultRecord) -> CheckResul
     last = snapshot_before(history, fault.t_inject)
     if last is None:
         return CheckResult(name, UNKNOWN, detail="no probe before the drain")
-    before = {d: sum(a.get("state") in SERVING_STATES for a in _replicas(last, {d}))
-              - sum((v.get("app"), v.get("deployment")) == d for v in elsewhere) for d in wanted}
+    before = {d: sum(a.get("state") in SERVING_STATES for a in _replicas(last, {d})) for d in wanted}
+    lost = {d: sum((v.get("app"), v.get("deployment")) == d for v in elsewhere) for d in wanted}
+    whole_again: dict[tuple[Any, Any], bool] = {d: False for d in wanted}
     dips = []
     for snap in snaps:
         for dep in wanted:
             serving = sum(a.get("state") in SERVING_STATES for a in _replicas(snap, {dep}))
-            if serving < before[dep]:
+            struck = t_other is not None and snap.t >= t_other
+            whole_again[dep] = whole_again[dep] or (struck and serving >= before[dep])
+            allowed = lost[dep] if struck and not whole_again[dep] else 0
+            if serving < before[dep] - allowed:
                 dips.append(f"{dep[0]}/{dep[1]} {serving}/{before[dep]} at +{snap.t - fault.t_inject:.1f} s")
     if dips:
         return CheckResult(name, FAIL, len(dips), "0 probes below capacity", "",

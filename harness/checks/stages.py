@@ -14,7 +14,7 @@ from harness.load.servedby import served
 from harness.observe.history import FaultRecord, History
 
 #: Calls a stage must have taken per replica after the fault before what it reached is judged.
-MIN_CALLS_PER_REPLICA = 5
+MIN_CALLS_PER_REPLICA = 30
 
 
 def other_stage_routed(stage: str) -> Callable[[History, FaultRecord], CheckResult]:

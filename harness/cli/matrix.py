@@ -85,8 +85,10 @@ def matrix(
         if span is not None and code != 130:
             from runtime.local.rayenv import published_ray_releases
 
-            between = releases_between(span[0], span[1], published_ray_releases())
-            code = max(code, bisect_changes(chosen, list(between), options_for, base))
+            # The index is asked only when a verdict differs between the ends.
+            code = max(code, bisect_changes(chosen, lambda: list(releases_between(span[0], span[1],
+                                                                                   published_ray_releases())),
+                                            options_for, base, span))
     finally:
         if any(base.glob("ray-*/*")):  # the table of what ran, whatever the bisection met
             write_matrix([base], html)
@@ -122,15 +124,24 @@ def run_matrix(chosen: list, versions: tuple[str, ...], options_for: Callable[[s
     return worst
 
 
-def bisect_changes(chosen: list, releases: list[str], options_for: Callable[[str], RunOptions], base: Path) -> int:
-    """For each scenario whose verdict differs between the range's ends, run it on the releases
-    between as a binary search needs and say where it changed ("first kept in X"); the lines go
-    to ``bisect.md`` beside the matrix too.  Exit code as ``run_matrix``'s."""
+def bisect_changes(chosen: list, releases_fn: Callable[[], list[str]], options_for: Callable[[str], RunOptions],
+                   base: Path, ends: tuple[str, str]) -> int:
+    """For each scenario whose verdict differs between the range's ``ends``, run it on the releases
+    between (``releases_fn``, asked once and only then) as a binary search needs and say where it
+    changed ("first kept in X"); the lines go to ``bisect.md`` beside the matrix too.  Exit code as
+    ``run_matrix``'s."""
     from harness.cli.execute import run_scenarios, with_load_rate
     from harness.report import matrix as truth
     from harness.report.bisect import bisect_change
 
     worst, lines = 0, []
+    known: list[str] = []
+
+    def releases() -> list[str]:
+        if not known:
+            known.extend(releases_fn())
+        return known
+
     for scenario in chosen:
         seen: dict[str, str] = {}
 
@@ -151,7 +162,9 @@ def bisect_changes(chosen: list, releases: list[str], options_for: Callable[[str
             return seen[version]
 
         try:
-            change = bisect_change(scenario.name, releases, verdict_of)
+            change = None
+            if verdict_of(ends[0]) != verdict_of(ends[1]):
+                change = bisect_change(scenario.name, releases(), verdict_of)
         except KeyboardInterrupt:
             console.print(f"interrupted while bisecting {scenario.name}", markup=False)
             return 130
@@ -160,8 +173,7 @@ def bisect_changes(chosen: list, releases: list[str], options_for: Callable[[str
     for line in lines:
         console.print(line, markup=False)
     if not lines:
-        console.print(f"no verdict differs between Ray {releases[0]} and {releases[-1]}: nothing to bisect",
-                      markup=False)
+        console.print(f"no verdict differs between Ray {ends[0]} and {ends[1]}: nothing to bisect", markup=False)
     (base / "bisect.md").parent.mkdir(parents=True, exist_ok=True)
     (base / "bisect.md").write_text("".join(f"- {line}\n" for line in lines) or "- no verdict changed\n")
     return worst

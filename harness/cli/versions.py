@@ -10,6 +10,7 @@ there, one line per release; a release that cannot work says why in one line.  T
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
@@ -50,13 +51,15 @@ def check_releases(releases: list[str], ensure: Callable[[str], object]) -> list
         except ServeChaosError as err:
             out.append(ReleaseCheck(version, False, err.one_line(), tuple(extra_requirements(version)),
                                     round(time.monotonic() - t0, 1)))
+        except subprocess.TimeoutExpired as err:
+            out.append(ReleaseCheck(version, False, f"`{' '.join(map(str, err.cmd[-3:]))}` took over {err.timeout:g} s",
+                                    tuple(extra_requirements(version)), round(time.monotonic() - t0, 1)))
         console.print(_line(out[-1]), markup=False)
     return out
 
 
 def own_serve_import() -> None:
     """``import ray.serve`` in the harness's own interpreter (the pinned release), in a child process."""
-    import subprocess
     import sys
 
     from runtime.errors import InfrastructureError
@@ -87,7 +90,10 @@ def versions(
     if span is None:
         releases = list(parse_ray_versions(str(ray_versions)))
     else:
-        releases = list(releases_between(span[0], span[1], published_ray_releases()))
+        published = published_ray_releases()
+        releases = [v for v in releases_between(span[0], span[1], published) if v in published]
+        for end in sorted(set(span) - set(releases)):
+            console.print(f"Ray {end} is not served by the package index: not a release to check", markup=False)
     console.print(f"supported: {SUPPORTED_RANGE}; a matrix runs {', '.join(TESTED_RAY_VERSIONS)} by default; "
                   f"{len(releases)} release(s) chosen", markup=False)
     if not check:

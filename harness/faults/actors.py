@@ -256,12 +256,16 @@ class HealthFlap(HealthCheckFailure):
         target, pod = record.params["target"], record.params["pod"]
         base = cluster.endpoints().pods.get(pod)
         t0 = time.time()
-        for _ in range(FLAP_READ_TRIES):
+        for attempt in range(FLAP_READ_TRIES):
             try:
                 body = requests.post(f"{base}{self.path}?mode=ok", timeout=2).json()
             except (requests.RequestException, ValueError, TypeError):
+                time.sleep(min(0.05 * (attempt + 1), 1.0))  # the proxy may refuse for a moment
                 continue
-            if body.get("pid") == target["pid"]:
+            # By replica id where the app names it: a PID may be another pod's replica's too.
+            same = (body.get("replica_id") == target.get("replica_id") if body.get("replica_id")
+                    and target.get("replica_id") else body.get("pid") == target["pid"])
+            if same:
                 return [ActionRecord("health_read", target["name"], t0, time.time(),
                                      {"failed_checks": body.get("failed_checks"), "pid": target["pid"]})]
         return [ActionRecord("health_read", target["name"], t0, time.time(), {"failed_checks": None})]

@@ -88,7 +88,8 @@ class During(Fault):
         return getattr(self.first, "duration_s", None)
 
     def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
-        """The first fault's end (a drained node lost at its deadline); the second is healed with it."""
+        """The first fault's end (a drained node lost at its deadline); the second is healed in the
+        heal phase, with everything else."""
         first, _ = _records(record)
         return self.first.end(cluster, first)
 

@@ -68,8 +68,10 @@ class SleepyPid:
                 return {"error": f"mode must be one of {HEALTH_MODES}", "pid": os.getpid()}
             if mode == "flap":
                 self._flap_left = max(0, int(request.query_params.get("failures", "1")))
+                self._failed_checks = 0  # this flap's count, not an earlier one's
             self._health_mode = mode
-            return {"pid": os.getpid(), "mode": mode, "failed_checks": self._failed_checks}
+            return {"pid": os.getpid(), "mode": mode, "failed_checks": self._failed_checks,
+                    "replica_id": _replica_id()}
         if request.query_params.get(EXIT_QUERY):
             os._exit(17)  # a request that crashes its replica (a segfault in a model, an OOM-kill)
         work_ms = request.query_params.get("work_ms")
@@ -90,6 +92,14 @@ class SleepyPid:
         if self._health_mode == "hang":
             # Blocking (not awaiting) is the point: a hung check must hit the timeout.
             threading.Event().wait()
+
+
+def _replica_id() -> str | None:
+    """This replica's id as Serve's APIs name it (PIDs repeat across pods on Kubernetes)."""
+    try:
+        return str(serve.get_replica_context().replica_id.unique_id)
+    except Exception:  # noqa: BLE001 - an older Ray names it otherwise: the PID must do
+        return None
 
 
 app = SleepyPid.bind()
