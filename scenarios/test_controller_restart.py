@@ -17,10 +17,11 @@ import pytest
 
 from harness.checks import SLO, replica_spread
 from harness.checks.planned import rollout_capacity, rollout_metrics, rollout_replaced_once, served_only_by_new
-from harness.faults import ControllerRestart, During, MassReplicaKill, RollingUpdate
+from harness.faults import ControllerRestart, During, RollingUpdate
 from harness.load.spec import LoadSpec
-from harness.scenario import Followup, Scenario
+from harness.scenario import Scenario
 from runtime.app.serve_config import PLANNED_APP
+from scenarios.test_controller_failure import replicas_after_recovery
 from scenarios.test_planned_updates import EVERY_POD, rollout_bounds
 
 #: A restarted controller: Ray notices the dead actor and recreates it (ray-facts: a new controller
@@ -44,16 +45,8 @@ CONTROLLER_RESTART = Scenario(
     slo=SLO(min_availability_during_fault=0.999, max_outage_s=1.0, max_recovery_s=CONTROLLER_RESTART_S + 10.0,
             endpoint_availability={"role:head": 0.999, "pods:worker": 0.999}),
     expected_churn={"controller": "victims", "replica": "none", "proxy": "none", "pod": "none"},
-    followups=(
-        Followup(
-            name="replicas_after_recovery",
-            fault=MassReplicaKill(),
-            # As after controller_failure: the 10 s constructor, detection and routing.
-            slo=SLO(max_recovery_s=30.0),
-            expected_churn={"replica": "all", "controller": "none", "pod": "none", "proxy": "none"},
-            deadline_s=35.0,
-        ),
-    ),
+    # As after controller_failure, but the proxies must stay: the controller they follow came back.
+    followups=(replicas_after_recovery(proxy_churn="none"),),
 )
 
 #: Ray 2.60 ``deployment_state.py`` (recovery, ~1320-1470): a restarted controller asks each replica

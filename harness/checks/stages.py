@@ -6,7 +6,10 @@ chosen replica drops it only when the dead actor is that replica, ``_handle_acto
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable
+
+import pandas as pd
 
 from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
 from harness.checks.steady import snapshot_before
@@ -38,11 +41,7 @@ def other_stage_routed(stage: str) -> Callable[[History, FaultRecord], CheckResu
         # is not hidden by another that kept it.
         judged, missing, taken = 0, [], 0
         for router, group in after.dropna(subset=["_router"]).groupby("_router"):
-            calls: dict[str, int] = {}
-            for ids in group["downstream"].dropna():
-                for rid in str(ids).split(","):
-                    if rid in replicas:
-                        calls[rid] = calls.get(rid, 0) + 1
+            calls = {r: n for r, n in downstream_calls(group).items() if r in replicas}
             total = sum(calls.values())
             taken += total
             if total < MIN_CALLS_PER_REPLICA * len(replicas):
@@ -66,9 +65,10 @@ def stage_calls(history: History, fault: FaultRecord) -> dict[str, Any]:
     if reqs.empty or "downstream" not in reqs:
         return {"stage_calls": None}
     after = reqs[(reqs["t"] >= fault.t_inject) & reqs["ok"]]
-    counts: dict[str, int] = {}
-    for ids in after["downstream"].dropna():
-        for rid in str(ids).split(","):
-            if rid:
-                counts[rid] = counts.get(rid, 0) + 1
-    return {"stage_calls": dict(sorted(counts.items()))}
+    return {"stage_calls": dict(sorted(downstream_calls(after).items()))}
+
+
+def downstream_calls(requests: pd.DataFrame) -> Counter[str]:
+    """Calls per downstream replica among ``requests`` (their ``downstream`` column: the replica ids,
+    comma-joined, Serve's logs name for each request, ``harness.load.servedby``)."""
+    return Counter(rid for ids in requests["downstream"].dropna() for rid in str(ids).split(",") if rid)

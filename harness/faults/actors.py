@@ -270,9 +270,6 @@ class HealthFlap(HealthCheckFailure):
                                      {"failed_checks": body.get("failed_checks"), "pid": target["pid"]})]
         return [ActionRecord("health_read", target["name"], t0, time.time(), {"failed_checks": None})]
 
-    def heal(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
-        return cluster.heal()
-
     def verify(self, history: History, record: FaultRecord) -> CheckResult:
         read = next((a for a in reversed(record.heal_actions) if a.get("action") == "health_read"), None)
         failed = ((read or {}).get("details") or {}).get("failed_checks")

@@ -66,9 +66,6 @@ class QueryOfDeath(Fault):
         action = ActionRecord("query_of_death", "front", t0, time.time(), {"answers": answers})
         return FaultRecord(plan.fault, t0, action.t_end, [], action.to_dict(), plan.params)
 
-    def heal(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
-        return cluster.heal()
-
     def verify(self, history: History, record: FaultRecord) -> CheckResult:
         return replicas_killed(history, record)
 
