@@ -408,6 +408,29 @@ def test_idle_proxies_may_go_with_a_node_loss():
     assert check_churn("proxy", "victims_left", observed, victims).status == FAIL
 
 
+def test_a_proxy_serve_drained_and_brought_back_is_not_churn():
+    # worker-2 lost its only replica to a failed rollout: Serve drained its proxy, stopped it,
+    # and started a new one once the good version put a replica back there.
+    before = syn.snapshot(0.0, [syn.replica(101, "head"), syn.replica(104, "worker-1"), syn.replica(105, "worker-2")]
+                          + syn.BASE_SYSTEM)
+    gap = [syn.replica(101, "head"), syn.replica(104, "worker-1"), syn.proxy(201, "head"), syn.proxy(202, "worker-1"),
+           syn.proxy(203, "worker-2", state="DRAINING"), syn.controller(300)]
+    after = syn.snapshot(60.0, [syn.replica(101, "head"), syn.replica(104, "worker-1"), syn.replica(108, "worker-2"),
+                                syn.proxy(201, "head"), syn.proxy(202, "worker-1"), syn.proxy(260, "worker-2"),
+                                syn.controller(300)])
+    observed = churn(before, after, [syn.snapshot(40.0, gap)])
+    result = check_churn("proxy", "none", observed, [])
+    assert result.status == PASS
+    assert result.value["drained_by_serve"] == {"left": ["p203:203"], "appeared": ["p260:260"]}
+    # Without the probe that saw it DRAINING, the same change is churn.
+    assert check_churn("proxy", "none", churn(before, after), []).status == FAIL
+    # A proxy killed on purpose stays the fault's victim even if Serve drained it first.
+    assert check_churn("proxy", "none", observed, [syn.proxy(203, "worker-2")]).status == FAIL
+    # A second proxy that left without draining is still churn.
+    crashed = syn.snapshot(60.0, [a for a in after.actors if a.get("pid") != 202] + [syn.proxy(270, "worker-1")])
+    assert check_churn("proxy", "none", churn(before, crashed, [syn.snapshot(40.0, gap)]), []).status == FAIL
+
+
 def test_requests_hanging_on_a_dead_endpoint_do_not_hold_judging_back():
     # Two endpoints in turn (even seqs front, odd seqs pod:worker-1); worker-1's
     # requests from t=10 on are still hanging (sends go on until t=12).

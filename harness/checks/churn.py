@@ -3,17 +3,33 @@ judged against what the scenario expects to be replaced."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from harness.checks.identity import ROLES, actor_key, pod_lives, pod_roles, role_keys, victim_key
 from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
 from harness.observe.probe import Snapshot
 
 
-def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, Any]]:
+#: Proxy statuses of a proxy Serve itself is retiring (ray serve/_private/proxy_state.py ProxyStatus).
+DRAINING_STATES = ("DRAINING", "DRAINED")
+
+
+def drained_proxies(snapshots: Iterable[Snapshot]) -> dict[str, str | None]:
+    """Proxies Serve drained (key -> pod): Ray 2.60's controller keeps proxies only on the head and
+    on nodes with replicas (serve/_private/controller.py ``_update_proxy_nodes``), drains the rest
+    and stops them after ``RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S`` (30 s), and starts a new one when
+    replicas come back (proxy_state.py ``update``).  Such a proxy's end is Serve's placement, not a
+    fault's effect; the probes see it DRAINING for at least those 30 s."""
+    return {actor_key(a): a.get("pod") for s in snapshots for a in s.actors
+            if a["role"] == "proxy" and a.get("actor_id") and a.get("state") in DRAINING_STATES}
+
+
+def churn(before: Snapshot, after: Snapshot, between: Iterable[Snapshot] = ()) -> dict[str, dict[str, Any]]:
     """Lives that left and appeared between two snapshots: actors by role (``actor_id:pid``)
-    and pods (``uid#restarts``); ``pods`` says where each one was, ``roles`` each pod's role."""
+    and pods (``uid#restarts``); ``pods`` says where each one was, ``roles`` each pod's role.
+    ``between`` (the snapshots from ``before`` to ``after``) tells which proxies Serve drained."""
     out: dict[str, dict[str, Any]] = {}
+    between = list(between)
     roles = pod_roles([before, after])
     for role in ROLES:
         b, a = role_keys(before, role), role_keys(after, role)
@@ -26,12 +42,38 @@ def churn(before: Snapshot, after: Snapshot) -> dict[str, dict[str, Any]]:
         out[role] = {"before": sorted(b), "after": sorted(a), "left": sorted(b - a), "appeared": sorted(a - b),
                      "pods": {k: where.get(k) for k in sorted((b - a) | (a - b))}, "idle_before": idle,
                      "roles": roles}
+        if role == "proxy":
+            out[role]["drained"] = _drained_and_returned(drained_proxies([before, *between, after]), b, a, where)
     if before.pods_ok and after.pods_ok:
         b_lives, a_lives = pod_lives(before), pod_lives(after)
         left, appeared = sorted(set(b_lives) - set(a_lives)), sorted(set(a_lives) - set(b_lives))
         out["pod"] = {"before": sorted(b_lives), "after": sorted(a_lives), "left": left, "appeared": appeared,
                       "pods": {k: {**b_lives, **a_lives}[k] for k in left + appeared}, "roles": roles}
     return out
+
+
+def _drained_and_returned(drained: dict[str, str | None], before: frozenset[str], after: frozenset[str],
+                          where: dict[str, Any]) -> dict[str, list[str]]:
+    """Proxies that left after Serve drained them, and those that appeared on a pod whose drained
+    proxy left (Serve's return of a proxy once replicas came back)."""
+    left = sorted(k for k in before - after if k in drained)
+    pods = {drained[k] for k in left}
+    back = sorted(k for k in after - before if where.get(k) in pods)
+    return {"left": left, "appeared": back}
+
+
+def _judged_lives(got: dict[str, Any], victim_ids: set[str]) -> tuple[set[str], set[str], dict[str, Any]]:
+    """The lives a churn expectation judges: all that left and appeared, except proxies Serve
+    drained by itself (not a victim) and the proxies it brought back on their pods, which the
+    value still shows under ``drained_by_serve``."""
+    left, appeared = set(got["left"]), set(got["appeared"])
+    value: dict[str, Any] = {"left": sorted(left), "appeared": sorted(appeared)}
+    drained = got.get("drained") or {}
+    spared_left = set(drained.get("left", [])) - victim_ids
+    spared_back = set(drained.get("appeared", [])) if spared_left else set()
+    if spared_left:
+        value["drained_by_serve"] = {"left": sorted(spared_left), "appeared": sorted(spared_back)}
+    return left - spared_left, appeared - spared_back, value
 
 
 CHURN_KINDS = ("none", "victims", "victims_left", "victims_or_idle", "at_least_victims", "all", "any", "shrunk")
@@ -65,9 +107,8 @@ def check_churn(
     if observed is None or role not in observed:
         return CheckResult(name, UNKNOWN, bound=expected, detail="no snapshot before the fault or at recovery")
     got = observed[role]
-    left, appeared = set(got["left"]), set(got["appeared"])
-    value = {"left": sorted(left), "appeared": sorted(appeared)}
     victim_ids = {victim_key(v) for v in victims if v.get("role") == role} - {None}
+    left, appeared, value = _judged_lives(got, victim_ids)
     if expected == "any":
         return CheckResult(name, PASS, value, bound="any")
     if expected.startswith(NONE_OUTSIDE):

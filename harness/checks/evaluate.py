@@ -61,7 +61,10 @@ def _churn_snapshots(history: History, fault: FaultRecord, t_recovered: float | 
         end = history.t_data_end if history.t_data_end is not None else float("inf")
         late = [s for s in history.snapshots if s.ok and s.t < end]
         after = late[-1] if late else None
-    return churn(before, after) if before and after else None
+    if not (before and after):
+        return None
+    between = [s for s in history.snapshots if before.t < s.t < after.t]
+    return churn(before, after, between)
 
 
 def _run_extras(history: History, fault: FaultRecord, extra_checks: Iterable[ExtraCheck],
