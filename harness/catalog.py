@@ -29,6 +29,7 @@ ORDER = (
     "rolling_update",
     "controller_restart_during_rollout",
     "query_of_death",
+    "crash_loop",
     # ... with a 2 s constructor (a bad rollout waits for 18 failed starts)
     "bad_rollout_constructor",
     "bad_rollout_health",

@@ -3,6 +3,7 @@ rollout's plan, end and checks, a fault injected during another, the controller 
 
 from __future__ import annotations
 
+from dataclasses import replace
 import random
 from typing import Any
 
@@ -300,3 +301,35 @@ def test_a_drain_is_not_charged_for_a_replica_another_fault_killed_elsewhere():
     late = ok[:1] + whole + [snap(t, [a for a in rest if a["pid"] != drained[0]["pid"]]
                                    + [syn.replica(302, "head")] + syn.BASE_SYSTEM) for t in range(6, 10)]
     assert replacements_before_stop(syn.history([], late, [record]), record).status == "fail"
+
+
+def test_a_crash_loop_needs_refused_starts_and_serve_never_giving_up():
+    from harness.faults import CrashLoop
+    from harness.faults.crashloop import kept_retrying, reported_unhealthy
+
+    fault = CrashLoop()
+    plan = fault.plan(snap(0, ACTORS), [], random.Random(1))
+    (victim,) = plan.victims
+    record = FaultRecord("crash_loop", 1.0, 1.1, plan.victims, params=plan.params, t_heal=26.0)
+    survivors = [a for a in syn.BASE_REPLICAS if a["pid"] != victim["pid"]]
+    loop = [snap(t, survivors + syn.BASE_SYSTEM, status="UNHEALTHY") for t in range(2, 26)]
+    history = syn.history([], [snap(0, ACTORS)] + loop, [record])
+
+    def read(failed: int | None) -> FaultRecord:
+        return replace(record, heal_actions=[{"action": "start_gate_read", "details": {"failed_starts": failed}}])
+
+    assert fault.verify(history, read(5)).status == "pass"
+    # One refused start is a failure, not a loop; an unread gate proves nothing.
+    assert fault.verify(history, read(1)).status == "fail"
+    assert fault.verify(history, read(None)).status == "unknown"
+    # The victim never went: the fault changed nothing.
+    alive = syn.history([], [snap(t, ACTORS) for t in range(0, 26)], [record])
+    assert fault.verify(alive, read(5)).status == "fail"
+    assert kept_retrying(history, record).status == "pass"
+    assert reported_unhealthy(history, record).status == "pass"
+    # Serve gave up on the deployment mid-loop, or never said it was unhealthy: both are broken promises.
+    gave_up = syn.history([], [snap(0, ACTORS)] + loop[:5] + [snap(9.5, survivors + syn.BASE_SYSTEM,
+                                                                   status="DEPLOY_FAILED")], [record])
+    assert kept_retrying(gave_up, record).status == "fail"
+    quiet = syn.history([], [snap(t, survivors + syn.BASE_SYSTEM) for t in range(2, 26)], [record])
+    assert reported_unhealthy(quiet, record).status == "fail"

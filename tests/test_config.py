@@ -119,6 +119,8 @@ def test_app_module_is_self_contained_and_agrees_with_the_harness():
     from harness.faults import badversion
     assert f'BAD_VERSION_ENV = "{badversion.BAD_VERSION_ENV}"' in source
     assert f'FAIL_RECONFIGURE_KEY = "{badversion.FAIL_RECONFIGURE_KEY}"' in source
+    from harness.faults import crashloop
+    assert f'START_GATE_ROUTE = "{crashloop.START_GATE_ROUTE}"' in source
     for mode in ("constructor", "health"):
         assert f'bad == "{mode}"' in source
 

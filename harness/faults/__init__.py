@@ -21,6 +21,7 @@ from harness.faults.base import (DOWNSTREAM, DoesNotApply, Fault, FaultNotApplic
                                  aimed, pick, pod_victim, pod_victims, record, serving_pods)
 from harness.faults.badversion import BadRollout
 from harness.faults.compound import During
+from harness.faults.crashloop import CrashLoop
 from harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
 from harness.faults.network import PodPartition
 from harness.faults.operator import ConfigChange, InplaceUpdate, RollingUpdate, ScaleDown
@@ -33,10 +34,10 @@ CATALOGUE: dict[str, type[Fault]] = {
                               PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang, InplaceUpdate,
                               RollingUpdate, ScaleDown, NodeDrain, CpuStarvation, MemoryPressure, PacketLoss,
                               NetworkDelay, ReplicaSlow, RayServiceUpgrade, BadRollout, ControllerRestart, QueryOfDeath,
-                              GcsCrash, HealthFlap)
+                              GcsCrash, HealthFlap, CrashLoop)
 }
 
-__all__ = ["ActorKill", "BadRollout", "CATALOGUE", "ConfigChange", "ControllerKill", "ControllerRestart", "During", "CpuStarvation", "DOWNSTREAM", "Fault",
+__all__ = ["ActorKill", "BadRollout", "CATALOGUE", "ConfigChange", "ControllerKill", "ControllerRestart", "CrashLoop", "During", "CpuStarvation", "DOWNSTREAM", "Fault",
            "DoesNotApply", "FaultNotApplicable", "GcsCrash", "FaultPlan", "GrayFault", "HealthCheckFailure", "HealthFlap", "InplaceUpdate", "MassReplicaKill",
            "MemoryPressure", "NetworkDelay", "NoSuchDeployment", "NodeDrain", "NodeLoss", "PacketLoss", "PodKill",
            "PodPartition", "ProxyKill", "QueryOfDeath", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",

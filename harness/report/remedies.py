@@ -163,6 +163,13 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
            "each poison request killed exactly one replica (2 of 2, the client saw HTTP 500 in ~40 ms), 2 other "
            "requests in flight failed, the replicas were replaced in 22.9 s",
            "Ray 2.60 serve/_private/router.py _handle_actor_died_error"),
+    Remedy("crash_loop", "make a replica's start independent of what can be down (load the model from a "
+           "replica-local cache, retry the config service inside the constructor with a deadline) and alert on a "
+           "deployment UNHEALTHY with \"A replica failed to start\": once a version has run, Serve retries a "
+           "failing start for ever, with no backoff, one replica short meanwhile", ("num_replicas",), "crash_loop",
+           "6 starts refused in 25 s (Serve retried every ~4 s), UNHEALTHY from 10 s after the kill, never "
+           "DEPLOY_FAILED, 0 failed; the replica count back 9.1 s after the cause went away",
+           "Ray 2.60 serve/_private/deployment_state.py _failed_to_start_threshold, record_replica_startup_failure"),
     Remedy("upgrade_room", "leave room for a second Ray cluster during a RayService upgrade (KubeRay brings the "
            "new cluster up beside the old one and switches the Serve Service once its Serve is ready), and keep "
            "the old one's deletion delay above your clients' longest request",
@@ -244,6 +251,7 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("bad_rollout_*", "*", "always", ("bad_version",)),
     ("controller_restart*", "*", "always", ("controller_restart",)),
     ("query_of_death", "*", "always", ("poison_request",)),
+    ("crash_loop", "*", "always", ("crash_loop", "spare_replicas")),
     ("gcs_crash", "*", "always", ("gcs_ft", "client_retry")),
     ("node_loss_during_rollout", "*", "always", ("client_retry", "node_detection")),
     ("replica_kill_during_drain", "*", "always", ("drain_room", "client_retry")),

@@ -7,12 +7,16 @@ replica that receives it into failing (or hanging in) ``check_health``; it
 answers with that replica's PID so the harness knows its victim.  A bad version for the
 bad-rollout scenarios: ``SERVE_CHAOS_BAD_VERSION`` (``constructor`` | ``health``) in the
 runtime_env, or ``user_config: {serve_chaos_fail_reconfigure: true}``.  A query of death:
-``GET /?serve_chaos_exit=1`` ends the replica's process.
+``GET /?serve_chaos_exit=1`` ends the replica's process.  A crash loop:
+``POST /-/chaos/startgate?fail_for_s=N`` makes every SleepyPid constructor in the cluster raise
+for the next N s (the gate lives in Ray's internal KV, which every replica reaches, on any target);
+``GET`` on it says until when and how many starts failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -42,6 +46,11 @@ BAD_VERSION_ENV = "SERVE_CHAOS_BAD_VERSION"
 #: A query of death: ``GET /?serve_chaos_exit=1`` makes the replica that serves it exit at once
 #: (harness/faults/poison.py holds the same name).
 EXIT_QUERY = "serve_chaos_exit"
+#: The crash-loop gate (harness/faults/crashloop.py holds the same names): a KV entry
+#: ``{"until": epoch s, "failed": starts refused}``; constructors raise while ``until`` is ahead.
+START_GATE_ROUTE = "/-/chaos/startgate"
+START_GATE_KEY = b"serve-chaos-start-gate"
+START_GATE_NAMESPACE = "serve_chaos"
 #: A ``user_config`` key that makes ``reconfigure`` raise (a bad in-place update).
 FAIL_RECONFIGURE_KEY = "serve_chaos_fail_reconfigure"
 
@@ -52,6 +61,7 @@ class SleepyPid:
         bad = os.environ.get(BAD_VERSION_ENV, "")
         if bad == "constructor":
             raise RuntimeError("serve-chaos: this version's constructor fails (SERVE_CHAOS_BAD_VERSION)")
+        _refuse_start_while_gate_closed()
         time.sleep(0.0 if bad == "health" else CONSTRUCTOR_SLEEP_S)
         self._health_mode = "raise" if bad == "health" else "ok"
         self._flap_left = 0
@@ -72,6 +82,11 @@ class SleepyPid:
             self._health_mode = mode
             return {"pid": os.getpid(), "mode": mode, "failed_checks": self._failed_checks,
                     "replica_id": _replica_id()}
+        if request.url.path.rstrip("/").endswith(START_GATE_ROUTE):
+            if request.method == "POST":
+                fail_for_s = min(max(float(request.query_params.get("fail_for_s", "0")), 0.0), 600.0)
+                _write_gate({"until": time.time() + fail_for_s, "failed": 0})
+            return {**_read_gate(), "pid": os.getpid(), "now": time.time()}
         if request.query_params.get(EXIT_QUERY):
             os._exit(17)  # a request that crashes its replica (a segfault in a model, an OOM-kill)
         work_ms = request.query_params.get("work_ms")
@@ -92,6 +107,31 @@ class SleepyPid:
         if self._health_mode == "hang":
             # Blocking (not awaiting) is the point: a hung check must hit the timeout.
             threading.Event().wait()
+
+
+def _read_gate() -> dict:
+    from ray.experimental import internal_kv
+
+    raw = internal_kv._internal_kv_get(START_GATE_KEY, namespace=START_GATE_NAMESPACE)
+    return json.loads(raw) if raw else {"until": 0.0, "failed": 0}
+
+
+def _write_gate(gate: dict) -> None:
+    from ray.experimental import internal_kv
+
+    internal_kv._internal_kv_put(START_GATE_KEY, json.dumps(gate).encode(), overwrite=True,
+                                 namespace=START_GATE_NAMESPACE)
+
+
+def _refuse_start_while_gate_closed() -> None:
+    """A crash loop: while the gate is closed every start fails (counted; replicas fail one by one,
+    so an unlocked read-modify-write loses nothing that matters -- at least one failure is seen)."""
+    gate = _read_gate()
+    left_s = float(gate.get("until", 0.0)) - time.time()
+    if left_s > 0:
+        gate["failed"] = int(gate.get("failed", 0)) + 1
+        _write_gate(gate)
+        raise RuntimeError(f"serve-chaos: start gate closed for another {left_s:.1f} s (a crash loop)")
 
 
 def _replica_id() -> str | None:
