@@ -37,6 +37,7 @@ ORDER = (
     # ... with a fast health check
     "health_check_raise_fast",
     "health_check_flap",
+    "health_check_reject",
     "health_fail_during_inplace",
     "health_check_hang_fast",
     "replica_hang",

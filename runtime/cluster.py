@@ -228,8 +228,10 @@ class Cluster(Protocol):
     def kill_node(self, node: str, replacement_delay_s: float = 10.0) -> ActionRecord:
         """Lose a node abruptly: cut its network, SIGKILL its pods, replace it after a delay."""
 
-    def partition_pod(self, pod: str) -> ActionRecord:
-        """Silently drop every packet to and from a pod (its processes keep running)."""
+    def partition_pod(self, pod: str, reject: bool = False) -> ActionRecord:
+        """Silently drop every packet to and from a pod (its processes keep running); with
+        ``reject``, refuse them instead (TCP resets, ICMP unreachable): a connection error at
+        once, not a timeout."""
 
     def unpartition_pod(self, pod: str) -> ActionRecord:
         """Lift a partition made by ``partition_pod``."""

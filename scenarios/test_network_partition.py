@@ -13,7 +13,7 @@ import pytest
 
 from harness.bounds import PROBE_SLACK_S, front_door_lag_s
 from harness.checks import SLO, front_door_drop, ray_node_death, replica_spread
-from harness.faults import PodPartition
+from harness.faults import PodPartition, PodReject
 from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 
@@ -49,4 +49,31 @@ NETWORK_PARTITION = Scenario(
 
 @pytest.mark.scenario(NETWORK_PARTITION)
 def test_network_partition(scenario_result):
+    scenario_result.assert_promises()
+
+
+# Health checks every 1 s with a 10 s timeout (as health_check_flap): a check held up by the refused
+# network for the 4 s cannot time out, so only a connection *error* can count against the replica.
+# ray-project/ray#65985: Serve's health check catches RayActorError, of which ActorUnavailableError
+# (a connection error to an actor that may still be alive) is a subclass, as a crashed actor.
+HEALTH_CHECK_REJECT = Scenario(
+    name="health_check_reject",
+    title="refuse every connection of a worker pod for 4 s (TCP reset) under load, health checks every 1 s",
+    promise="A transient connection error on a health check is not a dead replica: the replicas on the pod "
+            "are not replaced, the other pods keep serving, and after the heal the very same processes serve.",
+    fault=PodReject(pod_role="worker", duration_s=4.0),
+    app_options={"health_check_period_s": 1.0, "health_check_timeout_s": 10.0},
+    load=LoadSpec(rate=15.0, endpoints=("front", "role:head", "pods:worker")),
+    # 4 s is shorter than the front door's readiness lag: it need not drop the pod, and the requests
+    # it sends there fail for as long as the refusal lasts.
+    slo=SLO(other_pods_min_availability_during_fault=1.0, max_recovery_s=20.0, max_longest_degraded_s=6.0),
+    expected_churn={"replica": "none", "proxy": "none", "controller": "none", "pod": "none"},
+    extra_metrics=(ray_node_death, replica_spread, front_door_drop),
+    min_observe_s=20.0,
+    deadline_s=120.0,
+)
+
+
+@pytest.mark.scenario(HEALTH_CHECK_REJECT)
+def test_health_check_reject(scenario_result):
     scenario_result.assert_promises()

@@ -280,7 +280,7 @@ class FakeCluster:
             threading.Timer(self.recreate_s, self._recreate, args=(pod.name, node)).start()
         return ActionRecord("kill_node", node, t, time.time(), {"pods": [p.name for p in victims]})
 
-    def partition_pod(self, pod: str) -> ActionRecord:
+    def partition_pod(self, pod: str, reject: bool = False) -> ActionRecord:
         raise ServeChaosError("not in the fake")
 
     def unpartition_pod(self, pod: str) -> ActionRecord:

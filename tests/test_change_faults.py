@@ -333,3 +333,27 @@ def test_a_crash_loop_needs_refused_starts_and_serve_never_giving_up():
     assert kept_retrying(gave_up, record).status == "fail"
     quiet = syn.history([], [snap(t, survivors + syn.BASE_SYSTEM) for t in range(2, 26)], [record])
     assert reported_unhealthy(quiet, record).status == "fail"
+
+
+def test_a_refused_pod_is_cut_off_with_resets_and_lifted_like_a_partition():
+    from types import SimpleNamespace
+
+    from harness.faults import PodReject
+    from runtime.cluster import PodInfo
+    from runtime.local.netns import partition_rules
+
+    refused, dropped = partition_rules(reject=True), partition_rules()
+    assert "policy accept" in refused and refused.count("reject with tcp reset") == 2
+    assert "policy drop" in dropped and "reject" not in dropped
+    calls = []
+    cluster = SimpleNamespace(partition_pod=lambda pod, reject=False: calls.append((pod, reject)) or ActionRecord(
+        "partition_pod", pod, 1.0, 1.1, {}), unpartition_pod=lambda pod: calls.append((pod, "lifted")) or ActionRecord(
+        "unpartition_pod", pod, 5.0, 5.1, {}))
+    pods = [PodInfo(n, "head" if n == "head" else "worker", f"node-{n}", "198.18.0.9", "Running", True, f"u-{n}", 0)
+            for n in ("head", "worker-1", "worker-2")]
+    fault = PodReject()
+    plan = fault.plan(snap(0, ACTORS), pods, random.Random(1))
+    assert plan.params["pod"].startswith("worker-") and "TCP reset" in plan.description
+    record = fault.inject(cluster, plan)
+    fault.end(cluster, record)
+    assert calls == [(plan.params["pod"], True), (plan.params["pod"], "lifted")]

@@ -23,7 +23,7 @@ from harness.faults.badversion import BadRollout
 from harness.faults.compound import During
 from harness.faults.crashloop import CrashLoop
 from harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
-from harness.faults.network import PodPartition
+from harness.faults.network import PodPartition, PodReject
 from harness.faults.operator import ConfigChange, InplaceUpdate, RollingUpdate, ScaleDown
 from harness.faults.poison import QueryOfDeath
 from harness.faults.pods import GcsCrash, NodeDrain, NodeLoss, PodKill, RedisLoss
@@ -34,12 +34,12 @@ CATALOGUE: dict[str, type[Fault]] = {
                               PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang, InplaceUpdate,
                               RollingUpdate, ScaleDown, NodeDrain, CpuStarvation, MemoryPressure, PacketLoss,
                               NetworkDelay, ReplicaSlow, RayServiceUpgrade, BadRollout, ControllerRestart, QueryOfDeath,
-                              GcsCrash, HealthFlap, CrashLoop)
+                              GcsCrash, HealthFlap, CrashLoop, PodReject)
 }
 
 __all__ = ["ActorKill", "BadRollout", "CATALOGUE", "ConfigChange", "ControllerKill", "ControllerRestart", "CrashLoop", "During", "CpuStarvation", "DOWNSTREAM", "Fault",
            "DoesNotApply", "FaultNotApplicable", "GcsCrash", "FaultPlan", "GrayFault", "HealthCheckFailure", "HealthFlap", "InplaceUpdate", "MassReplicaKill",
            "MemoryPressure", "NetworkDelay", "NoSuchDeployment", "NodeDrain", "NodeLoss", "PacketLoss", "PodKill",
-           "PodPartition", "ProxyKill", "QueryOfDeath", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
+           "PodPartition", "PodReject", "ProxyKill", "QueryOfDeath", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
            "ScaleDown", "actor_victim", "aimed", "pick", "pod_victim",
            "pod_victims", "record", "replica_answering", "serving_pods"]

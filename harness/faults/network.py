@@ -43,3 +43,26 @@ class PodPartition(Fault):
 
     def describe(self) -> str:
         return f"partition a {self.pod_role} pod for {self.duration_s:g} s, then heal" + self.aim_text()
+
+
+@dataclass(frozen=True)
+class PodReject(PodPartition):
+    """Refuse every packet to and from one pod (TCP resets, ICMP unreachable) for ``duration_s``:
+    what the other side sees is a connection error at once -- Ray reports an actor call that
+    fails so as ActorUnavailableError (the actor may still be alive), not a timeout."""
+
+    name: ClassVar[str] = "pod_reject"
+    summary: ClassVar[str] = "refuse every connection to and from one worker pod for a moment, then heal"
+    duration_s: float = 4.0
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        plan = super().plan(snap, pods, rng)
+        plan.description = f"refuse every packet of pod {plan.params['pod']} (TCP reset) for {self.duration_s:g} s"
+        return plan
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        return record(plan, cluster.partition_pod(plan.params["pod"], reject=True))
+
+    def describe(self) -> str:
+        return (f"refuse every connection of a {self.pod_role} pod (TCP reset) for {self.duration_s:g} s, "
+                "then heal" + self.aim_text())

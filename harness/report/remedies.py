@@ -170,6 +170,12 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
            "6 starts refused in 25 s (Serve retried every ~4 s), UNHEALTHY from 10 s after the kill, never "
            "DEPLOY_FAILED, 0 failed; the replica count back 9.1 s after the cause went away",
            "Ray 2.60 serve/_private/deployment_state.py _failed_to_start_threshold, record_replica_startup_failure"),
+    Remedy("health_timeout_room", "keep `health_check_timeout_s` x 3 above your network's longest blip: Serve "
+           "counts a timed-out check as a failure, and 3 in a row replace a replica that is alive; a connection "
+           "refused for a moment does not count (Ray's RPC layer waits for the peer)", ("health_check_timeout_s",),
+           "health_check_reject", "4 s and 15 s of TCP resets on a worker pod replaced nothing with a 10 s or 30 s "
+           "timeout (no failed check logged); with a 2 s timeout the same 4 s replaced both replicas on the pod "
+           "(3 timed-out checks)", "Ray 2.60 serve/_private/deployment_state.py ActorReplicaWrapper.check_health"),
     Remedy("upgrade_room", "leave room for a second Ray cluster during a RayService upgrade (KubeRay brings the "
            "new cluster up beside the old one and switches the Serve Service once its Serve is ready), and keep "
            "the old one's deletion delay above your clients' longest request",
@@ -229,6 +235,7 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("worker_*_failure", "*", "spread_risk", ("spread",)),
     ("worker_*_failure", "*", "always", ("client_retry",)),
     ("strict_spreading", "*", "always", ("spread",)),
+    ("health_check_reject", "*", "always", ("health_timeout_room", "readiness")),
     ("health_check_*", "*", "always", ("health_check",)),
     ("replica_hang", "*", "always", ("health_check", "graceful_shutdown")),
     ("downstream_*", "*", "always", ("handle_timeout",)),

@@ -23,8 +23,8 @@ class SupervisorFaults:
             self.leases.add(owner, "hold", pod)
         return record.to_dict()
 
-    def partition_pod(self, pod: str, owner: int | None = None) -> dict[str, Any]:
-        record = self.kubelet.partition(pod)
+    def partition_pod(self, pod: str, owner: int | None = None, reject: bool = False) -> dict[str, Any]:
+        record = self.kubelet.partition(pod, bool(reject))
         self.leases.add(owner, "partition", pod)
         return record.to_dict()
 

@@ -121,15 +121,22 @@ def list_links(prefix: str) -> list[str]:
     return sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith(prefix))
 
 
-def partition(netns: str) -> None:
-    """Drop all IP traffic of the namespace except loopback (silently: no RST, no ICMP)."""
-    rules = f"""
+def partition_rules(reject: bool = False) -> str:
+    """The nftables ruleset that cuts a namespace off, loopback aside: every packet dropped silently
+    (no RST, no ICMP), or with ``reject`` refused both ways -- a TCP reset for TCP, ICMP unreachable
+    for the rest -- as a peer sees a firewall that rejects or a restarting sidecar: a connection
+    error at once, not a timeout."""
+    policy, refuse = ("accept", " meta l4proto tcp reject with tcp reset; reject;") if reject else ("drop", "")
+    return f"""
 table inet {PARTITION_TABLE} {{
-  chain input {{ type filter hook input priority -300; policy drop; iif "lo" accept; }}
-  chain output {{ type filter hook output priority -300; policy drop; oif "lo" accept; }}
+  chain input {{ type filter hook input priority -300; policy {policy}; iif "lo" accept;{refuse} }}
+  chain output {{ type filter hook output priority -300; policy {policy}; oif "lo" accept;{refuse} }}
 }}
 """
-    run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input_text=rules,
+
+
+def partition(netns: str, reject: bool = False) -> None:
+    run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input_text=partition_rules(reject),
         hint="install nftables (apt-get install nftables)")
 
 

@@ -118,7 +118,7 @@ class KubeRayFaults(KubeRayBase):
         except Exception:  # noqa: BLE001 - already gone
             pass
 
-    def partition_pod(self, pod: str) -> ActionRecord:
+    def partition_pod(self, pod: str, reject: bool = False) -> ActionRecord:
         raise ServeChaosError(self.capabilities.why_not("partition_pod"))
 
     def unpartition_pod(self, pod: str) -> ActionRecord:

@@ -26,8 +26,8 @@ class LocalClusterFaults(LocalClusterBase):
         return ActionRecord(**self._call("kill_node", path_params={"node": node},
                                          replacement_delay_s=replacement_delay_s))
 
-    def partition_pod(self, pod: str) -> ActionRecord:
-        return ActionRecord(**self._call("partition_pod", path_params={"pod": pod}))
+    def partition_pod(self, pod: str, reject: bool = False) -> ActionRecord:
+        return ActionRecord(**self._call("partition_pod", path_params={"pod": pod}, reject=reject))
 
     def unpartition_pod(self, pod: str) -> ActionRecord:
         return ActionRecord(**self._call("unpartition_pod", path_params={"pod": pod}))

@@ -54,7 +54,7 @@ class KubeletNetwork(KubeletBase):
             pod.net = None
         self._release_ip(pod.ip)
 
-    def partition(self, name: str) -> ActionRecord:
+    def partition(self, name: str, reject: bool = False) -> ActionRecord:
         if self.mode != "netns":
             raise ServeChaosError("partitions need network namespaces (root)", hint="run as root")
         t0 = time.time()
@@ -62,10 +62,10 @@ class KubeletNetwork(KubeletBase):
             pod = self.pod(name)
             if pod.net is None or pod.phase != "Running":
                 raise ServeChaosError(f"pod {name} is {pod.phase}; cannot partition it")
-            netns.partition(pod.net.netns)
+            netns.partition(pod.net.netns, reject)
             pod.partitioned = True
-        self.event("pod_partitioned", pod=name, ip=pod.ip)
-        return ActionRecord("partition_pod", name, t0, time.time(), {"ip": pod.ip, "uid": pod.uid})
+        self.event("pod_partitioned", pod=name, ip=pod.ip, reject=reject)
+        return ActionRecord("partition_pod", name, t0, time.time(), {"ip": pod.ip, "uid": pod.uid, "reject": reject})
 
     def unpartition(self, name: str) -> ActionRecord:
         t0 = time.time()
