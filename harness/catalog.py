@@ -18,6 +18,7 @@ ORDER = (
     "controller_restart",
     "controller_failure",
     "worker_pod_failure",
+    "pod_delete_long_requests",
     "inplace_update",
     "scale_down",
     "replica_slow",

@@ -467,3 +467,27 @@ def test_observed_recovery_survives_an_early_follow_up():
     ev = evaluate_phases(hist, sc.phases(), sc.hold_s)
     assert ev.metrics["recovery_s"] == pytest.approx(13.5)
     assert {c.name: c.status for c in ev.checks}["recovery_s"] == PASS
+
+
+def test_a_plain_pod_delete_may_lose_requests_in_flight_but_none_sent_after_it():
+    from harness.checks.inflight import failures_sent_after, in_flight_losses
+
+    record = FaultRecord("pod_kill", 10.0, 10.5, [], params={"pod": "worker-2"})
+
+    def run(front_fail, pod_fail=lambda t: "refused" if t >= 8.0 else None):
+        reqs = (syn.requests(0, 30, 2.0, "front", fail=front_fail)
+                + syn.requests(0, 30, 2.0, "pod:worker-2", fail=pod_fail, seq0=None))
+        for r in reqs:
+            r["latency_ms"] = 2000.0  # every request does 2 s of work
+        return syn.history(reqs, [syn.snapshot(t, syn.BASE_REPLICAS + syn.BASE_SYSTEM) for t in range(0, 31, 2)],
+                           [record])
+
+    # The front door lost what it had in flight through the dying pod; the pod's own endpoint is down.
+    kept = run(lambda t: "reset" if 8.5 <= t < 10.0 else None)
+    assert failures_sent_after(kept, record).status == PASS
+    losses = in_flight_losses(kept, record)["in_flight"]
+    assert losses["front"] == {"in_flight": 4, "failed": 3} and losses["pod:worker-2"]["failed"] == 4
+    # A request sent 3 s after the delete failed through the front door: the delete cost more than in-flight work.
+    broken = run(lambda t: "reset" if t == 13.0 else None)
+    result = failures_sent_after(broken, record)
+    assert result.status == FAIL and result.value == 1 and "3.0 s after" in result.detail

@@ -166,6 +166,9 @@ CHAINED_APP = chained_app()
 WORK_REQUESTS = (RequestSpec(name="instant", path="/"), RequestSpec(name="work-250ms", path="/?work_ms=250"))
 #: SleepyPid for planned disruptions: the scenarios' app (2 replicas per node) with that traffic.
 PLANNED_APP = SCENARIO_APP.with_requests(WORK_REQUESTS)
+#: Long requests (2 s of work each): a pod deleted under them has requests in flight on every path.
+LONG_REQUESTS = (RequestSpec(name="work-2s", path="/?work_ms=2000"),)
+LONG_REQUEST_APP = SCENARIO_APP.with_requests(LONG_REQUESTS)
 #: A drain needs room for the replacements elsewhere: up to 3 SleepyPid replicas per node (two
 #: nodes then hold all 6); the composed example has room already (2 of each per node).
 DRAIN_APP = SleepyPidConfig(max_replicas_per_node=3).spec().with_requests(WORK_REQUESTS)
