@@ -257,6 +257,20 @@ def test_a_symptom_counts_what_failed_and_how():
         "every request through front failed (timeout 3, reset 1) after the fault: 4 of 4 in the 14 s until the "
         "phase's deadline")
     assert request_symptom("front", {"failed_during_fault": 0}, window, "the fault") is None
+    lost = {**some, "errors": {"timeout": 20}, "failed_but_served_during_fault": 7}
+    assert request_symptom("pod:worker-1", lost, window, "the fault").endswith(
+        "; 7 of them a replica served by Serve's own logs: the answer was lost after the replica (its proxy, or "
+        "the path back to the client)")
+
+
+def test_a_failed_request_a_replica_served_is_counted_apart():
+    from harness.checks.timeline import PhaseWindow, endpoint_metrics
+    from harness.observe.history import requests_frame
+
+    df = requests_frame(syn.requests(0, 20, 5.0, fail=lambda t: "timeout" if 10 <= t < 12 else None))
+    df["replica"] = ["r1" if ok or t < 11 else None for ok, t in zip(df["ok"], df["t"])]  # 5 of the 10 failed
+    figures = endpoint_metrics(df, PhaseWindow(0.0, 9.0, 15.0, True, 20.0), 0.01)
+    assert (figures["failed_during_fault"], figures["failed_but_served_during_fault"]) == (10, 5)
 
 
 def test_a_check_name_points_at_its_phase_and_endpoint():

@@ -220,6 +220,10 @@ def endpoint_metrics(df: pd.DataFrame, window: PhaseWindow, threshold: float) ->
         "availability_before_fault": availability(df, window.start, window.fault),
         "availability_during_fault": availability(during),
         "failed_during_fault": int((~during["ok"]).sum()) if not during.empty else 0,
+        # A failed request Serve's own logs say a replica served: its answer was lost after the
+        # replica -- in the proxy or on the way back to the client (a port-forward, the network).
+        "failed_but_served_during_fault": int((~during["ok"] & during["replica"].notna()).sum())
+        if not during.empty and "replica" in during else 0,
         "longest_outage_s": longest.duration if longest else 0.0,
         "longest_outage_closed": longest.closed if longest else True,
         "outage_windows": [asdict(w) for w in outages],

@@ -105,11 +105,19 @@ def request_symptom(endpoint: str, figures: dict[str, Any], window: dict[str, An
     if failed == total:
         what = f"every request through {endpoint} {ERROR_VERBS.get(only, FAILED)[0]}" if only else \
             f"every request through {endpoint} failed ({_classes_text(errors)})"
-        return f"{what} after {during}: {failed} of {total}{span}"
+        return f"{what} after {during}: {failed} of {total}{span}{_served_text(figures)}"
     outage = figures.get("longest_outage_s")
     longest = f"; longest outage {outage:.1f} s" if outage else ""
     how = ERROR_VERBS.get(only, FAILED)[1] if only else f"failed ({_classes_text(errors)})"
-    return f"{failed} of {total} requests through {endpoint} {how} after {during}{span}{longest}"
+    return f"{failed} of {total} requests through {endpoint} {how} after {during}{span}{longest}{_served_text(figures)}"
+
+
+def _served_text(figures: dict[str, Any]) -> str:
+    served = int(figures.get("failed_but_served_during_fault") or 0)
+    if not served:
+        return ""
+    return (f"; {served} of them a replica served by Serve's own logs: the answer was lost after the replica "
+            "(its proxy, or the path back to the client)")
 
 
 #: Checks whose own detail is only why the *last* steady-state window tried did not hold:
