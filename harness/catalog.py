@@ -31,6 +31,9 @@ ORDER = (
     "controller_restart_during_rollout",
     "query_of_death",
     "crash_loop",
+    # ... with a 2 s constructor and an autoscaling_config
+    "autoscaling_step",
+    "autoscaling_redeploy",
     # ... with a 2 s constructor (a bad rollout waits for 18 failed starts)
     "bad_rollout_constructor",
     "bad_rollout_health",

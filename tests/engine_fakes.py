@@ -366,6 +366,9 @@ class FakeLoad:
         self.targets = [dict(t) for t in targets]
         self.retargets.append(self.targets)
 
+    def set_rates(self, rates: list[tuple[float, float]]) -> None:
+        self.cluster.calls.append(f"load.set_rates {[(round(t - time.time()), r) for t, r in rates]}")
+
     def _send(self, seq: int, intended: float) -> tuple[float, dict[str, Any]]:
         """When the outcome is known (epoch s) and the record of the send meant for ``intended``."""
         target = self.targets[seq % len(self.targets)]

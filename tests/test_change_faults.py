@@ -357,3 +357,35 @@ def test_a_refused_pod_is_cut_off_with_resets_and_lifted_like_a_partition():
     record = fault.inject(cluster, plan)
     fault.end(cluster, record)
     assert calls == [(plan.params["pod"], True), (plan.params["pod"], "lifted")]
+
+
+def test_a_load_step_is_judged_on_the_offered_rate_the_target_and_the_running_count():
+    from harness.faults.loadshape import LoadStep, expected_peak, no_flapping, scale_timeline, upscaled_to
+
+    auto = {"min_replicas": 2, "max_replicas": 6, "target_ongoing_requests": 2}
+    assert expected_peak(20.0, 0.5, auto) == 5 and expected_peak(100.0, 0.5, auto) == 6
+    assert expected_peak(1.0, 0.5, auto) == 2
+    fault = LoadStep(rate=20.0, duration_s=40.0)
+    assert fault.load_rates() == ((0.0, 20.0), (40.0, None))
+    record = FaultRecord("load_step", 100.0, 100.0, [], params={"rate": 20.0, "duration_s": 40.0})
+
+    def probe(t, running, target):
+        s = snap(t, syn.BASE_REPLICAS[:running] + syn.BASE_SYSTEM)
+        s.apps["app"]["deployments"]["d"]["target_num_replicas"] = target
+        return s
+
+    shape = [(96, 2, 2), (106, 2, 6), (112, 4, 6), (118, 5, 6), (125, 6, 6), (135, 6, 6), (145, 6, 6),
+             (158, 2, 2), (165, 2, 2)]
+    reqs = syn.requests(90, 100, 2.0) + syn.requests(100, 140, 20.0, seq0=20) + syn.requests(140, 170, 2.0, seq0=820)
+    history = syn.history(reqs, [probe(*p) for p in shape], [record], desired=2)
+    assert fault.verify(history, record).status == "pass"
+    assert (upscaled_to(5, 34.0)(history, record).status, upscaled_to(5, 34.0)(history, record).value) == ("pass", 18)
+    assert upscaled_to(5, 10.0)(history, record).status == "fail"  # there, but too late
+    assert no_flapping(history, record).status == "pass"
+    assert scale_timeline(history, record)["autoscale"]["target_by_time"] == [(-4, 2), (6, 6), (58, 2)]
+    # The load never stepped up: the fault changed nothing.
+    flat = syn.history(syn.requests(90, 170, 2.0), [probe(*p) for p in shape], [record], desired=2)
+    assert fault.verify(flat, record).status == "fail"
+    # The autoscaler went down and up again while the load held: flapping.
+    flapping = shape[:5] + [(130, 6, 3), (135, 6, 6)] + shape[6:]
+    assert no_flapping(syn.history(reqs, [probe(*p) for p in flapping], [record], desired=2), record).status == "fail"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from harness.app.selection import ScenarioSkipped
 from harness.engine.base import EngineBase
@@ -40,6 +41,8 @@ class InjectPhase(EngineBase):
                 run.error = run.error or f"fault {phase.name} declined at the --step prompt"
                 return
             self._emit("phase", name="inject", fault=plan.description)
+            # The load's shape first: a compound fault's inject may wait for its second fault.
+            self._shape_load(run, phase.fault, time.time())
             record = phase.fault.inject(self.cluster, plan)
             record.phase = phase.name
             run.faults.append(record)
@@ -52,6 +55,14 @@ class InjectPhase(EngineBase):
                 return
             if t_rec is None:
                 return  # a follow-up only means something after a recovery
+
+    def _shape_load(self, run: RunState, fault: Any, t0: float) -> None:
+        """Hand the load the rate steps the fault imposes from ``t0`` (epoch s): a load step is a
+        fault of the traffic."""
+        steps = fault.load_rates()
+        if steps:
+            base = run.scenario.load.rate
+            run.load.set_rates([(t0 + offset, base if rate is None else rate) for offset, rate in steps])
 
     def _clear_after(self, run: RunState, record: FaultRecord) -> None:
         """Before the next phase, undo what the target still holds of a fault that recovered (a

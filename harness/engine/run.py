@@ -37,6 +37,9 @@ class LoadLike(Protocol):
     def retarget(self, targets: list[dict[str, Any]]) -> None:
         """New addresses for the same endpoints, in the same order (``harness.load.slots``)."""
 
+    def set_rates(self, rates: list[tuple[float, float]]) -> None:
+        """From each ``(epoch s, rate)`` on, that many requests per second per endpoint."""
+
 
 class ProberLike(Protocol):
     def start(self) -> None: ...

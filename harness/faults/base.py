@@ -85,6 +85,11 @@ class Fault:
         version Serve has already given up on): the engine then ends it at once.  Default: no."""
         return False
 
+    def load_rates(self) -> tuple[tuple[float, float | None], ...]:
+        """The load's shape this fault imposes: ``(seconds after injection, requests/s per endpoint)``
+        steps, ``None`` for the scenario's own rate.  Default: none (the load stays as it is)."""
+        return ()
+
     def verify(self, history: History, record: FaultRecord) -> CheckResult:
         """Did the fault happen?  Default: every recorded victim went away."""
         return fault_effect(history, record)

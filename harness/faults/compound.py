@@ -87,6 +87,10 @@ class During(Fault):
         """The first fault's own duration (a drain's deadline): the engine ends it then."""
         return getattr(self.first, "duration_s", None)
 
+    def load_rates(self) -> tuple[tuple[float, float | None], ...]:
+        """The first fault's load shape (a load step with a redeploy in it)."""
+        return self.first.load_rates()
+
     def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
         """The first fault's end (a drained node lost at its deadline); the second is healed in the
         heal phase, with everything else."""

@@ -34,16 +34,20 @@ class LoadGenerator:
         self.log_path = out_path.with_suffix(".locust.log")
         #: The targets the Locust process re-reads about once a second (``retarget``).
         self.targets_path = out_path.with_suffix(".targets.json")
+        #: The rate schedule the Locust process re-reads about once a second (``set_rates``).
+        self.rates_path = out_path.with_suffix(".rates.json")
 
     def start(self, timeout_s: float = 20.0) -> None:
         self.out_path.parent.mkdir(parents=True, exist_ok=True)
         self.out_path.touch()
         write_targets(self.targets_path, self.targets)
+        write_targets(self.rates_path, [])
         env = dict(os.environ)
         env.update(self.env_markers)
         env.update(
             {
                 "SC_LOAD_ENDPOINTS_FILE": str(self.targets_path),
+                "SC_LOAD_RATES_FILE": str(self.rates_path),
                 "SC_LOAD_RATE": str(self.spec.rate),
                 "SC_LOAD_TIMEOUT_S": str(self.spec.timeout_s),
                 "SC_LOAD_MAX_IN_FLIGHT": str(self.spec.max_in_flight),
@@ -89,6 +93,12 @@ class LoadGenerator:
             raise ValueError("retarget keeps the endpoints and their order; only addresses change")
         self.targets = targets
         write_targets(self.targets_path, targets)
+
+    def set_rates(self, rates: list[tuple[float, float]]) -> None:
+        """From each ``(epoch s, rate)`` on, send ``rate`` requests per second per endpoint (a load
+        shape: a step, a spike); Locust picks the schedule up within about a second, so entries
+        should lie at least that far ahead."""
+        write_targets(self.rates_path, [[float(t), float(r)] for t, r in rates])
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -17,12 +17,15 @@ gevent; it must never share a process with Ray).  Configured through env:
 - ``SC_LOAD_USER_FILE``: a user's own locustfile, whose tasks replace the requests
   (see ``harness.load.userload``);
 - ``SC_LOAD_RATE``: requests per second *per endpoint*;
+- ``SC_LOAD_RATES_FILE``: optional, a JSON list ``[[epoch s, rate], ...]`` re-read every
+  second: from each time on, that rate (requests per second per endpoint) replaces
+  ``SC_LOAD_RATE`` (a load shape: a step, a spike; the harness writes it atomically);
 - ``SC_LOAD_TIMEOUT_S``: per-request timeout (seconds);
 - ``SC_LOAD_MAX_IN_FLIGHT``: cap on concurrent requests (beyond it a send is
   recorded as ``client_overload`` instead of silently skipped);
 - ``SC_LOAD_OUT``: JSONL file, one record per request.
 
-Each request is sent at its *intended* time ``t0 + i / total_rate`` whether or
+Each request is sent at its *intended* time, ``1 / (rate x endpoints)`` after the one before, whether or
 not earlier ones returned, so a stalled server cannot slow the offered load and
 hide an outage.  Every request opens a new connection, like independent clients --
 except to an endpoint marked ``keepalive`` (a pod reached through a Kubernetes
@@ -60,6 +63,31 @@ OUT_PATH = os.environ.get("SC_LOAD_OUT", "requests.jsonl")
 REQUESTS = json.loads(os.environ.get("SC_LOAD_REQUESTS", "null") or "null") or DEFAULT_REQUESTS
 ID_PREFIX = os.environ.get("SC_LOAD_ID_PREFIX", "sc0")
 USER_FILE = os.environ.get("SC_LOAD_USER_FILE")
+RATES_FILE = os.environ.get("SC_LOAD_RATES_FILE")
+#: The rate schedule as last read: ``[(epoch s, rate per endpoint), ...]``, sorted.
+RATES: list[tuple[float, float]] = []
+
+
+def reload_rates() -> None:
+    """Take the harness's current rate schedule; a file missing or unreadable keeps the last one."""
+    if not RATES_FILE:
+        return
+    try:
+        with open(RATES_FILE) as fh:
+            fresh = sorted((float(t), float(r)) for t, r in json.load(fh))
+    except (OSError, ValueError, TypeError):
+        return
+    RATES[:] = [(t, r) for t, r in fresh if r > 0]
+
+
+def rate_at(t: float) -> float:
+    """Requests per second per endpoint at ``t``: the schedule's latest entry at or before it, else ``RATE``."""
+    current = RATE
+    for start, rate in RATES:
+        if start > t:
+            break
+        current = rate
+    return current
 
 
 def read_endpoints() -> list[dict]:
@@ -88,6 +116,7 @@ def _follow_endpoints() -> None:
     while True:
         gevent.sleep(FOLLOW_PERIOD_S)
         reload_endpoints()
+        reload_rates()
 
 
 def label(spec: dict) -> str:
@@ -228,6 +257,7 @@ IN_FLIGHT = Pool(MAX_IN_FLIGHT)
 def _on_start(environment, **_kwargs) -> None:
     global RECORDER
     RECORDER = Recorder(OUT_PATH)
+    reload_rates()
     if ENDPOINTS_FILE:
         gevent.spawn(_follow_endpoints)
 
@@ -246,7 +276,6 @@ class OpenLoopUser(User):
 
     def on_start(self) -> None:
         self.pool = IN_FLIGHT
-        self.total_rate = RATE * max(1, len(ENDPOINTS))
 
     def _send(self, endpoint: dict, spec: dict, intended: float, seq: int) -> None:
         sent = time.time()
@@ -271,15 +300,17 @@ class OpenLoopUser(User):
     def drive(self) -> None:
         if not ENDPOINTS:
             raise RuntimeError("SC_LOAD_ENDPOINTS is empty")
-        interval = 1.0 / self.total_rate
         mix = schedule(REQUESTS)
         user_tasks = load_user_tasks(self.environment) if USER_FILE else None
-        t0 = time.time() + 0.05
+        intended = time.time() + 0.05
         seq = 0
         # Return when Locust stops the user: in-flight requests are joined at test_stop, and an
         # endless task would hold the stop for the whole --stop-timeout.
         while self._state != LOCUST_STATE_STOPPING:
-            intended = t0 + seq * interval
+            if seq:
+                # Each send 1 / (rate x endpoints) after the last *intended* one: the schedule's
+                # rate at that time, the open model kept across a change of rate.
+                intended += 1.0 / (rate_at(intended) * max(1, len(ENDPOINTS)))
             delay = intended - time.time()
             if delay > 0:
                 gevent.sleep(delay)

@@ -183,6 +183,13 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
            "2 s requests on every endpoint: 5 of the 16 in flight failed (those through the deleted pod's proxy), "
            "none of the 160 sent after the delete; `node_drain` lost none",
            "Ray 2.60 serve/_private/deployment_state.py migrate_replicas_on_draining_nodes; ray-project/ray#43228"),
+    Remedy("autoscale_lag", "budget a load step's first seconds: the autoscaler decides within the look-back "
+           "and `upscale_delay_s`, but the new replicas start one after another, each a replica start; keep "
+           "`min_replicas` at the load you must absorb at once, shorten `look_back_period_s` / `upscale_delay_s`, "
+           "and make the constructor fast", ("autoscaling_config", "replica_start_s"), "autoscaling_step",
+           "2 -> 20 requests/s (0.5 s each): target 6 decided 5.6-5.8 s after the step, 5 replicas RUNNING after "
+           "17-19 s, back to 2 15 s after the step ended; the target kept across an in-place update; 0 failed",
+           "Ray 2.60 serve/_private/autoscaling_state.py, serve/config.py AutoscalingConfig"),
     Remedy("upgrade_room", "leave room for a second Ray cluster during a RayService upgrade (KubeRay brings the "
            "new cluster up beside the old one and switches the Serve Service once its Serve is ready), and keep "
            "the old one's deletion delay above your clients' longest request",
@@ -267,6 +274,7 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("controller_restart*", "*", "always", ("controller_restart",)),
     ("query_of_death", "*", "always", ("poison_request",)),
     ("crash_loop", "*", "always", ("crash_loop", "spare_replicas")),
+    ("autoscaling_*", "*", "always", ("autoscale_lag",)),
     ("gcs_crash", "*", "always", ("gcs_ft", "client_retry")),
     ("node_loss_during_rollout", "*", "always", ("client_retry", "node_detection")),
     ("replica_kill_during_drain", "*", "always", ("drain_room", "client_retry")),

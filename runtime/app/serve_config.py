@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from runtime.app.spec import AppSpec, RequestSpec, bundled_files
+from runtime.app.spec import AppSpec, RequestSpec, bundled_files, replicas_at_rest
 from runtime.errors import ConfigError
 from runtime.waiting import NotYet, wait_until
 
@@ -118,7 +118,7 @@ def desired_replicas(serve_config: dict[str, Any]) -> int:
     total = 0
     for app in serve_config.get("applications", []):
         for dep in app.get("deployments", []):
-            total += int(dep.get("num_replicas", 1))
+            total += replicas_at_rest(dep)
     return total
 
 
@@ -169,6 +169,27 @@ PLANNED_APP = SCENARIO_APP.with_requests(WORK_REQUESTS)
 #: Long requests (2 s of work each): a pod deleted under them has requests in flight on every path.
 LONG_REQUESTS = (RequestSpec(name="work-2s", path="/?work_ms=2000"),)
 LONG_REQUEST_APP = SCENARIO_APP.with_requests(LONG_REQUESTS)
+#: Replica autoscaling on SleepyPid: from 2 replicas at rest up to 6 (2 per node), 2 requests in
+#: flight per replica; metrics every 1 s averaged over 5 s, a rise acted on after 3 s, a fall after
+#: 15 s -- a step of under a minute shows a whole cycle.  The requests do 0.5 s of work each.
+AUTOSCALING = {"min_replicas": 2, "max_replicas": 6, "target_ongoing_requests": 2, "metrics_interval_s": 1.0,
+               "look_back_period_s": 5.0, "upscale_delay_s": 3.0, "downscale_delay_s": 15.0}
+AUTOSCALING_WORK_S = 0.5
+
+
+def autoscaling_app() -> AppSpec:
+    """SleepyPid (2 s constructor) with ``AUTOSCALING`` instead of a fixed ``num_replicas``."""
+    config = SCENARIO_SLEEPY.with_(constructor_sleep_s=2.0).to_serve_config()
+    deployment = config["applications"][0]["deployments"][0]
+    deployment.pop("num_replicas")
+    deployment["autoscaling_config"] = dict(AUTOSCALING)
+    requests = (RequestSpec(name="work-500ms", path=f"/?work_ms={AUTOSCALING_WORK_S * 1000:g}"),)
+    return AppSpec.of(config, "bundled SleepyPid (runtime/app/sleepy_pid.py), autoscaling",
+                      files=bundled_files(*BUNDLED_MODULES), health_toggle=True,
+                      bundled="sleepy_pid").with_requests(requests)
+
+
+AUTOSCALING_APP = autoscaling_app()
 #: A drain needs room for the replacements elsewhere: up to 3 SleepyPid replicas per node (two
 #: nodes then hold all 6); the composed example has room already (2 of each per node).
 DRAIN_APP = SleepyPidConfig(max_replicas_per_node=3).spec().with_requests(WORK_REQUESTS)

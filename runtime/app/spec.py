@@ -163,6 +163,16 @@ class Deployment:
         return f"{self.app}/{self.name}"
 
 
+def replicas_at_rest(deployment: dict[str, Any]) -> int:
+    """Replicas a deployment settles at without load: ``num_replicas``, or with an
+    ``autoscaling_config`` (or ``num_replicas: auto``) its ``min_replicas`` (Serve's
+    ``AutoscalingConfig``, default 1: ``initial_replicas`` only sets the start)."""
+    auto = deployment.get("autoscaling_config")
+    if auto is None and deployment.get("num_replicas") != "auto":
+        return int(deployment.get("num_replicas", 1))
+    return int((auto or {}).get("min_replicas", 1))
+
+
 @dataclass(frozen=True)
 class AppSpec:
     """What is deployed and how it is reached.
@@ -240,7 +250,7 @@ class AppSpec:
         for app in self.to_serve_config()["applications"]:
             for dep in app.get("deployments", []):
                 out.append(Deployment(
-                    app=app["name"], name=dep["name"], num_replicas=int(dep.get("num_replicas", 1)),
+                    app=app["name"], name=dep["name"], num_replicas=replicas_at_rest(dep),
                     health_check_period_s=float(dep.get("health_check_period_s", SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S)),
                     health_check_timeout_s=float(dep.get("health_check_timeout_s",
                                                          SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S)),

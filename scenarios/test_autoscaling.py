@@ -1,0 +1,85 @@
+"""Replica autoscaling under a load step (issue: "Failures during change", item 3): SleepyPid with an
+``autoscaling_config`` (2 replicas at rest, up to 6, 2 requests in flight each; metrics every 1 s
+over 5 s, up after 3 s, down after 15 s), its requests 0.5 s of work; the load steps from 2 to 20
+requests/s for 45 s, then back -- an open model throughout.
+
+Promise (Ray 2.60 ``serve/_private/autoscaling_state.py``, ``serve/config.py``
+``AutoscalingConfig``; the Serve docs' "Ray Serve Autoscaling"): the count follows
+``ongoing requests / target_ongoing_requests`` within the bounds -- up to 5 for 20 x 0.5 s in flight
+-- within the metrics' look-back, the upscale delay and one replica start; back down to 2 after the
+downscale delay once the step ends, each stopped replica finishing its requests (graceful shutdown);
+no request fails either way; the count moves one way per step (no flapping).
+"""
+
+import pytest
+
+from harness.bounds import REPLACE_SLACK_S
+from harness.checks import SLO
+from harness.faults import During, InplaceUpdate
+from harness.faults.loadshape import LoadStep, expected_peak, no_flapping, scale_timeline, upscaled_to
+from harness.load.spec import LoadSpec
+from harness.scenario import Scenario
+from runtime.app.serve_config import AUTOSCALING, AUTOSCALING_APP, AUTOSCALING_WORK_S
+
+STEP_RATE = 20.0
+#: A replica of SleepyPid with its 2 s constructor starts in 5-9 s here (placement, worker, constructor).
+REPLICA_START_S = 9.0
+#: The metrics a decision sees lag by the look-back period and two push intervals (s).
+METRICS_LAG_S = AUTOSCALING["look_back_period_s"] + 2 * AUTOSCALING["metrics_interval_s"]
+UPSCALE_WITHIN_S = METRICS_LAG_S + AUTOSCALING["upscale_delay_s"] + REPLICA_START_S + REPLACE_SLACK_S
+#: Back at rest: the lag, the downscale delay, a stopping replica's wait loop (2 s) and its work.
+DOWNSCALE_WITHIN_S = METRICS_LAG_S + AUTOSCALING["downscale_delay_s"] + 2.0 + AUTOSCALING_WORK_S + REPLACE_SLACK_S
+
+AUTOSCALING_STEP = Scenario(
+    name="autoscaling_step",
+    title=f"step the load from 2 to {STEP_RATE:g} requests/s (0.5 s each) for 45 s on an autoscaling deployment",
+    promise=f"Serve scales up to {expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING)} replicas within "
+            f"{UPSCALE_WITHIN_S:g} s of the step and back to {AUTOSCALING['min_replicas']} within "
+            f"{DOWNSCALE_WITHIN_S:g} s of its end; no request fails either way; the count moves one way per step.",
+    fault=LoadStep(rate=STEP_RATE, duration_s=45.0),
+    app=AUTOSCALING_APP,
+    on_user_app="skip",
+    skip_reason="its bounds follow the bundled autoscaling_config and 0.5 s requests; your app's own autoscaling "
+                "needs its own figures",
+    load=LoadSpec(rate=2.0, timeout_s=10.0, endpoints=("front",)),
+    slo=SLO(min_availability_during_fault=1.0, max_recovery_s=DOWNSCALE_WITHIN_S),
+    # Replicas come and go by design; Serve keeps proxies only where replicas are.
+    expected_churn={"replica": "any", "proxy": "any", "controller": "none", "pod": "none"},
+    extra_checks=(upscaled_to(expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING), UPSCALE_WITHIN_S),
+                  no_flapping),
+    extra_metrics=(scale_timeline,),
+    min_observe_s=50.0,
+    deadline_s=45.0 + DOWNSCALE_WITHIN_S + 30.0,
+)
+
+
+@pytest.mark.scenario(AUTOSCALING_STEP)
+def test_autoscaling_step(scenario_result):
+    scenario_result.assert_promises()
+
+
+# Ray 2.60 deployment_state.py: a redeploy of an autoscaling deployment keeps its current target
+# (initial_replicas applies to a new deployment only); Serve docs: lightweight options update in place.
+AUTOSCALING_REDEPLOY = Scenario(
+    name="autoscaling_redeploy",
+    title=f"step the load to {STEP_RATE:g} requests/s for 60 s and, 30 s in, update a lightweight option in place",
+    promise="An in-place update while scaled up keeps the scaled-up count (no fall back to min or initial "
+            "replicas while the load holds), takes effect, and fails no request; the count comes back down after.",
+    fault=During(first=LoadStep(rate=STEP_RATE, duration_s=60.0), second=InplaceUpdate(), after_s=30.0),
+    app=AUTOSCALING_APP,
+    on_user_app="skip",
+    skip_reason=AUTOSCALING_STEP.skip_reason,
+    load=LoadSpec(rate=2.0, timeout_s=10.0, endpoints=("front",)),
+    slo=SLO(min_availability_during_fault=1.0, max_recovery_s=DOWNSCALE_WITHIN_S),
+    expected_churn={"replica": "any", "proxy": "any", "controller": "none", "pod": "none"},
+    extra_checks=(upscaled_to(expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING), UPSCALE_WITHIN_S),
+                  no_flapping),
+    extra_metrics=(scale_timeline,),
+    min_observe_s=65.0,
+    deadline_s=60.0 + DOWNSCALE_WITHIN_S + 30.0,
+)
+
+
+@pytest.mark.scenario(AUTOSCALING_REDEPLOY)
+def test_autoscaling_redeploy(scenario_result):
+    scenario_result.assert_promises()
