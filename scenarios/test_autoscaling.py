@@ -53,6 +53,7 @@ AUTOSCALING_STEP = Scenario(
 )
 
 
+@pytest.mark.nightly_only  # autoscaling_redeploy (in CI) makes the same step, with the same checks, and more
 @pytest.mark.scenario(AUTOSCALING_STEP)
 def test_autoscaling_step(scenario_result):
     scenario_result.assert_promises()
