@@ -1,14 +1,14 @@
 """Replica autoscaling under a load step (issue: "Failures during change", item 3): SleepyPid with an
 ``autoscaling_config`` (2 replicas at rest, up to 6, 2 requests in flight each; metrics every 1 s
-over 5 s, up after 3 s, down after 15 s), its requests 0.5 s of work; the load steps from 2 to 20
+over 5 s, up after 3 s, down after 15 s), its requests 0.5 s of work; the load steps from 2 to 18
 requests/s for 45 s, then back -- an open model throughout.
 
 Promise (Ray 2.60 ``serve/_private/autoscaling_state.py``, ``serve/config.py``
 ``AutoscalingConfig``; the Serve docs' "Ray Serve Autoscaling"): the count follows
-``ongoing requests / target_ongoing_requests`` within the bounds -- up to 5 for 20 x 0.5 s in flight
--- within the metrics' look-back, the upscale delay and one replica start; back down to 2 after the
+``ongoing requests / target_ongoing_requests`` (queued ones included), rounded up, within the bounds
+-- up to 5 for 18 x 0.5 s in flight -- within the metrics' look-back, the upscale delay and one replica start; back down to 2 after the
 downscale delay once the step ends, each stopped replica finishing its requests (graceful shutdown);
-no request fails either way; the count moves one way per step (no flapping).
+no request fails either way; the autoscaler's target moves one way per step (no flapping).
 """
 
 import pytest
@@ -21,12 +21,17 @@ from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 from runtime.app.serve_config import AUTOSCALING, AUTOSCALING_APP, AUTOSCALING_WORK_S
 
-STEP_RATE = 20.0
+#: 18 x 0.5 s = 9 in flight (a little more with the proxy's own time): 4.5-4.8 replicas' worth,
+#: rounded up to 5 -- away from a whole number, where Serve's decision could tip between two counts.
+STEP_RATE = 18.0
+#: The load takes up a new rate within a second (it re-reads its schedule every second).
+LOAD_PICKUP_S = 1.0
 #: A replica of SleepyPid with its 2 s constructor starts in 5-9 s here (placement, worker, constructor).
 REPLICA_START_S = 9.0
 #: The metrics a decision sees lag by the look-back period and two push intervals (s).
 METRICS_LAG_S = AUTOSCALING["look_back_period_s"] + 2 * AUTOSCALING["metrics_interval_s"]
-UPSCALE_WITHIN_S = METRICS_LAG_S + AUTOSCALING["upscale_delay_s"] + REPLICA_START_S + REPLACE_SLACK_S
+UPSCALE_WITHIN_S = (LOAD_PICKUP_S + METRICS_LAG_S + AUTOSCALING["upscale_delay_s"] + REPLICA_START_S
+                    + REPLACE_SLACK_S)
 #: Back at rest: the lag, the downscale delay, a stopping replica's wait loop (2 s) and its work.
 DOWNSCALE_WITHIN_S = METRICS_LAG_S + AUTOSCALING["downscale_delay_s"] + 2.0 + AUTOSCALING_WORK_S + REPLACE_SLACK_S
 
@@ -59,13 +64,14 @@ def test_autoscaling_step(scenario_result):
     scenario_result.assert_promises()
 
 
-# Ray 2.60 deployment_state.py: a redeploy of an autoscaling deployment keeps its current target
-# (initial_replicas applies to a new deployment only); Serve docs: lightweight options update in place.
+# Ray 2.60 autoscaling_state.py ``register``: a redeploy that changes the deployment's config resets
+# the target to ``initial_replicas`` when one is set, else keeps the current target (AUTOSCALING sets
+# none); Serve docs: lightweight options update in place.
 AUTOSCALING_REDEPLOY = Scenario(
     name="autoscaling_redeploy",
     title=f"step the load to {STEP_RATE:g} requests/s for 60 s and, 30 s in, update a lightweight option in place",
-    promise="An in-place update while scaled up keeps the scaled-up count (no fall back to min or initial "
-            "replicas while the load holds), takes effect, and fails no request; the count comes back down after.",
+    promise="An in-place update while scaled up (no initial_replicas set) keeps the scaled-up target while the "
+            "load holds, takes effect, and fails no request; the count comes back down after.",
     fault=During(first=LoadStep(rate=STEP_RATE, duration_s=60.0), second=InplaceUpdate(), after_s=30.0),
     app=AUTOSCALING_APP,
     on_user_app="skip",

@@ -344,6 +344,8 @@ def test_a_refused_pod_is_cut_off_with_resets_and_lifted_like_a_partition():
 
     refused, dropped = partition_rules(reject=True), partition_rules()
     assert "policy accept" in refused and refused.count("reject with tcp reset") == 2
+    # The answers the input chain makes must get out, or the peer sees silence.
+    assert refused.index("tcp flags & rst == rst accept") < refused.rindex("reject with tcp reset")
     assert "policy drop" in dropped and "reject" not in dropped
     calls = []
     cluster = SimpleNamespace(partition_pod=lambda pod, reject=False: calls.append((pod, reject)) or ActionRecord(

@@ -426,6 +426,14 @@ def test_a_proxy_serve_drained_and_brought_back_is_not_churn():
     assert check_churn("proxy", "none", churn(before, after), []).status == FAIL
     # A proxy killed on purpose stays the fault's victim even if Serve drained it first.
     assert check_churn("proxy", "none", observed, [syn.proxy(203, "worker-2")]).status == FAIL
+    # A victim's replacement elsewhere stays in the count beside a proxy Serve drained on its own.
+    killed = syn.snapshot(60.0, [a for a in after.actors if a.get("pid") != 202] + [syn.proxy(271, "worker-1")])
+    both = churn(before, killed, [syn.snapshot(40.0, gap)])
+    assert check_churn("proxy", "victims", both, [syn.proxy(202, "worker-1")]).status == PASS
+    # Drained, then turned HEALTHY again and crashed: the last state before it left decides.
+    undrained = [dict(a, state="HEALTHY") if a.get("pid") == 203 else a for a in gap]
+    assert check_churn("proxy", "none", churn(before, after, [syn.snapshot(40.0, gap), syn.snapshot(50.0, undrained)]),
+                       []).status == FAIL
     # A second proxy that left without draining is still churn.
     crashed = syn.snapshot(60.0, [a for a in after.actors if a.get("pid") != 202] + [syn.proxy(270, "worker-1")])
     assert check_churn("proxy", "none", churn(before, crashed, [syn.snapshot(40.0, gap)]), []).status == FAIL

@@ -15,13 +15,19 @@ DRAINING_STATES = ("DRAINING", "DRAINED")
 
 
 def drained_proxies(snapshots: Iterable[Snapshot]) -> dict[str, str | None]:
-    """Proxies Serve drained (key -> pod): Ray 2.60's controller keeps proxies only on the head and
-    on nodes with replicas (serve/_private/controller.py ``_update_proxy_nodes``), drains the rest
-    and stops them after ``RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S`` (30 s), and starts a new one when
-    replicas come back (proxy_state.py ``update``).  Such a proxy's end is Serve's placement, not a
-    fault's effect; the probes see it DRAINING for at least those 30 s."""
-    return {actor_key(a): a.get("pod") for s in snapshots for a in s.actors
-            if a["role"] == "proxy" and a.get("actor_id") and a.get("state") in DRAINING_STATES}
+    """Proxies last seen DRAINING or DRAINED (key -> pod), ``snapshots`` in time order.  Ray 2.60's
+    controller keeps proxies only on its own node and on nodes with replicas (serve/_private/
+    controller.py ``_update_proxy_nodes``), drains the rest, stops them once drained (``proxy.py``
+    ``is_drained``: at least ``RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S``, 30 s, and no request in
+    flight) and starts a new one when replicas come back (proxy_state.py ``update``): such an end
+    is Serve's placement, not a fault's effect.  Only the *last* state counts: a draining proxy
+    may turn HEALTHY again, or UNHEALTHY and be replaced (``_reconcile_internal``) -- a crash."""
+    last: dict[str, tuple[str | None, str | None]] = {}
+    for snap in snapshots:
+        for a in snap.actors:
+            if a["role"] == "proxy" and a.get("actor_id"):
+                last[actor_key(a)] = (a.get("state"), a.get("pod"))
+    return {k: pod for k, (state, pod) in last.items() if state in DRAINING_STATES}
 
 
 def churn(before: Snapshot, after: Snapshot, between: Iterable[Snapshot] = ()) -> dict[str, dict[str, Any]]:
@@ -53,13 +59,11 @@ def churn(before: Snapshot, after: Snapshot, between: Iterable[Snapshot] = ()) -
 
 
 def _drained_and_returned(drained: dict[str, str | None], before: frozenset[str], after: frozenset[str],
-                          where: dict[str, Any]) -> dict[str, list[str]]:
-    """Proxies that left after Serve drained them, and those that appeared on a pod whose drained
-    proxy left (Serve's return of a proxy once replicas came back)."""
-    left = sorted(k for k in before - after if k in drained)
-    pods = {drained[k] for k in left}
-    back = sorted(k for k in after - before if where.get(k) in pods)
-    return {"left": left, "appeared": back}
+                          where: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Proxies that left last seen draining (key -> pod), and every proxy that appeared (key -> pod):
+    which of these count as Serve's return of a drained one depends on the victims."""
+    return {"left": {k: drained[k] for k in sorted(before - after) if k in drained},
+            "appeared": {k: where.get(k) for k in sorted(after - before)}}
 
 
 def _judged_lives(got: dict[str, Any], victim_ids: set[str]) -> tuple[set[str], set[str], dict[str, Any]]:
@@ -69,8 +73,11 @@ def _judged_lives(got: dict[str, Any], victim_ids: set[str]) -> tuple[set[str], 
     left, appeared = set(got["left"]), set(got["appeared"])
     value: dict[str, Any] = {"left": sorted(left), "appeared": sorted(appeared)}
     drained = got.get("drained") or {}
-    spared_left = set(drained.get("left", [])) - victim_ids
-    spared_back = set(drained.get("appeared", [])) if spared_left else set()
+    spared = {k: pod for k, pod in (drained.get("left") or {}).items() if k not in victim_ids}
+    # Serve's return: a proxy on a pod whose spared proxy left (never on a victim's pod, never unknown).
+    pods = {pod for pod in spared.values() if pod}
+    spared_left = set(spared)
+    spared_back = {k for k, pod in (drained.get("appeared") or {}).items() if pod in pods}
     if spared_left:
         value["drained_by_serve"] = {"left": sorted(spared_left), "appeared": sorted(spared_back)}
     return left - spared_left, appeared - spared_back, value

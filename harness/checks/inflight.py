@@ -22,17 +22,27 @@ from harness.observe.history import FaultRecord, History
 SENT_AFTER_SLACK_S = 1.0
 
 
-def _off_the_pod(history: History, record: FaultRecord) -> pd.DataFrame:
+def _sent(history: History) -> pd.DataFrame:
+    """Requests actually sent (a vacant slot's or an overloaded client's are recorded, not sent)."""
     reqs = history.judged_requests()
+    return reqs[reqs["t_sent"].notna()] if not reqs.empty and "t_sent" in reqs else reqs
+
+
+def _off_the_pod(history: History, record: FaultRecord) -> pd.DataFrame:
+    """Sent requests, less every one of the slots that aimed at the deleted pod before it went (a slot
+    follows its pod into the recreation, which on Kubernetes has a new name)."""
+    reqs = _sent(history)
     pod = record.params.get("pod")
     if reqs.empty or not pod:
         return reqs
-    return reqs[~aimed_at_pod(reqs, pod)]
+    slots = set(reqs.loc[aimed_at_pod(reqs, pod) & (reqs["t"] < record.t_inject), "endpoint"])
+    return reqs[~aimed_at_pod(reqs, pod) & ~reqs["endpoint"].isin(slots)]
 
 
 def failures_sent_after(history: History, record: FaultRecord) -> CheckResult:
     """No request sent more than ``SENT_AFTER_SLACK_S`` after the deletion failed, off the deleted
-    pod's own endpoint."""
+    pod's own endpoint.  Those sent within the slack are in neither count: ``in_flight_losses``
+    reports what was in flight at the deletion."""
     name = "in_flight.only_in_flight_failed"
     reqs = _off_the_pod(history, record)
     end = history.t_data_end if history.t_data_end is not None else float("inf")
@@ -52,11 +62,12 @@ def failures_sent_after(history: History, record: FaultRecord) -> CheckResult:
 
 def in_flight_losses(history: History, record: FaultRecord) -> dict[str, Any]:
     """Reported: how many requests were in flight at the deletion, and how many of them failed, by endpoint."""
-    reqs = history.judged_requests()
+    reqs = _sent(history)
     if reqs.empty or "latency_ms" not in reqs:
         return {"in_flight": {}}
-    answered = reqs["t"] + reqs["latency_ms"].fillna(float("inf")) / 1000.0
-    flying = reqs[(reqs["t"] <= record.t_inject) & (answered > record.t_inject)]
+    # Latency runs from the actual send (t_sent), not the intended time.
+    answered = reqs["t_sent"] + reqs["latency_ms"].fillna(float("inf")) / 1000.0
+    flying = reqs[(reqs["t_sent"] <= record.t_inject) & (answered > record.t_inject)]
     out: dict[str, Any] = {}
     for endpoint, group in flying.groupby(flying["endpoint"].astype(str)):
         out[endpoint] = {"in_flight": int(len(group)), "failed": int((~group["ok"]).sum())}

@@ -119,7 +119,9 @@ def _victim_deployment(snap: Any, record: FaultRecord) -> dict[str, Any]:
 
 def kept_retrying(history: History, record: FaultRecord) -> CheckResult:
     """Serve never gave up on the deployment while its starts kept failing: no probe in the loop saw
-    it DEPLOY_FAILED (the threshold applies only before a version's first RUNNING replica)."""
+    it DEPLOY_FAILED (the threshold applies only before a version's first RUNNING replica).  With
+    the other replicas RUNNING, Ray 2.60 cannot fail this; it is a tripwire for a release that
+    counts such failures again."""
     name = "crash_loop.kept_retrying"
     window = _loop_window(history, record)
     if not window:

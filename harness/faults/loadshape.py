@@ -71,6 +71,8 @@ class LoadStep(Fault):
     def verify(self, history: History, record: FaultRecord) -> CheckResult:
         name, bound = "fault.took_effect", f">= {RATE_SHARE:.0%} of {self.rate:g}/s per endpoint"
         reqs = history.requests
+        if not reqs.empty and "t_sent" in reqs:
+            reqs = reqs[reqs["t_sent"].notna()]  # sent, not only scheduled (an overloaded client sends nothing)
         # The first second goes to the load picking the schedule up.
         t0, t1 = record.t_inject + 1.0, record.t_inject + self.duration_s
         sent = reqs[(reqs["t"] >= t0) & (reqs["t"] < t1)] if not reqs.empty else reqs

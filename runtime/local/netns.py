@@ -127,10 +127,14 @@ def partition_rules(reject: bool = False) -> str:
     for the rest -- as a peer sees a firewall that rejects or a restarting sidecar: a connection
     error at once, not a timeout."""
     policy, refuse = ("accept", " meta l4proto tcp reject with tcp reset; reject;") if reject else ("drop", "")
+    # The resets and unreachables the input chain answers with leave through the output chain:
+    # let them out, or the peer sees silence (a reject never answers an RST or an ICMP error).
+    answers = (" tcp flags & rst == rst accept; icmp type destination-unreachable accept;"
+               " icmpv6 type destination-unreachable accept;") if reject else ""
     return f"""
 table inet {PARTITION_TABLE} {{
   chain input {{ type filter hook input priority -300; policy {policy}; iif "lo" accept;{refuse} }}
-  chain output {{ type filter hook output priority -300; policy {policy}; oif "lo" accept;{refuse} }}
+  chain output {{ type filter hook output priority -300; policy {policy}; oif "lo" accept;{answers}{refuse} }}
 }}
 """
 
