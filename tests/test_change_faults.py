@@ -391,3 +391,17 @@ def test_a_load_step_is_judged_on_the_offered_rate_the_target_and_the_running_co
     # The autoscaler went down and up again while the load held: flapping.
     flapping = shape[:5] + [(130, 6, 3), (135, 6, 6)] + shape[6:]
     assert no_flapping(syn.history(reqs, [probe(*p) for p in flapping], [record], desired=2), record).status == "fail"
+
+
+def test_advise_names_the_target_reset_a_set_initial_replicas_brings_on_every_redeploy():
+    import copy
+
+    from harness.app.advise import replica_findings
+    from harness.app.settings import deployment_settings
+    from runtime.app.serve_config import AUTOSCALING_APP
+
+    config = copy.deepcopy(AUTOSCALING_APP.to_serve_config())
+    assert replica_findings(deployment_settings(config)) == []
+    config["applications"][0]["deployments"][0]["autoscaling_config"]["initial_replicas"] = 2
+    (finding,) = replica_findings(deployment_settings(config))
+    assert finding.severity == "info" and "initial_replicas=2" in finding.line() and "#30464" in finding.line()

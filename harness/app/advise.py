@@ -94,6 +94,13 @@ def replica_findings(deployments: list[DeploymentSettings]) -> list[Finding]:
             how = "autoscaling_config.min_replicas is 1" if dep.autoscaling else dep.shown("num_replicas")
             out.append(_finding(SEVERE, dep.ref, f"it may run a single replica ({how}): losing it is an outage "
                                 "until its replacement starts", "spare_replicas"))
+        if dep.autoscaling and dep.initial_replicas is not None:
+            out.append(_finding(INFO, dep.ref, f"autoscaling_config.initial_replicas={dep.initial_replicas}: every "
+                                "redeploy that changes this deployment's config resets its target to that many, "
+                                "whatever the load at the time (Ray 2.60 autoscaling_state.py register; by design "
+                                "since ray-project/ray#30464; read in the source, not measured: autoscaling_redeploy "
+                                "measured the unset case, where the target kept) -- leave it unset to keep the "
+                                "autoscaled count", None, because="", scenario=""))
     return out
 
 

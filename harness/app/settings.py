@@ -45,6 +45,8 @@ class DeploymentSettings:
     #: old ones stop (Ray 2.60 ``DeploymentConfig``; 0: old ones stop first).
     rolling_update_percentage: float = SERVE_DEFAULT_ROLLING_UPDATE_PERCENTAGE
     max_surge_percent: float = 0.0
+    #: ``autoscaling_config.initial_replicas``; None when unset.
+    initial_replicas: int | None = None
 
     @property
     def ref(self) -> str:
@@ -70,7 +72,7 @@ class DeploymentSettings:
                 "health_check_timeout_s": self.health_check_timeout_s,
                 "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s, "written": sorted(self.written),
                 "rolling_update_percentage": self.rolling_update_percentage,
-                "max_surge_percent": self.max_surge_percent}
+                "max_surge_percent": self.max_surge_percent, "initial_replicas": self.initial_replicas}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DeploymentSettings":
@@ -88,6 +90,12 @@ def _replicas(dep: dict[str, Any]) -> tuple[int, int, bool]:
     return count, count, False
 
 
+def _initial_replicas(dep: dict[str, Any]) -> int | None:
+    auto = dep.get("autoscaling_config")
+    value = auto.get("initial_replicas") if isinstance(auto, dict) else None
+    return int(value) if value is not None else None
+
+
 def deployment_settings(serve_config: dict[str, Any]) -> list[DeploymentSettings]:
     """Every deployment of every application, in config order."""
     out = []
@@ -103,6 +111,7 @@ def deployment_settings(serve_config: dict[str, Any]) -> list[DeploymentSettings
             out.append(DeploymentSettings(
                 app=str(app.get("name", "default")), name=str(dep.get("name")), min_replicas=low, max_replicas=high,
                 autoscaling=auto, max_replicas_per_node=dep.get("max_replicas_per_node"),
+                initial_replicas=_initial_replicas(dep),
                 num_cpus=float(actor["num_cpus"]) if actor.get("num_cpus") is not None else SERVE_DEFAULT_REPLICA_CPUS,
                 health_check_period_s=float(dep.get("health_check_period_s", SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S)),
                 health_check_timeout_s=float(dep.get("health_check_timeout_s", SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S)),
