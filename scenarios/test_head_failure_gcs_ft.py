@@ -74,7 +74,8 @@ HEAD_FAILURE_GCS_FT = Scenario(
     # Ray processes exited (served-by logs of later runs name the replica it went to).
     # Ray 2.40.0 and 2.50.0 kept the promise (serve-chaos matrix, README): their deleted head left
     # at once and the cluster healed in 29-31 s; 2.60.0 drains it for the 30 s grace period and
-    # heals in 85-98 s, and its restarted head takes traffic before it can route.
+    # heals in 85-98 s, and its restarted head takes traffic before it can route.  Bisected over
+    # 2.50.0..2.60.0 (2026-12-06: 2.54.1, 2.57.0, 2.58.0, 2.58.1, 2.59.0 kept): since 2.60.0.
     known_intermittent={
         "pods.serve_when_ready": KnownDeviation(READY_BEFORE_ROUTING, since="2.60.0"),
         "front.availability_during_fault": KnownDeviation(READY_BEFORE_ROUTING, since="2.60.0"),
