@@ -8,7 +8,8 @@ Promise (Ray 2.60 ``serve/_private/autoscaling_state.py``, ``serve/config.py``
 ``ongoing requests / target_ongoing_requests`` (queued ones included), rounded up, within the bounds
 -- up to 5 for 18 x 0.5 s in flight -- within the metrics' look-back, the upscale delay and one replica start; back down to 2 after the
 downscale delay once the step ends, each stopped replica finishing its requests (graceful shutdown);
-no request fails either way; the autoscaler's target moves one way per step (no flapping).
+no request fails either way; the autoscaler's target rises then falls, once (an overshoot corrected
+while the load holds is one fall; a rise after a fall is flapping).
 """
 
 import pytest
@@ -40,7 +41,7 @@ AUTOSCALING_STEP = Scenario(
     title=f"step the load from 2 to {STEP_RATE:g} requests/s (0.5 s each) for 45 s on an autoscaling deployment",
     promise=f"Serve scales up to {expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING)} replicas within "
             f"{UPSCALE_WITHIN_S:g} s of the step and back to {AUTOSCALING['min_replicas']} within "
-            f"{DOWNSCALE_WITHIN_S:g} s of its end; no request fails either way; the count moves one way per step.",
+            f"{DOWNSCALE_WITHIN_S:g} s of its end; no request fails either way; the target rises, then falls, once.",
     fault=LoadStep(rate=STEP_RATE, duration_s=45.0),
     app=AUTOSCALING_APP,
     on_user_app="skip",

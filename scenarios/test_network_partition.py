@@ -13,6 +13,7 @@ import pytest
 
 from harness.bounds import PROBE_SLACK_S, front_door_lag_s
 from harness.checks import SLO, front_door_drop, ray_node_death, replica_spread
+from harness.engine import PromiseBroken
 from harness.faults import PodPartition, PodReject
 from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
@@ -52,10 +53,18 @@ def test_network_partition(scenario_result):
     scenario_result.assert_promises()
 
 
-# Health checks every 1 s with a 10 s timeout (as health_check_flap): a check held up by the refused
-# network for the 4 s cannot time out, so only a connection *error* can count against the replica.
-# ray-project/ray#65985: Serve's health check catches RayActorError, of which ActorUnavailableError
-# (a connection error to an actor that may still be alive) is a subclass, as a crashed actor.
+# Health checks every 1 s with a 10 s timeout: a check held up by the refused network for the 4 s
+# cannot time out, so only a connection *error* can count against the replica.
+REPLACED_ON_REFUSAL = (
+    "Ray 2.60 replaces live replicas on a refused connection: Serve's health check catches RayActorError, "
+    "of which ActorUnavailableError (a call to an actor that may be alive) is a subclass, as a crashed actor "
+    "(serve/_private/deployment_state.py _check_active_health_check) -- ray-project/ray#65985, open; measured: "
+    "both replicas on the refused pod gone within 2 s of a 4 s refusal, 3 runs of 3")
+STALE_PROXY_AFTER_REFUSAL = (
+    "after the refusal the pod's own proxy kept routing to the replica set it knew and never to the replicas "
+    "Serve started on its node (over 100 s, 3 runs of 3): its update from the controller did not survive the "
+    "resets, as proxies stay subscribed to a dead controller in ray-project/ray#63784; no upstream issue found "
+    "for this path")
 HEALTH_CHECK_REJECT = Scenario(
     name="health_check_reject",
     title="refuse every connection of a worker pod for 4 s (TCP reset) under load, health checks every 1 s",
@@ -68,12 +77,14 @@ HEALTH_CHECK_REJECT = Scenario(
     # it sends there fail for as long as the refusal lasts.
     slo=SLO(other_pods_min_availability_during_fault=1.0, max_recovery_s=20.0, max_longest_degraded_s=6.0),
     expected_churn={"replica": "none", "proxy": "none", "controller": "none", "pod": "none"},
+    known_broken={"churn.replica": REPLACED_ON_REFUSAL, "recovery_after_fault_end_s": STALE_PROXY_AFTER_REFUSAL},
     extra_metrics=(ray_node_death, replica_spread, front_door_drop),
     min_observe_s=20.0,
     deadline_s=120.0,
 )
 
 
+@pytest.mark.xfail(strict=True, raises=PromiseBroken, reason=REPLACED_ON_REFUSAL)
 @pytest.mark.scenario(HEALTH_CHECK_REJECT)
 def test_health_check_reject(scenario_result):
     scenario_result.assert_promises()

@@ -388,6 +388,9 @@ def test_a_load_step_is_judged_on_the_offered_rate_the_target_and_the_running_co
     # The load never stepped up: the fault changed nothing.
     flat = syn.history(syn.requests(90, 170, 2.0), [probe(*p) for p in shape], [record], desired=2)
     assert fault.verify(flat, record).status == "fail"
+    # Overshoot, corrected down while the load held, then down at its end: one fall, not flapping.
+    corrected = shape[:5] + [(135, 6, 5), (145, 6, 5)] + shape[7:]
+    assert no_flapping(syn.history(reqs, [probe(*p) for p in corrected], [record], desired=2), record).status == "pass"
     # The autoscaler went down and up again while the load held: flapping.
     flapping = shape[:5] + [(130, 6, 3), (135, 6, 6)] + shape[6:]
     assert no_flapping(syn.history(reqs, [probe(*p) for p in flapping], [record], desired=2), record).status == "fail"

@@ -134,21 +134,25 @@ def upscaled_to(want: int, within_s: float) -> Callable[[History, FaultRecord], 
 
 
 def no_flapping(history: History, record: FaultRecord) -> CheckResult:
-    """While the load held, the autoscaler's target only went up; after it stepped back, only down
-    (a target that goes both ways under a steady load is flapping)."""
+    """The autoscaler's target rose and then fell, once: from the step to the end of the data it is
+    non-decreasing, then non-increasing.  An overshoot corrected down while the load holds (queued
+    requests count as ongoing) is one fall, not flapping; any rise after a fall is a turn -- a
+    redeploy that resets the target and the autoscaler bringing it back, or a count that oscillates."""
     name = "autoscale.no_flapping"
-    t_down = record.t_inject + float(record.params.get("duration_s", 0.0))
     end = history.t_data_end if history.t_data_end is not None else float("inf")
-    up, down = _targets(history, record.t_inject, t_down), _targets(history, t_down, end)
-    if not up or not down:
+    series = _targets(history, record.t_inject, end)
+    if len(series) < 2:
         return CheckResult(name, UNKNOWN, detail="no probe during or after the step")
-    fell = [(t, a, b) for (t, b), (_, a) in zip(up[1:], up) if b < a]
-    rose = [(t, a, b) for (t, b), (_, a) in zip(down[1:], down) if b > a]
-    turns = len(fell) + len(rose)
-    first = (fell + rose)[0] if turns else None
-    detail = ("the target only rose during the step and only fell after it" if not turns else
-              f"{turns} turn(s), the first {first[0] - record.t_inject:.1f} s after the step: {first[1]} -> {first[2]}")
-    return CheckResult(name, PASS if not turns else FAIL, turns, "== 0", "turns", detail)
+    turns, fell = [], False
+    for (_, a), (t, b) in zip(series, series[1:]):
+        if b < a:
+            fell = True
+        elif b > a and fell:
+            turns.append((t, a, b))
+    detail = ("the target rose, then fell, once" if not turns else
+              f"{len(turns)} rise(s) after a fall, the first {turns[0][0] - record.t_inject:.1f} s after the step: "
+              f"{turns[0][1]} -> {turns[0][2]}")
+    return CheckResult(name, PASS if not turns else FAIL, len(turns), "== 0", "turns", detail)
 
 
 def scale_timeline(history: History, record: FaultRecord) -> dict[str, Any]:

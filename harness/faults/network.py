@@ -49,19 +49,35 @@ class PodPartition(Fault):
 class PodReject(PodPartition):
     """Refuse every packet to and from one pod (TCP resets, ICMP unreachable) for ``duration_s``:
     what the other side sees is a connection error at once -- Ray reports an actor call that
-    fails so as ActorUnavailableError (the actor may still be alive), not a timeout."""
+    fails so as ActorUnavailableError (the actor may still be alive), not a timeout.
+
+    Healing restarts the pod's Serve proxy (``ray.kill``; the controller starts a new one): after
+    the refusal, on Ray 2.60, that proxy kept routing to the replica set it knew and never learned
+    of the replicas Serve started on its own node -- measured, and left for the next scenario it
+    would break.  Done after the measurements, like a controller's stale proxies."""
 
     name: ClassVar[str] = "pod_reject"
     summary: ClassVar[str] = "refuse every connection to and from one worker pod for a moment, then heal"
+    heal_after_recovery: ClassVar[bool] = True
     duration_s: float = 4.0
 
     def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
         plan = super().plan(snap, pods, rng)
-        plan.description = f"refuse every packet of pod {plan.params['pod']} (TCP reset) for {self.duration_s:g} s"
+        pod = plan.params["pod"]
+        plan.params["proxies"] = [a["name"] for a in snap.actors
+                                  if a["role"] == "proxy" and a.get("pod") == pod and a.get("name")]
+        plan.description = f"refuse every packet of pod {pod} (TCP reset) for {self.duration_s:g} s"
         return plan
 
     def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
         return record(plan, cluster.partition_pod(plan.params["pod"], reject=True))
+
+    def heal(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
+        actions = cluster.heal()
+        proxies = record.params.get("proxies") or []
+        if proxies:
+            actions.append(cluster.kill_actor(proxies, "serve", no_restart=True, ignore_missing=True))
+        return actions
 
     def describe(self) -> str:
         return (f"refuse every connection of a {self.pod_role} pod (TCP reset) for {self.duration_s:g} s, "

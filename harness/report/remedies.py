@@ -170,12 +170,15 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
            "6 starts refused in 25 s (Serve retried every ~4 s), UNHEALTHY from 10 s after the kill, never "
            "DEPLOY_FAILED, 0 failed; the replica count back 9.1 s after the cause went away",
            "Ray 2.60 serve/_private/deployment_state.py _failed_to_start_threshold, record_replica_startup_failure"),
-    Remedy("health_timeout_room", "keep `health_check_timeout_s` x 3 above your network's longest blip: Serve "
-           "counts a timed-out check as a failure, and 3 in a row replace a replica that is alive; a connection "
-           "refused for a moment does not count (Ray's RPC layer waits for the peer)", ("health_check_timeout_s",),
-           "health_check_reject", "4 s and 15 s of TCP resets on a worker pod replaced nothing with a 10 s or 30 s "
-           "timeout (no failed check logged); with a 2 s timeout the same 4 s replaced both replicas on the pod "
-           "(3 timed-out checks)", "Ray 2.60 serve/_private/deployment_state.py ActorReplicaWrapper.check_health"),
+    Remedy("health_timeout_room", "keep `health_check_timeout_s` x 3 above your network's longest blip (a "
+           "timed-out check counts, 3 in a row replace a live replica), and know that on Ray 2.60 a *refused* "
+           "connection replaces it at once (ray-project/ray#65985): keep firewalls and sidecars from rejecting "
+           "Ray's ports while pods run, and restart a node's proxy after such a blip (it may keep a stale "
+           "replica set)", ("health_check_timeout_s",), "health_check_reject",
+           "4 s of TCP resets on a worker pod: both its replicas replaced within 2 s (3 runs of 3), and that "
+           "pod's proxy then never routed to their replacements; silent drops of 15 s (`network_partition`) "
+           "replaced nothing; with a 2 s timeout a 4 s blip replaced both after 3 timed-out checks",
+           "Ray 2.60 serve/_private/deployment_state.py _check_active_health_check; ray-project/ray#65985"),
     Remedy("drain_first", "drain a node before its pod goes (`ray drain-node --reason DRAIN_NODE_REASON_PREEMPTION "
            "--deadline-remaining-seconds N`, as KubeRay's autoscaler does on scale-down): a plain pod delete runs the "
            "preStop `ray stop`, which ends the pod's replicas and proxy with their requests in flight; a drain "
@@ -187,8 +190,9 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
            "and `upscale_delay_s`, but the new replicas start one after another, each a replica start; keep "
            "`min_replicas` at the load you must absorb at once, shorten `look_back_period_s` / `upscale_delay_s`, "
            "and make the constructor fast", ("autoscaling_config", "replica_start_s"), "autoscaling_step",
-           "2 -> 20 requests/s (0.5 s each): target 6 decided 5.6-5.8 s after the step, 5 replicas RUNNING after "
-           "17-19 s, back to 2 15 s after the step ended; the target kept across an in-place update; 0 failed",
+           "2 -> 18-20 requests/s (0.5 s each): the target decided 5.6-5.8 s after the step, 5 replicas RUNNING "
+           "after 12-19 s, back to 2 15-17 s after the step ended; the target kept across an in-place update; "
+           "0 failed",
            "Ray 2.60 serve/_private/autoscaling_state.py, serve/config.py AutoscalingConfig"),
     Remedy("upgrade_room", "leave room for a second Ray cluster during a RayService upgrade (KubeRay brings the "
            "new cluster up beside the old one and switches the Serve Service once its Serve is ready), and keep "
