@@ -16,7 +16,7 @@ import pytest
 
 from harness.bounds import REPLACE_SLACK_S
 from harness.checks import SLO
-from harness.faults import During, InplaceUpdate
+from harness.faults import During, Fault, InplaceUpdate
 from harness.faults.loadshape import LoadStep, expected_peak, no_flapping, scale_timeline, upscaled_to
 from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
@@ -36,27 +36,39 @@ UPSCALE_WITHIN_S = (LOAD_PICKUP_S + METRICS_LAG_S + AUTOSCALING["upscale_delay_s
 #: Back at rest: the lag, the downscale delay, a stopping replica's wait loop (2 s) and its work.
 DOWNSCALE_WITHIN_S = METRICS_LAG_S + AUTOSCALING["downscale_delay_s"] + 2.0 + AUTOSCALING_WORK_S + REPLACE_SLACK_S
 
-AUTOSCALING_STEP = Scenario(
-    name="autoscaling_step",
-    title=f"step the load from 2 to {STEP_RATE:g} requests/s (0.5 s each) for 45 s on an autoscaling deployment",
-    promise=f"Serve scales up to {expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING)} replicas within "
-            f"{UPSCALE_WITHIN_S:g} s of the step and back to {AUTOSCALING['min_replicas']} within "
-            f"{DOWNSCALE_WITHIN_S:g} s of its end; no request fails either way; the target rises, then falls, once.",
-    fault=LoadStep(rate=STEP_RATE, duration_s=45.0),
-    app=AUTOSCALING_APP,
-    on_user_app="skip",
-    skip_reason="its bounds follow the bundled autoscaling_config and 0.5 s requests; your app's own autoscaling "
-                "needs its own figures",
-    load=LoadSpec(rate=2.0, timeout_s=10.0, endpoints=("front",)),
-    slo=SLO(min_availability_during_fault=1.0, max_recovery_s=DOWNSCALE_WITHIN_S),
-    # Replicas come and go by design; Serve keeps proxies only where replicas are.
-    expected_churn={"replica": "any", "proxy": "any", "controller": "none", "pod": "none"},
-    extra_checks=(upscaled_to(expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING), UPSCALE_WITHIN_S),
-                  no_flapping),
-    extra_metrics=(scale_timeline,),
-    min_observe_s=50.0,
-    deadline_s=45.0 + DOWNSCALE_WITHIN_S + 30.0,
-)
+SKIP_USER_APP = ("its bounds follow the bundled autoscaling_config and 0.5 s requests; your app's own autoscaling "
+                 "needs its own figures")
+
+
+def autoscaling_scenario(name: str, title: str, promise: str, fault: Fault, step_s: float) -> Scenario:
+    """A load step of ``step_s`` seconds on the bundled autoscaling SleepyPid, judged as above."""
+    return Scenario(
+        name=name,
+        title=title,
+        promise=promise,
+        fault=fault,
+        app=AUTOSCALING_APP,
+        on_user_app="skip",
+        skip_reason=SKIP_USER_APP,
+        load=LoadSpec(rate=2.0, timeout_s=10.0, endpoints=("front",)),
+        slo=SLO(min_availability_during_fault=1.0, max_recovery_s=DOWNSCALE_WITHIN_S),
+        # Replicas come and go by design; Serve keeps proxies only where replicas are.
+        expected_churn={"replica": "any", "proxy": "any", "controller": "none", "pod": "none"},
+        extra_checks=(upscaled_to(expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING), UPSCALE_WITHIN_S),
+                      no_flapping),
+        extra_metrics=(scale_timeline,),
+        min_observe_s=step_s + 5.0,
+        deadline_s=step_s + DOWNSCALE_WITHIN_S + 30.0,
+    )
+
+
+AUTOSCALING_STEP = autoscaling_scenario(
+    "autoscaling_step",
+    f"step the load from 2 to {STEP_RATE:g} requests/s (0.5 s each) for 45 s on an autoscaling deployment",
+    f"Serve scales up to {expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING)} replicas within "
+    f"{UPSCALE_WITHIN_S:g} s of the step and back to {AUTOSCALING['min_replicas']} within "
+    f"{DOWNSCALE_WITHIN_S:g} s of its end; no request fails either way; the target rises, then falls, once.",
+    LoadStep(rate=STEP_RATE, duration_s=45.0), step_s=45.0)
 
 
 @pytest.mark.nightly_only  # autoscaling_redeploy (in CI) makes the same step, with the same checks, and more
@@ -68,24 +80,12 @@ def test_autoscaling_step(scenario_result):
 # Ray 2.60 autoscaling_state.py ``register``: a redeploy that changes the deployment's config resets
 # the target to ``initial_replicas`` when one is set, else keeps the current target (AUTOSCALING sets
 # none); Serve docs: lightweight options update in place.
-AUTOSCALING_REDEPLOY = Scenario(
-    name="autoscaling_redeploy",
-    title=f"step the load to {STEP_RATE:g} requests/s for 60 s and, 30 s in, update a lightweight option in place",
-    promise="An in-place update while scaled up (no initial_replicas set) keeps the scaled-up target while the "
-            "load holds, takes effect, and fails no request; the count comes back down after.",
-    fault=During(first=LoadStep(rate=STEP_RATE, duration_s=60.0), second=InplaceUpdate(), after_s=30.0),
-    app=AUTOSCALING_APP,
-    on_user_app="skip",
-    skip_reason=AUTOSCALING_STEP.skip_reason,
-    load=LoadSpec(rate=2.0, timeout_s=10.0, endpoints=("front",)),
-    slo=SLO(min_availability_during_fault=1.0, max_recovery_s=DOWNSCALE_WITHIN_S),
-    expected_churn={"replica": "any", "proxy": "any", "controller": "none", "pod": "none"},
-    extra_checks=(upscaled_to(expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING), UPSCALE_WITHIN_S),
-                  no_flapping),
-    extra_metrics=(scale_timeline,),
-    min_observe_s=65.0,
-    deadline_s=60.0 + DOWNSCALE_WITHIN_S + 30.0,
-)
+AUTOSCALING_REDEPLOY = autoscaling_scenario(
+    "autoscaling_redeploy",
+    f"step the load to {STEP_RATE:g} requests/s for 60 s and, 30 s in, update a lightweight option in place",
+    "An in-place update while scaled up (no initial_replicas set) keeps the scaled-up target while the load "
+    "holds, takes effect, and fails no request; the count comes back down after.",
+    During(first=LoadStep(rate=STEP_RATE, duration_s=60.0), second=InplaceUpdate(), after_s=30.0), step_s=60.0)
 
 
 @pytest.mark.scenario(AUTOSCALING_REDEPLOY)

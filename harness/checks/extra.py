@@ -248,11 +248,9 @@ def partition_effect(history: History, fault: FaultRecord) -> CheckResult:
             first = float(direct.loc[~direct["ok"], "t"].min())
             return CheckResult(name, PASS, round(first - fault.t_inject, 3), unit="s",
                                detail=f"requests straight to {pod} failed")
-    for snap in history.snapshots:
-        if fault.t_inject <= snap.t < end and snap.pods_ok:
-            if any(p.get("name") == pod and not p.get("ready") for p in snap.pods):
-                return CheckResult(name, PASS, round(snap.t - fault.t_inject, 3), unit="s",
-                                   detail=f"{pod} left the front door's rotation")
+    dropped = front_door_drop(history, fault)["front_door_drop_s"]
+    if dropped is not None:
+        return CheckResult(name, PASS, dropped, unit="s", detail=f"{pod} left the front door's rotation")
     return CheckResult(name, FAIL, detail=f"{pod} kept answering and stayed ready: the partition changed nothing")
 
 
@@ -260,11 +258,9 @@ def front_door_drop(history: History, fault: FaultRecord) -> dict[str, Any]:
     """Seconds from the fault until a probe shows the front door no longer routes to the
     pod it cut off (that pod not ready); None while it never did."""
     pod = fault.params.get("pod")
-    end = fault.t_heal if fault.t_heal is not None else float("inf")
-    for snap in history.snapshots:
-        if fault.t_inject <= snap.t < end and snap.pods_ok:
-            if any(p.get("name") == pod and not p.get("ready") for p in snap.pods):
-                return {"front_door_drop_s": round(snap.t - fault.t_inject, 3)}
+    for snap in history.snapshots_in_effect(fault):
+        if snap.pods_ok and any(p.get("name") == pod and not p.get("ready") for p in snap.pods):
+            return {"front_door_drop_s": round(snap.t - fault.t_inject, 3)}
     return {"front_door_drop_s": None}
 
 

@@ -116,9 +116,8 @@ def _changed(record: FaultRecord) -> list[tuple[str, str]]:
 
 def first_failed(history: History, record: FaultRecord) -> float | None:
     """When Serve first reported every changed deployment DEPLOY_FAILED (epoch s), before the end."""
-    end = record.t_heal if record.t_heal is not None else float("inf")
-    for snap in history.snapshots:
-        if record.t_inject <= snap.t < end and snap.serve_ok and all(
+    for snap in history.snapshots_in_effect(record):
+        if snap.serve_ok and all(
                 _status(snap, app, dep) == FAILED_STATUS for app, dep in _changed(record)):
             return snap.t
     return None
@@ -151,8 +150,7 @@ def old_replicas_kept(history: History, record: FaultRecord) -> CheckResult:
     name = "bad_rollout.old_replicas_kept"
     old_ids = set(record.params.get("old_replica_ids") or [])
     counts: dict[str, int] = record.params.get("old_replicas") or {}
-    end = record.t_heal if record.t_heal is not None else float("inf")
-    window = [s for s in history.snapshots if record.t_inject <= s.t < end and s.serve_ok and s.actors_ok]
+    window = [s for s in history.snapshots_in_effect(record) if s.serve_ok and s.actors_ok]
     if not window or not counts:
         return CheckResult(name, UNKNOWN, detail="no probe while the bad version was deployed")
     worst: tuple[int, str, int] | None = None
@@ -174,8 +172,7 @@ def failure_timeline(history: History, record: FaultRecord) -> dict[str, Any]:
     """Reported, not judged: when Serve said DEPLOY_FAILED, what its message said, and the fewest
     replicas RUNNING while the bad version was deployed."""
     t = first_failed(history, record)
-    end = record.t_heal if record.t_heal is not None else float("inf")
-    window = [s for s in history.snapshots if record.t_inject <= s.t < end and s.serve_ok]
+    window = [s for s in history.snapshots_in_effect(record) if s.serve_ok]
     message = ""
     for snap in reversed(window):
         message = next((m for a, d in _changed(record) if (m := str(((((snap.apps.get(a) or {}).get(

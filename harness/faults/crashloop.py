@@ -107,8 +107,7 @@ class CrashLoop(ReplicaKill):
 
 
 def _loop_window(history: History, record: FaultRecord) -> list[Any]:
-    end = record.t_heal if record.t_heal is not None else float("inf")
-    return [s for s in history.snapshots if record.t_inject <= s.t < end and s.serve_ok]
+    return [s for s in history.snapshots_in_effect(record) if s.serve_ok]
 
 
 def _victim_deployment(snap: Any, record: FaultRecord) -> dict[str, Any]:
@@ -117,16 +116,21 @@ def _victim_deployment(snap: Any, record: FaultRecord) -> dict[str, Any]:
     return (app.get("deployments") or {}).get(victim.get("deployment")) or {}
 
 
+def _status_seen(history: History, record: FaultRecord, status: str) -> tuple[list[Any], list[float]]:
+    """The loop's probes, and the times of those that saw the victim's deployment in ``status``."""
+    window = _loop_window(history, record)
+    return window, [s.t for s in window if _victim_deployment(s, record).get("status") == status]
+
+
 def kept_retrying(history: History, record: FaultRecord) -> CheckResult:
     """Serve never gave up on the deployment while its starts kept failing: no probe in the loop saw
     it DEPLOY_FAILED (the threshold applies only before a version's first RUNNING replica).  With
     the other replicas RUNNING, Ray 2.60 cannot fail this; it is a tripwire for a release that
     counts such failures again."""
     name = "crash_loop.kept_retrying"
-    window = _loop_window(history, record)
+    window, failed = _status_seen(history, record, "DEPLOY_FAILED")
     if not window:
         return CheckResult(name, UNKNOWN, detail="no probe while the gate was closed")
-    failed = [s.t for s in window if _victim_deployment(s, record).get("status") == "DEPLOY_FAILED"]
     detail = (f"DEPLOY_FAILED {failed[0] - record.t_inject:.1f} s into the loop" if failed
               else f"{len(window)} probes over the loop, none DEPLOY_FAILED")
     return CheckResult(name, FAIL if failed else PASS, len(failed), "== 0", "probes", detail)
@@ -137,10 +141,9 @@ def reported_unhealthy(history: History, record: FaultRecord) -> CheckResult:
     UNHEALTHY (``deployment_state.py``: a target-version replica that died moves a deployment that was
     HEALTHY to UNHEALTHY until the count is back)."""
     name = "crash_loop.reported_unhealthy"
-    window = _loop_window(history, record)
+    window, seen = _status_seen(history, record, "UNHEALTHY")
     if not window:
         return CheckResult(name, UNKNOWN, detail="no probe while the gate was closed")
-    seen = [s.t for s in window if _victim_deployment(s, record).get("status") == "UNHEALTHY"]
     detail = (f"UNHEALTHY from {seen[0] - record.t_inject:.1f} s into the loop, in {len(seen)} of {len(window)} probes"
               if seen else f"none of {len(window)} probes over the loop saw the deployment UNHEALTHY")
     return CheckResult(name, PASS if seen else FAIL, len(seen), ">= 1", "probes", detail)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -56,13 +57,8 @@ class LoadStep(Fault):
         return ((0.0, self.rate), (self.duration_s, None))
 
     def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
-        import time
-
         now = time.time()
         return record(plan, ActionRecord("load_step", "load", now, now, {"rate": self.rate}), now)
-
-    def heal(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
-        return cluster.heal()
 
     def end(self, cluster: Cluster, record: FaultRecord) -> list[ActionRecord]:
         """The load steps back by its own schedule; nothing in the cluster to undo."""

@@ -165,6 +165,12 @@ class History:
         before = [s for s in self.snapshots if (s.t_end or s.t) < first and s.pods_ok]
         return ray_pods_running(before[-1]) if before else None
 
+    def snapshots_in_effect(self, fault: FaultRecord) -> list[Snapshot]:
+        """The probes taken while ``fault`` was in effect: from its injection until it was ended or
+        healed (``t_heal``; to the end when it never was)."""
+        end = fault.t_heal if fault.t_heal is not None else float("inf")
+        return [s for s in self.snapshots if fault.t_inject <= s.t < end]
+
     def desired_at(self, t: float) -> int:
         """Replicas the Serve config asks for at ``t`` (epoch s): ``desired_replicas``, or what
         the latest operator change before ``t`` asked for (a scale-down: ``params.desired_replicas``)."""
