@@ -51,6 +51,11 @@ ORDER = (
     "gcs_crash",
     "gcs_store_lost",
     "head_failure_gcs_ft",
+    # ... GCS FT on RocksDB (a restarted cluster), then Serve's HAProxy ingress (another)
+    "head_failure_gcs_rocksdb",
+    "gcs_crash_rocksdb",
+    "ingress_crash",
+    "head_failure_haproxy",
     # the composed example
     "downstream_replica_failure",
     "downstream_all_replicas_kill",

@@ -11,6 +11,7 @@ from harness.deviations import Declared, ranges, why_texts
 from harness.faults import Fault
 from harness.load.spec import LoadSpec
 from runtime.app.spec import AppSpec
+from runtime.cluster import RayOptions
 from runtime.errors import ConfigError
 
 #: What a scenario may need of the app under test (``Scenario.needs``).
@@ -100,6 +101,9 @@ class Scenario:
     app_options: dict[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     gcs_ft: bool = True
+    #: GCS FT backend and Serve ingress this scenario needs (None: the run's, ``--gcs-backend`` / ``--ingress``).
+    gcs_backend: str | None = None
+    ingress: str | None = None
     warmup_s: float = 2.0
     hold_s: float = 3.0
     min_observe_s: float = 10.0
@@ -130,6 +134,10 @@ class Scenario:
             if not valid_churn_kind(kind):
                 raise ConfigError(f"scenario {self.name}: unknown churn expectation {kind!r}",
                                   hint=f"use one of {', '.join(CHURN_KINDS)}, none_outside:<pod>")
+        try:
+            self.ray_options
+        except ValueError as err:
+            raise ConfigError(f"scenario {self.name}: {err}") from None
         for name in ("warmup_s", "hold_s", "min_observe_s", "deadline_s", "after_recovery_s", "gate_timeout_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"scenario {self.name}: {name} must be >= 0 seconds")
@@ -154,9 +162,15 @@ class Scenario:
     @property
     def requires(self) -> tuple[str, ...]:
         needs = list(self.fault.requires) + list(self.extra_requires)
+        needs += [c for c, asked in (("gcs_rocksdb", self.gcs_backend == "rocksdb"),
+                                     ("serve_haproxy", self.ingress == "haproxy")) if asked]
         for followup in self.followups:
             needs += [c for c in followup.fault.requires if c not in needs]
         return tuple(dict.fromkeys(needs))
+
+    @property
+    def ray_options(self) -> RayOptions:
+        return RayOptions(self.gcs_ft, self.gcs_backend, self.ingress)
 
     def phases(self) -> list[Phase]:
         main = Phase("main", self.fault, self.slo, self.expected_churn, self.extra_checks,
@@ -176,6 +190,7 @@ class Scenario:
             "app_options": dict(self.app_options),
             "needs": list(self.needs),
             "gcs_ft": self.gcs_ft,
+            **{k: v for k, v in (("gcs_backend", self.gcs_backend), ("ingress", self.ingress)) if v},
             "timing": {
                 "warmup_s": self.warmup_s,
                 "hold_s": self.hold_s,

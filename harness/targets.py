@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from runtime.app.serve_config import SCENARIO_APP
 from runtime.app.spec import AppSpec
-from runtime.cluster import Cluster
+from runtime.cluster import GCS_BACKENDS, INGRESSES, Cluster, RayOptions
 from runtime.errors import ConfigError
 from runtime.ray_compat import cluster_ray_version, unsupported_config_keys
 from runtime.ray_versions import check_ray_version
@@ -40,6 +40,9 @@ class TargetOptions:
     dashboard_url: str | None = None
     workers: int | None = None
     gcs_ft: bool | None = None
+    #: ``--gcs-backend`` (redis | rocksdb) and ``--ingress`` (proxy | haproxy); None: the target's default.
+    gcs_backend: str | None = None
+    ingress: str | None = None
     local_changes: dict[str, Any] = field(default_factory=dict)
     app: AppSpec | None = None
     ray_version: str | None = None
@@ -53,6 +56,14 @@ class TargetOptions:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ConfigError(f"--target {self.target!r} is not a target", hint=f"use one of: {', '.join(TARGETS)}")
+        try:
+            RayOptions(True, self.gcs_backend, self.ingress)
+        except ValueError as err:
+            flag = "--gcs-backend" if "gcs_backend" in str(err) else "--ingress"
+            raise ConfigError(f"{flag}: {err}", hint=f"use one of: {', '.join(GCS_BACKENDS if flag == '--gcs-backend' else INGRESSES)}") from None
+        if self.target != "local" and (self.gcs_backend == "rocksdb" or self.ingress == "haproxy"):
+            raise ConfigError(f"--gcs-backend rocksdb and --ingress haproxy run on the local target only, not {self.target}",
+                              hint="leave them out, or pass --target local")
         if self.ray_version is not None:
             object.__setattr__(self, "ray_version", check_ray_version(self.ray_version))
             unknown = unsupported_config_keys(self.app_spec.to_serve_config(), self.ray_version)
@@ -79,6 +90,7 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None,
             changes["workers"] = options.workers
         if options.gcs_ft is not None:
             changes["gcs_ft"] = options.gcs_ft
+        changes.update({k: v for k, v in (("gcs_backend", options.gcs_backend), ("ingress", options.ingress)) if v})
         if options.ray_version is not None:
             changes["ray_version"] = options.ray_version
         return LocalCluster(cfg.with_(**changes) if changes else cfg, owner_pid=owner_pid)
@@ -141,11 +153,23 @@ def check_ray_version_fits(cluster: Cluster, wanted: str | None) -> None:
                                f"`serve-chaos up --ray-version {wanted}` starts one)")
 
 
+def check_ray_options_fit(cluster: Cluster, options: TargetOptions) -> None:
+    """A running cluster must have been made with the ``--gcs-backend`` / ``--ingress`` asked for."""
+    settings = cluster.settings()
+    for flag, key, wanted in (("--gcs-backend", "base_gcs_backend", options.gcs_backend),
+                              ("--ingress", "base_ingress", options.ingress)):
+        have = settings.get(key)
+        if wanted is not None and have is not None and have != wanted:
+            raise ConfigError(f"the running cluster ({cluster.label}) was made with {flag} {have}, not {wanted}",
+                              hint=f"`serve-chaos down`, then run again (`serve-chaos up {flag} {wanted}` starts one)")
+
+
 def bring_up(cluster: Cluster, options: TargetOptions, progress: Callable[[str], None] | None = None) -> None:
     """Use the running cluster (it must run the Ray asked for) or bring one up.  On the local
     target a Ray version new to this machine gets its environment first, ``progress`` told each step."""
     if cluster.attach():
         check_ray_version_fits(cluster, options.ray_version)
+        check_ray_options_fit(cluster, options)
     elif options.target == "local":
         from runtime.local.rayenv import ray_runtime
 

@@ -16,6 +16,42 @@ POD_ROLES = ("head", "worker", "redis")
 GRAY_FAULTS = ("starve_cpu", "press_memory", "lose_packets", "delay_packets", "slow_process")
 #: Load endpoint prefix for "the current pod of this role" (follows a recreated head).
 ROLE_ENDPOINT = "role:"
+#: Where the GCS keeps its tables when fault tolerance is on: an external Redis, or RocksDB on
+#: the head's persistent volume (KubeRay v1.7.0 ``gcsFaultToleranceOptions.backend``, alpha).
+GCS_BACKENDS = ("redis", "rocksdb")
+#: What accepts HTTP on each node: Serve's Python proxy actor, or the HAProxy Serve runs per node
+#: (Ray 2.60 ``RAY_SERVE_ENABLE_HA_PROXY=1``; ``serve/_private/haproxy.py`` HAProxyManager).
+INGRESSES = ("proxy", "haproxy")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How the Ray pods run: GCS fault tolerance and its backend, and Serve's ingress.
+
+    ``None``: as the cluster was created (the run's ``--gcs-backend`` / ``--ingress``)."""
+
+    gcs_ft: bool = True
+    gcs_backend: str | None = None
+    ingress: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.gcs_backend not in (None, *GCS_BACKENDS):
+            raise ValueError(f"gcs_backend {self.gcs_backend!r} is not one of {', '.join(GCS_BACKENDS)}")
+        if self.ingress not in (None, *INGRESSES):
+            raise ValueError(f"ingress {self.ingress!r} is not one of {', '.join(INGRESSES)}")
+
+    def resolved(self, settings: dict[str, Any]) -> "RayOptions":
+        """Every None filled in from what the cluster was created with (``settings()``'s ``base_*``)."""
+        return RayOptions(self.gcs_ft, self.gcs_backend or settings.get("base_gcs_backend") or "redis",
+                          self.ingress or settings.get("base_ingress") or "proxy")
+
+    def differs(self, settings: dict[str, Any]) -> bool:
+        """Whether a cluster with these ``settings()`` must restart its Ray pods to run so."""
+        want = self.resolved(settings)
+        have = (bool(settings.get("gcs_ft")), settings.get("gcs_backend") or "redis",
+                settings.get("ingress") or "proxy")
+        # Without GCS FT the backend is moot.
+        return (want.gcs_ft, want.gcs_backend if want.gcs_ft else have[1], want.ingress) != have
 
 
 @dataclass(frozen=True)
@@ -101,6 +137,10 @@ class Capabilities:
     kill_process: bool = True
     kill_redis: bool = False
     switch_gcs_ft: bool = False
+    #: GCS fault tolerance on RocksDB in the head's own volume instead of Redis.
+    gcs_rocksdb: bool = False
+    #: Serve's HAProxy ingress on every node instead of its Python proxies.
+    serve_haproxy: bool = False
     direct_pod_endpoints: bool = True
     #: An operator's change of the Serve config under load (in-place update, rolling update, scale-down).
     update_serve_config: bool = True
@@ -300,9 +340,9 @@ class Cluster(Protocol):
         once its Serve is ready, and deletes the old one after its delay (KubeRay's
         zero-downtime RayService upgrade).  Leased; the new spec stays (nothing to restore)."""
 
-    def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
-        """Switch GCS fault tolerance on or off (restarts the cluster's Ray processes);
-        the restarted cluster deploys ``serve_config`` if given."""
+    def set_ray_options(self, options: RayOptions, serve_config: dict[str, Any] | None = None) -> ActionRecord:
+        """Run the Ray pods with ``options`` (GCS FT on or off, its backend, Serve's ingress; restarts
+        the cluster's Ray processes); the restarted cluster deploys ``serve_config`` if given."""
 
     def heal(self) -> list[ActionRecord]:
         """Undo every fault still in effect (partitions, lost nodes, stopped Redis, frozen or

@@ -42,6 +42,12 @@ FEATURE_SINCE: dict[str, str | None] = {
     # ``ray drain-node`` (hidden CLI, scripts/scripts.py): 2.40.0 has it, with --node-id required
     # until 2.60.0 (we always pass it).
     "drain_node_cli": None,
+    # ``RAY_gcs_storage=rocksdb`` (``_private/node.py`` ``_is_rocksdb_gcs``): in the 2.57.0 wheel, not
+    # in 2.56.1 (read in the cached wheels; run here on 2.60.0 only).
+    "gcs_rocksdb": "2.57.0",
+    # ``RAY_SERVE_ENABLE_HA_PROXY`` (``serve/_private/constants.py``): in the 2.55.0 wheel, not in
+    # 2.54.1 (read in the cached wheels; run here on 2.60.0 only).
+    "serve_haproxy": "2.55.0",
 }
 
 
@@ -54,6 +60,8 @@ class RayFeatures:
     serve_topology: bool
     replica_start_pid: bool
     drain_node_cli: bool
+    gcs_rocksdb: bool = False
+    serve_haproxy: bool = False
 
 
 def has_feature(version: str, feature: str) -> bool:
@@ -69,6 +77,8 @@ def features(version: str) -> RayFeatures:
         serve_topology=has_feature(version, "serve_topology"),
         replica_start_pid=has_feature(version, "replica_start_pid"),
         drain_node_cli=has_feature(version, "drain_node_cli"),
+        gcs_rocksdb=has_feature(version, "gcs_rocksdb"),
+        serve_haproxy=has_feature(version, "serve_haproxy"),
     )
 
 

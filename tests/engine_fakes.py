@@ -298,8 +298,8 @@ class FakeCluster:
                 threading.Timer(self.respawn_s, self._respawn).start()
         return ActionRecord("kill_actor", names[0], t, time.time(), {"t_kill_start": t})
 
-    def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
-        return ActionRecord("set_gcs_ft", "cluster", time.time(), time.time())
+    def set_ray_options(self, options: Any, serve_config: dict[str, Any] | None = None) -> ActionRecord:
+        return ActionRecord("set_ray_options", "cluster", time.time(), time.time())
 
     def heal(self) -> list[ActionRecord]:
         """Undo what is in effect: requests work again, missing replicas come back, lost

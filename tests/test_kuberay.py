@@ -20,7 +20,7 @@ from harness.checks import check_churn, churn, valid_churn_kind
 from harness.faults import FaultNotApplicable, NodeLoss, PodKill
 from harness.load.spec import resolve_endpoints
 from harness.observe.probe import Snapshot
-from runtime.cluster import POD_ROLES
+from runtime.cluster import POD_ROLES, RayOptions
 from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
 from runtime.kuberay import manifests, safety, schema
 from runtime.kuberay.api import KubeApi
@@ -257,7 +257,7 @@ def test_readiness_walks_through_an_upgrade(kube):
     old = kube.bring_up()
     assert kube.cluster.readiness_problem() is None
     kube.operator.lag = True
-    kube.cluster.set_gcs_ft(False)
+    kube.cluster.set_ray_options(RayOptions(gcs_ft=False))
     assert "not reconciled" in kube.cluster.readiness_problem()
     kube.operator.lag = False
     kube.operator.settle()
@@ -304,7 +304,7 @@ def test_apply_removes_a_field_we_stop_sending(kube):
     kube.bring_up()
     rs = kube.store.get("RayService", "serve-chaos", "serve-chaos")
     assert rs["metadata"]["annotations"]["ray.io/ft-enabled"] == "true"
-    kube.cluster.set_gcs_ft(True)  # -> gcsFaultToleranceOptions
+    kube.cluster.set_ray_options(RayOptions(gcs_ft=True))  # -> gcsFaultToleranceOptions
     rs = kube.store.get("RayService", "serve-chaos", "serve-chaos")
     assert "ray.io/ft-enabled" not in rs["metadata"]["annotations"]
     assert rs["spec"]["rayClusterConfig"]["gcsFaultToleranceOptions"]

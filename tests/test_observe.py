@@ -52,6 +52,9 @@ def test_roles_from_class_names():
     assert actor_role("ProxyActor") == "proxy"
     assert actor_role("ServeController") == "controller"
     assert actor_role("Other") is None
+    # Serve's HAProxy ingress: each node's HAProxyManager is its proxy; the head's fallback is not.
+    assert actor_role("HAProxyManager", "SERVE_PROXY_ACTOR-abc") == "proxy"
+    assert actor_role("ProxyActor", "SERVE_PROXY_ACTOR-fallback-abc") is None
 
 
 def test_snapshot_joins_serve_state_pids_and_pods():

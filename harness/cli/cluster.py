@@ -8,10 +8,11 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DashboardUrl, Image, KubeContext, Namespace,
+from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DashboardUrl, GcsBackend, Image, Ingress,
+                                KubeContext, Namespace,
                                 NodeLossHook, RayVersion, ServeUrl, Target, app_options, attached, console, ray_progress,
                                 snapshot, target_options)
-from harness.targets import bring_up, build_cluster, check_ray_version_fits
+from harness.targets import bring_up, build_cluster, check_ray_options_fit, check_ray_version_fits
 from runtime.cluster import Cluster
 from runtime.errors import ConfigError, ServeChaosError
 
@@ -38,6 +39,8 @@ def up(
     app_dir: AppDir = None,
     image: Image = None,
     ray_version: RayVersion = None,
+    gcs_backend: GcsBackend = None,
+    ingress: Ingress = None,
 ) -> None:
     """Start the cluster under test in the background (it keeps running until `down`).
 
@@ -49,11 +52,13 @@ def up(
     spec, _ = app_options(app, app_dir, image)
     options = target_options(target, config, kube_context, allow_context, namespace,
                              workers=workers, gcs_ft=gcs_ft, local_changes=local, app=spec, ray_version=ray_version,
-                             serve_url=serve_url, dashboard_url=dashboard_url)
+                             serve_url=serve_url, dashboard_url=dashboard_url, gcs_backend=gcs_backend,
+                             ingress=ingress)
     cluster = build_cluster(options)
     if cluster.attach():
         check_app_fits(cluster, options.app_spec)
         check_ray_version_fits(cluster, options.ray_version)
+        check_ray_options_fit(cluster, options)
         asked = {k: v for k, v in {"workers": workers, "gcs_ft": gcs_ft, **local}.items() if v is not None}
         differs = _differs(cluster, asked)
         if differs:

@@ -41,6 +41,12 @@ Image = Annotated[Optional[str], typer.Option("--image", help="kind: an image wi
 RayVersion = Annotated[Optional[str], typer.Option(
     "--ray-version", help=f"Ray release the cluster runs ({SUPPORTED_RANGE}; default {DEFAULT_RAY_VERSION}, or "
                           "whatever runs already); local: made once in a cache, kind: rayproject/ray:X.Y.Z")]
+GcsBackend = Annotated[Optional[str], typer.Option(
+    "--gcs-backend", help="local: where GCS fault tolerance keeps its tables: redis (default) | rocksdb (the head's "
+                          "own volume, KubeRay v1.7.0's embedded backend)")]
+Ingress = Annotated[Optional[str], typer.Option(
+    "--ingress", help="local: what takes HTTP on each node: proxy (Serve's Python proxy, default) | haproxy "
+                      "(Serve's own HAProxy, RAY_SERVE_ENABLE_HA_PROXY=1; netns)")]
 RequestsFile = Annotated[Optional[str], typer.Option("--requests", help="YAML list of requests (method, path, "
                                                                         "headers, body, expect_status, weight)")]
 Locustfile = Annotated[Optional[str], typer.Option("--locustfile", help="your Locust HttpUser whose tasks make "

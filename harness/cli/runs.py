@@ -9,7 +9,8 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DashboardUrl, DeploymentRef, HealthToggle,
+from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DashboardUrl, DeploymentRef, GcsBackend,
+                                HealthToggle, Ingress,
                                 Image, KubeContext, Locustfile, Namespace, NodeLossHook, RayVersion, RequestsFile,
                                 ServeUrl, Target, app_options, attached, console, target_options)
 from harness.cli.execute import run_scenarios, with_load_rate
@@ -67,6 +68,8 @@ def run(
     deployment: DeploymentRef = None,
     health_toggle: HealthToggle = False,
     ray_version: RayVersion = None,
+    gcs_backend: GcsBackend = None,
+    ingress: Ingress = None,
 ) -> None:
     """Run scenarios against the cluster (brought up if needed), show them live, report.
 
@@ -78,7 +81,8 @@ def run(
         seed=parse_seed(seed), report_dir=report_dir, load_rate=load_rate, repeat=repeat, abort_below=abort_below,
         abort_after=abort_after, keep_cluster=keep_cluster, step=step, history_dir=history_dir, html=html,
         target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec,
-                              ray_version=ray_version, serve_url=serve_url, dashboard_url=dashboard_url),
+                              ray_version=ray_version, serve_url=serve_url, dashboard_url=dashboard_url,
+                              gcs_backend=gcs_backend, ingress=ingress),
         app=under_test)
     chosen = with_load_rate(select(scenarios), options)
     if dry_run:

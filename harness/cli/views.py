@@ -66,6 +66,15 @@ def print_repeat_summary(results: list) -> None:
     console.print(table)
 
 
+def ray_options_line(options: Any) -> str:
+    """GCS FT, its backend and Serve's ingress as a scenario asks for them (None: the run's)."""
+    if not options.gcs_ft:
+        gcs = "GCS FT off"
+    else:
+        gcs = f"GCS FT on {options.gcs_backend}" if options.gcs_backend else "GCS FT on (the run's backend)"
+    return f"{gcs}; ingress {options.ingress or 'as the run has it'}"
+
+
 def print_plan(chosen: list, seed: int | None, cluster: Any | None, abort_below: float | None = None,
                abort_after: float = 30.0, app: Any = None) -> None:
     """The dry-run plan; with a live ``cluster`` and a seed, the victims the real run would pick.
@@ -86,6 +95,7 @@ def print_plan(chosen: list, seed: int | None, cluster: Any | None, abort_below:
             continue
         fault = sc.fault.for_app(deployed, app.deployment)
         console.print(f"app:     {deployed.label()} ({deployed.desired_replicas()} replicas)")
+        console.print(f"cluster: {ray_options_line(sc.ray_options)}")
         console.print(f"promise: {sc.promise}")
         console.print(f"fault:   {fault.describe()}")
         if snap is not None and seed is not None:

@@ -32,8 +32,8 @@ class GatePhase(EngineBase):
             )
         self._emit("phase", name="prepare")
         desired = app.to_serve_config()
-        if bool(self.cluster.settings().get("gcs_ft")) != scenario.gcs_ft:
-            self.cluster.set_gcs_ft(scenario.gcs_ft, serve_config=desired)
+        if scenario.ray_options.differs(self.cluster.settings()):
+            self.cluster.set_ray_options(scenario.ray_options, serve_config=desired)
             time.sleep(2.0)
         elif self.cluster.serve_config() != desired:
             current = self.cluster.serve_config()

@@ -27,7 +27,7 @@ from harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, Networ
 from harness.faults.network import PodPartition, PodReject
 from harness.faults.operator import ConfigChange, InplaceUpdate, RollingUpdate, ScaleDown
 from harness.faults.poison import QueryOfDeath
-from harness.faults.pods import GcsCrash, NodeDrain, NodeLoss, PodKill, RedisLoss
+from harness.faults.pods import GcsCrash, IngressCrash, NodeDrain, NodeLoss, PodKill, RedisLoss
 from harness.faults.upgrade import RayServiceUpgrade
 
 CATALOGUE: dict[str, type[Fault]] = {
@@ -35,11 +35,11 @@ CATALOGUE: dict[str, type[Fault]] = {
                               PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang, InplaceUpdate,
                               RollingUpdate, ScaleDown, NodeDrain, CpuStarvation, MemoryPressure, PacketLoss,
                               NetworkDelay, ReplicaSlow, RayServiceUpgrade, BadRollout, ControllerRestart, QueryOfDeath,
-                              GcsCrash, HealthFlap, CrashLoop, PodReject, LoadStep)
+                              GcsCrash, HealthFlap, CrashLoop, PodReject, LoadStep, IngressCrash)
 }
 
 __all__ = ["ActorKill", "BadRollout", "CATALOGUE", "ConfigChange", "ControllerKill", "ControllerRestart", "CrashLoop", "During", "CpuStarvation", "DOWNSTREAM", "Fault",
-           "DoesNotApply", "FaultNotApplicable", "GcsCrash", "FaultPlan", "GrayFault", "HealthCheckFailure", "HealthFlap", "InplaceUpdate", "LoadStep", "MassReplicaKill",
+           "DoesNotApply", "FaultNotApplicable", "GcsCrash", "FaultPlan", "GrayFault", "HealthCheckFailure", "HealthFlap", "IngressCrash", "InplaceUpdate", "LoadStep", "MassReplicaKill",
            "MemoryPressure", "NetworkDelay", "NoSuchDeployment", "NodeDrain", "NodeLoss", "PacketLoss", "PodKill",
            "PodPartition", "PodReject", "ProxyKill", "QueryOfDeath", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
            "ScaleDown", "actor_victim", "aimed", "pick", "pod_victim",

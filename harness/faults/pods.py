@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar
 
-from harness.faults.base import Fault, FaultPlan, actor_victim, pick, pod_victim, pod_victims, record, serving_pods
+from harness.faults.base import Fault, FaultNotApplicable, FaultPlan, actor_victim, pick, pod_victim, pod_victims, record, serving_pods
 from harness.observe.history import FaultRecord
 from harness.observe.probe import Snapshot
 from runtime.app.spec import AppSpec
@@ -114,7 +114,7 @@ class RedisLoss(Fault):
 
 @dataclass(frozen=True)
 class GcsCrash(Fault):
-    """The GCS process alone crashes: SIGKILL ``gcs_server`` in the head pod (Redis stays up).
+    """The GCS process alone crashes: SIGKILL ``gcs_server`` in the head pod (its store, Redis or RocksDB, stays).
     ``ray start --block`` then ends the head's other Ray processes and exits (Ray 2.60
     ``scripts/scripts.py`` start: "Some Ray subprocesses exited unexpectedly ... Remaining
     processes will be killed" for any exit code but 0 and SIGTERM's), so the head's container
@@ -137,9 +137,37 @@ class GcsCrash(Fault):
         for actor in snap.actors:
             if actor["role"] == "replica" and actor.get("state") == "RUNNING" and actor.get("pod") in workers:
                 local.setdefault(str(actor["pod"]), []).append(str(actor.get("replica_id")))
-        return FaultPlan(self.name, f"kill -9 {self.process} in {head.name} (Redis stays up)",
+        return FaultPlan(self.name, f"kill -9 {self.process} in {head.name} (the GCS store stays)",
                          pod_victims(snap, pods, {head.name}),
                          {"pod": head.name, "process": self.process, "worker_replicas": local})
+
+    def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
+        return record(plan, cluster.kill_process(plan.params["pod"], self.process))
+
+
+@dataclass(frozen=True)
+class IngressCrash(Fault):
+    """Serve's HAProxy crashes on one worker pod: SIGKILL its ``haproxy`` processes (with
+    ``RAY_SERVE_ENABLE_HA_PROXY=1`` each node's ``HAProxyManager`` actor runs HAProxy as its child,
+    Ray 2.60 ``serve/_private/haproxy.py`` ``_start_and_wait_for_haproxy``).  The manager's
+    ``check_health`` answers False once its HAProxy is gone, so Serve's proxy health checks replace
+    the manager.  Victims: the pod's proxy (the manager); its replicas stay."""
+
+    name: ClassVar[str] = "ingress_crash"
+    requires: ClassVar[tuple[str, ...]] = ("kill_process", "serve_haproxy")
+    summary: ClassVar[str] = "SIGKILL Serve's HAProxy in a worker pod (its HAProxyManager stays)"
+    aimable: ClassVar[bool] = True
+    process: str = "haproxy"
+    pod_role: str = "worker"
+
+    def plan(self, snap: Snapshot, pods: list[PodInfo], rng: random.Random) -> FaultPlan:
+        pod = pick(serving_pods(snap, pods, self.pod_role, self.deployment), rng,
+                   f"Running {self.pod_role} pod hosting replicas")
+        proxies = [actor_victim(a) for a in snap.actors if a.get("pod") == pod.name and a["role"] == "proxy"]
+        if not proxies:
+            raise FaultNotApplicable(f"no Serve proxy on {pod.name} right now")
+        return FaultPlan(self.name, f"kill -9 {self.process} in {pod.name} (its proxy pid {proxies[0]['pid']} stays)",
+                         proxies, {"pod": pod.name, "process": self.process})
 
     def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
         return record(plan, cluster.kill_process(plan.params["pod"], self.process))

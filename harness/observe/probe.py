@@ -27,12 +27,19 @@ ACTORS_ALIVE = (
 )
 NODES = "/api/v0/nodes?limit=1000"
 
-ROLE_BY_CLASS = {"ServeController": "controller", "ProxyActor": "proxy"}
+#: With Serve's HAProxy ingress (``RAY_SERVE_ENABLE_HA_PROXY=1``) each node's proxy is an
+#: ``HAProxyManager`` actor under the usual name (Ray 2.60 ``serve/_private/haproxy.py``).
+ROLE_BY_CLASS = {"ServeController": "controller", "ProxyActor": "proxy", "HAProxyManager": "proxy"}
+#: ... and the head also runs a ProxyActor named ``SERVE_PROXY_ACTOR-fallback-<node id>`` that only
+#: HAProxy talks to (``proxy.py`` "the head-node fallback behind HAProxy"): not a node's ingress.
+FALLBACK_PROXY_MARK = "-fallback-"
 
 
-def actor_role(class_name: str) -> str | None:
+def actor_role(class_name: str, name: str | None = None) -> str | None:
     if class_name.startswith("ServeReplica:"):
         return "replica"
+    if class_name == "ProxyActor" and FALLBACK_PROXY_MARK in (name or ""):
+        return None
     return ROLE_BY_CLASS.get(class_name)
 
 
@@ -139,7 +146,7 @@ def build_snapshot(
     if actors is not None:
         snap.actors_ok = True
         for actor in actors:
-            role = actor_role(actor.get("class_name", ""))
+            role = actor_role(actor.get("class_name", ""), actor.get("name"))
             if role is None:
                 continue
             aid = actor.get("actor_id")

@@ -120,7 +120,10 @@ class LocalClusterConfig(_Schema):
     ``isolation``: ``netns`` (root: a network namespace and a cgroup per pod),
     ``loopback`` (no root: 127.0.x.y addresses and process-tree kills) or
     ``auto`` (netns when possible).  ``front_port`` is the stable front door on
-    127.0.0.1.  ``gcs_ft`` turns the external Redis GCS store on.
+    127.0.0.1.  ``gcs_ft`` turns GCS fault tolerance on; ``gcs_backend`` keeps its tables in
+    the Redis pod (``redis``) or in RocksDB on the head's own persistent directory (``rocksdb``,
+    as KubeRay v1.7.0 mounts a PVC).  ``ingress``: Serve's Python proxies (``proxy``) or the
+    HAProxy Serve runs on every node (``haproxy``, ``RAY_SERVE_ENABLE_HA_PROXY=1``; netns only).
     ``gcs_reconnect_timeout_s`` is what KubeRay sets on workers when GCS FT is on.
     ``ray_version``: the Ray the pods run (the harness's own, or a cached virtual
     environment made for it: ``runtime/local/rayenv.py``).
@@ -132,6 +135,8 @@ class LocalClusterConfig(_Schema):
     workers: int = Field(2, ge=1, le=8)
     spare_nodes: int = Field(1, ge=0, le=4)
     gcs_ft: bool = True
+    gcs_backend: Literal["redis", "rocksdb"] = "redis"
+    ingress: Literal["proxy", "haproxy"] = "proxy"
     isolation: Literal["auto", "netns", "loopback"] = "auto"
     front_port: Port = 18000
     serve_port: Port = 8000

@@ -51,7 +51,7 @@ ROUTES: tuple[Route, ...] = (
     Route("drain_node", "POST", "/pods/{pod}/drain"),
     Route("gray_fault", "POST", "/pods/{pod}/gray/{fault}"),
     Route("lift", "POST", "/pods/{pod}/lift/{fault}"),
-    Route("set_gcs_ft", "POST", "/gcs_ft"),
+    Route("set_ray_options", "POST", "/ray_options"),
     Route("heal", "POST", "/heal"),
     Route("lock", "POST", "/lock"),
     Route("unlock", "POST", "/unlock"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.app.serve_config import restarts_replicas
+from runtime.cluster import RayOptions
 from runtime.errors import ServeChaosError
 from runtime.local.gray import delay_supported
 
@@ -116,9 +117,9 @@ class SupervisorFaults:
                                                    reason="drained: replaced on heal").to_dict())
         return out
 
-    def set_gcs_ft(self, enabled: bool, owner: int | None = None,
-                   serve_config: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.operator.set_gcs_ft(bool(enabled), serve_config).to_dict()
+    def set_ray_options(self, options: dict[str, Any], owner: int | None = None,
+                        serve_config: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.operator.set_ray_options(RayOptions(**options), serve_config).to_dict()
 
     def heal(self, owner: int | None = None) -> list[dict[str, Any]]:
         lifted = self.gray.lift_all()

@@ -16,6 +16,10 @@ LABEL_RE = re.compile(r"^[0-9a-f]{6}$")
 NETNS_RE = re.compile(r"^sc-([0-9a-f]{6})-")
 LINK_RE = re.compile(r"^s([0-9a-f]{6})[hn][0-9a-f]{3}$|^scb([0-9a-f]{6})$")
 CGROUP_RE = re.compile(r"^serve-chaos-([0-9a-f]{6})$")
+#: Serve's HAProxy files (config, admin and metrics sockets) live in a short host path: under the
+#: run's root a node's ``<dir>/<node id: 56 hex>/admin.sock`` would pass the 107-byte socket limit.
+HAPROXY_TMP = Path("/tmp")
+HAPROXY_DIR_RE = re.compile(r"^sc-([0-9a-f]{6})-hap$")
 
 
 def new_label() -> str:
@@ -47,6 +51,11 @@ class RunLayout:
     @property
     def supervisor_pid_file(self) -> Path:
         return self.root / "supervisor.pid"
+
+    @property
+    def haproxy_dir(self) -> Path:
+        """Where Serve's per-node HAProxy keeps its files (``RAY_SERVE_HAPROXY_*`` paths)."""
+        return HAPROXY_TMP / f"sc-{self.label}-hap"
 
     @property
     def bridge(self) -> str:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.local import cgroups, netns, procs
-from runtime.local.layout import CGROUP_RE, LABEL_RE, LINK_RE, NETNS_RE, RunLayout, labels_in_home
+from runtime.local.layout import (CGROUP_RE, HAPROXY_DIR_RE, HAPROXY_TMP, LABEL_RE, LINK_RE, NETNS_RE, RunLayout,
+                                  labels_in_home)
 
 
 @dataclass
@@ -93,6 +94,9 @@ def find(home: Path) -> list[Leftovers]:
     for label in labels_in_home(home):
         if (b := bucket(label)) is not None:
             b.dirs.append(home / label)
+    for path in HAPROXY_TMP.glob("sc-*-hap"):
+        if (m := HAPROXY_DIR_RE.match(path.name)) and (b := bucket(m.group(1))):
+            b.dirs.append(path)
     try:
         files = [p for p in home.iterdir() if p.is_file()]
     except OSError:

@@ -29,8 +29,8 @@ import requests
 
 from runtime.app.serve_config import wait_apps_deleted
 from runtime.app.spec import validate_serve_config
-from runtime.cluster import ActionRecord
-from runtime.errors import InfrastructureError, ServeChaosError
+from runtime.cluster import ActionRecord, RayOptions
+from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
 from runtime.local import procs
 from runtime.local.config import KUBERAY_RAYSERVICE_ENV, LocalClusterConfig
 from runtime.local.kubelet import Event, Kubelet
@@ -39,6 +39,7 @@ from runtime.local.pods import Pod
 from runtime.local.rayenv import RayRuntime, installed_runtime
 from runtime.ray_settings import RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S, node_health_check
 from runtime.local.podspecs import OperatorPodSpecs, redis_server_binary
+from runtime.ray_compat import FEATURE_SINCE, features
 from runtime.waiting import NotYet, wait_until
 
 
@@ -74,6 +75,8 @@ class RayServiceOperator(OperatorPodSpecs):
         self.event = event
         self.lock = lock
         self.gcs_ft = config.gcs_ft
+        self.gcs_backend = config.gcs_backend
+        self.ingress = config.ingress
         self.redis_password = secrets.token_hex(12)
         self.storage_namespace = self._new_storage_namespace()
         # Without namespaces the GCS binds its port on every address, so Redis
@@ -105,6 +108,9 @@ class RayServiceOperator(OperatorPodSpecs):
                     self.kubelet.delete_pod(other, graceful=True, grace_period_s=10.0, reason="new head, GCS FT off")
 
     def bring_up(self) -> None:
+        problem = self.options_problem(RayOptions(self.gcs_ft, self.gcs_backend, self.ingress))
+        if problem:
+            raise ConfigError(problem, hint="pick another --gcs-backend / --ingress (or --ray-version)")
         pods = self.kubelet.pods
         self.kubelet.start_pod(pods["redis"])
         wait_tcp(pods["redis"].ip, self.redis_port, 20.0, "redis-server")
@@ -209,22 +215,42 @@ class RayServiceOperator(OperatorPodSpecs):
             self.event("serve_replace_slow", error=err.what)
 
     # ------------------------------------------------------------------ GCS FT switch
-    def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
+    def set_ray_options(self, options: RayOptions, serve_config: dict[str, Any] | None = None) -> ActionRecord:
+        """Restart the Ray pods with ``options`` (None fields: as configured) when they differ, as
+        KubeRay rolls a new cluster for a changed spec; a fresh GCS store either way."""
         t0 = time.time()
+        want = options.resolved(self.settings())
+        problem = self.options_problem(want)
+        if problem:
+            raise ServeChaosError(problem, hint="run it on a cluster that can (see `serve-chaos list`)")
         with self.lock:
             if serve_config is not None:
                 # The restarted cluster deploys this config once, instead of the old one first.
                 self.desired_serve_config = serve_config
-            changed = enabled != self.gcs_ft
-            self.gcs_ft = enabled
+            changed = options.differs(self.settings())
+            self.gcs_ft, self.gcs_backend, self.ingress = want.gcs_ft, want.gcs_backend, want.ingress
             self.storage_namespace = self._new_storage_namespace()
             self.applied_serve_hash = ""
             if changed:
                 for pod in self.kubelet.pods.values():
                     if pod.role in ("head", "worker") and pod.phase == "Running":
-                        self.kubelet.delete_pod(pod, graceful=False, grace_period_s=0, reason="GCS FT switched")
-        self.event("gcs_ft_set", enabled=enabled, changed=changed)
-        return ActionRecord("set_gcs_ft", "cluster", t0, time.time(), {"enabled": enabled, "changed": changed})
+                        self.kubelet.delete_pod(pod, graceful=False, grace_period_s=0, reason="Ray options changed")
+        details = {"gcs_ft": want.gcs_ft, "gcs_backend": want.gcs_backend, "ingress": want.ingress, "changed": changed}
+        self.event("ray_options_set", **details)
+        return ActionRecord("set_ray_options", "cluster", t0, time.time(), details)
+
+    def options_problem(self, options: RayOptions) -> str:
+        """Why these pods cannot run with ``options`` ("" if they can)."""
+        have = features(self.runtime.version)
+        if options.gcs_ft and options.gcs_backend == "rocksdb" and not have.gcs_rocksdb:
+            return f"Ray {self.runtime.version} has no RocksDB GCS backend (first in {FEATURE_SINCE['gcs_rocksdb']})"
+        if options.ingress == "haproxy":
+            if not have.serve_haproxy:
+                return f"Ray {self.runtime.version} has no HAProxy ingress (first in {FEATURE_SINCE['serve_haproxy']})"
+            if self.kubelet.mode != "netns":
+                return ("Serve's HAProxy ingress needs network namespaces (run as root): each node's HAProxy "
+                        "binds fixed stats and metrics ports on every address")
+        return ""
 
     # ------------------------------------------------------------------ exec in the head pod
     def _exec_in_head(self, cmd: list[str], what: str, timeout_s: float = 60.0) -> tuple[int, list[str], Path]:
@@ -332,6 +358,10 @@ class RayServiceOperator(OperatorPodSpecs):
             "target": "local",
             "isolation": self.kubelet.mode,
             "gcs_ft": self.gcs_ft,
+            "gcs_backend": self.gcs_backend,
+            "ingress": self.ingress,
+            "base_gcs_backend": self.config.gcs_backend,
+            "base_ingress": self.config.ingress,
             "gcs_rpc_server_reconnect_timeout_s_workers": (
                 self.config.gcs_reconnect_timeout_s if self.gcs_ft else RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S
             ),

@@ -59,6 +59,8 @@ class OperatorPodSpecs:
         res = cfg.head if pod.role == "head" else cfg.worker
         # The project and the user's code on the pods' import path, as an image would carry them.
         env: dict[str, str] = {**self.runtime.pod_env(cfg.app_dir), **KUBERAY_RAYSERVICE_ENV}
+        if self.ingress == "haproxy":
+            env.update(self._haproxy_env())
         common = [f"--node-ip-address={pod.ip}", f"--num-cpus={res.num_cpus}", f"--memory={res.memory}",
                   f"--object-store-memory={res.object_store_memory}", f"--temp-dir={temp_dir}",
                   "--disable-usage-stats", "--block"]
@@ -76,7 +78,9 @@ class OperatorPodSpecs:
             cmd = [ray, "start", "--head", f"--port={cfg.gcs_port}",
                    f"--dashboard-host={'0.0.0.0' if self.kubelet.mode == 'netns' else head_ip}",
                    f"--dashboard-port={cfg.dashboard_port}", *common]
-            if self.gcs_ft:
+            if self.gcs_ft and self.gcs_backend == "rocksdb":
+                env.update(self._rocksdb_env())
+            elif self.gcs_ft:
                 env["RAY_REDIS_ADDRESS"] = f"{self.kubelet.fixed_ips['redis']}:{self.redis_port}"
                 env["RAY_external_storage_namespace"] = self.storage_namespace
                 cmd.append(f"--redis-password={self.redis_password}")
@@ -86,3 +90,25 @@ class OperatorPodSpecs:
         gcs = f"{head_ip}:{cfg.gcs_port}"
         return self.runtime.module("runtime.local.podinit", gcs, "--", ray, "start", f"--address={gcs}",
                                    *common), env
+
+    def _rocksdb_env(self) -> dict[str, str]:
+        """KubeRay v1.7.0 ``configureEmbeddedFT`` (``controllers/ray/common/pod.go``): the head gets
+        ``RAY_gcs_storage=rocksdb`` and ``RAY_gcs_storage_path`` on a PVC that outlives the pod; here
+        a directory of the run that outlives every head incarnation, fresh per storage namespace
+        (a new cluster, as a new PVC)."""
+        path = self.layout.root / "gcs-rocksdb" / self.storage_namespace
+        path.mkdir(parents=True, exist_ok=True)
+        return {"RAY_gcs_storage": "rocksdb", "RAY_gcs_storage_path": str(path)}
+
+    def _haproxy_env(self) -> dict[str, str]:
+        """Serve's HAProxy ingress on every node (Ray ``serve/_private/constants.py``
+        ``RAY_SERVE_ENABLE_HA_PROXY``), its files in the run's short HAProxy directory
+        (``RunLayout.haproxy_dir``; Serve adds the node id below it)."""
+        base = self.layout.haproxy_dir
+        base.mkdir(parents=True, exist_ok=True)
+        return {"RAY_SERVE_ENABLE_HA_PROXY": "1",
+                "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(base / "haproxy.cfg"),
+                "RAY_SERVE_HAPROXY_SOCKET_PATH": str(base / "admin.sock"),
+                "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(base),
+                "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(base / "server-state"),
+                "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(base / "metrics.sock")}

@@ -171,6 +171,8 @@ class Supervisor(SupervisorFaults):
             "front_door": f"http://127.0.0.1:{self.config.front_port}",
             "dashboard": self.operator.dashboard_url(),
             "gcs_ft": self.operator.gcs_ft,
+            "gcs_backend": self.operator.gcs_backend,
+            "ingress": self.operator.ingress,
             "storage_namespace": self.operator.storage_namespace,
             "pods": pods,
             "nodes": self.kubelet.node_states(),
@@ -269,6 +271,7 @@ class Supervisor(SupervisorFaults):
         others = [pid for pid in procs.marked_processes(self.layout.label) if pid != os.getpid()]
         self.kubelet.teardown(others)
         shutil.rmtree(self.layout.root, ignore_errors=True)
+        shutil.rmtree(self.layout.haproxy_dir, ignore_errors=True)
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

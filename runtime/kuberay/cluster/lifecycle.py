@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from runtime.cluster import ActionRecord
+from runtime.cluster import ActionRecord, RayOptions
 from runtime.errors import ConfigError, ServeChaosError
 from runtime.kuberay import safety
 from runtime.kuberay.api import RAYCLUSTER_PLURAL, RAY_GROUP, RAY_PLURAL, RAY_VERSION
@@ -182,14 +182,19 @@ class KubeRayLifecycle(KubeRayBase):
             fwd.stop()
         self._forwarders.clear()
 
-    def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
+    def set_ray_options(self, options: RayOptions, serve_config: dict[str, Any] | None = None) -> ActionRecord:
         """Switch GCS FT by re-applying the RayService; KubeRay rolls out a new RayCluster
-        (a zero-downtime upgrade) and readiness waits until it is the active one."""
+        (a zero-downtime upgrade) and readiness waits until it is the active one.  The manifests
+        write Redis GCS FT and Serve's own proxies only (``capabilities`` says why)."""
+        for capability, asked in (("gcs_rocksdb", options.gcs_backend == "rocksdb"),
+                                  ("serve_haproxy", options.ingress == "haproxy")):
+            if asked:
+                raise ServeChaosError(self.capabilities.why_not(capability))
         t0 = time.time()
         desired = serve_config or self.serve_config()
-        self.ray = replace(self.ray, gcs_ft="options" if enabled else "off")
+        self.ray = replace(self.ray, gcs_ft="options" if options.gcs_ft else "off")
         self.apply(self.manifests(desired))
-        return ActionRecord("set_gcs_ft", self.ray.name, t0, time.time(), {"enabled": enabled})
+        return ActionRecord("set_ray_options", self.ray.name, t0, time.time(), {"gcs_ft": options.gcs_ft})
 
     def upgrade_cluster(self, change: dict[str, Any]) -> ActionRecord:
         """Change the Ray pods' template (``change``: ``env``, ``labels``, ``image``) so KubeRay runs

@@ -46,6 +46,11 @@ class KubeRayPods(KubeRayBase):
                 "kill_node": "node loss on a non-kind cluster needs --node-loss-hook (a command that removes {node})",
                 "partition_pod": "partitions are not implemented on the Kubernetes target (use the local target)",
                 "kill_redis": "GCS fault tolerance is off: there is no Redis",
+                "gcs_rocksdb": "the RocksDB GCS backend (KubeRay v1.7.0 gcsFaultToleranceOptions.backend, behind its "
+                               "GCSFaultToleranceEmbeddedStorage feature gate) is not written into the manifests yet; "
+                               "it runs on the local target",
+                "serve_haproxy": "Serve's HAProxy ingress is not written into the RayService manifests yet; it runs "
+                                 "on the local target",
             },
         )
 

@@ -50,6 +50,8 @@ class KubeRayServing(KubeRayBase):
             "context": self.context,
             "gcs_ft": gcs_ft,
             "gcs_ft_form": running.gcs_ft,
+            # The manifests write only these (KUBE_REASONS in pods.py says why).
+            "gcs_backend": "redis", "base_gcs_backend": "redis", "ingress": "proxy", "base_ingress": "proxy",
             # KubeRay sets it on workers when GCS FT is on (common/pod.go configureGCSFaultTolerance).
             "gcs_rpc_server_reconnect_timeout_s_workers": 600 if gcs_ft else 60,
             "ray_image": running.image,

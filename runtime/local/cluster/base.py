@@ -16,6 +16,7 @@ from runtime.local import cgroups, control, netns
 from runtime.local.cluster.preflight import _delay_support, resolve_isolation
 from runtime.local.config import LocalClusterConfig
 from runtime.local.rayenv import Progress
+from runtime.ray_compat import FEATURE_SINCE, features
 
 
 class LocalClusterBase:
@@ -76,6 +77,7 @@ class LocalClusterBase:
         why = "needs network namespaces (run as root)"
         v1 = {c: netns_mode and cgroups.v1_root(c) is not None for c in cgroups.V1_CONTROLLERS}
         delay_ok, delay_why = _delay_support()
+        ray = features(self.config.ray_version)
         return Capabilities(
             kill_pod=True,
             kill_node=netns_mode,
@@ -83,6 +85,8 @@ class LocalClusterBase:
             kill_actor=True,
             kill_redis=True,
             switch_gcs_ft=True,
+            gcs_rocksdb=ray.gcs_rocksdb,
+            serve_haproxy=ray.serve_haproxy and netns_mode,
             direct_pod_endpoints=True,
             drain_node=True,
             starve_cpu=v1["cpu"],
@@ -97,6 +101,11 @@ class LocalClusterBase:
                 "starve_cpu": f"CPU starvation {why} and the cgroup v1 cpu controller at /sys/fs/cgroup/cpu",
                 "press_memory": f"memory pressure {why} and the cgroup v1 memory controller at /sys/fs/cgroup/memory",
                 "delay_packets": delay_why,
+                "gcs_rocksdb": f"Ray {ray.version} has no RocksDB GCS backend (first in "
+                               f"{FEATURE_SINCE['gcs_rocksdb']})",
+                "serve_haproxy": (f"Serve's HAProxy ingress {why}: each node's HAProxy binds fixed ports on every "
+                                  "address" if ray.serve_haproxy else
+                                  f"Ray {ray.version} has no HAProxy ingress (first in {FEATURE_SINCE['serve_haproxy']})"),
                 "upgrade_cluster": "a RayService upgrade (a second Ray cluster beside the first) is not written "
                                    "for the local target yet, though memory would allow it (one cluster peaks at "
                                    "3.8 GB RSS, benchmarks/bringup.py); it runs on kind",

@@ -3,9 +3,10 @@ needs."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
-from runtime.cluster import ActionRecord
+from runtime.cluster import ActionRecord, RayOptions
 from runtime.errors import ServeChaosError
 from runtime.local.cluster.base import LocalClusterBase
 
@@ -77,8 +78,8 @@ class LocalClusterFaults(LocalClusterBase):
     def upgrade_cluster(self, change: dict[str, Any]) -> ActionRecord:
         raise ServeChaosError(self.capabilities.why_not("upgrade_cluster"))
 
-    def set_gcs_ft(self, enabled: bool, serve_config: dict[str, Any] | None = None) -> ActionRecord:
-        return ActionRecord(**self._call("set_gcs_ft", enabled=enabled, serve_config=serve_config))
+    def set_ray_options(self, options: RayOptions, serve_config: dict[str, Any] | None = None) -> ActionRecord:
+        return ActionRecord(**self._call("set_ray_options", options=asdict(options), serve_config=serve_config))
 
     def heal(self) -> list[ActionRecord]:
         return [ActionRecord(**r) for r in self._call("heal")]
