@@ -10,7 +10,7 @@ from runtime.errors import ConfigError
 
 #: Run order (``all`` and ``pytest scenarios/``): scenarios sharing the app config
 #: and GCS FT setting run back to back, so the cluster is redeployed or restarted
-#: as rarely as possible; the whole-cluster restart without GCS FT comes last.
+#: as rarely as possible; the whole-cluster restarts (without GCS FT, on RocksDB, with HAProxy) come last.
 ORDER = (
     # SleepyPid, 2 replicas per node, Serve's default health check
     "replica_failure",
@@ -51,11 +51,6 @@ ORDER = (
     "gcs_crash",
     "gcs_store_lost",
     "head_failure_gcs_ft",
-    # ... GCS FT on RocksDB (a restarted cluster), then Serve's HAProxy ingress (another)
-    "head_failure_gcs_rocksdb",
-    "gcs_crash_rocksdb",
-    "ingress_crash",
-    "head_failure_haproxy",
     # the composed example
     "downstream_replica_failure",
     "downstream_all_replicas_kill",
@@ -74,6 +69,12 @@ ORDER = (
     "worker_node_failure",
     "strict_spreading",
     "head_failure_no_gcs_ft",
+    # GCS FT on RocksDB, then Serve's HAProxy ingress: each a restarted cluster, last so that no
+    # scenario after them needs a restart back
+    "gcs_crash_rocksdb",
+    "head_failure_gcs_rocksdb",
+    "ingress_crash",
+    "head_failure_haproxy",
 )
 
 

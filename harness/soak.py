@@ -41,6 +41,8 @@ EXCLUDED = {
     "controller_failure": "it leaves the proxies subscribed to a dead controller (ray-project/ray#63784), "
                           "which would poison every later fault until they are restarted",
     "head_failure_no_gcs_ft": "it switches GCS fault tolerance off and restarts the whole cluster",
+    **{name: "it needs a cluster of its own (GCS FT on RocksDB, or Serve's HAProxy ingress): Ray restarts for it"
+       for name in ("gcs_crash_rocksdb", "head_failure_gcs_rocksdb", "ingress_crash", "head_failure_haproxy")},
     "strict_spreading": "its promise needs max_replicas_per_node=1 and 3 replicas; the soak's app has 2 per node",
 }
 MAX_FAULTS = 200

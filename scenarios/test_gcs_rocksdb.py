@@ -38,6 +38,9 @@ GCS_CRASH_ROCKSDB: Scenario = replace(
 )
 
 
+# Nightly: in 3 runs here it measured what head_failure_gcs_ft measures on Redis (the same known
+# deviation, recovery 81.7-82.3 s); gcs_crash_rocksdb (in CI) restarts the head on RocksDB in a third of the time.
+@pytest.mark.nightly_only
 @pytest.mark.scenario(HEAD_FAILURE_GCS_ROCKSDB)
 def test_head_failure_gcs_rocksdb(scenario_result):
     try:
@@ -46,7 +49,6 @@ def test_head_failure_gcs_rocksdb(scenario_result):
         pytest.xfail(f"known Ray deviation reproduced (intermittent): {err}")
 
 
-@pytest.mark.nightly_only
 @pytest.mark.scenario(GCS_CRASH_ROCKSDB)
 def test_gcs_crash_rocksdb(scenario_result):
     scenario_result.assert_promises()

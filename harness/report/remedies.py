@@ -95,10 +95,12 @@ REMEDIES: dict[str, Remedy] = {r.key: r for r in (
            "the Ray pods) after a controller replacement", (), "controller_failure",
            "after the follow-up replica kill every request timed out until the heal killed the proxies and the "
            "controller; back in ~12 s", "ray-project/ray#63784"),
-    Remedy("head_proxy_early", "nothing in your config fixes it in Ray 2.60: a restarted head's proxy passes "
-           "`/-/healthz` ~14 s before it can route (ray-project/ray#46938) -- retry timed-out requests at the "
-           "client", (), "head_failure_gcs_ft",
-           "workers served 100 % while the head was away; requests the restarted head's proxy accepted hung",
+    Remedy("head_proxy_early", "with Serve's Python proxies a restarted head's proxy passes `/-/healthz` ~14 s "
+           "before it can route (ray-project/ray#46938): retry timed-out requests at the client, or run Serve's "
+           "HAProxy ingress (`RAY_SERVE_ENABLE_HA_PROXY=1`, Ray >= 2.55; `--ingress haproxy` tries it), whose "
+           "restarted head took no request it could not route", (), "head_failure_gcs_ft",
+           "workers served 100 % while the head was away; requests the restarted head's proxy accepted hung; "
+           "head_failure_haproxy: the front door kept 100 % in 2 runs of 2",
            "ray-project/ray#46938, #62213, #62751"),
     Remedy("reconfigure", "keep `reconfigure()` quick and idempotent: Serve calls it on every running replica "
            "for a `user_config` change, and a replica that raises there is replaced", ("user_config",),
