@@ -34,6 +34,7 @@ ORDER = (
     # ... with a 2 s constructor and an autoscaling_config
     "autoscaling_step",
     "autoscaling_redeploy",
+    "autoscaling_bursts",
     # ... with a 2 s constructor (a bad rollout waits for 18 failed starts)
     "bad_rollout_constructor",
     "bad_rollout_health",

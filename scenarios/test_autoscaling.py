@@ -17,7 +17,8 @@ import pytest
 from harness.bounds import REPLACE_SLACK_S
 from harness.checks import SLO
 from harness.faults import During, Fault, InplaceUpdate
-from harness.faults.loadshape import LoadStep, expected_peak, no_flapping, scale_timeline, upscaled_to
+from harness.faults.loadshape import (LoadBursts, LoadStep, expected_peak, held_through_gaps, no_flapping,
+                                      scale_timeline, upscaled_to)
 from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
 from runtime.app.serve_config import AUTOSCALING, AUTOSCALING_APP, AUTOSCALING_WORK_S
@@ -40,8 +41,10 @@ SKIP_USER_APP = ("its bounds follow the bundled autoscaling_config and 0.5 s req
                  "needs its own figures")
 
 
-def autoscaling_scenario(name: str, title: str, promise: str, fault: Fault, step_s: float) -> Scenario:
-    """A load step of ``step_s`` seconds on the bundled autoscaling SleepyPid, judged as above."""
+def autoscaling_scenario(name: str, title: str, promise: str, fault: Fault, step_s: float,
+                         more_checks: tuple = ()) -> Scenario:
+    """A load step of ``step_s`` seconds on the bundled autoscaling SleepyPid, judged as above
+    (and by ``more_checks``)."""
     return Scenario(
         name=name,
         title=title,
@@ -55,7 +58,7 @@ def autoscaling_scenario(name: str, title: str, promise: str, fault: Fault, step
         # Replicas come and go by design; Serve keeps proxies only where replicas are.
         expected_churn={"replica": "any", "proxy": "any", "controller": "none", "pod": "none"},
         extra_checks=(upscaled_to(expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING), UPSCALE_WITHIN_S),
-                      no_flapping),
+                      no_flapping, *more_checks),
         extra_metrics=(scale_timeline,),
         min_observe_s=step_s + 5.0,
         deadline_s=step_s + DOWNSCALE_WITHIN_S + 30.0,
@@ -90,4 +93,23 @@ AUTOSCALING_REDEPLOY = autoscaling_scenario(
 
 @pytest.mark.scenario(AUTOSCALING_REDEPLOY)
 def test_autoscaling_redeploy(scenario_result):
+    scenario_result.assert_promises()
+
+
+# Bursts shorter than the downscale delay apart (Ray 2.60 ``autoscaling_policy``: a decision to scale
+# down needs the lower count to hold for ``downscale_delay_s``; a burst in between resets it).
+BURSTS = LoadBursts(rate=STEP_RATE, burst_s=8.0, gap_s=7.0, bursts=4)
+BURST_PEAK = expected_peak(STEP_RATE, AUTOSCALING_WORK_S, AUTOSCALING)
+AUTOSCALING_BURSTS = autoscaling_scenario(
+    "autoscaling_bursts",
+    f"4 bursts of {STEP_RATE:g} requests/s (8 s each, 7 s apart at 2/s) on an autoscaling deployment",
+    f"Serve scales up to {BURST_PEAK} replicas within {UPSCALE_WITHIN_S:g} s of the first burst and keeps them "
+    f"through the gaps (7 s, shorter than the {AUTOSCALING['downscale_delay_s']:g} s downscale delay) until the "
+    f"last burst ends; back to {AUTOSCALING['min_replicas']} after; no request fails; no flapping.",
+    BURSTS, step_s=BURSTS.duration_s, more_checks=(held_through_gaps(BURST_PEAK),))
+
+
+@pytest.mark.nightly_only  # autoscaling_redeploy (in CI) judges the same upscale and downscale
+@pytest.mark.scenario(AUTOSCALING_BURSTS)
+def test_autoscaling_bursts(scenario_result):
     scenario_result.assert_promises()

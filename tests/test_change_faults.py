@@ -408,3 +408,35 @@ def test_advise_names_the_target_reset_a_set_initial_replicas_brings_on_every_re
     config["applications"][0]["deployments"][0]["autoscaling_config"]["initial_replicas"] = 2
     (finding,) = replica_findings(deployment_settings(config))
     assert finding.severity == "info" and "initial_replicas=2" in finding.line() and "#30464" in finding.line()
+
+
+def test_load_bursts_follow_their_windows_and_the_target_must_hold_through_the_gaps():
+    from harness.faults.loadshape import LoadBursts, held_through_gaps
+
+    fault = LoadBursts(rate=20.0, burst_s=8.0, gap_s=7.0, bursts=3)
+    assert fault.duration_s == 38.0 and fault.windows() == [(0.0, 8.0), (15.0, 23.0), (30.0, 38.0)]
+    assert fault.load_rates() == ((0.0, 20.0), (8.0, None), (15.0, 20.0), (23.0, None), (30.0, 20.0), (38.0, None))
+    with pytest.raises(ValueError, match="bursts >= 1"):
+        LoadBursts(bursts=0)
+    record = FaultRecord("load_bursts", 100.0, 100.0, [], params={"rate": 20.0, "duration_s": 38.0})
+
+    def probe(t, target):
+        s = snap(t, syn.BASE_REPLICAS + syn.BASE_SYSTEM)
+        s.apps["app"]["deployments"]["d"]["target_num_replicas"] = target
+        return s
+
+    reqs = []
+    for start, end in fault.windows():
+        reqs += syn.requests(100 + start, 100 + end, 20.0, seq0=len(reqs))
+        reqs += syn.requests(100 + end, 100 + end + 7.0, 2.0, seq0=len(reqs))
+    held = [probe(t, n) for t, n in ((98, 2), (106, 5), (112, 5), (120, 6), (128, 5), (136, 5), (160, 2))]
+    history = syn.history(reqs, held, [record], desired=2)
+    assert fault.verify(history, record).status == "pass"
+    assert held_through_gaps(5)(history, record).status == "pass"
+    # Down to 3 in the second gap, before the last burst: it did not hold.
+    dropped = [probe(t, n) for t, n in ((98, 2), (106, 5), (120, 3), (132, 5), (160, 2))]
+    result = held_through_gaps(5)(syn.history(reqs, dropped, [record], desired=2), record)
+    assert (result.status, result.value) == ("fail", 3) and "before the last one ended" in result.detail
+    # No burst sent: the fault changed nothing.
+    flat = syn.history(syn.requests(95, 150, 2.0), held, [record], desired=2)
+    assert fault.verify(flat, record).status == "fail"

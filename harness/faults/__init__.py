@@ -22,7 +22,7 @@ from harness.faults.base import (DOWNSTREAM, DoesNotApply, Fault, FaultNotApplic
 from harness.faults.badversion import BadRollout
 from harness.faults.compound import During
 from harness.faults.crashloop import CrashLoop
-from harness.faults.loadshape import LoadStep
+from harness.faults.loadshape import LoadBursts, LoadStep
 from harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
 from harness.faults.network import PodPartition, PodReject
 from harness.faults.operator import ConfigChange, InplaceUpdate, RollingUpdate, ScaleDown
@@ -35,11 +35,11 @@ CATALOGUE: dict[str, type[Fault]] = {
                               PodPartition, RedisLoss, HealthCheckFailure, ReplicaHang, InplaceUpdate,
                               RollingUpdate, ScaleDown, NodeDrain, CpuStarvation, MemoryPressure, PacketLoss,
                               NetworkDelay, ReplicaSlow, RayServiceUpgrade, BadRollout, ControllerRestart, QueryOfDeath,
-                              GcsCrash, HealthFlap, CrashLoop, PodReject, LoadStep, IngressCrash)
+                              GcsCrash, HealthFlap, CrashLoop, PodReject, LoadStep, IngressCrash, LoadBursts)
 }
 
 __all__ = ["ActorKill", "BadRollout", "CATALOGUE", "ConfigChange", "ControllerKill", "ControllerRestart", "CrashLoop", "During", "CpuStarvation", "DOWNSTREAM", "Fault",
-           "DoesNotApply", "FaultNotApplicable", "GcsCrash", "FaultPlan", "GrayFault", "HealthCheckFailure", "HealthFlap", "IngressCrash", "InplaceUpdate", "LoadStep", "MassReplicaKill",
+           "DoesNotApply", "FaultNotApplicable", "GcsCrash", "FaultPlan", "GrayFault", "HealthCheckFailure", "HealthFlap", "IngressCrash", "InplaceUpdate", "LoadBursts", "LoadStep", "MassReplicaKill",
            "MemoryPressure", "NetworkDelay", "NoSuchDeployment", "NodeDrain", "NodeLoss", "PacketLoss", "PodKill",
            "PodPartition", "PodReject", "ProxyKill", "QueryOfDeath", "RayServiceUpgrade", "RedisLoss", "ReplicaHang", "ReplicaKill", "ReplicaSlow", "RollingUpdate",
            "ScaleDown", "actor_victim", "aimed", "pick", "pod_victim",

@@ -81,6 +81,82 @@ class LoadStep(Fault):
                            f"the load offered {offered:.1f}/s per endpoint during the step")
 
 
+@dataclass(frozen=True)
+class LoadBursts(LoadStep):
+    """``bursts`` spikes of ``rate`` requests/s per endpoint, each ``burst_s`` seconds long, ``gap_s``
+    seconds apart at the scenario's own rate: with gaps shorter than ``downscale_delay_s`` an
+    autoscaler must hold its replicas through them.  ``duration_s`` is derived: first burst to the
+    end of the last (s)."""
+
+    name: ClassVar[str] = "load_bursts"
+    summary: ClassVar[str] = "spike the load several times, with gaps at the base rate"
+    burst_s: float = 8.0
+    gap_s: float = 7.0
+    bursts: int = 4
+    duration_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.bursts < 1 or self.burst_s <= 0 or self.gap_s <= 0:
+            raise ValueError(f"load bursts need bursts >= 1, burst_s > 0 and gap_s > 0, got {self.bursts}, "
+                             f"{self.burst_s}, {self.gap_s}")
+        object.__setattr__(self, "duration_s", self.bursts * self.burst_s + (self.bursts - 1) * self.gap_s)
+        super().__post_init__()
+
+    def describe(self) -> str:
+        return (f"{self.bursts} bursts of {self.rate:g} requests/s per endpoint, {self.burst_s:g} s each, "
+                f"{self.gap_s:g} s apart")
+
+    def windows(self) -> list[tuple[float, float]]:
+        """Each burst's start and end, seconds from the first."""
+        period = self.burst_s + self.gap_s
+        return [(i * period, i * period + self.burst_s) for i in range(self.bursts)]
+
+    def load_rates(self) -> tuple[tuple[float, float | None], ...]:
+        steps: list[tuple[float, float | None]] = []
+        for start, end in self.windows():
+            steps += [(start, self.rate), (end, None)]
+        return tuple(steps)
+
+    def verify(self, history: History, record: FaultRecord) -> CheckResult:
+        """The offered rate inside the bursts (each one's first second goes to the load picking it up)."""
+        name, bound = "fault.took_effect", f">= {RATE_SHARE:.0%} of {self.rate:g}/s per endpoint in the bursts"
+        reqs = history.requests
+        if reqs.empty:
+            return CheckResult(name, UNKNOWN, bound=bound, detail="no request sent")
+        if "t_sent" in reqs:
+            reqs = reqs[reqs["t_sent"].notna()]
+        endpoints = max(1, int(reqs["endpoint"].nunique()))
+        inside, span = 0, 0.0
+        for start, end in self.windows():
+            t0, t1 = record.t_inject + start + 1.0, record.t_inject + end
+            inside += int(((reqs["t"] >= t0) & (reqs["t"] < t1)).sum())
+            span += t1 - t0
+        offered = inside / span / endpoints
+        return CheckResult(name, PASS if offered >= RATE_SHARE * self.rate else FAIL, round(offered, 1), bound,
+                           "requests/s", f"the load offered {offered:.1f}/s per endpoint inside the bursts")
+
+
+def held_through_gaps(want: int) -> Callable[[History, FaultRecord], CheckResult]:
+    """The check that once the autoscaler's target reached ``want`` it stayed there until the last burst
+    ended (its gaps are shorter than the downscale delay); its value: the lowest target meanwhile."""
+
+    def held(history: History, record: FaultRecord) -> CheckResult:
+        name, bound = "autoscale.held_through_gaps", f">= {want}"
+        series = _targets(history, record.t_inject, record.t_inject + float(record.params.get("duration_s", 0.0)))
+        reached = next((i for i, (_, n) in enumerate(series) if n >= want), None)
+        if reached is None:
+            return CheckResult(name, UNKNOWN, bound=bound, detail=f"the target never reached {want} in the bursts")
+        low_t, low = min(series[reached:], key=lambda tn: tn[1])
+        ok = low >= want
+        detail = (f"the target stayed at >= {want} from {series[reached][0] - record.t_inject:.1f} s to the last "
+                  "burst's end" if ok else
+                  f"the target fell to {low} {low_t - record.t_inject:.1f} s after the first burst, before the last "
+                  "one ended")
+        return CheckResult(name, PASS if ok else FAIL, low, bound, "replicas", detail)
+
+    return held
+
+
 def _counts(history: History, t0: float, t1: float) -> list[tuple[float, int]]:
     """RUNNING replicas per probe in ``[t0, t1)``: the capacity that serves."""
     return [(s.t, int(s.replicas_running or 0)) for s in history.snapshots
