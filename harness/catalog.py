@@ -95,12 +95,18 @@ def load_scenarios() -> dict[str, Scenario]:
 
 
 def select(names: list[str]) -> list[Scenario]:
-    """Scenarios by name; ``all`` means every one.  Unknown names: one-line ConfigError."""
+    """Scenarios by name, or experiment files (``*.yaml``); ``all`` means every one.  Unknown names:
+    one-line ConfigError."""
     catalogue = load_scenarios()
     if not names or names == ["all"]:
         return list(catalogue.values())
     chosen = []
     for name in names:
+        if name.endswith((".yaml", ".yml")):
+            from harness.experiment import load_experiment
+
+            chosen.append(load_experiment(name))
+            continue
         if name not in catalogue:
             raise ConfigError(f"unknown scenario {name!r}",
                               hint=f"choose from: all, {', '.join(catalogue)} (see `serve-chaos list`)")

@@ -1,4 +1,4 @@
-"""``serve-chaos``: up / down / status / list / run / nightly / soak / matrix / report / advise / versions / kind / k8s."""
+"""``serve-chaos``: up / down / status / list / show / schema / run / nightly / soak / matrix / report / advise / versions / kind / k8s."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import sys
 
 import typer
 
-from harness.cli import advise, cluster, k8s, kind, matrix, reports, runs, versions
+from harness.cli import advise, cluster, experiments, k8s, kind, matrix, reports, runs, versions
 from harness.cli.common import console, err_console
 from harness.interrupts import interrupt_on_stop_signals
 from runtime.errors import ServeChaosError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Chaos experiments for Ray Serve end-to-end fault tolerance.")
-for module in (cluster, runs, matrix, reports, advise, versions, kind, k8s):
+for module in (cluster, runs, experiments, matrix, reports, advise, versions, kind, k8s):
     module.register(app)
 
 
