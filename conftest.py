@@ -1,3 +1,2 @@
-"""Loads the serve-chaos pytest plugin for everything under this directory."""
-
-pytest_plugins = ["harness.pytest_plugin"]
+"""The serve-chaos pytest plugin loads through its ``pytest11`` entry point (pyproject.toml) once the
+project is installed (``./setup.sh``), here as in a user's repository: nothing to load by hand."""

@@ -1,5 +1,9 @@
 """pytest plugin: ``--target``, ``--keep-cluster``, ``--report-dir``; a session cluster; scenario fixtures.
 
+Installed, it loads through its ``pytest11`` entry point in any repository: experiment files named
+``chaos_*.yaml`` are collected as tests (``harness/experiment``), and the ``chaos`` fixture runs an
+experiment -- a file, its data, or a ``Scenario`` -- from a test of the user's own.
+
 A scenario test marks itself with ``@pytest.mark.scenario(SCENARIO)`` and asks
 for ``scenario_result``.  The run happens in that fixture's setup, so a cluster
 that is not at steady state before the fault is a test *error*, while a
@@ -53,8 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kube target off kind: where the Serve Service is reachable (e.g. http://10.0.0.5:30800)")
     group.addoption("--dashboard-url", default=None,
                     help="kube target off kind: the Ray dashboard (default: a port-forward to the head)")
-    group.addoption("--app", default=None, help="your Serve config (default: the bundled SleepyPid)")
-    group.addoption("--app-dir", default=None, help="directory with the code --app imports")
+    group.addoption("--app", "--chaos-app", dest="app", default=None,
+                    help="your Serve config (default: the bundled SleepyPid)")
+    group.addoption("--app-dir", "--chaos-app-dir", dest="app_dir", default=None, help="directory with the code --app imports")
     group.addoption("--image", default=None, help="kind: image with Ray 2.60 and your code (instead of --app-dir)")
     group.addoption("--requests", default=None, help="YAML list of requests the load sends")
     group.addoption("--locustfile", default=None, help="your Locust HttpUser whose tasks make the requests")
@@ -225,3 +230,63 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for line in explanation_lines(report):
         tr.write_line(f"  {line}")
     tr.write_line(f"artifacts: {Path(config.getoption('--report-dir')).resolve()}/<run-id>/ (verdict.json, requests.jsonl, probes.jsonl)")
+
+
+# ---------------------------------------------------------------------- experiments in a user's repository
+EXPERIMENT_GLOB = "chaos_*.y*ml"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """``chaos_*.yaml`` files are experiments: one test each, judged like a catalogue scenario."""
+    if file_path.match(EXPERIMENT_GLOB) and file_path.suffix in (".yaml", ".yml"):
+        return ExperimentFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _judge_experiment(scenario_result: RunResult) -> None:
+    scenario_result.assert_promises()
+
+
+class ExperimentFile(pytest.File):
+    """An experiment file: validated at collection (a mistake is one line, as a collection error)."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from harness.experiment import load_experiment
+
+        try:
+            scenario = load_experiment(self.path)
+        except ConfigError as err:
+            raise self.CollectError(err.one_line()) from None
+        item = pytest.Function.from_parent(self, name=scenario.name, callobj=_judge_experiment)
+        item.add_marker(pytest.mark.scenario(scenario))
+        yield item
+
+
+@pytest.fixture
+def chaos(request: pytest.FixtureRequest) -> Any:
+    """``chaos(experiment)`` runs an experiment -- a file path, the data of one (a dict, as the file
+    holds it) or a ``Scenario`` -- on the session's cluster and returns its ``RunResult``
+    (``result.assert_promises()`` fails the test with one line per broken promise)."""
+    from harness.experiment.files import scenario_from, validate
+    from harness.experiment import load_experiment
+
+    engine: Engine = request.getfixturevalue("chaos_engine")
+
+    def run(experiment: Any) -> RunResult:
+        if isinstance(experiment, (str, Path)):
+            scenario = load_experiment(experiment)
+        elif isinstance(experiment, dict):
+            validate(experiment, f"{request.node.name}'s experiment")
+            scenario = scenario_from(experiment, f"{request.node.name}'s experiment", Path(str(request.path)).parent)
+        else:
+            scenario = experiment
+        try:
+            result = engine.run(scenario)
+        except ScenarioSkipped as err:
+            pytest.skip(err.one_line())
+        except ServeChaosError as err:
+            pytest.fail(f"{scenario.name}: {err.one_line()}", pytrace=False)
+        request.config.stash[RESULTS_KEY].append(result)
+        return result
+
+    return run

@@ -128,7 +128,7 @@ from harness.checks import CheckResult, Evaluation
 from harness.deviations import KnownDeviation
 from harness.outcome import RunResult
 
-pytest_plugins = ["harness.pytest_plugin"]
+# the plugin loads through its pytest11 entry point
 RAY = "{ray}"
 STATUS = "{status}"
 

@@ -14,7 +14,7 @@ pytest_plugins = ["pytester"]
     (["--cluster-config", "/nope.json"], "--cluster-config '/nope.json' is not a file"),
 ])
 def test_bad_options_are_usage_errors(pytester, args, words):
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makeconftest('# the plugin loads through its pytest11 entry point')
     pytester.makepyfile("def test_x():\n    pass\n")
     result = pytester.runpytest_subprocess(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -22,7 +22,7 @@ def test_bad_options_are_usage_errors(pytester, args, words):
 
 
 def test_scenario_marker_is_required(pytester):
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makeconftest('# the plugin loads through its pytest11 entry point')
     pytester.makepyfile("def test_x(scenario_result):\n    pass\n")
     result = pytester.runpytest_subprocess()
     assert result.ret != 0
@@ -33,7 +33,7 @@ def test_a_failed_bring_up_is_reported_once_not_per_test(pytester, tmp_path, mon
     """A kind context whose API server does not answer: one line for the session, not an ERROR per test."""
     for name, value in dead_kubeconfig(tmp_path).items():
         monkeypatch.setenv(name, value)
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makeconftest('# the plugin loads through its pytest11 entry point')
     pytester.makepyfile("\n".join(f"def test_{i}(chaos_cluster):\n    pass\n" for i in range(5)))
     result = pytester.runpytest_subprocess("--target", "kind")
     text = "\n".join(result.outlines + result.errlines)

@@ -56,7 +56,7 @@ def test_a_dry_run_takes_a_supported_version(home):
 def test_pytest_refuses_a_bad_version_as_a_usage_error(pytester, monkeypatch):
     # The plugin of this checkout, not whatever an editable install points at.
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makeconftest('# the plugin loads through its pytest11 entry point')
     pytester.makepyfile("def test_x():\n    pass\n")
     result = pytester.runpytest_subprocess("--ray-version", "2.61.0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

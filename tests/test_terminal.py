@@ -53,7 +53,7 @@ def test_the_pytest_summary_uses_the_same_words(night, pytester, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     data = pytester.path / "verdicts.json"
     data.write_text(json.dumps([report.load_verdict(d) for d in night]))
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makeconftest('# the plugin loads through its pytest11 entry point')
     pytester.makepyfile(f"""
 import json
 from types import SimpleNamespace
