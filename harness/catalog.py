@@ -72,8 +72,8 @@ ORDER = (
     "head_failure_no_gcs_ft",
     # GCS FT on RocksDB, then Serve's HAProxy ingress: each a restarted cluster, last so that no
     # scenario after them needs a restart back
-    "gcs_crash_rocksdb",
     "head_failure_gcs_rocksdb",
+    "gcs_crash_rocksdb",
     "ingress_crash",
     "head_failure_haproxy",
 )

@@ -38,9 +38,6 @@ GCS_CRASH_ROCKSDB: Scenario = replace(
 )
 
 
-# Nightly: in 3 runs here it measured what head_failure_gcs_ft measures on Redis (the same known
-# deviation, recovery 81.7-82.3 s); gcs_crash_rocksdb (in CI) restarts the head on RocksDB in a third of the time.
-@pytest.mark.nightly_only
 @pytest.mark.scenario(HEAD_FAILURE_GCS_ROCKSDB)
 def test_head_failure_gcs_rocksdb(scenario_result):
     try:
@@ -49,6 +46,12 @@ def test_head_failure_gcs_rocksdb(scenario_result):
         pytest.xfail(f"known Ray deviation reproduced (intermittent): {err}")
 
 
+# Nightly: 4 runs of 5 kept (steady 22.2-44.1 s after the kill), but in the fifth (a fresh-clone CI run) one
+# request through a worker's own proxy was answered 500 about 1 s after the kill though its replica had served
+# it (Serve's access log); the proxy log was gone with the cluster, so the cause is not known (no upstream issue
+# found) and the promise stays strict.  Request records now keep a 5xx answer's text (Serve's proxy puts the
+# exception there).  head_failure_gcs_rocksdb (in CI) restarts the head on RocksDB too.
+@pytest.mark.nightly_only
 @pytest.mark.scenario(GCS_CRASH_ROCKSDB)
 def test_gcs_crash_rocksdb(scenario_result):
     scenario_result.assert_promises()

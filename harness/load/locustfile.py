@@ -157,6 +157,10 @@ def body_pid(text: str) -> int | None:
         return None
 
 
+#: How much of a 5xx answer's body a request record keeps (characters).
+DETAIL_CHARS = 300
+
+
 def judge(record: dict, status: int, expect: int) -> None:
     """Fill in the outcome of an answered request: ok when it answered ``expect``."""
     record["status"] = status
@@ -291,6 +295,9 @@ class OpenLoopUser(User):
             record["pod"] = resp.headers.get(POD_HEADER) or endpoint.get("pod")
             judge(record, resp.status_code, int(spec.get("expect_status", 200)))
             record["pid"] = body_pid(resp.text) if record["ok"] else None
+            if record["status"] is not None and record["status"] >= 500:
+                # Serve's proxy answers a 500 with the exception's text: the cause, kept short.
+                record["detail"] = resp.text[:DETAIL_CHARS]
         except Exception as err:  # noqa: BLE001 - every failure is data
             exc = err
             record["error"] = classify(err)

@@ -284,7 +284,8 @@ MATCHES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("query_of_death", "*", "always", ("poison_request",)),
     ("crash_loop", "*", "always", ("crash_loop", "spare_replicas")),
     ("autoscaling_*", "*", "always", ("autoscale_lag",)),
-    ("gcs_crash*", "*", "always", ("gcs_ft", "client_retry")),
+    # GCS FT is on in these scenarios (the crash is survivable only so): turning it on is no advice.
+    ("gcs_crash*", "*", "always", ("client_retry",)),
     ("node_loss_during_rollout", "*", "always", ("client_retry", "node_detection")),
     ("replica_kill_during_drain", "*", "always", ("drain_room", "client_retry")),
     ("health_fail_during_inplace", "*", "always", ("health_check", "reconfigure")),
