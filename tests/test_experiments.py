@@ -97,3 +97,15 @@ def test_run_and_select_take_experiment_files_beside_scenario_names(tmp_path):
     assert (mine.name, theirs.name) == ("mine", "replica_failure")
     assert mine.app_options == {"health_check_period_s": 1.0} and mine.needs == ("health_toggle",)
     assert mine.known_intermittent["recovery_s"].since == "2.60.0"
+
+
+def test_the_github_action_is_composite_and_names_only_inputs_it_declares():
+    import re
+
+    action = yaml.safe_load((EXAMPLES.parent.parent / "action.yml").read_text())
+    assert action["runs"]["using"] == "composite"
+    used = set(re.findall(r"inputs\.([\w-]+)", (EXAMPLES.parent.parent / "action.yml").read_text()))
+    assert used and used <= set(action["inputs"]), used - set(action["inputs"])
+    # Inputs reach shell steps through env, never pasted into the script (script injection).
+    for step in action["runs"]["steps"]:
+        assert "${{" not in step.get("run", ""), step.get("name")
