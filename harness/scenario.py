@@ -162,7 +162,7 @@ class Scenario:
     @property
     def requires(self) -> tuple[str, ...]:
         needs = list(self.fault.requires) + list(self.extra_requires)
-        needs += [c for c, asked in (("gcs_rocksdb", self.gcs_backend == "rocksdb"),
+        needs += [c for c, asked in (("gcs_rocksdb", self.gcs_ft and self.gcs_backend == "rocksdb"),
                                      ("serve_haproxy", self.ingress == "haproxy")) if asked]
         for followup in self.followups:
             needs += [c for c in followup.fault.requires if c not in needs]

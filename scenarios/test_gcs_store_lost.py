@@ -29,6 +29,8 @@ def _bounds(settings: dict) -> dict:
 
 GCS_STORE_LOST = Scenario(
     name="gcs_store_lost",
+    # Its fault is Redis going away: on the RocksDB backend there is no Redis to lose.
+    gcs_backend="redis",
     title="kill Redis (the GCS store) for 10 s while the head is up, under load",
     promise="Serving continues while Redis is gone; after it returns the cluster heals to steady state.",
     fault=RedisLoss(duration_s=10.0),

@@ -58,7 +58,8 @@ def test_overlapping_steps_become_nested_faults_in_time_order(tmp_path):
     data = {**MINIMAL, "faults": [{"fault": "node_loss", "at_s": 20}, {"fault": "rolling_update"},
                                   {"fault": "replica_kill", "at_s": 35}]}
     fault = load_experiment(write(tmp_path, data)).fault
-    assert isinstance(fault, During) and fault.after_s == 15
+    # During waits from its first fault's start -- the first step's, nested -- so each delay is its at_s.
+    assert isinstance(fault, During) and fault.after_s == 35
     assert isinstance(fault.first, During) and fault.first.after_s == 20
     assert isinstance(fault.first.first, RollingUpdate) and isinstance(fault.first.second, NodeLoss)
 
@@ -74,6 +75,9 @@ def test_overlapping_steps_become_nested_faults_in_time_order(tmp_path):
     ({"checks": ["nowhere.at_all:check"]}, "nowhere.at_all:check cannot be imported"),
     ({"expected_churn": {"replica": "sometimes"}}, "unknown churn expectation 'sometimes'"),
     ({"cluster": {"ingress": "nginx"}}, "cluster.ingress: 'nginx' is not one of"),
+    ({"slo": {"min_availability": 1.5}}, "min_availability"),
+    ({"faults": [{"fault": "rolling_update"}, {"fault": "load_step", "at_s": 10}]},
+     "faults[1]: a load shape (load_step) can only be the first fault"),
 ])
 def test_every_mistake_is_one_line_naming_its_key(tmp_path, change, words):
     with pytest.raises(ConfigError) as err:
@@ -109,3 +113,53 @@ def test_the_github_action_is_composite_and_names_only_inputs_it_declares():
     # Inputs reach shell steps through env, never pasted into the script (script injection).
     for step in action["runs"]["steps"]:
         assert "${{" not in step.get("run", ""), step.get("name")
+
+
+def test_three_steps_are_injected_at_their_own_times(monkeypatch):
+    """With stand-in faults: each step strikes at its at_s after the first (not after the one before)."""
+    import time as clock
+    from dataclasses import dataclass
+
+    from harness.faults import Fault, FaultPlan
+    from harness.observe.history import FaultRecord
+
+    now = [100.0]
+    monkeypatch.setattr(clock, "time", lambda: now[0])
+    monkeypatch.setattr(clock, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    struck = []
+
+    @dataclass(frozen=True)
+    class Mark(Fault):
+        name = "mark"
+        label: str = ""
+
+        def inject(self, cluster, plan):
+            struck.append((self.label, now[0] - 100.0))
+            return FaultRecord("mark", now[0], now[0], [])
+
+    fault = During(first=During(first=Mark(label="a"), second=Mark(label="b"), after_s=1.0),
+                   second=Mark(label="c"), after_s=2.5)
+    plan = FaultPlan("x", "x", [], {"during": {k: {"fault": "mark", "description": "", "victims": [], "params": p}
+                                              for k, p in (("first", {"during": {
+                                                  k2: {"fault": "mark", "description": "", "victims": [], "params": {}}
+                                                  for k2 in ("first", "second")}}), ("second", {}))}})
+    fault.inject(None, plan)
+    assert struck == [("a", 0.0), ("b", 1.0), ("c", 2.5)]
+
+
+def test_integers_written_as_floats_and_odd_files_are_taken_or_refused_in_one_line(tmp_path):
+    data = {**MINIMAL, "faults": [{"fault": "load_bursts", "with": {"bursts": 2.0, "rate": 5}}]}
+    assert load_experiment(write(tmp_path, data)).fault.bursts == 2
+    bad = tmp_path / "latin.yaml"
+    bad.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_experiment(bad)
+
+
+def test_show_takes_one_scenario():
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    result = CliRunner().invoke(app, ["show", "all"])
+    assert result.exit_code != 0

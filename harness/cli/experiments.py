@@ -34,6 +34,10 @@ def show(name: str = typer.Argument(..., help="a scenario name (`serve-chaos lis
     from harness.catalog import select
     from harness.experiment.files import dump_scenario, scenario_data
 
+    from runtime.errors import ConfigError
+
+    if name == "all":
+        raise ConfigError("show takes one scenario, not all", hint="`serve-chaos list` names them; show one at a time")
     (scenario,) = select([name])
     if as_yaml:
         print(dump_scenario(scenario), end="")

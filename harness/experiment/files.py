@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import typing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,7 +48,7 @@ def validate(data: Any, source: str) -> None:
     validator = jsonschema.Draft202012Validator(experiment_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is not None:
-        raise ConfigError(f"{source}: {_where(error.absolute_path)}: {error.message}", hint=HINT)
+        raise ConfigError(f"{source}: {_where(error.absolute_path)}: {' '.join(error.message.split())}", hint=HINT)
 
 
 def resolve(ref: str, source: str) -> Any:
@@ -61,11 +62,18 @@ def resolve(ref: str, source: str) -> Any:
 
 
 def _fault(step: dict[str, Any], source: str, where: str) -> Fault:
+    cls = CATALOGUE[step["fault"]]
+    hints = typing.get_type_hints(cls)
+    params = {k: int(v) if hints.get(k) is int and isinstance(v, float) and v.is_integer() else v
+              for k, v in (step.get("with") or {}).items()}
     try:
-        return CATALOGUE[step["fault"]](**(step.get("with") or {}))
+        return cls(**params)
     except (ValueError, TypeError, ConfigError) as err:
-        text = err.what if isinstance(err, ConfigError) else str(err)
-        raise ConfigError(f"{source}: {where}: {text}", hint=HINT) from None
+        raise ConfigError(f"{source}: {where}: {one_line(err)}", hint=HINT) from None
+
+
+def one_line(err: BaseException) -> str:
+    return " ".join((err.what if isinstance(err, ConfigError) else str(err)).split())
 
 
 def _faults(steps: list[dict[str, Any]], source: str) -> Fault:
@@ -75,11 +83,15 @@ def _faults(steps: list[dict[str, Any]], source: str) -> Fault:
     if float(first.get("at_s", 0.0)) != 0.0:
         raise ConfigError(f"{source}: faults[{first_i}].at_s: the first fault starts at 0 s",
                           hint="time before the first fault is timing.warmup_s and the gate")
-    fault, at = _fault(first, source, f"faults[{first_i}]"), 0.0
+    fault = _fault(first, source, f"faults[{first_i}]")
     for i, step in ordered[1:]:
-        start = float(step.get("at_s", 0.0))
-        fault = During(first=fault, second=_fault(step, source, f"faults[{i}]"), after_s=start - at)
-        at = start
+        second = _fault(step, source, f"faults[{i}]")
+        if second.load_rates():
+            raise ConfigError(f"{source}: faults[{i}]: a load shape ({step['fault']}) can only be the first fault",
+                              hint="put it first (at_s 0) and the other faults after it")
+        # ``During`` waits from its first fault's start -- nested, the first step's -- so each
+        # later step's delay is its own at_s.
+        fault = During(first=fault, second=second, after_s=float(step.get("at_s", 0.0)))
     return fault
 
 
@@ -124,22 +136,27 @@ def scenario_from(data: dict[str, Any], source: str, base: Path) -> Scenario:
             extra_metrics=tuple(resolve(r, source) for r in data.get("metrics", ())),
             bounds=resolve(data["bounds"], source) if data.get("bounds") else None,
             followups=_followups(data.get("then") or [], source),
+            on_user_app=data.get("on_user_app", "run"), skip_reason=data.get("skip_reason", ""),
             **{k: float(v) for k, v in (data.get("timing") or {}).items()})
     except ConfigError as err:
-        raise ConfigError(f"{source}: {err.what}", hint=err.hint or HINT) from None
+        raise ConfigError(f"{source}: {one_line(err)}", hint=err.hint or HINT) from None
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{source}: {one_line(err)}", hint=HINT) from None
 
 
 def load_experiment(path: str | Path) -> Scenario:
     """An experiment file as a Scenario; a ConfigError line for any mistake in it."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ConfigError(f"experiment {path} cannot be read: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text", hint="save the experiment as UTF-8 YAML") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not YAML{at}: {getattr(err, 'problem', err)}") from None
+        raise ConfigError(f"{path}: not YAML{at}: {' '.join(str(getattr(err, 'problem', err)).split())}") from None
     validate(data, str(path))
     return scenario_from(data, str(path), path.parent)
 
@@ -166,9 +183,7 @@ def _app_reference(app: AppSpec) -> str | None:
 def _steps(fault: Fault) -> list[dict[str, Any]]:
     """A fault (``During`` nested) as the file's steps, each with its start."""
     if isinstance(fault, During):
-        earlier = _steps(fault.first)
-        start = max(float(s.get("at_s", 0.0)) for s in earlier) + fault.after_s
-        return earlier + [{**_steps(fault.second)[0], "at_s": start}]
+        return _steps(fault.first) + [{**_steps(fault.second)[0], "at_s": fault.after_s}]
     default = type(fault)()
     with_ = {f.name: getattr(fault, f.name) for f in dataclasses.fields(fault)
              if getattr(fault, f.name) != getattr(default, f.name) and f.name != "duration_s"
@@ -206,6 +221,8 @@ def scenario_data(sc: Scenario) -> tuple[dict[str, Any], list[str]]:
     """The file's content for ``sc``, and what of it stays in Python (no name to import it by)."""
     left: list[str] = []
     data: dict[str, Any] = {"name": sc.name, "title": sc.title, "promise": sc.promise}
+    if sc.on_user_app != "run":
+        data.update(on_user_app=sc.on_user_app, skip_reason=sc.skip_reason)
     if sc.app is not None:
         ref = _app_reference(sc.app)
         data["app"] = {"python": ref} if ref else {}

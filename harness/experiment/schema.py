@@ -90,6 +90,9 @@ def experiment_schema() -> dict[str, Any]:
         "properties": {
             "name": {"type": "string", "pattern": r"^[A-Za-z0-9_]+$"},
             "title": {"type": "string"},
+            # With --app / --chaos-app the user's app replaces the file's unless the file says skip.
+            "on_user_app": {"enum": ["run", "skip"]},
+            "skip_reason": {"type": "string"},
             "promise": {"type": "string"},
             "app": {"type": "object", "additionalProperties": False, "properties": {
                 "config": {"type": "string"}, "app_dir": {"type": "string"}, "requests": {"type": "string"},

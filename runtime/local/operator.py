@@ -229,9 +229,10 @@ class RayServiceOperator(OperatorPodSpecs):
                 self.desired_serve_config = serve_config
             changed = options.differs(self.settings())
             self.gcs_ft, self.gcs_backend, self.ingress = want.gcs_ft, want.gcs_backend, want.ingress
-            self.storage_namespace = self._new_storage_namespace()
-            self.applied_serve_hash = ""
             if changed:
+                # A new cluster, a new store (as KubeRay's new RayCluster); the running one keeps its own.
+                self.storage_namespace = self._new_storage_namespace()
+                self.applied_serve_hash = ""
                 for pod in self.kubelet.pods.values():
                     if pod.role in ("head", "worker") and pod.phase == "Running":
                         self.kubelet.delete_pod(pod, graceful=False, grace_period_s=0, reason="Ray options changed")
