@@ -53,7 +53,11 @@ def test_redis_stays_the_default_backend(tmp_path):
     assert "RAY_SERVE_ENABLE_HA_PROXY" not in env
 
 
-def test_haproxy_ingress_is_switched_on_in_every_ray_pod_with_short_socket_paths(tmp_path):
+def test_haproxy_ingress_is_switched_on_in_every_ray_pod_with_short_socket_paths(tmp_path, monkeypatch):
+    # The real directory is /tmp/sc-<label>-hap; the test's goes under its own tmp_path (as short).
+    import tempfile
+
+    monkeypatch.setattr("runtime.local.layout.HAPROXY_TMP", Path(tempfile.mkdtemp(prefix="sc", dir="/tmp")))
     op, kubelet = operator(tmp_path, ingress="haproxy")
     for pod in ("head", "worker-1"):
         _, env = op.pod_spec(kubelet.pods[pod])
@@ -63,6 +67,9 @@ def test_haproxy_ingress_is_switched_on_in_every_ray_pod_with_short_socket_paths
         # Serve puts each node's files in a directory named by its node id (56 hex digits).
         assert len(str(sock.parent / ("0" * 56) / sock.name).encode()) < 107
     assert op.layout.haproxy_dir.is_dir()
+    import shutil
+
+    shutil.rmtree(op.layout.haproxy_dir.parent)
 
 
 def test_pods_that_cannot_run_the_options_say_why(tmp_path):
