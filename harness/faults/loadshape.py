@@ -53,8 +53,18 @@ class LoadStep(Fault):
         return FaultPlan(self.name, self.describe(), [], {"rate": self.rate, "duration_s": self.duration_s,
                                                           "replicas_before": running})
 
+    #: Where the verdict says the raised rate was offered.
+    where: ClassVar[str] = "during the step"
+
+    def windows(self) -> list[tuple[float, float]]:
+        """When the load runs at ``rate``: start and end, seconds from the fault."""
+        return [(0.0, self.duration_s)]
+
     def load_rates(self) -> tuple[tuple[float, float | None], ...]:
-        return ((0.0, self.rate), (self.duration_s, None))
+        steps: list[tuple[float, float | None]] = []
+        for start, end in self.windows():
+            steps += [(start, self.rate), (end, None)]
+        return tuple(steps)
 
     def inject(self, cluster: Cluster, plan: FaultPlan) -> FaultRecord:
         now = time.time()
@@ -65,20 +75,22 @@ class LoadStep(Fault):
         return []
 
     def verify(self, history: History, record: FaultRecord) -> CheckResult:
-        name, bound = "fault.took_effect", f">= {RATE_SHARE:.0%} of {self.rate:g}/s per endpoint"
+        """The rate offered inside the windows (each one's first second goes to the load picking it up)."""
+        name, bound = "fault.took_effect", f">= {RATE_SHARE:.0%} of {self.rate:g}/s per endpoint {self.where}"
         reqs = history.requests
         if not reqs.empty and "t_sent" in reqs:
             reqs = reqs[reqs["t_sent"].notna()]  # sent, not only scheduled (an overloaded client sends nothing)
-        # The first second goes to the load picking the schedule up.
-        t0, t1 = record.t_inject + 1.0, record.t_inject + self.duration_s
-        sent = reqs[(reqs["t"] >= t0) & (reqs["t"] < t1)] if not reqs.empty else reqs
         endpoints = max(1, int(reqs["endpoint"].nunique())) if not reqs.empty else 1
-        if sent.empty:
-            return CheckResult(name, UNKNOWN, bound=bound, detail="no request sent during the step")
-        offered = len(sent) / (t1 - t0) / endpoints
-        ok = offered >= RATE_SHARE * self.rate
-        return CheckResult(name, PASS if ok else FAIL, round(offered, 1), bound, "requests/s",
-                           f"the load offered {offered:.1f}/s per endpoint during the step")
+        inside, span = 0, 0.0
+        for start, end in self.windows():
+            t0, t1 = record.t_inject + start + 1.0, record.t_inject + end
+            inside += int(((reqs["t"] >= t0) & (reqs["t"] < t1)).sum()) if not reqs.empty else 0
+            span += t1 - t0
+        if not inside:
+            return CheckResult(name, UNKNOWN, bound=bound, detail=f"no request sent {self.where}")
+        offered = inside / span / endpoints
+        return CheckResult(name, PASS if offered >= RATE_SHARE * self.rate else FAIL, round(offered, 1), bound,
+                           "requests/s", f"the load offered {offered:.1f}/s per endpoint {self.where}")
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,7 @@ class LoadBursts(LoadStep):
 
     name: ClassVar[str] = "load_bursts"
     summary: ClassVar[str] = "spike the load several times, with gaps at the base rate"
+    where: ClassVar[str] = "inside the bursts"
     burst_s: float = 8.0
     gap_s: float = 7.0
     bursts: int = 4
@@ -110,30 +123,6 @@ class LoadBursts(LoadStep):
         """Each burst's start and end, seconds from the first."""
         period = self.burst_s + self.gap_s
         return [(i * period, i * period + self.burst_s) for i in range(self.bursts)]
-
-    def load_rates(self) -> tuple[tuple[float, float | None], ...]:
-        steps: list[tuple[float, float | None]] = []
-        for start, end in self.windows():
-            steps += [(start, self.rate), (end, None)]
-        return tuple(steps)
-
-    def verify(self, history: History, record: FaultRecord) -> CheckResult:
-        """The offered rate inside the bursts (each one's first second goes to the load picking it up)."""
-        name, bound = "fault.took_effect", f">= {RATE_SHARE:.0%} of {self.rate:g}/s per endpoint in the bursts"
-        reqs = history.requests
-        if reqs.empty:
-            return CheckResult(name, UNKNOWN, bound=bound, detail="no request sent")
-        if "t_sent" in reqs:
-            reqs = reqs[reqs["t_sent"].notna()]
-        endpoints = max(1, int(reqs["endpoint"].nunique()))
-        inside, span = 0, 0.0
-        for start, end in self.windows():
-            t0, t1 = record.t_inject + start + 1.0, record.t_inject + end
-            inside += int(((reqs["t"] >= t0) & (reqs["t"] < t1)).sum())
-            span += t1 - t0
-        offered = inside / span / endpoints
-        return CheckResult(name, PASS if offered >= RATE_SHARE * self.rate else FAIL, round(offered, 1), bound,
-                           "requests/s", f"the load offered {offered:.1f}/s per endpoint inside the bursts")
 
 
 def held_through_gaps(want: int) -> Callable[[History, FaultRecord], CheckResult]:
