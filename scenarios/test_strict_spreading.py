@@ -46,7 +46,7 @@ STRICT_SPREADING = Scenario(
 )
 
 
-@pytest.mark.nightly_only  # worker_node_failure (on the k8s target) and node_loss_during_rollout lose a node in CI
+@pytest.mark.nightly_only  # worker_node_failure and node_drain lose a node in CI, on the k8s target
 @pytest.mark.scenario(STRICT_SPREADING)
 def test_strict_spreading(scenario_result):
     scenario_result.assert_promises()

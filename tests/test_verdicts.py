@@ -261,6 +261,11 @@ def test_a_symptom_counts_what_failed_and_how():
     assert request_symptom("pod:worker-1", lost, window, "the fault").endswith(
         "; 7 of them a replica served by Serve's own logs: the answer was lost after the replica (its proxy, or "
         "the path back to the client)")
+    located = {**lost, "failures": {"from_s": 46.0, "to_s": 52.3, "served_by_pods": {"head-x": 6, "worker-y": 1}}}
+    assert request_symptom("pod:worker-1", located, window, "the fault").endswith(
+        "longest outage 2.0 s; sent 46.0-52.3 s after it; 7 of them a replica served by Serve's own logs "
+        "(on head-x 6, worker-y 1): the answer was lost after the replica (its proxy, or the path back to the "
+        "client)")
 
 
 def test_a_failed_request_a_replica_served_is_counted_apart():
@@ -269,8 +274,11 @@ def test_a_failed_request_a_replica_served_is_counted_apart():
 
     df = requests_frame(syn.requests(0, 20, 5.0, fail=lambda t: "timeout" if 10 <= t < 12 else None))
     df["replica"] = ["r1" if ok or t < 11 else None for ok, t in zip(df["ok"], df["t"])]  # 5 of the 10 failed
+    df["replica_pod"] = df["replica"].where(df["replica"].isna(), "pod-a")
     figures = endpoint_metrics(df, PhaseWindow(0.0, 9.0, 15.0, True, 20.0), 0.01)
     assert (figures["failed_during_fault"], figures["failed_but_served_during_fault"]) == (10, 5)
+    assert figures["failures"] == {"from_s": 1.0, "to_s": 2.8, "served_by_pods": {"pod-a": 5}}
+    assert endpoint_metrics(df[df["ok"]], PhaseWindow(0.0, 9.0, 15.0, True, 20.0), 0.01)["failures"] == {}
 
 
 def test_a_check_name_points_at_its_phase_and_endpoint():
@@ -341,3 +349,25 @@ def test_a_symptom_is_said_once():
     assert beyond("x = 1 (bound <= 0): the check's words", "the check's words") == ""
     assert beyond("x = 1: own words", "own words; meanwhile 3 of 9 requests failed") == "meanwhile 3 of 9 requests failed"
     assert beyond("recovery_s = n/a: no steady state", "every request timed out") == "every request timed out"
+
+
+def test_a_starved_host_is_named_next_to_the_failed_requests():
+    from harness.observe.hostcpu import host_cpu
+    from harness.observe.probe import Snapshot
+    from harness.report.symptoms import host_text
+
+    snaps = [Snapshot(t=float(t), host_cpu_busy=0.99 if 10 <= t < 14 else 0.5) for t in range(0, 30)]
+    figures = host_cpu(snaps, 5.0, 25.0)
+    assert figures == {"busy_mean": 0.598, "saturated_s": 4.0}
+    assert host_text(figures) == ("; the harness's host was CPU-saturated (>= 95 % busy) for 4 s of the window "
+                                  "(mean 60% busy)")
+    assert host_text(host_cpu(snaps, 20.0, 25.0)) == "" and host_cpu([Snapshot(t=1.0)], 0.0, 5.0) == {}
+
+
+def test_the_host_cpu_sampler_reads_a_fraction():
+    from harness.observe.hostcpu import HostCpu
+
+    sampler = HostCpu()
+    sum(i * i for i in range(200_000))
+    busy = sampler.busy()
+    assert busy is None or 0.0 <= busy <= 1.0

@@ -22,6 +22,7 @@ from harness.checks.routes import route_metrics
 from harness.checks.timeline import PhaseWindow, availability, endpoint_metrics
 from harness.load.servedby import agreement
 from harness.observe.history import FaultRecord, History
+from harness.observe.hostcpu import host_cpu
 
 
 def phase_window(history: History, fault: FaultRecord, t_recovered: float | None,
@@ -129,6 +130,7 @@ def evaluate(
         "routes": route_metrics(reqs, window),
         "served_by": agreement(reqs),
         "churn": _churn_snapshots(history, fault, t_recovered),
+        "host_cpu": host_cpu(history.snapshots, window.fault, window.end),
         "victims": fault.victims,
         "degraded_threshold": slo.degraded_threshold,
     }

@@ -206,6 +206,21 @@ class PhaseWindow:
         return asdict(self)
 
 
+def failure_detail(during: pd.DataFrame, t_fault: float) -> dict[str, Any]:
+    """When a fault window's failed requests were meant to be sent (``from_s``/``to_s``, s after
+    the fault) and, of those a replica served by Serve's logs, how many each replica's pod
+    served (``served_by_pods``): which path lost the answers.  Empty when none failed."""
+    failed = during.loc[~during["ok"]] if not during.empty else during
+    if failed.empty:
+        return {}
+    out: dict[str, Any] = {"from_s": round(float(failed["t"].min()) - t_fault, 1),
+                           "to_s": round(float(failed["t"].max()) - t_fault, 1)}
+    if "replica_pod" in failed:
+        counts = failed["replica_pod"].dropna().value_counts()
+        out["served_by_pods"] = {str(pod): int(n) for pod, n in counts.items()}
+    return out
+
+
 def endpoint_metrics(df: pd.DataFrame, window: PhaseWindow, threshold: float) -> dict[str, Any]:
     """Every figure of one endpoint for one fault: before, during (fault to recovery) and after."""
     during = between(df, window.fault, window.end)
@@ -224,6 +239,7 @@ def endpoint_metrics(df: pd.DataFrame, window: PhaseWindow, threshold: float) ->
         # replica -- in the proxy or on the way back to the client (a port-forward, the network).
         "failed_but_served_during_fault": int((~during["ok"] & during["replica"].notna()).sum())
         if not during.empty and "replica" in during else 0,
+        "failures": failure_detail(during, window.fault),
         "longest_outage_s": longest.duration if longest else 0.0,
         "longest_outage_closed": longest.closed if longest else True,
         "outage_windows": [asdict(w) for w in outages],

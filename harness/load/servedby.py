@@ -102,7 +102,7 @@ def replicas_by_pid(snapshots: Iterable[Any]) -> dict[int, str | None]:
 
 
 def attribute(requests_df: pd.DataFrame, records: list[dict[str, Any]], snapshots: list[Any]) -> pd.DataFrame:
-    """The requests with who served them: ``replica`` (Serve's logs), ``replica_by_body``
+    """The requests with who served them: ``replica`` (Serve's logs) and its ``replica_pod``, ``replica_by_body``
     (a PID in the body mapped through the probes -- SleepyPid's cross-check) and
     ``downstream`` (replica ids of deployments the ingress called for it)."""
     df = requests_df.copy()
@@ -110,6 +110,7 @@ def attribute(requests_df: pd.DataFrame, records: list[dict[str, Any]], snapshot
     down = downstream_map(records)
     ids = df["request_id"] if "request_id" in df else pd.Series([None] * len(df), index=df.index)
     df["replica"] = [by_id[r]["replica_id"] if isinstance(r, str) and r in by_id else None for r in ids]
+    df["replica_pod"] = [by_id[r].get("pod") if isinstance(r, str) and r in by_id else None for r in ids]
     df["downstream"] = [",".join(down.get(r, [])) if isinstance(r, str) else "" for r in ids]
     pids = replicas_by_pid(snapshots)
     # A PID no probe ever saw as a replica's is named as such: an answer from outside the RUNNING set.

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import requests
 
+from harness.observe.hostcpu import HostCpu
 from runtime.ray_compat import app_topology
 
 SERVE_DETAILS = "/api/serve/applications/"
@@ -56,7 +57,8 @@ class Snapshot:
     deployment and the deployments other deployments call (``downstream``).
     ``controller_log``: the Serve controller's log file (relative), on ``controller_node``.
     ``serve_ok`` / ``actors_ok`` say whether the dashboard answered; when not,
-    ``errors`` says why.
+    ``errors`` says why.  ``host_cpu_busy``: the fraction of the harness host's CPUs busy since
+    the previous snapshot (``harness.observe.hostcpu``).
     """
 
     t: float
@@ -74,6 +76,7 @@ class Snapshot:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    host_cpu_busy: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -217,6 +220,7 @@ class Prober:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="probe")
         self._sessions = [requests.Session() for _ in range(3)]
+        self._host = HostCpu()
 
     def snapshot(self) -> Snapshot:
         t = time.time()
@@ -239,6 +243,7 @@ class Prober:
         results = {k: f.result() for k, f in futures.items()}
         snap = build_snapshot(t, results["serve"], results["actors"], results["nodes"], results["pods"], errors)
         snap.t_end = time.time()
+        snap.host_cpu_busy = self._host.busy()
         return snap
 
     def _loop(self) -> None:

@@ -109,15 +109,28 @@ def request_symptom(endpoint: str, figures: dict[str, Any], window: dict[str, An
     outage = figures.get("longest_outage_s")
     longest = f"; longest outage {outage:.1f} s" if outage else ""
     how = ERROR_VERBS.get(only, FAILED)[1] if only else f"failed ({_classes_text(errors)})"
-    return f"{failed} of {total} requests through {endpoint} {how} after {during}{span}{longest}{_served_text(figures)}"
+    return (f"{failed} of {total} requests through {endpoint} {how} after {during}{span}{longest}"
+            f"{_when_text(figures)}{_served_text(figures)}")
+
+
+def _when_text(figures: dict[str, Any]) -> str:
+    """When the failed requests were sent, relative to the fault or follow-up they followed (s)."""
+    failures = figures.get("failures") or {}
+    if failures.get("from_s") is None:
+        return ""
+    if failures["from_s"] == failures["to_s"]:
+        return f"; sent {failures['from_s']:.1f} s after it"
+    return f"; sent {failures['from_s']:.1f}-{failures['to_s']:.1f} s after it"
 
 
 def _served_text(figures: dict[str, Any]) -> str:
     served = int(figures.get("failed_but_served_during_fault") or 0)
     if not served:
         return ""
-    return (f"; {served} of them a replica served by Serve's own logs: the answer was lost after the replica "
-            "(its proxy, or the path back to the client)")
+    pods = (figures.get("failures") or {}).get("served_by_pods") or {}
+    where = f" (on {', '.join(f'{pod} {n}' for pod, n in pods.items())})" if pods else ""
+    return (f"; {served} of them a replica served by Serve's own logs{where}: the answer was lost after the "
+            "replica (its proxy, or the path back to the client)")
 
 
 #: Checks whose own detail is only why the *last* steady-state window tried did not hold:
@@ -144,9 +157,20 @@ def symptom(verdict: dict[str, Any], check: dict[str, Any]) -> str:
                                phase_text(verdict, ref.phase))
     if seen is None:
         return detail
+    seen += host_text(phase.get("host_cpu") or {})
     if ref.endpoint is not None or ref.metric in RECOVERY_METRICS:
         return seen
     return f"{detail}; meanwhile {seen}"
+
+
+def host_text(figures: dict[str, Any]) -> str:
+    """A note when the harness's host had no CPU to spare while requests failed: they may have
+    failed for want of CPU (the load generator, a proxy, a port-forward), not for Ray."""
+    saturated = figures.get("saturated_s") or 0.0
+    if saturated < 1.0:
+        return ""
+    return (f"; the harness's host was CPU-saturated (>= 95 % busy) for {saturated:.0f} s of the window "
+            f"(mean {figures.get('busy_mean', 0.0):.0%} busy)")
 
 
 def beyond(said: str, seen: str) -> str:
