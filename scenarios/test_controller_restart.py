@@ -17,7 +17,6 @@ import pytest
 
 from harness.checks import SLO, replica_spread
 from harness.checks.planned import rollout_capacity, rollout_metrics, rollout_replaced_once, served_only_by_new
-from harness.engine import PromiseBroken
 from harness.faults import ControllerRestart, During, RollingUpdate
 from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
@@ -85,7 +84,4 @@ def test_controller_restart(scenario_result):
 
 @pytest.mark.scenario(CONTROLLER_RESTART_DURING_ROLLOUT)
 def test_controller_restart_during_rollout(scenario_result):
-    try:
-        scenario_result.assert_promises()
-    except PromiseBroken as err:
-        pytest.xfail(f"known Ray deviation reproduced (intermittent): {err}")
+    scenario_result.assert_promises()

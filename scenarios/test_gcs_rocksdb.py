@@ -16,7 +16,6 @@ from dataclasses import replace
 
 import pytest
 
-from harness.engine import PromiseBroken
 from harness.scenario import Scenario
 from scenarios.test_gcs_crash import GCS_CRASH
 from scenarios.test_head_failure_gcs_ft import HEAD_FAILURE_GCS_FT
@@ -40,10 +39,7 @@ GCS_CRASH_ROCKSDB: Scenario = replace(
 
 @pytest.mark.scenario(HEAD_FAILURE_GCS_ROCKSDB)
 def test_head_failure_gcs_rocksdb(scenario_result):
-    try:
-        scenario_result.assert_promises()
-    except PromiseBroken as err:
-        pytest.xfail(f"known Ray deviation reproduced (intermittent): {err}")
+    scenario_result.assert_promises()
 
 
 # Nightly: 4 runs of 5 kept (steady 22.2-44.1 s after the kill), but in the fifth (a fresh-clone CI run) one

@@ -19,7 +19,6 @@ from dataclasses import replace
 import pytest
 
 from harness.checks import SLO
-from harness.engine import PromiseBroken
 from harness.faults import IngressCrash
 from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
@@ -63,7 +62,4 @@ def test_ingress_crash(scenario_result):
 
 @pytest.mark.scenario(HEAD_FAILURE_HAPROXY)
 def test_head_failure_haproxy(scenario_result):
-    try:
-        scenario_result.assert_promises()
-    except PromiseBroken as err:
-        pytest.xfail(f"known Ray deviation reproduced (intermittent): {err}")
+    scenario_result.assert_promises()

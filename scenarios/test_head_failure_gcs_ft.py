@@ -12,7 +12,6 @@ import pytest
 
 from harness.deviations import KnownDeviation
 from harness.checks import SLO, dashboard_downtime, recreated_pods, replica_spread, serve_when_ready
-from harness.engine import PromiseBroken
 from harness.faults import PodKill
 from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
@@ -89,7 +88,4 @@ HEAD_FAILURE_GCS_FT = Scenario(
 @pytest.mark.k8s_in_ci
 @pytest.mark.scenario(HEAD_FAILURE_GCS_FT)
 def test_head_failure_gcs_ft(scenario_result):
-    try:
-        scenario_result.assert_promises()
-    except PromiseBroken as err:
-        pytest.xfail(f"known Ray deviation reproduced (intermittent): {err}")
+    scenario_result.assert_promises()

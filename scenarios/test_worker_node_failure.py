@@ -14,7 +14,6 @@ import pytest
 from harness.bounds import node_loss_bounds
 from harness.checks import SLO, capacity_floor, ray_node_death, recreated_pods, replica_spread
 from harness.deviations import KnownDeviation
-from harness.engine import PromiseBroken
 from harness.faults import NodeLoss
 from harness.load.spec import LoadSpec
 from harness.scenario import Scenario
@@ -68,7 +67,4 @@ WORKER_NODE_FAILURE = Scenario(
 @pytest.mark.k8s_in_ci
 @pytest.mark.scenario(WORKER_NODE_FAILURE)
 def test_worker_node_failure(scenario_result):
-    try:
-        scenario_result.assert_promises()
-    except PromiseBroken as err:
-        pytest.xfail(f"known Ray deviation reproduced (intermittent): {err}")
+    scenario_result.assert_promises()
