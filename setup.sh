@@ -51,12 +51,14 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv || die "python -m venv failed (install the python3-venv package)"
 fi
 stamp=.venv/.serve-chaos-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing ray[serve]==2.60.0, locust and the project into .venv (about a minute)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e . 2>&1 | grep -v "^WARNING: Location" || true
   # Separate processes: Locust monkey-patches ssl and must never share one with Ray.
-  .venv/bin/python -c 'import ray, harness, runtime' && .venv/bin/python -c 'import locust' \
+  # From elsewhere than the checkout: the one import name comes from the install, not the directory.
+  (cd / && "$OLDPWD/.venv/bin/python" -c 'import ray, serve_chaos.harness, serve_chaos.runtime') \
+    && .venv/bin/python -c 'import locust' \
     || die "the install did not complete (see pip output above)"
   echo "$want" > "$stamp"
 fi

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.load.generator import LoadGenerator  # noqa: E402
-from harness.load.spec import LoadSpec  # noqa: E402
-from runtime.local import procs  # noqa: E402
-from runtime.local.cluster import LocalCluster  # noqa: E402
+from serve_chaos.harness.load.generator import LoadGenerator  # noqa: E402
+from serve_chaos.harness.load.spec import LoadSpec  # noqa: E402
+from serve_chaos.runtime.local import procs  # noqa: E402
+from serve_chaos.runtime.local.cluster import LocalCluster  # noqa: E402
 
 
 def memory_of(label: str) -> tuple[int, int, int]:

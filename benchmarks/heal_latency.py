@@ -24,15 +24,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime.local.cluster import LocalCluster  # noqa: E402
-from runtime.waiting import NotYet, wait_until  # noqa: E402
+from serve_chaos.runtime.local.cluster import LocalCluster  # noqa: E402
+from serve_chaos.runtime.waiting import NotYet, wait_until  # noqa: E402
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 
 
 def one(cluster: LocalCluster, sig: int, report_dir: Path) -> tuple[float, float]:
     """(seconds from the signal until the partition is lifted, ... until its load is gone)."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "network_partition", "--seed", "5",
+    proc = subprocess.Popen([sys.executable, "-m", "serve_chaos.harness.cli", "run", "network_partition", "--seed", "5",
                              "--report-dir", str(report_dir)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 

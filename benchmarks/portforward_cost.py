@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kubernetes import client  # noqa: E402
 from kubernetes.stream import portforward  # noqa: E402
 
-from runtime.kuberay.api import KubeApi  # noqa: E402
-from runtime.kuberay.portforward import PodPortForwarder  # noqa: E402
+from serve_chaos.runtime.kuberay.api import KubeApi  # noqa: E402
+from serve_chaos.runtime.kuberay.portforward import PodPortForwarder  # noqa: E402
 from tests.kube_server import KubeServer  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n"

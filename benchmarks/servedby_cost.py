@@ -24,9 +24,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.cli.common import snapshot  # noqa: E402
-from harness.load.servedby import ServedByReader  # noqa: E402
-from runtime.local.cluster import LocalCluster  # noqa: E402
+from serve_chaos.harness.cli.common import snapshot  # noqa: E402
+from serve_chaos.harness.load.servedby import ServedByReader  # noqa: E402
+from serve_chaos.runtime.local.cluster import LocalCluster  # noqa: E402
 
 
 class CountingSession(requests.Session):

@@ -5,7 +5,7 @@ Each returns ``{SLO field: seconds}`` for ``Phase.bounds``; ``settings`` is what
 Kubernetes the PodGC timings) plus what the engine learnt of the app: its
 deployments' health-check period and timeout and graceful shutdown timeout
 (``AppSpec.recovery_settings``) and the slowest replica start the Serve
-controller logged (``replica_start_s``, ``harness.observe.startup``).
+controller logged (``replica_start_s``, ``serve_chaos.harness.observe.startup``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from runtime.ray_settings import (SERVE_PROXY_HEALTH_CHECK_PERIOD_S, SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S,
+from serve_chaos.runtime.ray_settings import (SERVE_PROXY_HEALTH_CHECK_PERIOD_S, SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S,
                                   SERVE_PROXY_READY_TIMEOUT_S,
                                   SERVE_PROXY_UNHEALTHY_THRESHOLD, SERVE_REPLICA_UNHEALTHY_THRESHOLD,
                                   silent_node_death_bound_s)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from harness.scenario import Scenario
-from runtime.errors import ConfigError
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.errors import ConfigError
 
 #: Run order (``all`` and ``pytest scenarios/``): scenarios sharing the app config
 #: and GCS FT setting run back to back, so the cluster is redeployed or restarted
@@ -80,13 +80,12 @@ ORDER = (
 
 
 def load_scenarios() -> dict[str, Scenario]:
-    import scenarios
-
+    from serve_chaos import scenarios
     found: dict[str, Scenario] = {}
     for info in pkgutil.iter_modules(scenarios.__path__):
         if not info.name.startswith("test_"):
             continue
-        module = importlib.import_module(f"scenarios.{info.name}")
+        module = importlib.import_module(f"serve_chaos.scenarios.{info.name}")
         for value in vars(module).values():
             if isinstance(value, Scenario):
                 found[value.name] = value
@@ -103,7 +102,7 @@ def select(names: list[str]) -> list[Scenario]:
     chosen = []
     for name in names:
         if name.endswith((".yaml", ".yml")):
-            from harness.experiment import load_experiment
+            from serve_chaos.harness.experiment import load_experiment
 
             chosen.append(load_experiment(name))
             continue

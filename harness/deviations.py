@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Union
 
-from runtime.errors import ConfigError
-from runtime.ray_versions import version_key
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.ray_versions import version_key
 
 _RELEASE = re.compile(r"\d+\.\d+\.\d+")
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from harness.app.selection import AppUnderTest
-from harness.outputs import check_dir, check_file
-from harness.targets import TargetOptions
-from runtime.errors import ConfigError
+from serve_chaos.harness.app.selection import AppUnderTest
+from serve_chaos.harness.outputs import check_dir, check_file
+from serve_chaos.harness.targets import TargetOptions
+from serve_chaos.runtime.errors import ConfigError
 
 MAX_LOAD_RATE = 2000.0
 

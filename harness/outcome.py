@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.checks import PASS, Evaluation
-from harness.deviations import fixed_line, in_play, out_of_range_lines
-from harness.observe.history import FaultRecord, History
-from harness.scenario import Scenario
+from serve_chaos.harness.checks import PASS, Evaluation
+from serve_chaos.harness.deviations import fixed_line, in_play, out_of_range_lines
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.scenario import Scenario
 
 
 class SLOViolation(AssertionError):

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from runtime.errors import ConfigError
+from serve_chaos.runtime.errors import ConfigError
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -24,14 +24,14 @@ from typing import Any, Iterator
 
 import pytest
 
-from harness.engine import Engine, RunResult, ScenarioSkipped
-from harness.outcome import PromiseBroken
-from harness.interrupts import interrupt_on_stop_signals
-from harness.scenario import Scenario
-from harness.options import RunOptions, parse_seed
-from harness.targets import TargetOptions, bring_up, build_cluster, check_app_fits
-from runtime.cluster import Cluster
-from runtime.errors import ClusterLost, ConfigError, EnvironmentProblem, ServeChaosError
+from serve_chaos.harness.engine import Engine, RunResult, ScenarioSkipped
+from serve_chaos.harness.outcome import PromiseBroken
+from serve_chaos.harness.interrupts import interrupt_on_stop_signals
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.harness.options import RunOptions, parse_seed
+from serve_chaos.harness.targets import TargetOptions, bring_up, build_cluster, check_app_fits
+from serve_chaos.runtime.cluster import Cluster
+from serve_chaos.runtime.errors import ClusterLost, ConfigError, EnvironmentProblem, ServeChaosError
 
 RESULTS_KEY = pytest.StashKey[list]()
 OPTIONS_KEY = pytest.StashKey[RunOptions]()
@@ -80,7 +80,7 @@ def run_options(config: pytest.Config) -> RunOptions:
         rate_value = float(rate) if rate is not None else None
     except ValueError:
         raise ConfigError(f"--load-rate {rate!r} must be a number of requests/s in (0, 2000]") from None
-    from harness.app.options import app_spec, app_under_test
+    from serve_chaos.harness.app.options import app_spec, app_under_test
 
     spec = app_spec(config.getoption("--app"), config.getoption("--app-dir"), config.getoption("--image"),
                     config.getoption("--requests"), config.getoption("--health-toggle"))
@@ -99,7 +99,7 @@ def run_options(config: pytest.Config) -> RunOptions:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "scenario(obj): the harness.scenario.Scenario this test runs")
+    config.addinivalue_line("markers", "scenario(obj): the serve_chaos.harness.scenario.Scenario this test runs")
     config.addinivalue_line("markers", "k8s_in_ci: CI runs this scenario on the k8s target rather than the local "
                                        "one (-m k8s_in_ci --target k8s; -m 'not k8s_in_ci' locally): what it "
                                        "judges is KubeRay's pod, node and cluster replacement")
@@ -115,7 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     """Run scenario tests in the catalogue's order (fewest redeploys and restarts); others first."""
-    from harness.catalog import ORDER
+    from serve_chaos.harness.catalog import ORDER
 
     rank = {name: i for i, name in enumerate(ORDER)}
 
@@ -219,9 +219,9 @@ def scenario_result(request: pytest.FixtureRequest) -> RunResult:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     """The summary line, the shared settings, the verdict table and what explains each run
     that is not kept -- in the words every report uses (a known deviation is never "fail")."""
-    from harness.report.text import explanation_lines, plain_table
-    from harness.report.view import view
-    from harness.report.verdicts import SHARED_SETTINGS_LABEL, settings_text
+    from serve_chaos.harness.report.text import explanation_lines, plain_table
+    from serve_chaos.harness.report.view import view
+    from serve_chaos.harness.report.verdicts import SHARED_SETTINGS_LABEL, settings_text
 
     results: list[RunResult] = config.stash.get(RESULTS_KEY, [])
     if not results:
@@ -262,7 +262,7 @@ class ExperimentFile(pytest.File):
     """An experiment file: validated at collection (a mistake is one line, as a collection error)."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from harness.experiment import load_experiment
+        from serve_chaos.harness.experiment import load_experiment
 
         try:
             scenario = load_experiment(self.path)
@@ -278,8 +278,8 @@ def chaos(request: pytest.FixtureRequest) -> Any:
     """``chaos(experiment)`` runs an experiment -- a file path, the data of one (a dict, as the file
     holds it) or a ``Scenario`` -- on the session's cluster and returns its ``RunResult``
     (``result.assert_promises()`` fails the test with one line per broken promise)."""
-    from harness.experiment.files import scenario_from, validate
-    from harness.experiment import load_experiment
+    from serve_chaos.harness.experiment.files import scenario_from, validate
+    from serve_chaos.harness.experiment import load_experiment
 
     engine: Engine = request.getfixturevalue("chaos_engine")
 

@@ -6,13 +6,13 @@ import random
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
-from harness.checks import CHURN_KINDS, SLO, ExtraCheck, ExtraMetric, valid_churn_kind
-from harness.deviations import Declared, ranges, why_texts
-from harness.faults import Fault
-from harness.load.spec import LoadSpec
-from runtime.app.spec import AppSpec
-from runtime.cluster import RayOptions
-from runtime.errors import ConfigError
+from serve_chaos.harness.checks import CHURN_KINDS, SLO, ExtraCheck, ExtraMetric, valid_churn_kind
+from serve_chaos.harness.deviations import Declared, ranges, why_texts
+from serve_chaos.harness.faults import Fault
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.runtime.app.spec import AppSpec
+from serve_chaos.runtime.cluster import RayOptions
+from serve_chaos.runtime.errors import ConfigError
 
 #: What a scenario may need of the app under test (``Scenario.needs``).
 APP_NEEDS = ("health_toggle",)

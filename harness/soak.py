@@ -4,9 +4,9 @@ Each fault keeps the SLOs, churn expectations and known deviations of the
 scenario it comes from, so a soak run is judged fault by fault with the same
 checks as the single-fault scenarios.  The load speaks of roles, as scenarios
 do: the front door, the current head, and a slot per worker pod that follows
-its pod when it is recreated (``harness.load.slots``).  Each fault is judged from the
+its pod when it is recreated (``serve_chaos.harness.load.slots``).  Each fault is judged from the
 previous one's recovery, and what the cluster still holds of it (a lost node)
-is healed before the next (``harness.engine``), so what one fault left behind is
+is healed before the next (``serve_chaos.harness.engine``), so what one fault left behind is
 never charged to the next.
 """
 
@@ -17,12 +17,12 @@ import random
 
 from typing import Any
 
-from harness.bounds import POD_JOIN_S, node_loss_bounds
-from harness.catalog import load_scenarios
-from harness.faults import NodeLoss
-from harness.load.spec import LoadSpec
-from harness.scenario import Bounds, Followup, Scenario
-from runtime.errors import ConfigError
+from serve_chaos.harness.bounds import POD_JOIN_S, node_loss_bounds
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.faults import NodeLoss
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Bounds, Followup, Scenario
+from serve_chaos.runtime.errors import ConfigError
 
 #: Faults a soak may draw.  The controller kill is left out: the proxies it
 #: leaves subscribed to a dead controller (ray-project/ray#63784) would poison

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from runtime.app.serve_config import SCENARIO_APP
-from runtime.app.spec import AppSpec
-from runtime.cluster import GCS_BACKENDS, INGRESSES, Cluster, RayOptions
-from runtime.errors import ConfigError
-from runtime.ray_compat import cluster_ray_version, unsupported_config_keys
-from runtime.ray_versions import check_ray_version
+from serve_chaos.runtime.app.serve_config import SCENARIO_APP
+from serve_chaos.runtime.app.spec import AppSpec
+from serve_chaos.runtime.cluster import GCS_BACKENDS, INGRESSES, Cluster, RayOptions
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.ray_compat import cluster_ray_version, unsupported_config_keys
+from serve_chaos.runtime.ray_versions import check_ray_version
 
 TARGETS = ("local", "kind", "k8s")
 
@@ -79,7 +79,7 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None,
     """The cluster for ``options``.  Locally the scenarios' app is deployed from the start
     (no redeploy before the first scenario) unless a config file says otherwise."""
     if options.target == "local":
-        from runtime.local.cluster import LocalCluster, load_config_file
+        from serve_chaos.runtime.local.cluster import LocalCluster, load_config_file
 
         cfg = load_config_file(options.config_file)
         app = options.app_spec
@@ -94,8 +94,8 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None,
         if options.ray_version is not None:
             changes["ray_version"] = options.ray_version
         return LocalCluster(cfg.with_(**changes) if changes else cfg, owner_pid=owner_pid)
-    from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
-    from runtime.kuberay.manifests import KubeRayConfig
+    from serve_chaos.runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+    from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 
     ray = KubeRayConfig(namespace=options.namespace, app=options.app_spec)
     if options.workers is not None:
@@ -112,7 +112,7 @@ def build_cluster(options: TargetOptions, owner_pid: int | None = None,
                               namespace=options.namespace, node_loss_hook=options.node_loss_hook,
                               serve_url=options.serve_url, dashboard_url=options.dashboard_url, ray=ray, asked=asked)
     if options.target == "k8s":
-        from runtime.k8s.cluster import K8sTarget
+        from serve_chaos.runtime.k8s.cluster import K8sTarget
 
         if options.app_spec.image:
             raise ConfigError("--image cannot run on the k8s target: its nodes have no container runtime",
@@ -171,12 +171,12 @@ def bring_up(cluster: Cluster, options: TargetOptions, progress: Callable[[str],
         check_ray_version_fits(cluster, options.ray_version)
         check_ray_options_fit(cluster, options)
     elif options.target == "local":
-        from runtime.local.rayenv import ray_runtime
+        from serve_chaos.runtime.local.rayenv import ray_runtime
 
         ray_runtime(cluster.config.ray_version, progress=progress)  # type: ignore[attr-defined]
     elif options.target == "k8s":
-        from runtime.local.rayenv import ray_runtime
-        from runtime.kuberay.manifests import KubeRayConfig
+        from serve_chaos.runtime.local.rayenv import ray_runtime
+        from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 
         if progress is not None:
             cluster.progress = progress  # type: ignore[attr-defined]  # the build and bring-up say each step

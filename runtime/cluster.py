@@ -1,7 +1,7 @@
 """The Cluster protocol: the only way the engine (``harness/``) touches a cluster.
 
-Both the embedded local cluster (``runtime.local``) and the KubeRay target
-(``runtime.kuberay``) implement it.  All times are Unix epoch seconds (float)
+Both the embedded local cluster (``serve_chaos.runtime.local``) and the KubeRay target
+(``serve_chaos.runtime.kuberay``) implement it.  All times are Unix epoch seconds (float)
 taken from ``time.time()`` on the machine running the harness, so they line up
 with request records and probe snapshots on one timeline.
 """

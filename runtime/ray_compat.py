@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 import requests
 
-from runtime.ray_versions import TESTED_RAY_VERSIONS, version_key
+from serve_chaos.runtime.ray_versions import TESTED_RAY_VERSIONS, version_key
 
 # ---------------------------------------------------------------------- features keyed by version
 #: First tested release with each feature (None: every supported release has it).

@@ -11,7 +11,7 @@ import re
 
 from packaging.version import Version
 
-from runtime.errors import ConfigError
+from serve_chaos.runtime.errors import ConfigError
 
 #: The Ray the project pins (pyproject.toml) and every target runs unless told otherwise.
 DEFAULT_RAY_VERSION = "2.60.0"

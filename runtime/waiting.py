@@ -12,7 +12,7 @@ from typing import Callable, TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from runtime.errors import InfrastructureError
+from serve_chaos.runtime.errors import InfrastructureError
 
 T = TypeVar("T")
 

@@ -14,14 +14,14 @@ while the load holds is one fall; a rise after a fall is flapping).
 
 import pytest
 
-from harness.bounds import REPLACE_SLACK_S
-from harness.checks import SLO
-from harness.faults import During, Fault, InplaceUpdate
-from harness.faults.loadshape import (LoadBursts, LoadStep, expected_peak, held_through_gaps, no_flapping,
+from serve_chaos.harness.bounds import REPLACE_SLACK_S
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.faults import During, Fault, InplaceUpdate
+from serve_chaos.harness.faults.loadshape import (LoadBursts, LoadStep, expected_peak, held_through_gaps, no_flapping,
                                       scale_timeline, upscaled_to)
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import AUTOSCALING, AUTOSCALING_APP, AUTOSCALING_WORK_S
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import AUTOSCALING, AUTOSCALING_APP, AUTOSCALING_WORK_S
 
 #: 18 x 0.5 s = 9 in flight (a little more with the proxy's own time): 4.5-4.8 replicas' worth,
 #: rounded up to 5 -- away from a whole number, where Serve's decision could tip between two counts.

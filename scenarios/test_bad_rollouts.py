@@ -19,12 +19,12 @@ that fails leaves the application DEPLOY_FAILED):
 
 import pytest
 
-from harness.bounds import replica_replaced_bounds
-from harness.checks import SLO
-from harness.faults.badversion import BadRollout, failure_timeline, old_replicas_kept
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import BAD_ROLLOUT_APP
+from serve_chaos.harness.bounds import replica_replaced_bounds
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.faults.badversion import BadRollout, failure_timeline, old_replicas_kept
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import BAD_ROLLOUT_APP
 
 SKIP_USER_APP = ("it deploys a deliberately bad version of the bundled SleepyPid (an env var or user_config "
                  "its code reads); your app has no such switch")

@@ -18,13 +18,13 @@ input"; either way the caller gets a fast error and the healthy replica stays ro
 
 import pytest
 
-from harness.bounds import replica_replaced_bounds
-from harness.checks import SLO, failures_after_fault
-from harness.checks.stages import other_stage_routed, stage_calls
-from harness.faults import ReplicaKill
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import CHAINED_APP
+from serve_chaos.harness.bounds import replica_replaced_bounds
+from serve_chaos.harness.checks import SLO, failures_after_fault
+from serve_chaos.harness.checks.stages import other_stage_routed, stage_calls
+from serve_chaos.harness.faults import ReplicaKill
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import CHAINED_APP
 
 SKIP_USER_APP = "it is shaped around the bundled chained example; downstream_replica_failure aims at your app"
 

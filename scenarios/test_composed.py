@@ -19,12 +19,12 @@ from dataclasses import replace
 
 import pytest
 
-from harness.bounds import REPLACE_SLACK_S, replica_replaced_bounds, replica_start_s
-from harness.checks import SLO, failures_after_fault, replica_spread
-from harness.faults import DOWNSTREAM, MassReplicaKill, ReplicaHang, ReplicaKill
-from harness.scenario import Scenario
-from runtime.app.serve_config import COMPOSED_APP
-from scenarios.test_replica_hang import REPLICA_HANG
+from serve_chaos.harness.bounds import REPLACE_SLACK_S, replica_replaced_bounds, replica_start_s
+from serve_chaos.harness.checks import SLO, failures_after_fault, replica_spread
+from serve_chaos.harness.faults import DOWNSTREAM, MassReplicaKill, ReplicaHang, ReplicaKill
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import COMPOSED_APP
+from serve_chaos.scenarios.test_replica_hang import REPLICA_HANG
 
 
 def all_downstream_bounds(settings: dict) -> dict:

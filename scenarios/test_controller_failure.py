@@ -10,10 +10,10 @@ heal and route to the replacements like it would have before.
 
 import pytest
 
-from harness.checks import SLO
-from harness.engine import PromiseBroken
-from harness.faults import ControllerKill, MassReplicaKill
-from harness.scenario import Followup, Scenario
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.engine import PromiseBroken
+from serve_chaos.harness.faults import ControllerKill, MassReplicaKill
+from serve_chaos.harness.scenario import Followup, Scenario
 
 STALE_PROXIES = (
     "after the controller is replaced by a new actor, proxies that outlived it keep their long-poll "

@@ -15,14 +15,14 @@ controller recovers"; ``controller.py`` recovers its state from the GCS checkpoi
 
 import pytest
 
-from harness.checks import SLO, replica_spread
-from harness.checks.planned import rollout_capacity, rollout_metrics, rollout_replaced_once, served_only_by_new
-from harness.faults import ControllerRestart, During, RollingUpdate
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import PLANNED_APP
-from scenarios.test_controller_failure import replicas_after_recovery
-from scenarios.test_planned_updates import EVERY_POD, rollout_bounds
+from serve_chaos.harness.checks import SLO, replica_spread
+from serve_chaos.harness.checks.planned import rollout_capacity, rollout_metrics, rollout_replaced_once, served_only_by_new
+from serve_chaos.harness.faults import ControllerRestart, During, RollingUpdate
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import PLANNED_APP
+from serve_chaos.scenarios.test_controller_failure import replicas_after_recovery
+from serve_chaos.scenarios.test_planned_updates import EVERY_POD, rollout_bounds
 
 #: A restarted controller: Ray notices the dead actor and recreates it (ray-facts: a new controller
 #: starts in 6.6-9 s), then it recovers its state from the checkpoint (s).

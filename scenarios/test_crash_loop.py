@@ -12,11 +12,11 @@ evidence is the number of starts the gate refused (at least 2: a loop, not one f
 
 import pytest
 
-from harness.bounds import replica_replaced_bounds
-from harness.checks import SLO
-from harness.faults.crashloop import CrashLoop, kept_retrying, loop_timeline, reported_unhealthy
-from harness.scenario import Scenario
-from runtime.app.serve_config import SCENARIO_APP
+from serve_chaos.harness.bounds import replica_replaced_bounds
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.faults.crashloop import CrashLoop, kept_retrying, loop_timeline, reported_unhealthy
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import SCENARIO_APP
 
 CRASH_LOOP = Scenario(
     name="crash_loop",

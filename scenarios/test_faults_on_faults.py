@@ -17,15 +17,15 @@ failure": other nodes keep serving):
 
 import pytest
 
-from harness.bounds import node_loss_bounds, unhealthy_replica_bounds
-from harness.checks import SLO, capacity_floor, front_door_drop, ray_node_death, recreated_pods, replica_spread
-from harness.checks.planned import drain_timeline, replacements_before_stop, rollout_metrics, served_only_by_new
-from harness.faults import During, HealthCheckFailure, InplaceUpdate, NodeDrain, NodeLoss, ReplicaKill, RollingUpdate
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import DRAIN_APP, SCENARIO_APP
-from scenarios.test_node_drain import DEADLINE_S, bounds as drain_bounds
-from scenarios.test_planned_updates import rollout_bounds
+from serve_chaos.harness.bounds import node_loss_bounds, unhealthy_replica_bounds
+from serve_chaos.harness.checks import SLO, capacity_floor, front_door_drop, ray_node_death, recreated_pods, replica_spread
+from serve_chaos.harness.checks.planned import drain_timeline, replacements_before_stop, rollout_metrics, served_only_by_new
+from serve_chaos.harness.faults import During, HealthCheckFailure, InplaceUpdate, NodeDrain, NodeLoss, ReplicaKill, RollingUpdate
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import DRAIN_APP, SCENARIO_APP
+from serve_chaos.scenarios.test_node_drain import DEADLINE_S, bounds as drain_bounds
+from serve_chaos.scenarios.test_planned_updates import rollout_bounds
 
 REPLACEMENT_DELAY_S = 10.0
 

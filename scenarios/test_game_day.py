@@ -53,7 +53,7 @@ def test_step_then_ctrl_c_mid_fault_heals_and_reports(chaos_cluster, tmp_path):
     # The game-day CLI takes the run lock itself: the session lends it the cluster.
     chaos_cluster.unlock()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", "network_partition", "--step", "--seed", "7",
+        [sys.executable, "-m", "serve_chaos.harness.cli", "run", "network_partition", "--step", "--seed", "7",
          "--report-dir", str(report_dir), "--html", str(html)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
         env=dict(os.environ, COLUMNS="160"),

@@ -16,12 +16,12 @@ Promise (the guide, "Head node failure" with GCS fault tolerance: "the Ray clust
 
 import pytest
 
-from harness.bounds import REPLACE_SLACK_S, lagging_front_door_bounds
-from harness.checks import SLO, dashboard_downtime, replica_spread
-from harness.checks.gcsaway import routers_kept_spreading
-from harness.faults import GcsCrash, InplaceUpdate
-from harness.load.spec import LoadSpec
-from harness.scenario import Followup, Scenario
+from serve_chaos.harness.bounds import REPLACE_SLACK_S, lagging_front_door_bounds
+from serve_chaos.harness.checks import SLO, dashboard_downtime, replica_spread
+from serve_chaos.harness.checks.gcsaway import routers_kept_spreading
+from serve_chaos.harness.faults import GcsCrash, InplaceUpdate
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Followup, Scenario
 
 GCS_CRASH = Scenario(
     name="gcs_crash",

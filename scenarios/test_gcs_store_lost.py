@@ -12,11 +12,11 @@ Redis persists to an append-only file, like a Redis with a volume.
 
 import pytest
 
-from harness.bounds import crashed_pod_failures, lagging_front_door_bounds
-from harness.checks import SLO, dashboard_downtime, replica_spread
-from harness.faults import RedisLoss
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
+from serve_chaos.harness.bounds import crashed_pod_failures, lagging_front_door_bounds
+from serve_chaos.harness.checks import SLO, dashboard_downtime, replica_spread
+from serve_chaos.harness.faults import RedisLoss
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
 
 #: Requests per second on each endpoint.
 RATE = 15.0

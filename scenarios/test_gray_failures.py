@@ -13,15 +13,15 @@ scenario states the bound a user would call acceptable and says so.
 
 import pytest
 
-from harness.bounds import (PROBE_SLACK_S, REPLACE_SLACK_S, dead_proxy_replaced_s, front_door_lag_s,
+from serve_chaos.harness.bounds import (PROBE_SLACK_S, REPLACE_SLACK_S, dead_proxy_replaced_s, front_door_lag_s,
                             lagging_front_door_bounds, replica_start_s)
-from harness.checks import SLO, front_door_drop, ray_node_death, replica_spread
-from harness.checks.gray import (latency_shift, memory_kills, ray_node_stayed_alive, replicas_on_pod_fate,
+from serve_chaos.harness.checks import SLO, front_door_drop, ray_node_death, replica_spread
+from serve_chaos.harness.checks.gray import (latency_shift, memory_kills, ray_node_stayed_alive, replicas_on_pod_fate,
                                  slow_replica_share, traffic_shifted_away)
-from harness.faults import CpuStarvation, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import PLANNED_APP
+from serve_chaos.harness.faults import CpuStarvation, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import PLANNED_APP
 
 GRAY_LOAD = LoadSpec(rate=15.0, endpoints=("front", "role:head", "pods:worker"))
 #: How long a gray fault lasts (s): longer than the front door's lag with a period to spare, so

@@ -18,11 +18,11 @@ from dataclasses import replace
 
 import pytest
 
-from harness.checks import SLO
-from harness.faults import IngressCrash
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from scenarios.test_head_failure_gcs_ft import HEAD_FAILURE_GCS_FT
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.faults import IngressCrash
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.scenarios.test_head_failure_gcs_ft import HEAD_FAILURE_GCS_FT
 
 INGRESS_CRASH = Scenario(
     name="ingress_crash",

@@ -10,11 +10,11 @@ through each worker directly, and the time to full steady state.
 
 import pytest
 
-from harness.deviations import KnownDeviation
-from harness.checks import SLO, dashboard_downtime, recreated_pods, replica_spread, serve_when_ready
-from harness.faults import PodKill
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
+from serve_chaos.harness.deviations import KnownDeviation
+from serve_chaos.harness.checks import SLO, dashboard_downtime, recreated_pods, replica_spread, serve_when_ready
+from serve_chaos.harness.faults import PodKill
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
 
 READY_BEFORE_ROUTING = (
     "the restarted head's proxy answers /-/healthz 'success' as soon as it has routes, before it has "

@@ -10,10 +10,10 @@ the new cluster serves.  Compare its outage and recovery with
 
 import pytest
 
-from harness.checks import SLO, dashboard_downtime, recreated_pods, replica_spread
-from harness.faults import PodKill
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
+from serve_chaos.harness.checks import SLO, dashboard_downtime, recreated_pods, replica_spread
+from serve_chaos.harness.faults import PodKill
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
 
 HEAD_FAILURE_NO_GCS_FT = Scenario(
     name="head_failure_no_gcs_ft",

@@ -12,14 +12,14 @@ gets up to ``graceful_shutdown_timeout_s`` (20 s) to stop.
 
 import pytest
 
-from harness.bounds import unhealthy_kill_bound_s, unhealthy_replica_bounds
-from harness.checks import SLO, replica_spread
-from harness.bounds import REPLACE_SLACK_S
-from harness.faults import HealthCheckFailure, HealthFlap
-from harness.scenario import Scenario
-from runtime.app.serve_config import SCENARIO_APP
-from runtime.app.spec import SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S, SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S
-from runtime.ray_settings import SERVE_REPLICA_UNHEALTHY_THRESHOLD
+from serve_chaos.harness.bounds import unhealthy_kill_bound_s, unhealthy_replica_bounds
+from serve_chaos.harness.checks import SLO, replica_spread
+from serve_chaos.harness.bounds import REPLACE_SLACK_S
+from serve_chaos.harness.faults import HealthCheckFailure, HealthFlap
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import SCENARIO_APP
+from serve_chaos.runtime.app.spec import SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S, SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S
+from serve_chaos.runtime.ray_settings import SERVE_REPLICA_UNHEALTHY_THRESHOLD
 
 
 def health_scenario(name: str, period_s: float | None, timeout_s: float | None, mode: str) -> Scenario:

@@ -11,12 +11,12 @@ back at steady state with the very same processes.
 
 import pytest
 
-from harness.bounds import PROBE_SLACK_S, front_door_lag_s
-from harness.checks import SLO, front_door_drop, ray_node_death, replica_spread
-from harness.engine import PromiseBroken
-from harness.faults import PodPartition, PodReject
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
+from serve_chaos.harness.bounds import PROBE_SLACK_S, front_door_lag_s
+from serve_chaos.harness.checks import SLO, front_door_drop, ray_node_death, replica_spread
+from serve_chaos.harness.engine import PromiseBroken
+from serve_chaos.harness.faults import PodPartition, PodReject
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
 
 
 def bounds(settings: dict) -> dict:

@@ -18,13 +18,13 @@ replacements: SleepyPid runs with at most 3 replicas per node; the composed exam
 
 import pytest
 
-from harness.bounds import node_loss_bounds
-from harness.checks import SLO, capacity_floor, front_door_drop, ray_node_death, replica_spread
-from harness.checks.planned import drain_timeline, replacements_before_stop
-from harness.faults import NodeDrain
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import COMPOSED_APP, DRAIN_APP
+from serve_chaos.harness.bounds import node_loss_bounds
+from serve_chaos.harness.checks import SLO, capacity_floor, front_door_drop, ray_node_death, replica_spread
+from serve_chaos.harness.checks.planned import drain_timeline, replacements_before_stop
+from serve_chaos.harness.faults import NodeDrain
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import COMPOSED_APP, DRAIN_APP
 
 DEADLINE_S = 45.0
 REPLACEMENT_DELAY_S = 10.0

@@ -21,14 +21,14 @@ Promises (Ray Serve docs, "Updating Applications In-Place" and "Deploy Ray Serve
 
 import pytest
 
-from harness.bounds import REPLACE_SLACK_S, replica_start_s
-from harness.checks import SLO, replica_spread
-from harness.checks.planned import (rollout_capacity, rollout_metrics, rollout_replaced_once, scale_down_metrics,
+from serve_chaos.harness.bounds import REPLACE_SLACK_S, replica_start_s
+from serve_chaos.harness.checks import SLO, replica_spread
+from serve_chaos.harness.checks.planned import (rollout_capacity, rollout_metrics, rollout_replaced_once, scale_down_metrics,
                                     served_only_by_new)
-from harness.faults import InplaceUpdate, RollingUpdate, ScaleDown
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import COMPOSED_APP, PLANNED_APP
+from serve_chaos.harness.faults import InplaceUpdate, RollingUpdate, ScaleDown
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import COMPOSED_APP, PLANNED_APP
 
 #: Every endpoint: the front door and each pod's own proxy (which replicas a proxy reaches
 #: is what a stale routing table would show).

@@ -15,13 +15,13 @@ take a node out with nothing failing; this scenario measures what a plain delete
 
 import pytest
 
-from harness.checks import SLO, recreated_pods, replica_spread
-from harness.checks.inflight import failures_sent_after, in_flight_losses
-from harness.faults import PodKill
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import LONG_REQUEST_APP
-from scenarios.test_worker_pod_failure import bounds
+from serve_chaos.harness.checks import SLO, recreated_pods, replica_spread
+from serve_chaos.harness.checks.inflight import failures_sent_after, in_flight_losses
+from serve_chaos.harness.faults import PodKill
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import LONG_REQUEST_APP
+from serve_chaos.scenarios.test_worker_pod_failure import bounds
 
 POD_DELETE_LONG_REQUESTS = Scenario(
     name="pod_delete_long_requests",

@@ -7,11 +7,11 @@ with a new PID) and accepts requests again.
 
 import pytest
 
-from harness.checks import SLO, proxy_restarted_by_ray
-from harness.engine import PromiseBroken
-from harness.faults import ProxyKill
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
+from serve_chaos.harness.checks import SLO, proxy_restarted_by_ray
+from serve_chaos.harness.engine import PromiseBroken
+from serve_chaos.harness.faults import ProxyKill
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
 
 PROXY_FAILURE = Scenario(
     name="proxy_failure",

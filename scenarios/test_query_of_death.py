@@ -16,12 +16,12 @@ replaces a dead replica):
 
 import pytest
 
-from harness.bounds import replica_replaced_bounds
-from harness.checks import SLO
-from harness.faults.poison import QueryOfDeath, one_replica_per_poison, poison_answers
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import PLANNED_APP
+from serve_chaos.harness.bounds import replica_replaced_bounds
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.faults.poison import QueryOfDeath, one_replica_per_poison, poison_answers
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import PLANNED_APP
 
 #: SleepyPid's ``max_ongoing_requests`` (Serve's default): what one dying replica can hold in flight.
 MAX_ONGOING = 5

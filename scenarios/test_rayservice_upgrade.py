@@ -20,10 +20,10 @@ the local target does not, unless its operator learns to).
 
 import pytest
 
-from harness.checks import SLO
-from harness.faults.upgrade import RayServiceUpgrade, old_cluster_deleted
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.faults.upgrade import RayServiceUpgrade, old_cluster_deleted
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
 
 #: A new RayCluster on Kubernetes: its pods scheduled and started (images preloaded), Ray up, the
 #: Serve config deployed (SleepyPid's 10 s constructor), the switch (KubeRay reconciles

@@ -6,10 +6,10 @@ processing requests; eventually a new replica replaces it.
 
 import pytest
 
-from harness.bounds import replica_replaced_bounds
-from harness.checks import SLO
-from harness.faults import ReplicaKill
-from harness.scenario import Scenario
+from serve_chaos.harness.bounds import replica_replaced_bounds
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.faults import ReplicaKill
+from serve_chaos.harness.scenario import Scenario
 
 REPLICA_FAILURE = Scenario(
     name="replica_failure",

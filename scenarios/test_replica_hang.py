@@ -11,11 +11,11 @@ requests keep being served by the other replicas.
 
 import pytest
 
-from harness.bounds import unhealthy_replica_bounds
-from harness.checks import SLO, failures_after_fault, replica_spread
-from harness.faults import ReplicaHang
-from harness.scenario import Scenario
-from runtime.app.serve_config import FAST_HEALTH_CHECK
+from serve_chaos.harness.bounds import unhealthy_replica_bounds
+from serve_chaos.harness.checks import SLO, failures_after_fault, replica_spread
+from serve_chaos.harness.faults import ReplicaHang
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import FAST_HEALTH_CHECK
 
 REPLICA_HANG = Scenario(
     name="replica_hang",

@@ -18,9 +18,9 @@ import time
 
 import pytest
 
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
-CLI = [sys.executable, "-m", "harness.cli"]
+CLI = [sys.executable, "-m", "serve_chaos.harness.cli"]
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_a_killed_run_leaves_no_fault_and_no_load(chaos_cluster, tmp_path):
 
 FREEZER = """
 import sys, time
-from runtime.local.cluster import LocalCluster
+from serve_chaos.runtime.local.cluster import LocalCluster
 cluster = LocalCluster()
 assert cluster.attach()
 cluster.signal_process(sys.argv[1], int(sys.argv[2]), "STOP")
@@ -104,8 +104,8 @@ time.sleep(600)
 
 
 def test_a_replica_frozen_by_a_killed_harness_is_thawed(chaos_cluster):
-    from harness.cli.common import snapshot
-    from runtime.local.procs import is_stopped
+    from serve_chaos.harness.cli.common import snapshot
+    from serve_chaos.runtime.local.procs import is_stopped
 
     if chaos_cluster.name != "local":
         pytest.skip("the host's view of a local pod's processes")

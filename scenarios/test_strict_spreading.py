@@ -9,11 +9,11 @@ collected the lost pod), since every other node already has one.
 
 import pytest
 
-from harness.bounds import node_loss_bounds
-from harness.checks import SLO, capacity_floor, ray_node_death, replica_spread, strict_spread
-from harness.faults import NodeLoss
-from harness.scenario import Scenario
-from runtime.app.serve_config import SleepyPidConfig
+from serve_chaos.harness.bounds import node_loss_bounds
+from serve_chaos.harness.checks import SLO, capacity_floor, ray_node_death, replica_spread, strict_spread
+from serve_chaos.harness.faults import NodeLoss
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import SleepyPidConfig
 
 REPLACEMENT_DELAY_S = 10.0
 

@@ -11,13 +11,13 @@ achieved and what losing one node cost (``strict_spreading`` is the contrast).
 
 import pytest
 
-from harness.bounds import node_loss_bounds
-from harness.checks import SLO, capacity_floor, ray_node_death, recreated_pods, replica_spread
-from harness.deviations import KnownDeviation
-from harness.faults import NodeLoss
-from harness.load.spec import LoadSpec
-from harness.scenario import Scenario
-from runtime.app.serve_config import SleepyPidConfig
+from serve_chaos.harness.bounds import node_loss_bounds
+from serve_chaos.harness.checks import SLO, capacity_floor, ray_node_death, recreated_pods, replica_spread
+from serve_chaos.harness.deviations import KnownDeviation
+from serve_chaos.harness.faults import NodeLoss
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import SleepyPidConfig
 
 REPLACEMENT_DELAY_S = 10.0
 

@@ -9,10 +9,10 @@ rebalance replicas onto it, so it often runs no proxy and is not Ready).
 
 import pytest
 
-from harness.bounds import REPLACE_SLACK_S, replica_start_s
-from harness.checks import SLO, recreated_pods, replica_spread
-from harness.faults import PodKill
-from harness.scenario import Scenario
+from serve_chaos.harness.bounds import REPLACE_SLACK_S, replica_start_s
+from serve_chaos.harness.checks import SLO, recreated_pods, replica_spread
+from serve_chaos.harness.faults import PodKill
+from serve_chaos.harness.scenario import Scenario
 
 #: The graceful stop itself: preStop ``ray stop`` and SIGTERM end the pod's Ray processes (s).
 POD_STOP_S = 15.0

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.faults import HealthCheckFailure
-from harness.faults.base import FaultPlan, actor_victim, record
-from harness.observe.history import FaultRecord
-from harness.observe.probe import Snapshot
-from runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
-from runtime.errors import ServeChaosError
+from serve_chaos.harness.faults import HealthCheckFailure
+from serve_chaos.harness.faults.base import FaultPlan, actor_victim, record
+from serve_chaos.harness.observe.history import FaultRecord
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.cluster import ActionRecord, Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
+from serve_chaos.runtime.errors import ServeChaosError
 
 PODS = (PodInfo("head", "head", "node-head", "10.0.0.10", "Running", True, "uid-head", 0),
         PodInfo("worker-1", "worker", "node-w1", "10.0.0.20", "Running", True, "uid-w1", 0))
@@ -243,7 +243,7 @@ class FakeCluster:
         return {"target": "fake", "gcs_ft": True}
 
     def serve_config(self) -> dict[str, Any]:
-        from runtime.app.serve_config import SleepyPidConfig
+        from serve_chaos.runtime.app.serve_config import SleepyPidConfig
 
         return self.config or SleepyPidConfig(num_replicas=self.replicas).to_serve_config()
 

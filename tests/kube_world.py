@@ -10,8 +10,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from runtime.kuberay.api import KubeApi
-from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+from serve_chaos.runtime.kuberay.api import KubeApi
+from serve_chaos.runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
 from tests.fake_kubernetes import FakeKubernetes
 from tests.fake_apiserver import FakeApiClient, Store
 from tests.fake_chaosmesh import FakeChaosMesh

@@ -20,13 +20,13 @@ import pytest
 import requests
 import yaml
 
-from runtime.k8s.controlplane import ControlPlane, free_port
-from runtime.k8s.layout import K8sLayout
+from serve_chaos.runtime.k8s.controlplane import ControlPlane, free_port
+from serve_chaos.runtime.k8s.layout import K8sLayout
 
 
 def built_binaries():
     """The cached build, or None when it is not built here (nothing is built by a test)."""
-    from runtime.k8s import build
+    from serve_chaos.runtime.k8s import build
 
     try:
         go = build.go_binary()

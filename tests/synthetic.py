@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
 
 PODS = {"head": "10.0.0.10", "worker-1": "10.0.0.20", "worker-2": "10.0.0.21"}
 

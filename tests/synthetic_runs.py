@@ -11,13 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.report import artifacts as report
-from harness.catalog import load_scenarios
-from harness.checks import SLO, evaluate_phases
-from harness.observe.history import FaultRecord, History
-from harness.scenario import Scenario
-from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP
-from runtime.app.spec import AppSpec
+from serve_chaos.harness.report import artifacts as report
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.checks import SLO, evaluate_phases
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP
+from serve_chaos.runtime.app.spec import AppSpec
 from tests import synthetic as syn
 
 RATE = 10.0  # req/s

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.app.advise import (INFO, SEVERE, WARN, TargetShape, advise, drain_findings, graceful_findings,
+from serve_chaos.harness.app.advise import (INFO, SEVERE, WARN, TargetShape, advise, drain_findings, graceful_findings,
                                 health_findings, measured_p99_ms, placement_findings, replica_findings,
                                 rollout_findings)
-from harness.app.settings import deployment_settings
-from harness.bounds import unhealthy_kill_bound_s
-from harness.app.handlecalls import modules_of, scan, scan_source
+from serve_chaos.harness.app.settings import deployment_settings
+from serve_chaos.harness.bounds import unhealthy_kill_bound_s
+from serve_chaos.harness.app.handlecalls import modules_of, scan, scan_source
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "two-apps"
@@ -193,7 +193,7 @@ def test_a_composed_app_without_its_code_says_what_it_could_not_check():
 
 # ---------------------------------------------------------------------- the command
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "advise", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "serve_chaos.harness.cli", "advise", *args], capture_output=True, text=True,
                           timeout=120, cwd=ROOT, env={**os.environ, "COLUMNS": "400", "PYTHONPATH": str(ROOT)})
 
 

@@ -198,7 +198,7 @@ def run_case(case: Case) -> tuple[subprocess.CompletedProcess, str]:
         # PYTHONPATH: this checkout's harness, not whichever one is installed (cwd is a scratch dir).
         env = {**os.environ, "SERVE_CHAOS_HOME": str(base / "h"), "COLUMNS": "200", "PYTHONPATH": str(ROOT),
                "KUBECONFIG": str(base / "no-kubeconfig"), **env_extra}
-        proc = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", "serve_chaos.harness.cli", *args], capture_output=True, text=True,
                               timeout=120, env=env, cwd=str(base))
         return proc, " ".join(args)
     finally:
@@ -231,7 +231,7 @@ def test_a_killed_runs_directory_renders_as_partial(tmp_path):
     (run / "probes.jsonl").write_text("")
     out = tmp_path / "missing" / "folder" / "report.html"
     junit = tmp_path / "other" / "j.xml"
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(run), "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "serve_chaos.harness.cli", "report", str(run), "--out", str(out),
                            "--junit", str(junit)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     html = out.read_text()

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from harness.faults import BadRollout, ControllerRestart, During, RollingUpdate
-from harness.faults.badversion import (BAD_VERSION_ENV, FAIL_RECONFIGURE_KEY, failure_timeline, old_replicas_kept,
+from serve_chaos.harness.faults import BadRollout, ControllerRestart, During, RollingUpdate
+from serve_chaos.harness.faults.badversion import (BAD_VERSION_ENV, FAIL_RECONFIGURE_KEY, failure_timeline, old_replicas_kept,
                                        serve_reported_failure)
-from harness.observe.history import FaultRecord
-from runtime.cluster import ActionRecord
+from serve_chaos.harness.observe.history import FaultRecord
+from serve_chaos.runtime.cluster import ActionRecord
 from tests import synthetic as syn
 
 GOOD = {"applications": [{"name": "app", "import_path": "m:app", "deployments": [
@@ -129,8 +129,8 @@ def test_during_injects_the_second_fault_into_the_first_and_judges_each():
 
 
 def test_a_query_of_death_is_judged_by_the_replicas_that_died_of_it():
-    from harness.faults import QueryOfDeath
-    from harness.faults.poison import one_replica_per_poison, replicas_killed
+    from serve_chaos.harness.faults import QueryOfDeath
+    from serve_chaos.harness.faults.poison import one_replica_per_poison, replicas_killed
 
     fault = QueryOfDeath(sends=2)
     plan = fault.plan(snap(0, ACTORS), [], random.Random(1))
@@ -153,8 +153,8 @@ def test_the_local_kubelet_kills_the_pods_process_of_that_name_by_pid_and_no_oth
     import threading
     from types import SimpleNamespace
 
-    from runtime.errors import ServeChaosError
-    from runtime.local.kubelet.processes import KubeletProcesses
+    from serve_chaos.runtime.errors import ServeChaosError
+    from serve_chaos.runtime.local.kubelet.processes import KubeletProcesses
 
     mine, other = subprocess.Popen(["sleep", "30"]), subprocess.Popen(["sleep", "30"])
     try:
@@ -173,9 +173,9 @@ def test_the_local_kubelet_kills_the_pods_process_of_that_name_by_pid_and_no_oth
 
 
 def test_a_gcs_crash_plans_the_head_and_judges_the_workers_routers_while_it_is_away():
-    from harness.checks.gcsaway import routers_kept_spreading
-    from harness.faults import GcsCrash
-    from runtime.cluster import PodInfo
+    from serve_chaos.harness.checks.gcsaway import routers_kept_spreading
+    from serve_chaos.harness.faults import GcsCrash
+    from serve_chaos.runtime.cluster import PodInfo
 
     pods = [PodInfo(name, role, f"n-{name}", ip, "Running", True, f"uid-{name}", 0)
             for name, role, ip in (("head", "head", "10.0.0.10"), ("worker-1", "worker", "10.0.0.20"),
@@ -203,7 +203,7 @@ def test_a_gcs_crash_plans_the_head_and_judges_the_workers_routers_while_it_is_a
 
 
 def test_the_stage_not_killed_must_keep_being_routed_to():
-    from harness.checks.stages import other_stage_routed, stage_calls
+    from serve_chaos.harness.checks.stages import other_stage_routed, stage_calls
 
     score = [dict(syn.replica(400 + i, pod), app="chained", deployment="Score", ingress=False)
              for i, pod in enumerate(["head", "worker-1", "worker-2"])]
@@ -234,8 +234,8 @@ def test_the_stage_not_killed_must_keep_being_routed_to():
 def test_a_flapping_health_check_reads_back_how_many_checks_failed_and_keeps_its_replica(monkeypatch):
     from types import SimpleNamespace
 
-    from harness.faults import HealthFlap
-    from runtime.cluster import Endpoints
+    from serve_chaos.harness.faults import HealthFlap
+    from serve_chaos.runtime.cluster import Endpoints
 
     fault = HealthFlap(failures=2)
     plan = fault.plan(snap(0, ACTORS), [], random.Random(1))
@@ -260,8 +260,8 @@ def test_a_flapping_health_check_reads_back_how_many_checks_failed_and_keeps_its
 def test_during_carries_the_first_faults_deadline_and_victims_learnt_when_striking(monkeypatch):
     from types import SimpleNamespace
 
-    from harness.faults import HealthCheckFailure, InplaceUpdate, NodeDrain, ReplicaKill
-    from runtime.cluster import Endpoints
+    from serve_chaos.harness.faults import HealthCheckFailure, InplaceUpdate, NodeDrain, ReplicaKill
+    from serve_chaos.runtime.cluster import Endpoints
 
     drain = During(first=NodeDrain(duration_s=45.0), second=ReplicaKill(pod_role="head"), after_s=0.0)
     assert drain.duration_s == 45.0 and During(first=RollingUpdate(), second=ControllerRestart()).duration_s is None
@@ -279,7 +279,7 @@ def test_during_carries_the_first_faults_deadline_and_victims_learnt_when_striki
 
 
 def test_a_drain_is_not_charged_for_a_replica_another_fault_killed_elsewhere():
-    from harness.checks.planned import replacements_before_stop
+    from serve_chaos.harness.checks.planned import replacements_before_stop
 
     drained = [dict(a, fault="node_drain") for a in syn.BASE_REPLICAS if a["pod"] == "worker-1"]
     killed = dict(next(a for a in syn.BASE_REPLICAS if a["pod"] == "head"), fault="replica_kill")
@@ -304,8 +304,8 @@ def test_a_drain_is_not_charged_for_a_replica_another_fault_killed_elsewhere():
 
 
 def test_a_crash_loop_needs_refused_starts_and_serve_never_giving_up():
-    from harness.faults import CrashLoop
-    from harness.faults.crashloop import kept_retrying, reported_unhealthy
+    from serve_chaos.harness.faults import CrashLoop
+    from serve_chaos.harness.faults.crashloop import kept_retrying, reported_unhealthy
 
     fault = CrashLoop()
     plan = fault.plan(snap(0, ACTORS), [], random.Random(1))
@@ -338,9 +338,9 @@ def test_a_crash_loop_needs_refused_starts_and_serve_never_giving_up():
 def test_a_refused_pod_is_cut_off_with_resets_and_lifted_like_a_partition():
     from types import SimpleNamespace
 
-    from harness.faults import PodReject
-    from runtime.cluster import PodInfo
-    from runtime.local.netns import partition_rules
+    from serve_chaos.harness.faults import PodReject
+    from serve_chaos.runtime.cluster import PodInfo
+    from serve_chaos.runtime.local.netns import partition_rules
 
     refused, dropped = partition_rules(reject=True), partition_rules()
     assert "policy accept" in refused and refused.count("reject with tcp reset") == 2
@@ -362,7 +362,7 @@ def test_a_refused_pod_is_cut_off_with_resets_and_lifted_like_a_partition():
 
 
 def test_a_load_step_is_judged_on_the_offered_rate_the_target_and_the_running_count():
-    from harness.faults.loadshape import LoadStep, expected_peak, no_flapping, scale_timeline, upscaled_to
+    from serve_chaos.harness.faults.loadshape import LoadStep, expected_peak, no_flapping, scale_timeline, upscaled_to
 
     auto = {"min_replicas": 2, "max_replicas": 6, "target_ongoing_requests": 2}
     assert expected_peak(20.0, 0.5, auto) == 5 and expected_peak(100.0, 0.5, auto) == 6
@@ -399,9 +399,9 @@ def test_a_load_step_is_judged_on_the_offered_rate_the_target_and_the_running_co
 def test_advise_names_the_target_reset_a_set_initial_replicas_brings_on_every_redeploy():
     import copy
 
-    from harness.app.advise import replica_findings
-    from harness.app.settings import deployment_settings
-    from runtime.app.serve_config import AUTOSCALING_APP
+    from serve_chaos.harness.app.advise import replica_findings
+    from serve_chaos.harness.app.settings import deployment_settings
+    from serve_chaos.runtime.app.serve_config import AUTOSCALING_APP
 
     config = copy.deepcopy(AUTOSCALING_APP.to_serve_config())
     assert replica_findings(deployment_settings(config)) == []
@@ -411,7 +411,7 @@ def test_advise_names_the_target_reset_a_set_initial_replicas_brings_on_every_re
 
 
 def test_load_bursts_follow_their_windows_and_the_target_must_hold_through_the_gaps():
-    from harness.faults.loadshape import LoadBursts, held_through_gaps
+    from serve_chaos.harness.faults.loadshape import LoadBursts, held_through_gaps
 
     fault = LoadBursts(rate=20.0, burst_s=8.0, gap_s=7.0, bursts=3)
     assert fault.duration_s == 38.0 and fault.windows() == [(0.0, 8.0), (15.0, 23.0), (30.0, 38.0)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import checks
-from harness.checks import (
+from serve_chaos.harness import checks
+from serve_chaos.harness.checks import (
     FAIL,
     PASS,
     SLO,
@@ -23,7 +23,7 @@ from harness.checks import (
     proxy_restarted_by_ray,
     service_restored_after,
 )
-from harness.observe.history import FaultRecord, requests_frame
+from serve_chaos.harness.observe.history import FaultRecord, requests_frame
 from tests import synthetic as syn
 
 RATE = 10.0
@@ -320,9 +320,9 @@ def test_a_lost_request_does_not_hold_judging_back_forever():
 
 
 def test_phase_evaluation_slices_the_timeline_per_fault():
-    from harness.checks import evaluate_phases
-    from harness.faults import MassReplicaKill, ReplicaKill
-    from harness.scenario import Followup, Scenario
+    from serve_chaos.harness.checks import evaluate_phases
+    from serve_chaos.harness.faults import MassReplicaKill, ReplicaKill
+    from serve_chaos.harness.scenario import Followup, Scenario
 
     sc = Scenario(name="two", title="t", promise="p", fault=ReplicaKill(), slo=SLO(max_recovery_s=30.0),
                   expected_churn={"replica": "victims"},
@@ -359,7 +359,7 @@ def test_restarted_actor_with_same_id_is_a_new_incarnation():
 
 
 def test_pod_that_is_ready_again_must_serve():
-    from harness.checks import serve_when_ready
+    from serve_chaos.harness.checks import serve_when_ready
 
     def pod_list(t):
         ready = not (10 <= t < 20)
@@ -378,7 +378,7 @@ def test_pod_that_is_ready_again_must_serve():
 
 
 def test_jsonl_tail_parses_each_line_once_and_waits_for_half_lines(tmp_path):
-    from harness.observe.history import JsonlTail
+    from serve_chaos.harness.observe.history import JsonlTail
 
     path = tmp_path / "r.jsonl"
     path.write_text('{"a": 1}\n{"a": 2')
@@ -390,7 +390,7 @@ def test_jsonl_tail_parses_each_line_once_and_waits_for_half_lines(tmp_path):
 
 
 def test_failure_span_counts_interleaved_errors():
-    from harness.checks import failure_span
+    from serve_chaos.harness.checks import failure_span
 
     df = requests_frame(syn.requests(0, 30, RATE, fail=lambda t: "5xx" if 10 <= t < 16 and int(t * 10) % 3 == 0 else None))
     assert failure_span(df, 5.0) == pytest.approx(5.7)  # first failure at 10.2, last at 15.9
@@ -457,9 +457,9 @@ def test_requests_hanging_on_a_dead_endpoint_do_not_hold_judging_back():
 
 
 def test_observed_recovery_survives_an_early_follow_up():
-    from harness.checks import evaluate_phases
-    from harness.faults import MassReplicaKill, ReplicaKill
-    from harness.scenario import Followup, Scenario
+    from serve_chaos.harness.checks import evaluate_phases
+    from serve_chaos.harness.faults import MassReplicaKill, ReplicaKill
+    from serve_chaos.harness.scenario import Followup, Scenario
 
     sc = Scenario(name="two", title="t", promise="p", fault=ReplicaKill(), slo=SLO(max_recovery_s=30.0),
                   expected_churn={"replica": "victims"},
@@ -478,7 +478,7 @@ def test_observed_recovery_survives_an_early_follow_up():
 
 
 def test_a_plain_pod_delete_may_lose_requests_in_flight_but_none_sent_after_it():
-    from harness.checks.inflight import failures_sent_after, in_flight_losses
+    from serve_chaos.harness.checks.inflight import failures_sent_after, in_flight_losses
 
     record = FaultRecord("pod_kill", 10.0, 10.5, [], params={"pod": "worker-2"})
 

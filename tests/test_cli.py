@@ -12,7 +12,7 @@ import pytest
 def cli(*args: str, home: str) -> subprocess.CompletedProcess:
     # A fixed width: rich wraps at the terminal's (80 without one), and a wrapped line matches nothing.
     env = dict(os.environ, SERVE_CHAOS_HOME=home, COLUMNS="200")
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "serve_chaos.harness.cli", *args], capture_output=True, text=True,
                           timeout=120, env=env)
 
 
@@ -47,7 +47,7 @@ def test_dry_run_prints_the_plan_and_touches_nothing(home):
 
 
 def test_list_shows_promises():
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "serve_chaos.harness.cli", "list"], capture_output=True, text=True,
                           timeout=120, env=dict(os.environ, COLUMNS="200"))
     assert proc.returncode == 0
     assert "replica_failure" in proc.stdout and "controller_failure" in proc.stdout

@@ -1,8 +1,8 @@
 """Planned and unplanned losses side by side: pure functions of verdicts."""
 
-from harness.report.comparisons import PAIRS, comparisons
-from harness.report.text import explanation_lines
-from harness.report.view import view
+from serve_chaos.harness.report.comparisons import PAIRS, comparisons
+from serve_chaos.harness.report.text import explanation_lines
+from serve_chaos.harness.report.view import view
 
 
 def verdict(scenario: str, availability: float, failed: int, recovery_s: float, min_running: int) -> dict:
@@ -49,7 +49,7 @@ def test_every_report_carries_the_pair():
 def test_html_and_markdown_show_the_pair(tmp_path):
     import json
 
-    from harness.report.render import render_html, render_markdown
+    from serve_chaos.harness.report.render import render_html, render_markdown
 
     dirs = []
     for v in (verdict("node_drain", 1.0, 0, 45.2, 4), verdict("worker_node_failure", 0.9983, 2, 77.0, 5)):

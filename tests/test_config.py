@@ -2,22 +2,22 @@
 
 import pytest
 
-from harness.catalog import load_scenarios, select
-from harness.checks import SLO
-from harness.faults import ReplicaKill
-from harness.load.spec import LoadSpec, resolve_endpoints
-from harness.scenario import Scenario
-from runtime.app.serve_config import SleepyPidConfig, deployed_config_problem, desired_replicas
-from runtime.cluster import Endpoints
-from runtime.errors import ConfigError
-from runtime.local.config import LocalClusterConfig
+from serve_chaos.harness.catalog import load_scenarios, select
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.faults import ReplicaKill
+from serve_chaos.harness.load.spec import LoadSpec, resolve_endpoints
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import SleepyPidConfig, deployed_config_problem, desired_replicas
+from serve_chaos.runtime.cluster import Endpoints
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.local.config import LocalClusterConfig
 
 
 def test_default_app_is_the_guides_sleepy_pid():
     config = SleepyPidConfig().to_serve_config()
     (app,) = config["applications"]
     (dep,) = app["deployments"]
-    assert app["route_prefix"] == "/" and app["import_path"] == "runtime.app.sleepy_pid:app"
+    assert app["route_prefix"] == "/" and app["import_path"] == "serve_chaos.runtime.app.sleepy_pid:app"
     assert dep == {"name": "SleepyPid", "num_replicas": 6, "ray_actor_options": {"num_cpus": 0}}
     assert config["proxy_location"] == "EveryNode"
     assert desired_replicas(config) == 6
@@ -107,26 +107,26 @@ def test_app_module_is_self_contained_and_agrees_with_the_harness():
     import ast
     from pathlib import Path
 
-    from runtime.app import serve_config, spec
+    from serve_chaos.runtime.app import serve_config, spec
 
     source = Path(serve_config.__file__).with_name("sleepy_pid.py").read_text()
     tree = ast.parse(source)
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert not any(m and m.startswith("runtime") for m in imported)
+    assert not any(m and m.startswith(("serve_chaos", "runtime", "harness")) for m in imported)
     consts = {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
               for t in n.targets if isinstance(t, ast.Name) and t.id in ("HEALTH_ROUTE", "HEALTH_MODES")}
     assert consts == {"HEALTH_ROUTE": spec.HEALTH_ROUTE, "HEALTH_MODES": serve_config.HEALTH_MODES}
-    from harness.faults import badversion
+    from serve_chaos.harness.faults import badversion
     assert f'BAD_VERSION_ENV = "{badversion.BAD_VERSION_ENV}"' in source
     assert f'FAIL_RECONFIGURE_KEY = "{badversion.FAIL_RECONFIGURE_KEY}"' in source
-    from harness.faults import crashloop
+    from serve_chaos.harness.faults import crashloop
     assert f'START_GATE_ROUTE = "{crashloop.START_GATE_ROUTE}"' in source
     for mode in ("constructor", "health"):
         assert f'bad == "{mode}"' in source
 
 
 def test_node_loss_bounds_follow_the_target():
-    from harness.bounds import node_loss_bounds
+    from serve_chaos.harness.bounds import node_loss_bounds
 
     local = node_loss_bounds({"replica_start_s": 10.0}, 10.0, needs_replacement_pod=True)
     # 5 x (10 s + 3 s) + 3 s probe slack, then the app's measured 10 s start + 15 s to be routed to
@@ -142,7 +142,7 @@ def test_node_loss_bounds_follow_the_target():
 
 
 def test_scenario_slos_take_the_targets_bounds():
-    from harness.catalog import load_scenarios
+    from serve_chaos.harness.catalog import load_scenarios
 
     node = load_scenarios()["worker_node_failure"].phases()[0]
     assert node.slo_for({}).max_recovery_s == node.slo.max_recovery_s == 113.0

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.catalog import load_scenarios
-from harness.checks import PASS, CheckResult, Evaluation
-from harness.deviations import KnownDeviation, in_play, out_of_range_lines, ranges
-from harness.outcome import PromiseBroken, RunResult, SLOViolation
-from runtime.errors import ConfigError
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.checks import PASS, CheckResult, Evaluation
+from serve_chaos.harness.deviations import KnownDeviation, in_play, out_of_range_lines, ranges
+from serve_chaos.harness.outcome import PromiseBroken, RunResult, SLOViolation
+from serve_chaos.runtime.errors import ConfigError
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def test_the_old_form_means_every_release_and_names_the_release_it_was_fixed_in(
 
 
 def test_the_verdict_keeps_what_is_in_play_and_every_range():
-    from harness.report import artifacts as report
+    from serve_chaos.harness.report import artifacts as report
     from tests import synthetic as syn
 
     sc = replace(load_scenarios()["proxy_failure"],
@@ -123,10 +123,10 @@ CONFTEST = '''
 import pytest
 from dataclasses import replace
 from pathlib import Path
-from harness.catalog import load_scenarios
-from harness.checks import CheckResult, Evaluation
-from harness.deviations import KnownDeviation
-from harness.outcome import RunResult
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.checks import CheckResult, Evaluation
+from serve_chaos.harness.deviations import KnownDeviation
+from serve_chaos.harness.outcome import RunResult
 
 # the plugin loads through its pytest11 entry point
 RAY = "{ray}"
@@ -147,9 +147,9 @@ def chaos_engine():
 TEST = '''
 import pytest
 from dataclasses import replace
-from harness.catalog import load_scenarios
-from harness.deviations import KnownDeviation
-from harness.engine import PromiseBroken
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.deviations import KnownDeviation
+from serve_chaos.harness.engine import PromiseBroken
 
 SC = replace(load_scenarios()["proxy_failure"],
              known_broken={"proxy.restarted_by_ray": KnownDeviation("max_restarts=0", since="2.50.0")})
@@ -186,8 +186,8 @@ def test_a_deviation_declared_for_a_target_is_in_play_only_there():
 INTERMITTENT_CONFTEST = '''
 import pytest
 from pathlib import Path
-from harness.checks import CheckResult, Evaluation
-from harness.outcome import RunResult
+from serve_chaos.harness.checks import CheckResult, Evaluation
+from serve_chaos.harness.outcome import RunResult
 
 # the plugin loads through its pytest11 entry point
 STATUSES = {statuses}
@@ -207,8 +207,8 @@ def chaos_engine():
 INTERMITTENT_TEST = '''
 import pytest
 from dataclasses import replace
-from harness.catalog import load_scenarios
-from harness.deviations import KnownDeviation
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.deviations import KnownDeviation
 
 SC = replace(load_scenarios()["replica_failure"], known_broken={},
              known_intermittent={"front.availability_during_fault": KnownDeviation("a race, sometimes")})

@@ -12,14 +12,14 @@ from dataclasses import replace
 
 import pytest
 
-from harness.checks import SLO
-from harness.engine import AbortPolicy, Engine, GateError
-from harness.faults import MassReplicaKill, ReplicaKill
-from harness.interrupts import STOP_SIGNALS, interrupt_on_stop_signals
-from harness.load.spec import LoadSpec
-from harness.scenario import Followup, Scenario, scenario_rng
-from runtime.app.serve_config import SleepyPidConfig
-from runtime.errors import InfrastructureError
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.engine import AbortPolicy, Engine, GateError
+from serve_chaos.harness.faults import MassReplicaKill, ReplicaKill
+from serve_chaos.harness.interrupts import STOP_SIGNALS, interrupt_on_stop_signals
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Followup, Scenario, scenario_rng
+from serve_chaos.runtime.app.serve_config import SleepyPidConfig
+from serve_chaos.runtime.errors import InfrastructureError
 from tests.engine_fakes import FakeCluster, factories
 
 
@@ -163,7 +163,7 @@ def test_someone_elses_fault_in_effect_is_a_gate_error(tmp_path):
 
 
 def test_a_cluster_taken_away_ends_the_run_as_interrupted(tmp_path):
-    from runtime.errors import ClusterLost
+    from serve_chaos.runtime.errors import ClusterLost
 
     cluster = FakeCluster(respawn_s=None)
     threading.Timer(1.0, lambda: setattr(cluster, "gone", "taken down by `serve-chaos down --force`")).start()
@@ -178,7 +178,7 @@ def test_a_cluster_taken_away_ends_the_run_as_interrupted(tmp_path):
 def node_loss_then_replica_kill(**kw) -> Scenario:
     """Lose a worker's node, then -- once recovered -- kill a replica: the follow-up is judged
     on every worker slot, the recreated pod's included."""
-    from harness.faults import NodeLoss
+    from serve_chaos.harness.faults import NodeLoss
 
     follow = Followup(name="then", fault=ReplicaKill(), expected_churn={"replica": "victims"},
                       slo=SLO(max_recovery_s=5.0, endpoint_availability={"pods:worker": 1.0}),
@@ -238,8 +238,8 @@ def soak_for_the_fake(phases: int, names: tuple[str, ...] = SOAK_NAMES):
     churn expectations and checks untouched); the health check is switched through the fake."""
     from dataclasses import replace
 
-    from harness.faults import HealthCheckFailure, RedisLoss
-    from harness.soak import build_soak
+    from serve_chaos.harness.faults import HealthCheckFailure, RedisLoss
+    from serve_chaos.harness.soak import build_soak
     from tests.engine_fakes import FakeHealthCheckFailure
 
     def fake(fault):
@@ -255,7 +255,7 @@ def soak_for_the_fake(phases: int, names: tuple[str, ...] = SOAK_NAMES):
 
 
 def soak_engine(tmp_path):
-    from harness.app.selection import AppUnderTest
+    from serve_chaos.harness.app.selection import AppUnderTest
     from tests.engine_fakes import standard_pods
 
     app = SleepyPidConfig(num_replicas=6, max_replicas_per_node=2).spec()
@@ -312,15 +312,15 @@ def test_a_fault_with_nothing_to_act_on_in_this_cluster_is_skipped_not_failed(tm
     # memory pressure does not apply -- a skip with the reason, never a failed run.
     from dataclasses import replace
 
-    from harness.faults import MemoryPressure
-    from runtime.cluster import Capabilities
+    from serve_chaos.harness.faults import MemoryPressure
+    from serve_chaos.runtime.cluster import Capabilities
 
     class Pressable(FakeCluster):
         @property
         def capabilities(self) -> Capabilities:
             return Capabilities(ready_timeout_s=5.0, press_memory=True)
 
-    from harness.app.selection import ScenarioSkipped
+    from serve_chaos.harness.app.selection import ScenarioSkipped
 
     cluster = Pressable()
     cluster.pod_list = [replace(p, memory_limit=None) for p in cluster.pod_list]

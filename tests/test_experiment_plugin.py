@@ -17,8 +17,8 @@ EXPERIMENT = {"name": "mine", "faults": [{"fault": "replica_kill"}], "slo": {"ma
 CONFTEST = '''
 import pytest
 from pathlib import Path
-from harness.checks import CheckResult, Evaluation
-from harness.outcome import RunResult
+from serve_chaos.harness.checks import CheckResult, Evaluation
+from serve_chaos.harness.outcome import RunResult
 
 class Engine:
     def run(self, scenario):

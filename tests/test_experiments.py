@@ -9,11 +9,11 @@ import jsonschema
 import pytest
 import yaml
 
-from harness.catalog import load_scenarios, select
-from harness.experiment import dump_scenario, experiment_schema, load_experiment
-from harness.experiment.files import scenario_data
-from harness.faults import During, NodeLoss, RollingUpdate
-from runtime.errors import ConfigError
+from serve_chaos.harness.catalog import load_scenarios, select
+from serve_chaos.harness.experiment import dump_scenario, experiment_schema, load_experiment
+from serve_chaos.harness.experiment.files import scenario_data
+from serve_chaos.harness.faults import During, NodeLoss, RollingUpdate
+from serve_chaos.runtime.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "experiments"
 MINIMAL = {"name": "mine", "faults": [{"fault": "replica_kill"}], "slo": {"max_recovery_s": 30},
@@ -120,8 +120,8 @@ def test_three_steps_are_injected_at_their_own_times(monkeypatch):
     import time as clock
     from dataclasses import dataclass
 
-    from harness.faults import Fault, FaultPlan
-    from harness.observe.history import FaultRecord
+    from serve_chaos.harness.faults import Fault, FaultPlan
+    from serve_chaos.harness.observe.history import FaultRecord
 
     now = [100.0]
     monkeypatch.setattr(clock, "time", lambda: now[0])
@@ -159,7 +159,7 @@ def test_integers_written_as_floats_and_odd_files_are_taken_or_refused_in_one_li
 def test_show_takes_one_scenario():
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from serve_chaos.harness.cli import app
 
     result = CliRunner().invoke(app, ["show", "all"])
     assert result.exit_code != 0

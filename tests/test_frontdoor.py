@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from runtime.local.frontdoor import FrontDoorConfig, haproxy_binary
+from serve_chaos.runtime.local.frontdoor import FrontDoorConfig, haproxy_binary
 
 
 def test_rendered_config_is_accepted_by_haproxy(tmp_path):
@@ -34,7 +34,7 @@ def test_new_pod_gets_traffic_only_after_its_check_and_leaves_at_once(tmp_path):
 
     import requests
 
-    from runtime.local.frontdoor import HAProxyAdmin
+    from serve_chaos.runtime.local.frontdoor import HAProxyAdmin
 
     binary = haproxy_binary()
     if binary is None:

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 import tests.test_local_ray_version as ray_version_tests
-from harness.catalog import load_scenarios
-from harness.faults import IngressCrash
-from harness.targets import TargetOptions
-from runtime.cluster import PodInfo, RayOptions
-from runtime.errors import ConfigError
-from runtime.local.config import LocalClusterConfig
-from runtime.local.layout import HAPROXY_DIR_RE, RunLayout
-from runtime.local.operator import RayServiceOperator
-from runtime.local.rayenv import RayRuntime
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.faults import IngressCrash
+from serve_chaos.harness.targets import TargetOptions
+from serve_chaos.runtime.cluster import PodInfo, RayOptions
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.local.config import LocalClusterConfig
+from serve_chaos.runtime.local.layout import HAPROXY_DIR_RE, RunLayout
+from serve_chaos.runtime.local.operator import RayServiceOperator
+from serve_chaos.runtime.local.rayenv import RayRuntime
 from tests import synthetic as syn
 
 
@@ -57,7 +57,7 @@ def test_haproxy_ingress_is_switched_on_in_every_ray_pod_with_short_socket_paths
     # The real directory is /tmp/sc-<label>-hap; the test's goes under its own tmp_path (as short).
     import tempfile
 
-    monkeypatch.setattr("runtime.local.layout.HAPROXY_TMP", Path(tempfile.mkdtemp(prefix="sc", dir="/tmp")))
+    monkeypatch.setattr("serve_chaos.runtime.local.layout.HAPROXY_TMP", Path(tempfile.mkdtemp(prefix="sc", dir="/tmp")))
     op, kubelet = operator(tmp_path, ingress="haproxy")
     for pod in ("head", "worker-1"):
         _, env = op.pod_spec(kubelet.pods[pod])

@@ -10,7 +10,7 @@ import pytest
 
 CHILD = textwrap.dedent("""
     import os, signal, sys, time
-    from harness.interrupts import DeferredInterrupt, interrupt_on_stop_signals
+    from serve_chaos.harness.interrupts import DeferredInterrupt, interrupt_on_stop_signals
     interrupt_on_stop_signals()
     sig = getattr(signal, sys.argv[1])
     with DeferredInterrupt() as held:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.errors import ServeChaosError
-from runtime.kuberay.api import KubeApi, load_configuration
-from runtime.kuberay.lease import KubeLease
-from runtime.kuberay.manifests import KubeRayConfig, namespace
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.kuberay.api import KubeApi, load_configuration
+from serve_chaos.runtime.kuberay.lease import KubeLease
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig, namespace
 from tests import real_apiserver
 
 

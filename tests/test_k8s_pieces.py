@@ -15,20 +15,20 @@ from pathlib import Path
 import pytest
 
 import tests.synthetic as syn
-from harness.checks.steady import first_steady_state
-from harness.observe.history import FaultRecord
-from runtime.cluster import PodInfo
-from runtime.k8s import dns, kuberay, network, proxy
-from runtime.k8s.agent import envs, rootfs
-from runtime.k8s.agent.containers import ContainerRun, Terminated
-from runtime.k8s.agent.images import Image, ImageUnavailable, resolve
-from runtime.k8s.agent.node import node_object
-from runtime.k8s.agent.volumes import VolumeMaker, VolumeNotReady
-from runtime.k8s.build import Binaries
-from runtime.k8s.layout import K8sLayout, NodeSpec
-from runtime.k8s.target import CONTROL_PLANE_TAINT, ROLE_LABEL, node_specs
-from runtime.kuberay import manifests
-from runtime.kuberay.placement import placement_problem
+from serve_chaos.harness.checks.steady import first_steady_state
+from serve_chaos.harness.observe.history import FaultRecord
+from serve_chaos.runtime.cluster import PodInfo
+from serve_chaos.runtime.k8s import dns, kuberay, network, proxy
+from serve_chaos.runtime.k8s.agent import envs, rootfs
+from serve_chaos.runtime.k8s.agent.containers import ContainerRun, Terminated
+from serve_chaos.runtime.k8s.agent.images import Image, ImageUnavailable, resolve
+from serve_chaos.runtime.k8s.agent.node import node_object
+from serve_chaos.runtime.k8s.agent.volumes import VolumeMaker, VolumeNotReady
+from serve_chaos.runtime.k8s.build import Binaries
+from serve_chaos.runtime.k8s.layout import K8sLayout, NodeSpec
+from serve_chaos.runtime.k8s.target import CONTROL_PLANE_TAINT, ROLE_LABEL, node_specs
+from serve_chaos.runtime.kuberay import manifests
+from serve_chaos.runtime.kuberay.placement import placement_problem
 
 
 def svc(name: str, ns: str, ip: str | None, ports: list[dict], publish: bool = False) -> dict:

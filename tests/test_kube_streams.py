@@ -16,9 +16,9 @@ import pytest
 import requests
 from kubernetes import client
 
-from runtime.kuberay.api import KubeApi
-from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
-from runtime.kuberay.portforward import PodPortForwarder
+from serve_chaos.runtime.kuberay.api import KubeApi
+from serve_chaos.runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+from serve_chaos.runtime.kuberay.portforward import PodPortForwarder
 from tests.kube_server import KubeServer
 
 
@@ -94,10 +94,10 @@ def test_streams_on_their_own_clients_leave_rest_calls_alone(server):
 def test_per_pod_load_through_a_forward_keeps_its_connections(server, tmp_path):
     """Issue 18 item 7: a per-pod endpoint reached through a port-forward must not cost a
     websocket setup per request; the load keeps its connections to it alive."""
-    from harness.observe.history import read_jsonl
-    from harness.load.generator import LoadGenerator
-    from harness.load.spec import LoadSpec, resolve_endpoints
-    from runtime.cluster import Endpoints
+    from serve_chaos.harness.observe.history import read_jsonl
+    from serve_chaos.harness.load.generator import LoadGenerator
+    from serve_chaos.harness.load.spec import LoadSpec, resolve_endpoints
+    from serve_chaos.runtime.cluster import Endpoints
 
     api = KubeApi.from_configuration(configuration(server))
     cluster = KubeRayCluster(KubeTargetConfig(), api=api, context_name="kind-test")
@@ -124,8 +124,8 @@ def test_per_pod_load_through_a_forward_keeps_its_connections(server, tmp_path):
 
 
 def test_an_exec_that_outlives_its_timeout_returns_at_the_timeout():
-    from runtime.kuberay.api import KubeApi
-    from runtime.kuberay.execs import PodExec
+    from serve_chaos.runtime.kuberay.api import KubeApi
+    from serve_chaos.runtime.kuberay.execs import PodExec
 
     slow = KubeServer(exec_delay_s=6.0)
     try:

@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.catalog import load_scenarios
-from harness.checks import check_churn, churn, valid_churn_kind
-from harness.faults import FaultNotApplicable, NodeLoss, PodKill
-from harness.load.spec import resolve_endpoints
-from harness.observe.probe import Snapshot
-from runtime.cluster import POD_ROLES, RayOptions
-from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
-from runtime.kuberay import manifests, safety, schema
-from runtime.kuberay.api import KubeApi
-from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
-from runtime.kuberay.manifests import KubeRayConfig
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.checks import check_churn, churn, valid_churn_kind
+from serve_chaos.harness.faults import FaultNotApplicable, NodeLoss, PodKill
+from serve_chaos.harness.load.spec import resolve_endpoints
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.cluster import POD_ROLES, RayOptions
+from serve_chaos.runtime.errors import ConfigError, InfrastructureError, ServeChaosError
+from serve_chaos.runtime.kuberay import manifests, safety, schema
+from serve_chaos.runtime.kuberay.api import KubeApi
+from serve_chaos.runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 from tests.fake_apiserver import FakeApiClient, Store, selects
 from tests.kube_world import FakeWs, Kube
 
@@ -48,7 +48,7 @@ def crd_dir() -> Path:
 # ---------------------------------------------------------------------- manifests against schemas
 @pytest.mark.parametrize("mode", ["options", "legacy", "off"])
 def test_rayservice_is_valid_against_the_v1_7_crd(mode):
-    from runtime.kuberay import schema
+    from serve_chaos.runtime.kuberay import schema
 
     (rs,) = [o for o in rendered(mode) if o["kind"] == "RayService"]
     assert schema.errors(rs, crd_dir()) == []
@@ -58,7 +58,7 @@ def test_rayservice_is_valid_against_the_v1_7_crd(mode):
 
 
 def test_schema_check_is_strict_about_unknown_fields():
-    from runtime.kuberay import schema
+    from serve_chaos.runtime.kuberay import schema
 
     (rs,) = [o for o in rendered() if o["kind"] == "RayService"]
     rs["spec"]["rayClusterConfig"]["gcsFaultTolerance"] = {}
@@ -405,7 +405,7 @@ def test_every_scenario_resolves_on_kuberay_named_pods(kube):
 
 
 def test_replicas_with_equal_pids_on_different_pods_are_different_replicas(kube):
-    from harness.checks import replica_keys, victim_present
+    from serve_chaos.harness.checks import replica_keys, victim_present
 
     kube.bring_up()
     snap = kube_snapshot(kube)
@@ -616,7 +616,7 @@ def test_victims_are_chosen_among_worker_pods_that_host_replicas(kube):
 
 # ---------------------------------------------------------------------- kind and helm commands
 def test_images_are_saved_for_the_host_platform_and_loaded_only_where_they_run(monkeypatch):
-    from runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay import kind
 
     commands = []
 
@@ -640,7 +640,7 @@ def test_images_are_saved_for_the_host_platform_and_loaded_only_where_they_run(m
 
 
 def test_the_operator_is_placed_by_a_node_selector(monkeypatch):
-    from runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay import kind
 
     commands = []
     monkeypatch.setattr(kind, "run", lambda cmd, timeout_s=600.0, check=True: commands.append(cmd))
@@ -760,7 +760,7 @@ def test_attaching_with_other_app_code_is_refused_before_anything_is_written(kub
 
 # ---------------------------------------------------------------------- issue 18: a user's --image
 def test_an_image_present_only_locally_is_loaded_without_a_pull(monkeypatch):
-    from runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay import kind
 
     commands = []
 
@@ -798,7 +798,7 @@ def test_every_container_pulls_only_if_the_image_is_not_on_the_node(image):
 # ---------------------------------------------------------------------- issue 18: the user's whole Serve config
 def test_serve_config_v2_keeps_the_users_top_level_settings():
     """Only http_options.host and .port are ours: the Serve Service targets the pods' port 8000."""
-    from runtime.app.spec import AppSpec
+    from serve_chaos.runtime.app.spec import AppSpec
 
     config = {"proxy_location": "HeadOnly", "logging_config": {"encoding": "JSON", "log_level": "DEBUG"},
               "grpc_options": {"port": 9001, "grpc_servicer_functions": []},
@@ -892,7 +892,7 @@ def test_the_kind_workflow_runs_the_suite_once_per_ray_version():
 
 
 def test_kind_up_makes_a_worker_node_per_ray_worker_and_a_spare():
-    from runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay import kind
 
     for workers in (1, 2, 3, 5):
         config = yaml.safe_load(kind.config_for_workers(kind.DEFAULT_KIND_CONFIG, workers))

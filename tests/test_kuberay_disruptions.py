@@ -8,9 +8,9 @@ import copy
 import pytest
 import yaml
 
-from runtime.errors import ConfigError, ServeChaosError
-from runtime.kuberay.lease import KubeLease
-from runtime.kuberay.serveconfig import SERVE_CONFIG_MANAGER, rejection
+from serve_chaos.runtime.errors import ConfigError, ServeChaosError
+from serve_chaos.runtime.kuberay.lease import KubeLease
+from serve_chaos.runtime.kuberay.serveconfig import SERVE_CONFIG_MANAGER, rejection
 from tests.kube_world import FakeWs, Kube, ray_node_id
 
 NS = "serve-chaos"
@@ -248,9 +248,9 @@ def test_an_upgrade_refuses_what_it_cannot_change_and_a_second_one_meanwhile(kub
 def test_the_upgrade_fault_plans_every_ray_pod_and_actor_and_judges_the_old_cluster_gone(kube):
     import random
 
-    from harness.faults.upgrade import RayServiceUpgrade, old_cluster_deleted
-    from harness.observe.history import FaultRecord
-    from scenarios.test_rayservice_upgrade import RAYSERVICE_UPGRADE
+    from serve_chaos.harness.faults.upgrade import RayServiceUpgrade, old_cluster_deleted
+    from serve_chaos.harness.observe.history import FaultRecord
+    from serve_chaos.scenarios.test_rayservice_upgrade import RAYSERVICE_UPGRADE
     from tests.test_kuberay import kube_snapshot
 
     assert RAYSERVICE_UPGRADE.requires == ("upgrade_cluster",) and kube.cluster.capabilities.upgrade_cluster
@@ -276,7 +276,7 @@ def test_the_upgrade_fault_plans_every_ray_pod_and_actor_and_judges_the_old_clus
 
 
 def test_locally_the_upgrade_scenario_is_skipped_by_capability():
-    from runtime.cluster import Capabilities
+    from serve_chaos.runtime.cluster import Capabilities
 
     assert Capabilities().upgrade_cluster is False
 

@@ -12,12 +12,12 @@ import json
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from harness.checks import SLO
-from harness.engine import Engine
-from harness.faults import ReplicaKill
-from harness.scenario import Scenario
-from runtime.app.serve_config import SleepyPidConfig
-from runtime.errors import ServeChaosError
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.engine import Engine
+from serve_chaos.harness.faults import ReplicaKill
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import SleepyPidConfig
+from serve_chaos.runtime.errors import ServeChaosError
 from tests.engine_fakes import FakeCluster, factories
 from tests.kube_world import Kube
 
@@ -80,7 +80,7 @@ def test_a_heal_that_fails_still_heals_the_rest_and_says_what_failed(kube, monke
 class HealBreaks(FakeCluster):
     def heal(self):
         super().heal()
-        from runtime.kuberay.api import kube_error
+        from serve_chaos.runtime.kuberay.api import kube_error
 
         raise kube_error(ApiException(status=0, reason="Handshake status 500"), "exec into pod w-1")
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import ServeChaosError
-from runtime.kuberay import chaosmesh, schema
-from runtime.kuberay.grayfaults import loop_outcome, slow_loop, stop_slow_loop
-from runtime.kuberay.lease import KubeLease
-from runtime.kuberay.manifests import KubeRayConfig
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.kuberay import chaosmesh, schema
+from serve_chaos.runtime.kuberay.grayfaults import loop_outcome, slow_loop, stop_slow_loop
+from serve_chaos.runtime.kuberay.lease import KubeLease
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 from tests.kube_world import FakeWs, Kube
 
 NS = "serve-chaos"
@@ -261,7 +261,7 @@ def test_kind_manifests_faults_prints_every_gray_fault_object_valid_for_the_crds
 
     import yaml
 
-    proc = sp.run([sys.executable, "-m", "harness.cli", "kind", "manifests", "--faults"], capture_output=True,
+    proc = sp.run([sys.executable, "-m", "serve_chaos.harness.cli", "kind", "manifests", "--faults"], capture_output=True,
                   text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
@@ -276,7 +276,7 @@ def test_kind_manifests_faults_prints_every_gray_fault_object_valid_for_the_crds
 
 
 def test_chaos_mesh_is_installed_for_kind_from_its_chart(monkeypatch):
-    from runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay import kind
 
     commands = []
     monkeypatch.setattr(kind, "run", lambda cmd, timeout_s=600.0, check=True: commands.append(cmd))
@@ -294,7 +294,7 @@ def test_chaos_mesh_is_installed_for_kind_from_its_chart(monkeypatch):
 def test_kind_down_removes_only_what_serve_chaos_installed(monkeypatch):
     from kubernetes import client
 
-    from runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay import kind
     from tests.fake_apiserver import FakeApiClient, Store
 
     store = Store()
@@ -325,7 +325,7 @@ def test_a_second_injection_on_the_same_pod_makes_new_objects(kube):
 def test_installed_means_the_workloads_run_not_that_crds_remain():
     # Helm never deletes CRDs: after `kind down` on a reused cluster they stay, and judging by them
     # made the next `kind up` skip installing KubeRay and Chaos Mesh (issue 23, 10.3).
-    from runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay import kind
     from tests.fake_apiserver import FakeApiClient, Store
 
     store = Store()
@@ -374,9 +374,9 @@ def test_down_lets_chaos_mesh_finalize_our_objects_before_the_namespace_goes(kub
 
 def test_kind_down_refuses_while_a_live_run_holds_the_lock(kube, monkeypatch):
     # `kind down` on a cluster serve-chaos created deleted it under a running session (10.7).
-    from harness.cli import kind as kind_cli
-    from runtime.kuberay import kind
-    from runtime.kuberay.lease import KubeLease
+    from serve_chaos.harness.cli import kind as kind_cli
+    from serve_chaos.runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay.lease import KubeLease
 
     other = KubeLease(kube.cluster.api, kube.cluster.ray, host="ci-runner-7", alive=lambda pid: True)
     other.take("pytest scenarios/ --target kind")
@@ -386,7 +386,7 @@ def test_kind_down_refuses_while_a_live_run_holds_the_lock(kube, monkeypatch):
     monkeypatch.setattr(kind, "created_by_us", lambda core: True)
     monkeypatch.setattr(kind, "delete", lambda name: deleted.append(name))
     monkeypatch.setattr("kubernetes.config.new_client_from_config", lambda context=None: None)
-    monkeypatch.setattr("runtime.kuberay.cluster.KubeRayCluster", lambda target: kube.cluster)
+    monkeypatch.setattr("serve_chaos.runtime.kuberay.cluster.KubeRayCluster", lambda target: kube.cluster)
     with pytest.raises(ServeChaosError, match="in use by PID .* on ci-runner-7"):
         kind_cli.kind_down(name="serve-chaos", namespace=NS, force=False)
     assert deleted == []

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from runtime.kuberay import manifests
-from runtime.kuberay.manifests import KubeRayConfig
+from serve_chaos.runtime.kuberay import manifests
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 from tests.fake_apiserver import Store
 from tests.fake_kubernetes import FakeKubernetes, kind_nodes
 from tests.kube_world import Kube

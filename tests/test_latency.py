@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.observe.history import requests_frame
-from harness.report.latency import FAILED, LABELS, band_counts, band_labels, band_shares, latency_rows
+from serve_chaos.harness.observe.history import requests_frame
+from serve_chaos.harness.report.latency import FAILED, LABELS, band_counts, band_labels, band_shares, latency_rows
 from tests import synthetic as syn
 
 
@@ -54,7 +54,7 @@ def test_latency_before_and_during_each_fault():
 
 
 def test_the_live_view_shows_latency_bands_not_only_errors():
-    from harness.observe.live import bands_text, latency_text, live_numbers
+    from serve_chaos.harness.observe.live import bands_text, latency_text, live_numbers
 
     # The last 10 s: 80 fast answers, 15 slow ones (a starved pod), 5 timeouts.
     latencies = [5.0] * 80 + [400.0] * 15 + [5000.0] * 5

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from runtime.errors import ServeChaosError
-from runtime.local import control
-from runtime.local.leases import Leases
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.local import control
+from serve_chaos.runtime.local.leases import Leases
 
 
 def test_one_run_per_cluster():
@@ -50,7 +50,7 @@ def test_every_route_round_trips_through_the_one_table():
 
 
 def test_the_supervisor_implements_every_route():
-    from runtime.local.supervisor import Supervisor
+    from serve_chaos.runtime.local.supervisor import Supervisor
 
     for route in control.ROUTES:
         assert callable(getattr(Supervisor, route.name, None)), route.name
@@ -62,9 +62,9 @@ def test_down_force_leaves_a_note_for_the_run_it_stops():
     import tempfile
     from pathlib import Path
 
-    from runtime.local.config import LocalClusterConfig
-    from runtime.local.layout import RunLayout
-    from runtime.local.supervisor import FORCED_SUFFIX, Supervisor
+    from serve_chaos.runtime.local.config import LocalClusterConfig
+    from serve_chaos.runtime.local.layout import RunLayout
+    from serve_chaos.runtime.local.supervisor import FORCED_SUFFIX, Supervisor
 
     tmp_path = Path(tempfile.mkdtemp(prefix="sch", dir="/tmp"))  # short: the home's length is limited
     layout = RunLayout(tmp_path, "abc123")
@@ -93,7 +93,7 @@ def kube():
 
 
 def test_the_kube_lock_refuses_a_second_run_and_frees_a_dead_one(kube):
-    from runtime.kuberay.lease import KubeLease
+    from serve_chaos.runtime.kuberay.lease import KubeLease
 
     mine = kube.cluster.lease
     mine.take("pytest scenarios/ --target kind")
@@ -108,7 +108,7 @@ def test_the_kube_lock_refuses_a_second_run_and_frees_a_dead_one(kube):
 
 
 def test_the_next_command_heals_what_a_dead_run_left_on_kind(kube):
-    from runtime.kuberay.lease import KubeLease
+    from serve_chaos.runtime.kuberay.lease import KubeLease
 
     dead = KubeLease(kube.cluster.api, kube.cluster.ray, alive=lambda pid: True)
     dead.add_fault("node_loss", "kind-worker2")

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from runtime.local import cgroups, leftovers, netns, procs
-from runtime.local.layout import RunLayout
+from serve_chaos.runtime.local import cgroups, leftovers, netns, procs
+from serve_chaos.runtime.local.layout import RunLayout
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not netns.netns_supported()[0],
                                 reason="creating namespaces and cgroups needs root on Linux")

@@ -7,9 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness.observe.history import read_jsonl, requests_frame
-from harness.load.generator import LoadGenerator
-from harness.load.spec import LoadSpec, Traffic
+from serve_chaos.harness.observe.history import read_jsonl, requests_frame
+from serve_chaos.harness.load.generator import LoadGenerator
+from serve_chaos.harness.load.spec import LoadSpec, Traffic
 
 SEEN_IDS: list[str] = []
 

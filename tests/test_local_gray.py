@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.local import mounts
-from runtime.local.gray import KERNEL_OOM_LINE, RAY_OOM_LINE, RAY_OOM_VICTIM, _dropped
+from serve_chaos.runtime.local import mounts
+from serve_chaos.runtime.local.gray import KERNEL_OOM_LINE, RAY_OOM_LINE, RAY_OOM_VICTIM, _dropped
 
 #: Lines of a real raylet.out (Ray 2.60.0, this machine), ids shortened.
 RAYLET = """\
@@ -50,7 +50,7 @@ def test_a_pod_sees_its_own_temp_dir_and_memory_cgroup():
 def test_the_raylet_log_is_read_from_the_pods_own_session(tmp_path):
     # Ray links session_latest to the path the pod sees (the shared temp dir its mount
     # namespace overlays); from the host that path holds nothing of this pod's.
-    from runtime.local.kubelet import session_dir
+    from serve_chaos.runtime.local.kubelet import session_dir
 
     pod_dir = tmp_path / "worker-1.3"
     (pod_dir / "session_2026-11-29_17-10-11_1" / "logs").mkdir(parents=True)

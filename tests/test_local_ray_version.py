@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from runtime.errors import ConfigError, EnvironmentProblem
-from runtime.local import cluster as local_cluster
-from runtime.local.config import LocalClusterConfig
-from runtime.local.layout import RunLayout
-from runtime.local.operator import RayServiceOperator
-from runtime.local.pods import Pod
-from runtime.local.rayenv import PROJECT_ROOT, RayRuntime
+from serve_chaos.runtime.errors import ConfigError, EnvironmentProblem
+from serve_chaos.runtime.local import cluster as local_cluster
+from serve_chaos.runtime.local.config import LocalClusterConfig
+from serve_chaos.runtime.local.layout import RunLayout
+from serve_chaos.runtime.local.operator import RayServiceOperator
+from serve_chaos.runtime.local.pods import Pod
+from serve_chaos.runtime.local.rayenv import PROJECT_ROOT, RayRuntime
 
 VENV = Path("/cache/serve-chaos/ray-2.50.0")
 
@@ -63,7 +63,7 @@ def test_head_and_workers_start_that_versions_ray_with_the_project_on_the_import
     assert head_cmd[:3] == [str(VENV / "bin" / "ray"), "start", "--head"]
     worker_cmd, worker_env = op.pod_spec(kubelet.pods["worker-1"])
     # The init step (wait for the GCS) and `ray start` both come from the version's environment.
-    assert worker_cmd[:3] == [str(VENV / "bin" / "python"), "-m", "runtime.local.podinit"]
+    assert worker_cmd[:3] == [str(VENV / "bin" / "python"), "-m", "serve_chaos.runtime.local.podinit"]
     assert worker_cmd[worker_cmd.index("--") + 1:][:2] == [str(VENV / "bin" / "ray"), "start"]
     for env in (head_env, worker_env):
         assert env["PYTHONPATH"].split(os.pathsep)[:2] == [str(PROJECT_ROOT), str(app_dir)]
@@ -79,7 +79,7 @@ def test_ray_kill_runs_as_a_driver_of_that_version(tmp_path):
     # `kubectl exec` has no environment: the driver gets the pod's through env(1).
     assert cmd[0] == "env" and any(a.startswith(f"PYTHONPATH={PROJECT_ROOT}") for a in cmd)
     start = cmd.index(str(VENV / "bin" / "python"))
-    assert cmd[start:start + 3] == [str(VENV / "bin" / "python"), "-m", "runtime.raykill"]
+    assert cmd[start:start + 3] == [str(VENV / "bin" / "python"), "-m", "serve_chaos.runtime.raykill"]
     assert "--name=SERVE_REPLICA::sleepy#SleepyPid#abc" in cmd and "--no-restart" in cmd
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from harness.report import matrix as truth
-from harness.catalog import ORDER, select
-from runtime.errors import ConfigError
+from serve_chaos.harness.report import matrix as truth
+from serve_chaos.harness.catalog import ORDER, select
+from serve_chaos.runtime.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,7 +133,7 @@ def test_run_directories_are_found_below_a_matrix_and_nothing_is_one_line(tmp_pa
 # ---------------------------------------------------------------------- the command
 def cli(*args: str, home: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, SERVE_CHAOS_HOME=home)
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "serve_chaos.harness.cli", *args], capture_output=True, text=True,
                           timeout=120, env=env, cwd=ROOT)
 
 
@@ -169,9 +169,9 @@ def test_bad_matrix_invocations_are_one_line(home, args, words):
 
 
 def test_a_matrix_runs_each_release_on_its_own_cluster(monkeypatch, tmp_path):
-    from harness.cli import matrix as cmd
-    from harness.options import RunOptions
-    from harness.targets import TargetOptions
+    from serve_chaos.harness.cli import matrix as cmd
+    from serve_chaos.harness.options import RunOptions
+    from serve_chaos.harness.targets import TargetOptions
 
     ran: list[tuple[str, Path]] = []
 
@@ -179,7 +179,7 @@ def test_a_matrix_runs_each_release_on_its_own_cluster(monkeypatch, tmp_path):
         ran.append((options.target.ray_version, options.report_dir))
         return {"2.40.0": 0, "2.50.0": 1, "2.60.0": 0}[options.target.ray_version]
 
-    monkeypatch.setattr("harness.cli.execute.run_scenarios", fake_run)
+    monkeypatch.setattr("serve_chaos.harness.cli.execute.run_scenarios", fake_run)
     monkeypatch.setattr(cmd, "attached", lambda target: None)
 
     def options_for(version: str) -> RunOptions:
@@ -191,9 +191,9 @@ def test_a_matrix_runs_each_release_on_its_own_cluster(monkeypatch, tmp_path):
 
 
 def test_a_matrix_stops_when_interrupted_and_refuses_a_running_cluster(monkeypatch, tmp_path):
-    from harness.cli import matrix as cmd
-    from harness.options import RunOptions
-    from harness.targets import TargetOptions
+    from serve_chaos.harness.cli import matrix as cmd
+    from serve_chaos.harness.options import RunOptions
+    from serve_chaos.harness.targets import TargetOptions
 
     ran: list[str] = []
 
@@ -201,7 +201,7 @@ def test_a_matrix_stops_when_interrupted_and_refuses_a_running_cluster(monkeypat
         ran.append(options.target.ray_version)
         return 130
 
-    monkeypatch.setattr("harness.cli.execute.run_scenarios", interrupted)
+    monkeypatch.setattr("serve_chaos.harness.cli.execute.run_scenarios", interrupted)
     monkeypatch.setattr(cmd, "attached", lambda target: None)
     options_for = lambda v: RunOptions.build(target=TargetOptions(ray_version=v))  # noqa: E731
     assert cmd.run_matrix(select(["replica_failure"]), ("2.40.0", "2.60.0"), options_for, "t") == 130
@@ -214,7 +214,7 @@ def test_a_matrix_stops_when_interrupted_and_refuses_a_running_cluster(monkeypat
 def test_trends_compare_a_release_only_with_itself():
     import pandas as pd
 
-    from harness.report.trends import flag_regressions
+    from serve_chaos.harness.report.trends import flag_regressions
 
     rows = [{"scenario": "s", "target": "local", "gcs_ft": True, "ray_version": v, "started_at": float(i),
              "availability": 1.0, "recovery_s": r, "run_id": str(i)}
@@ -225,8 +225,8 @@ def test_trends_compare_a_release_only_with_itself():
 
 
 def test_a_changed_verdict_is_bisected_to_the_release_where_it_changed():
-    from harness.report.bisect import bisect_change
-    from harness.report.matrix import BROKEN, KEPT, SKIPPED
+    from serve_chaos.harness.report.bisect import bisect_change
+    from serve_chaos.harness.report.matrix import BROKEN, KEPT, SKIPPED
 
     releases = ["2.55.0", "2.55.1", "2.56.0", "2.56.1", "2.57.0", "2.57.1", "2.58.0", "2.59.0", "2.60.0"]
     asked = []
@@ -250,8 +250,8 @@ def test_a_changed_verdict_is_bisected_to_the_release_where_it_changed():
 def test_a_range_of_releases_is_checked_and_expanded_from_what_the_index_serves():
     import pytest
 
-    from runtime.errors import ConfigError
-    from runtime.ray_versions import parse_ray_range, releases_between
+    from serve_chaos.runtime.errors import ConfigError
+    from serve_chaos.runtime.ray_versions import parse_ray_range, releases_between
 
     assert parse_ray_range("2.40.0,2.50.0") is None
     assert parse_ray_range("2.55.0..2.60.0") == ("2.55.0", "2.60.0")
@@ -263,9 +263,9 @@ def test_a_range_of_releases_is_checked_and_expanded_from_what_the_index_serves(
 
 
 def test_a_range_runs_both_ends_then_only_what_the_bisection_needs(monkeypatch, tmp_path):
-    from harness.cli import matrix as cmd
-    from harness.options import RunOptions
-    from harness.targets import TargetOptions
+    from serve_chaos.harness.cli import matrix as cmd
+    from serve_chaos.harness.options import RunOptions
+    from serve_chaos.harness.targets import TargetOptions
 
     releases = ["2.55.0", "2.56.0", "2.57.0", "2.58.0", "2.59.0", "2.60.0"]
     ran: list[str] = []
@@ -277,7 +277,7 @@ def test_a_range_runs_both_ends_then_only_what_the_bisection_needs(monkeypatch, 
         write_runs(tmp_path, [verdict(s.name, version, status, started=len(ran)) for s in chosen])
         return 0 if status == "pass" else 1
 
-    monkeypatch.setattr("harness.cli.execute.run_scenarios", fake_run)
+    monkeypatch.setattr("serve_chaos.harness.cli.execute.run_scenarios", fake_run)
     monkeypatch.setattr(cmd, "attached", lambda target: None)
 
     def options_for(version: str) -> RunOptions:

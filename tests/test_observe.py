@@ -1,6 +1,6 @@
 """Snapshots are joined correctly from the dashboard's answers (shapes as Ray 2.60 returns them)."""
 
-from harness.observe.probe import actor_role, build_snapshot
+from serve_chaos.harness.observe.probe import actor_role, build_snapshot
 
 SERVE = {
     "controller_info": {"node_id": "N1", "node_ip": "198.18.0.10", "actor_id": "C1"},

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import random
 
-from harness.checks import check_churn, first_steady_state
-from harness.checks.gray import memory_kills, ray_node_stayed_alive, traffic_shifted_away
-from harness.checks.planned import (replacements_before_stop, rollout_capacity, rollout_replaced_once,
+from serve_chaos.harness.checks import check_churn, first_steady_state
+from serve_chaos.harness.checks.gray import memory_kills, ray_node_stayed_alive, traffic_shifted_away
+from serve_chaos.harness.checks.planned import (replacements_before_stop, rollout_capacity, rollout_replaced_once,
                                     served_only_by_new)
-from harness.faults import CpuStarvation, InplaceUpdate, MemoryPressure, PacketLoss, RollingUpdate, ScaleDown
-from harness.faults.operator import Change, set_option
-from harness.observe.history import FaultRecord
-from runtime.cluster import PodInfo
+from serve_chaos.harness.faults import CpuStarvation, InplaceUpdate, MemoryPressure, PacketLoss, RollingUpdate, ScaleDown
+from serve_chaos.harness.faults.operator import Change, set_option
+from serve_chaos.harness.observe.history import FaultRecord
+from serve_chaos.runtime.cluster import PodInfo
 from tests import synthetic as syn
 
 DEPLOYED = {"app": {"status": "RUNNING", "deployments": {
@@ -231,8 +231,8 @@ def test_the_router_shift_must_be_significant():
 def test_a_proxy_killed_by_memory_pressure_is_given_its_replacement_time():
     # The memory monitor may kill the pod's proxy up to the lift; Serve replaces a dead proxy only
     # after 3 failed 10 s health checks (proxy_failure measured 30-32 s), then the front door lags.
-    from harness.bounds import dead_proxy_replaced_s
-    from scenarios.test_gray_failures import MEMORY_PRESSURE, dead_proxy_bounds
+    from serve_chaos.harness.bounds import dead_proxy_replaced_s
+    from serve_chaos.scenarios.test_gray_failures import MEMORY_PRESSURE, dead_proxy_bounds
 
     assert dead_proxy_replaced_s({"front_door_lag_s": 8.0}) == 30.0 + 5.0 + 8.0 + 3.0
     # Checks that time out: 3 x (10 s period + 10 s timeout) before the controller gives up on it.
@@ -248,10 +248,10 @@ def test_a_proxy_killed_by_memory_pressure_is_given_its_replacement_time():
 def test_a_crashed_head_may_fail_only_its_share_of_the_front_for_the_lag():
     # Redis loss crashes the head; the front door round-robins over head and workers and
     # keeps the head for at most its lag, plus the requests in flight when it died.
-    from harness.bounds import crashed_pod_failures
-    from harness.checks import SLO
-    from harness.checks.slo import judge
-    from scenarios.test_gcs_store_lost import GCS_STORE_LOST
+    from serve_chaos.harness.bounds import crashed_pod_failures
+    from serve_chaos.harness.checks import SLO
+    from serve_chaos.harness.checks.slo import judge
+    from serve_chaos.scenarios.test_gcs_store_lost import GCS_STORE_LOST
 
     assert crashed_pod_failures(15.0, {"front_door_lag_s": 8.0, "workers": 2}) == 45
     assert crashed_pod_failures(15.0, {"front_door_lag_s": 8.0, "workers": 4}) == 27
@@ -266,7 +266,7 @@ def test_a_crashed_head_may_fail_only_its_share_of_the_front_for_the_lag():
 
 
 def test_rollout_bound_follows_the_planned_batches_and_a_placement_without_room():
-    from scenarios.test_planned_updates import rollout_bounds
+    from serve_chaos.scenarios.test_planned_updates import rollout_bounds
     base = {"replica_start_s": 10.0, "graceful_shutdown_timeout_s": 20.0}
     roomy = {"rollout": {"g/G": {"target": 3, "batch": 1, "max_replicas_per_node": 2, "nodes": 3}}}
     tight = {"rollout": {"g/G": {"target": 3, "batch": 1, "max_replicas_per_node": 1, "nodes": 3},
@@ -288,7 +288,7 @@ def test_a_rollout_not_done_says_how_many_replicas_are_not_on_the_new_version():
 
 
 def test_the_not_recovered_reason_describes_the_cluster_before_healing_began():
-    from harness.checks import SLO, evaluate
+    from serve_chaos.harness.checks import SLO, evaluate
     old, fault = _rollout_fault()
     snaps = [syn.snapshot(t, [old[1], syn.replica(201, "head")] + syn.BASE_SYSTEM) for t in range(2, 8)]
     snaps += [syn.snapshot(t, syn.BASE_SYSTEM) for t in range(8, 12)]  # the heal deleted the apps

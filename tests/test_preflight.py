@@ -5,9 +5,9 @@ import socket
 
 import pytest
 
-from runtime.errors import EnvironmentProblem
-from runtime.local import cluster as local_cluster
-from runtime.local.config import LocalClusterConfig
+from serve_chaos.runtime.errors import EnvironmentProblem
+from serve_chaos.runtime.local import cluster as local_cluster
+from serve_chaos.runtime.local.config import LocalClusterConfig
 
 
 def test_port_already_taken():
@@ -24,7 +24,7 @@ def test_port_already_taken():
 
 def test_missing_redis_server(monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
-    monkeypatch.setattr("runtime.local.supervisor.Path.exists", lambda self: False)
+    monkeypatch.setattr("serve_chaos.runtime.local.supervisor.Path.exists", lambda self: False)
     with pytest.raises(Exception) as err:
         local_cluster.preflight(LocalClusterConfig())
     assert "redis-server is not installed" in str(err.value) and "apt-get install redis-server" in str(err.value)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cluster import Cluster
-from runtime.kuberay.api import KubeApi
-from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
-from runtime.local.cluster import LocalCluster
+from serve_chaos.runtime.cluster import Cluster
+from serve_chaos.runtime.kuberay.api import KubeApi
+from serve_chaos.runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+from serve_chaos.runtime.local.cluster import LocalCluster
 from tests.kuberay_fake import FakeApiClient, Store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,16 +18,16 @@ from urllib.parse import parse_qs, urlparse
 import pandas as pd
 import pytest
 
-from harness.checks.steady import proxy_reach_problems
-from harness.faults.base import DOWNSTREAM, NoSuchDeployment, aimed
-from harness.observe.probe import build_snapshot, replica_name_parts
-from harness.load.servedby import access_entries, downstream_map, served_by_map
-from harness.observe.startup import start_times
-from runtime.ray_compat import (FEATURE_SINCE, SERVE_CONFIG_KEYS, LogUnavailable, cluster_ray_version,
+from serve_chaos.harness.checks.steady import proxy_reach_problems
+from serve_chaos.harness.faults.base import DOWNSTREAM, NoSuchDeployment, aimed
+from serve_chaos.harness.observe.probe import build_snapshot, replica_name_parts
+from serve_chaos.harness.load.servedby import access_entries, downstream_map, served_by_map
+from serve_chaos.harness.observe.startup import start_times
+from serve_chaos.runtime.ray_compat import (FEATURE_SINCE, SERVE_CONFIG_KEYS, LogUnavailable, cluster_ray_version,
                                 drain_node_args, features, lacks_key, log_text, unsupported_config_keys)
-from runtime.ray_settings import (RAY_NODE_HEALTH_CHECK_DEFAULTS, SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S,
+from serve_chaos.runtime.ray_settings import (RAY_NODE_HEALTH_CHECK_DEFAULTS, SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S,
                                   SERVE_REPLICA_UNHEALTHY_THRESHOLD)
-from runtime.ray_versions import TESTED_RAY_VERSIONS
+from serve_chaos.runtime.ray_versions import TESTED_RAY_VERSIONS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCHEMA_OF = {"config": "ServeDeploySchema", "application": "ServeApplicationSchema", "deployment": "DeploymentSchema",
@@ -172,7 +172,7 @@ def test_the_controllers_replica_starts_parse_in_every_release(answers):
     deployed = {f"{app}/{dep}" for app, a in serve["applications"].items() for dep in a["deployments"]}
     assert starts and set(starts) <= deployed
     assert all(s > 0 for s in starts.values())
-    from runtime.ray_compat import REPLICA_STARTED_RE
+    from serve_chaos.runtime.ray_compat import REPLICA_STARTED_RE
 
     with_pid = {m.group("pid") is not None for m in REPLICA_STARTED_RE.finditer(text)}
     assert with_pid == {features(answers.version).replica_start_pid}
@@ -299,7 +299,7 @@ def test_the_recorder_writes_what_the_tests_read(answers, dashboard, tmp_path):
 
 
 def test_the_served_by_reader_reads_every_releases_logs_through_the_dashboard(answers, dashboard):
-    from harness.load.servedby import ServedByReader
+    from serve_chaos.harness.load.servedby import ServedByReader
 
     snap = answers.snapshot()
     replicas = [a for a in snap.actors if a["role"] == "replica"]

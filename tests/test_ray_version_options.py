@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from harness.targets import TargetOptions, bring_up, build_cluster, check_ray_version_fits
-from runtime.app.spec import AppSpec
-from runtime.errors import ConfigError
+from serve_chaos.harness.targets import TargetOptions, bring_up, build_cluster, check_ray_version_fits
+from serve_chaos.runtime.app.spec import AppSpec
+from serve_chaos.runtime.errors import ConfigError
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cli(*args: str, home: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, SERVE_CHAOS_HOME=home)
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "serve_chaos.harness.cli", *args], capture_output=True, text=True,
                           timeout=120, env=env)
 
 
@@ -68,7 +68,7 @@ def test_the_version_reaches_both_targets(monkeypatch):
     assert local.config.ray_version == "2.50.0"
     assert build_cluster(TargetOptions()).config.ray_version == "2.60.0"
     # The kind target's config as build_cluster makes it (no kubeconfig needed to look).
-    monkeypatch.setattr("runtime.kuberay.cluster.KubeRayCluster", lambda target: target)
+    monkeypatch.setattr("serve_chaos.runtime.kuberay.cluster.KubeRayCluster", lambda target: target)
     kind = build_cluster(TargetOptions(target="kind", ray_version="2.40.0"))
     assert kind.ray.ray_image == "rayproject/ray:2.40.0" and kind.ray.pod_image == "rayproject/ray:2.40.0"
     assert build_cluster(TargetOptions(target="kind")).ray.ray_image == "rayproject/ray:2.60.0"
@@ -102,7 +102,7 @@ class FakeCluster:
         return {"ray_version": self.recorded} if self.recorded else {}
 
     def endpoints(self) -> Any:
-        from runtime.cluster import Endpoints
+        from serve_chaos.runtime.cluster import Endpoints
 
         return Endpoints(front_door="http://127.0.0.1:1", dashboard="http://127.0.0.1:1")
 
@@ -122,7 +122,7 @@ def test_a_running_cluster_of_another_ray_is_refused(monkeypatch):
     check_ray_version_fits(cluster, "2.60.0")
     check_ray_version_fits(cluster, None)  # nothing asked: whatever runs
     # A target that does not record it is asked through the dashboard's /api/version.
-    monkeypatch.setattr("harness.targets.cluster_ray_version", lambda dashboard: "2.40.0")
+    monkeypatch.setattr("serve_chaos.harness.targets.cluster_ray_version", lambda dashboard: "2.40.0")
     with pytest.raises(ConfigError, match="runs Ray 2.40.0, not 2.50.0"):
         check_ray_version_fits(FakeCluster(recorded=None), "2.50.0")
 
@@ -136,7 +136,7 @@ def test_bring_up_checks_a_running_cluster_before_using_it():
 
 def test_bring_up_makes_the_local_ray_first_with_progress(monkeypatch):
     made: list[tuple[str, Any]] = []
-    monkeypatch.setattr("runtime.local.rayenv.ray_runtime", lambda version, progress=None: made.append((version, progress)))
+    monkeypatch.setattr("serve_chaos.runtime.local.rayenv.ray_runtime", lambda version, progress=None: made.append((version, progress)))
     options = TargetOptions(ray_version="2.50.0")
     cluster = build_cluster(options)
     monkeypatch.setattr(cluster, "attach", lambda: False)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.errors import ConfigError, InfrastructureError
-from runtime.local.rayenv import STAMP, RayEnvCache, own_runtime, pip_step, ray_runtime
-from runtime.ray_versions import check_ray_version, parse_ray_versions
+from serve_chaos.runtime.errors import ConfigError, InfrastructureError
+from serve_chaos.runtime.local.rayenv import STAMP, RayEnvCache, own_runtime, pip_step, ray_runtime
+from serve_chaos.runtime.ray_versions import check_ray_version, parse_ray_versions
 
 
 @pytest.mark.parametrize("text", ["2.40.0", "2.50.0", "2.60.0", " 2.45.1 "])
@@ -195,9 +195,9 @@ def test_pod_env_puts_this_ray_first_and_the_project_on_the_import_path(tmp_path
     root = str(Path(__file__).resolve().parent.parent)
     assert env["PYTHONPATH"].split(os.pathsep) == [root, "/user/src", "/inherited"]
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
-    argv = rt.exec_argv(rt.module("runtime.raykill", "--name=x"), app_dir="/user/src")
+    argv = rt.exec_argv(rt.module("serve_chaos.runtime.raykill", "--name=x"), app_dir="/user/src")
     assert argv[0] == "env" and f"PYTHONPATH={env['PYTHONPATH']}" in argv
-    assert argv[-4:] == [sys.executable, "-m", "runtime.raykill", "--name=x"]
+    assert argv[-4:] == [sys.executable, "-m", "serve_chaos.runtime.raykill", "--name=x"]
 
 
 def test_pip_lines_worth_showing():
@@ -207,7 +207,7 @@ def test_pip_lines_worth_showing():
 
 
 def test_the_cache_directory_follows_xdg_and_can_be_overridden(monkeypatch, tmp_path):
-    from runtime.local.rayenv import default_cache_root
+    from serve_chaos.runtime.local.rayenv import default_cache_root
 
     monkeypatch.delenv("SERVE_CHAOS_RAY_ENVS", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -217,18 +217,18 @@ def test_the_cache_directory_follows_xdg_and_can_be_overridden(monkeypatch, tmp_
 
 
 def test_the_pods_never_import_the_harnesss_ray_through_the_project(tmp_path):
-    from runtime.local.rayenv import import_root
+    from serve_chaos.runtime.local.rayenv import import_root
 
     checkout = tmp_path / "checkout"
-    (checkout / "runtime").mkdir(parents=True)
+    (checkout / "serve_chaos").mkdir(parents=True)
     assert import_root(checkout, tmp_path / "cache") == checkout
-    # Installed into a site-packages: the harness's Ray is there too; the pods get only `runtime`.
+    # Installed into a site-packages: the harness's Ray is there too; the pods get only `serve_chaos`.
     site = tmp_path / "site-packages"
-    (site / "runtime").mkdir(parents=True)
+    (site / "serve_chaos").mkdir(parents=True)
     (site / "ray").mkdir()
     shim = import_root(site, tmp_path / "cache")
-    assert shim != site and sorted(p.name for p in shim.iterdir()) == ["runtime"]
-    assert (shim / "runtime").resolve() == (site / "runtime").resolve()
+    assert shim != site and sorted(p.name for p in shim.iterdir()) == ["serve_chaos"]
+    assert (shim / "serve_chaos").resolve() == (site / "serve_chaos").resolve()
     assert import_root(site, tmp_path / "cache") == shim  # made once
 
 
@@ -245,7 +245,7 @@ def test_an_environment_made_before_its_pin_was_known_is_made_again(tmp_path, fa
 
 
 def test_each_release_gets_the_extra_requirements_it_needs_and_each_says_why():
-    from runtime.ray_requirements import EXTRA_REQUIREMENTS, extra_requirements
+    from serve_chaos.runtime.ray_requirements import EXTRA_REQUIREMENTS, extra_requirements
 
     assert extra_requirements("2.50.0") == ["protobuf<7"]
     assert extra_requirements("2.57.0") == extra_requirements("2.58.0") == ["protobuf<7", "jinja2"]
@@ -255,7 +255,7 @@ def test_each_release_gets_the_extra_requirements_it_needs_and_each_says_why():
 
 
 def test_a_release_that_imports_an_undeclared_package_says_so_not_remove_and_retry():
-    from runtime.local.rayenv import verify_hint
+    from serve_chaos.runtime.local.rayenv import verify_hint
 
     hint = verify_hint("2.61.0", "ModuleNotFoundError: No module named 'jinja2'")
     assert "imports jinja2 without declaring it" in hint and "runtime/ray_requirements.py" in hint
@@ -263,8 +263,8 @@ def test_a_release_that_imports_an_undeclared_package_says_so_not_remove_and_ret
 
 
 def test_versions_check_says_per_release_whether_it_builds_and_why_not():
-    from harness.cli.versions import check_releases
-    from runtime.errors import InfrastructureError
+    from serve_chaos.harness.cli.versions import check_releases
+    from serve_chaos.runtime.errors import InfrastructureError
 
     def ensure(version):
         if version == "2.41.0":

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.app.settings import app_summary
-from harness.catalog import load_scenarios
-from harness.report.remedies import MATCHES, REMEDIES, advice, config_text, remedies_for
-from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP, SleepyPidConfig
+from serve_chaos.harness.app.settings import app_summary
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.report.remedies import MATCHES, REMEDIES, advice, config_text, remedies_for
+from serve_chaos.runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP, SleepyPidConfig
 
 
 def verdict(scenario: str, app=SCENARIO_APP, **extra) -> dict:

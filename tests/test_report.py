@@ -5,13 +5,13 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 import pytest
 
-from harness.report import artifacts as report
-from harness.report import render
-from harness.checks import SLO, evaluate
-from harness.faults import ReplicaKill
-from harness.scenario import Scenario
-from harness.report.trends import HistoryStore, flag_regressions
-from runtime.errors import ConfigError
+from serve_chaos.harness.report import artifacts as report
+from serve_chaos.harness.report import render
+from serve_chaos.harness.checks import SLO, evaluate
+from serve_chaos.harness.faults import ReplicaKill
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.harness.report.trends import HistoryStore, flag_regressions
+from serve_chaos.runtime.errors import ConfigError
 from tests import test_checks as tc
 
 SCENARIO = Scenario(name="replica_failure", title="t", promise="p", fault=ReplicaKill(),
@@ -93,7 +93,7 @@ def test_html_shows_trend_and_flags_tonight(tmp_path):
 
 
 def test_an_existing_output_file_may_be_written_again(tmp_path):
-    from harness.outputs import check_dir, check_file
+    from serve_chaos.harness.outputs import check_dir, check_file
 
     out = tmp_path / "report.html"
     out.write_text("old")
@@ -132,7 +132,7 @@ def test_every_report_opens_with_the_summary_and_the_shared_settings(tmp_path):
 def test_a_broken_row_says_what_would_help_with_evidence(tmp_path):
     from tests import synthetic_runs as sr
 
-    from runtime.app.serve_config import SleepyPidConfig
+    from serve_chaos.runtime.app.serve_config import SleepyPidConfig
 
     soft = SleepyPidConfig().spec()  # Serve's soft spreading
     lost = sr.write(tmp_path, "r1", 1000.0, sr.shaped("worker_node_failure"),
@@ -151,7 +151,7 @@ def test_a_broken_row_says_what_would_help_with_evidence(tmp_path):
 
 
 def test_a_kept_run_needs_no_advice(tmp_path):
-    from harness.report.remedies import advice
+    from serve_chaos.harness.report.remedies import advice
     from tests import synthetic_runs as sr
 
     kept = sr.write(tmp_path, "r1", 1000.0, sr.shaped("worker_node_failure"), sr.replica_kill_history())

@@ -11,11 +11,11 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from harness.observe.history import read_jsonl, requests_frame
-from harness.load.generator import LoadGenerator
-from harness.load.spec import LoadSpec, Traffic
-from runtime.app.spec import RequestSpec, load_requests
-from runtime.errors import ConfigError
+from serve_chaos.harness.observe.history import read_jsonl, requests_frame
+from serve_chaos.harness.load.generator import LoadGenerator
+from serve_chaos.harness.load.spec import LoadSpec, Traffic
+from serve_chaos.runtime.app.spec import RequestSpec, load_requests
+from serve_chaos.runtime.errors import ConfigError
 
 REQUESTS_YAML = """
 - name: yaml-json

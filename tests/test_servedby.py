@@ -7,13 +7,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from harness.checks import route_problem
-from harness.observe.history import History
-from harness.observe.probe import Snapshot
-from harness.load.servedby import (FIRST_LINES, MAX_LINES, ServedByReader, agreement, next_lines, replicas_by_pid,
+from serve_chaos.harness.checks import route_problem
+from serve_chaos.harness.observe.history import History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.harness.load.servedby import (FIRST_LINES, MAX_LINES, ServedByReader, agreement, next_lines, replicas_by_pid,
                               request_ids, served, served_by_map)
-from harness.observe.startup import start_times
-from runtime.app.spec import RequestSpec
+from serve_chaos.harness.observe.startup import start_times
+from serve_chaos.runtime.app.spec import RequestSpec
 
 REPLICA_LOG = """\
 INFO 2026-11-26 14:12:43,456 sleepy_SleepyPid xcmimmuq -- Started initializing replica.

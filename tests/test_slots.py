@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from harness.checks import SLO, evaluate_phases
-from harness.checks.endpoints import aimed_at_victims, endpoint_hit, in_scope, is_direct, vacated_until
-from harness.checks.steady import first_steady_state
-from harness.faults import ReplicaKill
-from harness.observe.history import FaultRecord, History
-from harness.scenario import Followup
-from harness.load.slots import VACANT, SlotTable
-from runtime.cluster import Endpoints, PodInfo
-from runtime.errors import ConfigError
+from serve_chaos.harness.checks import SLO, evaluate_phases
+from serve_chaos.harness.checks.endpoints import aimed_at_victims, endpoint_hit, in_scope, is_direct, vacated_until
+from serve_chaos.harness.checks.steady import first_steady_state
+from serve_chaos.harness.faults import ReplicaKill
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.scenario import Followup
+from serve_chaos.harness.load.slots import VACANT, SlotTable
+from serve_chaos.runtime.cluster import Endpoints, PodInfo
+from serve_chaos.runtime.errors import ConfigError
 from tests import synthetic as syn
 
 FRONT = "http://front"
@@ -226,7 +226,7 @@ def test_a_follow_up_is_judged_from_the_previous_faults_recovery():
 def test_serve_when_ready_follows_a_slot_to_its_new_pod():
     """KubeRay: the slot's pod comes back under a new name; once it is ready its requests must
     succeed, and the dead pod's timeouts are not charged to it."""
-    from harness.checks import serve_when_ready
+    from serve_chaos.harness.checks import serve_when_ready
 
     def pod_list(t: float) -> list[dict]:
         pods = [p for p in syn.pods() if p["name"] != "worker-1" or t < 10]
@@ -256,7 +256,7 @@ def test_serve_when_ready_does_not_charge_the_dead_incarnation_to_its_successor(
     """Locally the recreated pod keeps its name: requests still aimed at the dead incarnation
     after the new one became ready (the load picks the new address up within a second or two)
     are the old pod's, not the new one's."""
-    from harness.checks import serve_when_ready
+    from serve_chaos.harness.checks import serve_when_ready
 
     def pod_list(t: float) -> list[dict]:
         return [dict(p, ready=not (10 <= t < 18), uid="u2" if t >= 12 else "u1") if p["name"] == "worker-1" else p

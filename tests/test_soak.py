@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.catalog import load_scenarios
-from harness.soak import build_soak
-from harness.load.slots import SlotTable
-from runtime.cluster import Endpoints
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.soak import build_soak
+from serve_chaos.harness.load.slots import SlotTable
+from serve_chaos.runtime.cluster import Endpoints
 
 ISSUE_FAULTS = ("gcs_store_lost", "worker_node_failure", "health_check_raise_default")
 KIND = {"podgc_quarantine_s": 40.0, "podgc_period_s": 20.0}

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.report import artifacts as report
+from serve_chaos.harness.report import artifacts as report
 from tests import synthetic_runs as sr
 
 pytest_plugins = ["pytester"]
@@ -32,7 +32,7 @@ SUMMARY = ("3 runs: 1 kept, 1 known deviation, 1 broken, 0 skipped; worst availa
 def test_the_run_commands_table_opens_with_the_summary(night, capsys, monkeypatch):
     from rich.console import Console
 
-    from harness.cli import views
+    from serve_chaos.harness.cli import views
 
     monkeypatch.setattr(views, "console", Console(width=400, force_terminal=False))
     results = [SimpleNamespace(verdict=report.load_verdict(d), run_dir=d) for d in night]
@@ -57,7 +57,7 @@ def test_the_pytest_summary_uses_the_same_words(night, pytester, monkeypatch):
     pytester.makepyfile(f"""
 import json
 from types import SimpleNamespace
-from harness.pytest_plugin import RESULTS_KEY
+from serve_chaos.harness.pytest_plugin import RESULTS_KEY
 
 def test_runs(request):
     for verdict in json.loads(open({str(data)!r}).read()):

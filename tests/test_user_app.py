@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from harness.app.options import app_spec, app_under_test
-from harness.app.selection import AppUnderTest, ScenarioSkipped
-from harness.catalog import load_scenarios
+from serve_chaos.harness.app.options import app_spec, app_under_test
+from serve_chaos.harness.app.selection import AppUnderTest, ScenarioSkipped
+from serve_chaos.harness.catalog import load_scenarios
 import random
 
-from harness.faults import DOWNSTREAM, FaultNotApplicable, NodeLoss, NoSuchDeployment, PodKill, ReplicaHang, ReplicaKill, aimed
-from harness.observe.probe import Snapshot
-from runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP
-from runtime.app.spec import AppSpec, load_requests
-from runtime.cluster import PodInfo
-from runtime.errors import ConfigError
-from runtime.kuberay import manifests
-from runtime.kuberay.manifests import KubeRayConfig
+from serve_chaos.harness.faults import DOWNSTREAM, FaultNotApplicable, NodeLoss, NoSuchDeployment, PodKill, ReplicaHang, ReplicaKill, aimed
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.app.serve_config import COMPOSED_APP, SCENARIO_APP
+from serve_chaos.runtime.app.spec import AppSpec, load_requests
+from serve_chaos.runtime.cluster import PodInfo
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.kuberay import manifests
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "two-apps"
 CONFIG, SRC, REQUESTS = EXAMPLE / "serve_config.yaml", EXAMPLE / "src", EXAMPLE / "requests.yaml"
@@ -165,7 +165,7 @@ def test_soft_spreading_with_every_replica_on_the_head_still_loses_a_worker_node
 def test_kind_manifests_carry_the_users_config_and_code_and_validate():
     import kubernetes_validate
 
-    from runtime.kuberay import schema
+    from serve_chaos.runtime.kuberay import schema
     from tests.test_kuberay import KUBE_VERSION, crd_dir
 
     objects = manifests.render(KubeRayConfig(app=user_app()), "pw")
@@ -184,7 +184,7 @@ def test_kind_manifests_carry_the_users_config_and_code_and_validate():
 
 
 def test_kind_manifests_with_the_users_image_ship_no_code():
-    from runtime.kuberay import schema
+    from serve_chaos.runtime.kuberay import schema
     from tests.test_kuberay import crd_dir
 
     objects = manifests.render(KubeRayConfig(app=user_app().with_image("registry.local/me/app:1")), "pw")

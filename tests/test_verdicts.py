@@ -14,10 +14,10 @@ from dataclasses import fields
 
 import pytest
 
-from harness.catalog import load_scenarios
-from harness.checks import PASS, RULES, SLO, CheckResult, Evaluation, degraded_spans, evaluate
-from harness.observe.history import FaultRecord, requests_frame
-from harness.outcome import PromiseBroken, RunResult, SLOViolation
+from serve_chaos.harness.catalog import load_scenarios
+from serve_chaos.harness.checks import PASS, RULES, SLO, CheckResult, Evaluation, degraded_spans, evaluate
+from serve_chaos.harness.observe.history import FaultRecord, requests_frame
+from serve_chaos.harness.outcome import PromiseBroken, RunResult, SLOViolation
 from tests import synthetic as syn
 
 RATE = 80.0  # req/s, as the prober that found the brownout offered
@@ -168,8 +168,8 @@ def test_what_healing_changes_is_not_the_faults_doing():
 
 
 # ---------------------------------------------------------------------- one vocabulary
-from harness.report import verdicts as vocab  # noqa: E402
-from harness.checks.results import FAIL, UNKNOWN  # noqa: E402
+from serve_chaos.harness.report import verdicts as vocab  # noqa: E402
+from serve_chaos.harness.checks.results import FAIL, UNKNOWN  # noqa: E402
 
 
 @pytest.mark.parametrize("status,not_passed,known,sometimes,outcome", [
@@ -210,8 +210,8 @@ def test_the_reports_and_the_exit_code_agree(statuses, known, sometimes):
 
 
 def test_a_known_deviation_is_never_called_a_failure(tmp_path):
-    from harness.report import artifacts as report
-    from harness.report import render
+    from serve_chaos.harness.report import artifacts as report
+    from serve_chaos.harness.report import render
     from tests import synthetic_runs as sr
 
     run = sr.controller_failure_run(tmp_path)
@@ -227,9 +227,9 @@ def test_the_known_deviation_names_its_symptom_not_an_incidental_message(tmp_pat
     """controller_failure: the recovery check failed because no steady window came, and the
     last window tried fell where the dashboard did not answer (the heal restarting the
     controller).  The verdict must name what the requests did."""
-    from harness.report import artifacts as report
-    from harness.report import render
-    from harness.report.view import details
+    from serve_chaos.harness.report import artifacts as report
+    from serve_chaos.harness.report import render
+    from serve_chaos.harness.report.view import details
     from tests import synthetic_runs as sr
 
     verdict = report.load_verdict(sr.controller_failure_run(tmp_path))
@@ -244,7 +244,7 @@ def test_the_known_deviation_names_its_symptom_not_an_incidental_message(tmp_pat
 
 
 def test_a_symptom_counts_what_failed_and_how():
-    from harness.report.symptoms import request_symptom
+    from serve_chaos.harness.report.symptoms import request_symptom
 
     window = {"start": 0.0, "fault": 20.0, "end": 34.0, "recovered": True}
     some = {"failed_during_fault": 20, "availability_during_fault": 0.85, "errors": {"refused": 20},
@@ -269,8 +269,8 @@ def test_a_symptom_counts_what_failed_and_how():
 
 
 def test_a_failed_request_a_replica_served_is_counted_apart():
-    from harness.checks.timeline import PhaseWindow, endpoint_metrics
-    from harness.observe.history import requests_frame
+    from serve_chaos.harness.checks.timeline import PhaseWindow, endpoint_metrics
+    from serve_chaos.harness.observe.history import requests_frame
 
     df = requests_frame(syn.requests(0, 20, 5.0, fail=lambda t: "timeout" if 10 <= t < 12 else None))
     df["replica"] = ["r1" if ok or t < 11 else None for ok, t in zip(df["ok"], df["t"])]  # 5 of the 10 failed
@@ -282,7 +282,7 @@ def test_a_failed_request_a_replica_served_is_counted_apart():
 
 
 def test_a_check_name_points_at_its_phase_and_endpoint():
-    from harness.report.symptoms import CheckRef, parse_check
+    from serve_chaos.harness.report.symptoms import CheckRef, parse_check
 
     follow, endpoints = {"replicas_after_recovery"}, {"front", "pod:worker-1"}
     assert parse_check("replicas_after_recovery.recovery_s", follow, endpoints) == \
@@ -327,7 +327,7 @@ def test_settings_shared_by_the_runs_are_said_once():
 
 
 def test_a_scenarios_own_check_keeps_its_words_and_adds_what_the_requests_did():
-    from harness.report.symptoms import symptom
+    from serve_chaos.harness.report.symptoms import symptom
 
     window = {"start": 0.0, "fault": 20.0, "end": 48.0, "recovered": True}
     verdict = {"scenario_spec": {"fault": {"summary": "ray.kill one ProxyActor"}},
@@ -344,7 +344,7 @@ def test_a_scenarios_own_check_keeps_its_words_and_adds_what_the_requests_did():
 
 
 def test_a_symptom_is_said_once():
-    from harness.report.symptoms import beyond
+    from serve_chaos.harness.report.symptoms import beyond
 
     assert beyond("x = 1 (bound <= 0): the check's words", "the check's words") == ""
     assert beyond("x = 1: own words", "own words; meanwhile 3 of 9 requests failed") == "meanwhile 3 of 9 requests failed"
@@ -352,9 +352,9 @@ def test_a_symptom_is_said_once():
 
 
 def test_a_starved_host_is_named_next_to_the_failed_requests():
-    from harness.observe.hostcpu import host_cpu
-    from harness.observe.probe import Snapshot
-    from harness.report.symptoms import host_text
+    from serve_chaos.harness.observe.hostcpu import host_cpu
+    from serve_chaos.harness.observe.probe import Snapshot
+    from serve_chaos.harness.report.symptoms import host_text
 
     snaps = [Snapshot(t=float(t), host_cpu_busy=0.99 if 10 <= t < 14 else 0.5) for t in range(0, 30)]
     figures = host_cpu(snaps, 5.0, 25.0)
@@ -365,7 +365,7 @@ def test_a_starved_host_is_named_next_to_the_failed_requests():
 
 
 def test_the_host_cpu_sampler_reads_a_fraction():
-    from harness.observe.hostcpu import HostCpu
+    from serve_chaos.harness.observe.hostcpu import HostCpu
 
     sampler = HostCpu()
     sum(i * i for i in range(200_000))

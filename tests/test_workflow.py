@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from runtime.kuberay.manifests import KubeRayConfig
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "kind-chaos.yml"

@@ -139,8 +139,8 @@ def serve_details() -> dict[str, Any]:
     values = dict(target_capacity=None, controller_info=controller, proxy_location=schema.ProxyLocation.EveryNode,
                   http_options=schema.HTTPOptionsSchema(host="0.0.0.0", port=8000),
                   grpc_options=schema.gRPCOptionsSchema(), proxies=proxies,
-                  applications={"sleepy": application("sleepy", "runtime.app.sleepy_pid:app", ["SleepyPid"]),
-                                "composed": application("composed", "runtime.app.composed:app",
+                  applications={"sleepy": application("sleepy", "serve_chaos.runtime.app.sleepy_pid:app", ["SleepyPid"]),
+                                "composed": application("composed", "serve_chaos.runtime.app.composed:app",
                                                         ["Downstream", "Ingress"])},
                   target_groups=[], restores_unset_config_options=True)
     if has_field(schema.ServeInstanceDetails, "deploy_mode"):

@@ -28,10 +28,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from runtime.k8s import target as k8s_target  # noqa: E402
-from runtime.k8s.cluster import K8sCluster  # noqa: E402
-from runtime.kuberay.cluster import KubeTargetConfig  # noqa: E402
-from runtime.kuberay.manifests import KubeRayConfig  # noqa: E402
+from serve_chaos.runtime.k8s import target as k8s_target  # noqa: E402
+from serve_chaos.runtime.k8s.cluster import K8sCluster  # noqa: E402
+from serve_chaos.runtime.kuberay.cluster import KubeTargetConfig  # noqa: E402
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig  # noqa: E402
 
 KINDS = ("pods", "rayclusters", "rayservices", "services", "endpointslices", "jobs", "nodes")
 

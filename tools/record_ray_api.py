@@ -29,9 +29,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.observe.probe import ACTORS_ALIVE, NODES, SERVE_DETAILS  # noqa: E402
-from harness.load.servedby import access_entries  # noqa: E402
-from runtime.ray_compat import LOG_FILE_API, VERSION_API, log_file_params, log_text  # noqa: E402
+from serve_chaos.harness.observe.probe import ACTORS_ALIVE, NODES, SERVE_DETAILS  # noqa: E402
+from serve_chaos.harness.load.servedby import access_entries  # noqa: E402
+from serve_chaos.runtime.ray_compat import LOG_FILE_API, VERSION_API, log_file_params, log_text  # noqa: E402
 
 #: Keep a replica's log only if it names this many of our requests (one is enough to parse).
 MIN_ENTRIES = 1
@@ -87,8 +87,8 @@ def record(dashboard: str, out_root: Path) -> Path:
 
 
 def running_dashboard() -> str:
-    from harness.cli.common import attached
-    from harness.targets import TargetOptions
+    from serve_chaos.harness.cli.common import attached
+    from serve_chaos.harness.targets import TargetOptions
 
     cluster = attached(TargetOptions())
     if cluster is None:

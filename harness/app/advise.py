@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.app.settings import DeploymentSettings, deployment_settings, request_timeout_s
-from harness.bounds import unhealthy_kill_bound_s
-from harness.app.handlecalls import BLIND_SPOTS, modules_of, scan
-from harness.report.remedies import REMEDIES, Remedy
+from serve_chaos.harness.app.settings import DeploymentSettings, deployment_settings, request_timeout_s
+from serve_chaos.harness.bounds import unhealthy_kill_bound_s
+from serve_chaos.harness.app.handlecalls import BLIND_SPOTS, modules_of, scan
+from serve_chaos.harness.report.remedies import REMEDIES, Remedy
 
 SEVERE, WARN, INFO = "severe", "warn", "info"
 SEVERITIES = (SEVERE, WARN, INFO)
@@ -265,7 +265,7 @@ def tally(findings: list[Finding]) -> str:
 def measured_p99_ms(verdicts: list[dict[str, Any]]) -> float | None:
     """The highest p99 latency (ms) of successful requests through the primary endpoint of
     the runs that reached their fault (skipped and killed runs have none)."""
-    from harness.report.verdicts import primary_endpoint
+    from serve_chaos.harness.report.verdicts import primary_endpoint
 
     values = []
     for verdict in verdicts:

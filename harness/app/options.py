@@ -12,10 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.app.selection import AppUnderTest
-from runtime.app.serve_config import SCENARIO_APP
-from runtime.app.spec import AppSpec, load_requests
-from runtime.errors import ConfigError
+from serve_chaos.harness.app.selection import AppUnderTest
+from serve_chaos.runtime.app.serve_config import SCENARIO_APP
+from serve_chaos.runtime.app.spec import AppSpec, load_requests
+from serve_chaos.runtime.errors import ConfigError
 
 
 def app_spec(app: str | None, app_dir: str | None = None, image: str | None = None,
@@ -36,7 +36,7 @@ def check_locustfile(path: str) -> None:
     """Load the locustfile in a process of its own (Locust patches the interpreter)."""
     if not Path(path).is_file():
         raise ConfigError(f"--locustfile {path} is not a file")
-    proc = subprocess.run([sys.executable, "-m", "harness.load.userload", path], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "serve_chaos.harness.load.userload", path], capture_output=True, text=True,
                           timeout=60)
     if proc.returncode != 0:
         why = (proc.stdout.strip() or proc.stderr.strip().splitlines()[-1:] or ["it failed to load"])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.scenario import Scenario
-from runtime.app.serve_config import SCENARIO_APP
-from runtime.app.spec import AppSpec
-from runtime.errors import ServeChaosError
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import SCENARIO_APP
+from serve_chaos.runtime.app.spec import AppSpec
+from serve_chaos.runtime.errors import ServeChaosError
 
 
 class ScenarioSkipped(ServeChaosError):

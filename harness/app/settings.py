@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.app.spec import (SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S, SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S,
+from serve_chaos.runtime.app.spec import (SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S, SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S,
                               SERVE_DEFAULT_HEALTH_CHECK_TIMEOUT_S)
 
 #: Serve's default replica CPU claim (``ReplicaConfig``: num_cpus 1 when unset).

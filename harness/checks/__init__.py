@@ -9,20 +9,20 @@
 - ``evaluate``: one fault's metrics and checks; a run's phases merged.
 """
 
-from harness.checks.churn import CHURN_KINDS, NONE_OUTSIDE, check_churn, churn, valid_churn_kind
-from harness.checks.endpoints import endpoint_hit, endpoint_roles, in_scope, is_direct
-from harness.checks.evaluate import evaluate, evaluate_phases, phase_window
-from harness.checks.extra import (capacity_floor, dashboard_downtime, failures_after_fault, fault_effect, front_door_drop, partition_effect,
+from serve_chaos.harness.checks.churn import CHURN_KINDS, NONE_OUTSIDE, check_churn, churn, valid_churn_kind
+from serve_chaos.harness.checks.endpoints import endpoint_hit, endpoint_roles, in_scope, is_direct
+from serve_chaos.harness.checks.evaluate import evaluate, evaluate_phases, phase_window
+from serve_chaos.harness.checks.extra import (capacity_floor, dashboard_downtime, failures_after_fault, fault_effect, front_door_drop, partition_effect,
                                   proxy_restarted_by_ray, ray_node_death, recreated_pods, replica_spread,
                                   replicas_by_pod, serve_when_ready, strict_spread)
-from harness.checks.identity import (ROLES, actor_key, pod_lives, pod_roles, replica_keys, role_keys, victim_key,
+from serve_chaos.harness.checks.identity import (ROLES, actor_key, pod_lives, pod_roles, replica_keys, role_keys, victim_key,
                                      victim_present, victims_observable)
-from harness.checks.routes import route_metrics, route_problem
-from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult, Evaluation, ExtraCheck, ExtraMetric, combine
-from harness.checks.slo import RULES, SLO, Rule, judge
-from harness.checks.steady import (SteadyState, first_steady_state, proxy_reach_problems, snapshot_at_or_after,
+from serve_chaos.harness.checks.routes import route_metrics, route_problem
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult, Evaluation, ExtraCheck, ExtraMetric, combine
+from serve_chaos.harness.checks.slo import RULES, SLO, Rule, judge
+from serve_chaos.harness.checks.steady import (SteadyState, first_steady_state, proxy_reach_problems, snapshot_at_or_after,
                                    snapshot_before, steady_state_over)
-from harness.checks.timeline import (PhaseWindow, Window, availability, brownout, degraded_spans, endpoint_metrics,
+from serve_chaos.harness.checks.timeline import (PhaseWindow, Window, availability, brownout, degraded_spans, endpoint_metrics,
                                      error_buckets, error_classes, failure_span, first_success_after, latency_percentiles,
                                      longest_outage, outage_windows, rolling_error_ratio, service_restored_after)
 

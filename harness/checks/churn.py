@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.checks.identity import ROLES, actor_key, pod_lives, pod_roles, role_keys, victim_key
-from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
-from harness.observe.probe import Snapshot
+from serve_chaos.harness.checks.identity import ROLES, actor_key, pod_lives, pod_roles, role_keys, victim_key
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
+from serve_chaos.harness.observe.probe import Snapshot
 
 
 #: Proxy statuses of a proxy Serve itself is retiring (ray serve/_private/proxy_state.py ProxyStatus).

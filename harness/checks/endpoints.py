@@ -1,7 +1,7 @@
 """Which endpoints of the load a fault hit, and which a scope names.
 
 A direct endpoint is a pod's own proxy: a slot (``pods:worker#1``, ``pod:<name>``;
-``harness.load.slots``) that follows its pod across recreations, or ``role:<role>``.
+``serve_chaos.harness.load.slots``) that follows its pod across recreations, or ``role:<role>``.
 Every request record says which pod incarnation its slot aimed at (``pod``,
 ``incarnation``) and at what ``address``, so "the pod behind an endpoint" is read
 from the records at the time that matters, never from the endpoint's name.
@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.checks.identity import pod_roles, victim_key
-from harness.observe.history import FaultRecord, History
-from runtime.cluster import ROLE_ENDPOINT
+from serve_chaos.harness.checks.identity import pod_roles, victim_key
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.runtime.cluster import ROLE_ENDPOINT
 
 #: Prefixes of the endpoints that aim at one pod: slots of a role, a slot started on a named pod.
 SLOT_PREFIXES = ("pods:", "pod:")

@@ -12,17 +12,17 @@ from typing import Any, Iterable, Protocol
 
 import pandas as pd
 
-from harness.checks.churn import check_churn, churn
-from harness.checks.endpoints import endpoint_hit, endpoint_roles, in_scope, is_direct
-from harness.checks.extra import fault_effect
-from harness.checks.results import FAIL, UNKNOWN, CheckResult, Evaluation, ExtraCheck, ExtraMetric
-from harness.checks.slo import SLO, judge
-from harness.checks.steady import first_steady_state, snapshot_at_or_after, snapshot_before
-from harness.checks.routes import route_metrics
-from harness.checks.timeline import PhaseWindow, availability, endpoint_metrics
-from harness.load.servedby import agreement
-from harness.observe.history import FaultRecord, History
-from harness.observe.hostcpu import host_cpu
+from serve_chaos.harness.checks.churn import check_churn, churn
+from serve_chaos.harness.checks.endpoints import endpoint_hit, endpoint_roles, in_scope, is_direct
+from serve_chaos.harness.checks.extra import fault_effect
+from serve_chaos.harness.checks.results import FAIL, UNKNOWN, CheckResult, Evaluation, ExtraCheck, ExtraMetric
+from serve_chaos.harness.checks.slo import SLO, judge
+from serve_chaos.harness.checks.steady import first_steady_state, snapshot_at_or_after, snapshot_before
+from serve_chaos.harness.checks.routes import route_metrics
+from serve_chaos.harness.checks.timeline import PhaseWindow, availability, endpoint_metrics
+from serve_chaos.harness.load.servedby import agreement
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.hostcpu import host_cpu
 
 
 def phase_window(history: History, fault: FaultRecord, t_recovered: float | None,
@@ -193,7 +193,7 @@ def phase_slice(history: History, record: FaultRecord, t_start: float | None, t_
 
 
 class PhaseLike(Protocol):
-    """What ``evaluate_phases`` needs of a scenario phase (``harness.scenario.Phase``)."""
+    """What ``evaluate_phases`` needs of a scenario phase (``serve_chaos.harness.scenario.Phase``)."""
 
     name: str
     fault: Any

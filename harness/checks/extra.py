@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks.endpoints import aimed_at_pod, is_direct, pod_behind, target_pods, victim_incarnations
-from harness.checks.identity import victim_present, victims_observable
-from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
-from harness.checks.steady import snapshot_before
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
+from serve_chaos.harness.checks.endpoints import aimed_at_pod, is_direct, pod_behind, target_pods, victim_incarnations
+from serve_chaos.harness.checks.identity import victim_present, victims_observable
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
+from serve_chaos.harness.checks.steady import snapshot_before
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
 
 
 def fault_effect(history: History, fault: FaultRecord) -> CheckResult:

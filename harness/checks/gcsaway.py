@@ -3,9 +3,9 @@ crashed): the worker pods' routers keep spreading load over their replicas."""
 
 from __future__ import annotations
 
-from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
-from harness.load.servedby import served
-from harness.observe.history import FaultRecord, History
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
+from serve_chaos.harness.load.servedby import served
+from serve_chaos.harness.observe.history import FaultRecord, History
 
 #: Requests a worker pod's proxy must have served per local replica before what it reached is judged.
 MIN_PER_REPLICA = 5

@@ -2,7 +2,7 @@
 what was killed and by whom, and whether Ray or Serve noticed.
 
 Gray failures are mostly latency: every figure here compares the fault's window with the
-same endpoint before the fault.  Lift reports (``harness.faults.gray.lifted``) are what the
+same endpoint before the fault.  Lift reports (``serve_chaos.harness.faults.gray.lifted``) are what the
 target measured of the fault itself (throttling, drops, OOM kills).
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
-from harness.checks.steady import snapshot_before
-from harness.checks.timeline import between, latency_percentiles
-from harness.observe.history import FaultRecord, History
-from harness.load.servedby import served
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
+from serve_chaos.harness.checks.steady import snapshot_before
+from serve_chaos.harness.checks.timeline import between, latency_percentiles
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.load.servedby import served
 
 
 def _lift(fault: FaultRecord) -> dict[str, Any]:

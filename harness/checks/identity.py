@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.observe.probe import Snapshot
-from runtime.cluster import incarnation
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.cluster import incarnation
 
 ROLES = ("replica", "proxy", "controller")
 #: A victim that is a deployment option's old value (an operator's change): gone once Serve runs the new one.

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.checks.endpoints import aimed_at_pod
-from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
-from harness.observe.history import FaultRecord, History
+from serve_chaos.harness.checks.endpoints import aimed_at_pod
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
+from serve_chaos.harness.observe.history import FaultRecord, History
 
 #: After the deletion, how long a request may still be sent into the dying pod (s): the front door
 #: takes a terminating pod out of rotation at once, a router drops a dead replica on its first

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
-from harness.checks.steady import snapshot_before
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
-from harness.load.servedby import served
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
+from serve_chaos.harness.checks.steady import snapshot_before
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.harness.load.servedby import served
 
 #: Serve replica states (``ReplicaState``) in which a replica takes requests.
 #: Replica states that still take requests.  RECOVERING: a restarted controller re-attaches the

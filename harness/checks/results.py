@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable
 
-from harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.history import FaultRecord, History
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
 

@@ -12,8 +12,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from harness.checks.timeline import PhaseWindow, availability, between, longest_outage, outage_windows
-from harness.observe.history import History
+from serve_chaos.harness.checks.timeline import PhaseWindow, availability, between, longest_outage, outage_windows
+from serve_chaos.harness.observe.history import History
 
 #: Answers a route must have given, all wrong, before the gate calls it a mistake.
 MIN_ANSWERS = 20

@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
-from harness.checks.timeline import DEFAULT_DEGRADED_THRESHOLD
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
+from serve_chaos.harness.checks.timeline import DEFAULT_DEGRADED_THRESHOLD
 
 PRIMARY, PHASE, OTHER_PODS, SCOPES = "primary", "phase", "other_pods", "scopes"
 MIN, MAX = "min", "max"

@@ -11,10 +11,10 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
-from harness.checks.steady import snapshot_before
-from harness.load.servedby import served
-from harness.observe.history import FaultRecord, History
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN, CheckResult
+from serve_chaos.harness.checks.steady import snapshot_before
+from serve_chaos.harness.load.servedby import served
+from serve_chaos.harness.observe.history import FaultRecord, History
 
 #: Calls a stage must have taken per replica after the fault before what it reached is judged.
 MIN_CALLS_PER_REPLICA = 30
@@ -70,5 +70,5 @@ def stage_calls(history: History, fault: FaultRecord) -> dict[str, Any]:
 
 def downstream_calls(requests: pd.DataFrame) -> Counter[str]:
     """Calls per downstream replica among ``requests`` (their ``downstream`` column: the replica ids,
-    comma-joined, Serve's logs name for each request, ``harness.load.servedby``)."""
+    comma-joined, Serve's logs name for each request, ``serve_chaos.harness.load.servedby``)."""
     return Counter(rid for ids in requests["downstream"].dropna() for rid in str(ids).split(",") if rid)

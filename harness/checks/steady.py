@@ -18,11 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-from harness.checks.endpoints import aimed_at_victims, vacated_until
-from harness.checks.identity import CONFIG, replica_keys, victim_present
-from harness.observe.history import History, ray_pods_running
-from harness.observe.probe import Snapshot
-from harness.load.servedby import served
+from serve_chaos.harness.checks.endpoints import aimed_at_victims, vacated_until
+from serve_chaos.harness.checks.identity import CONFIG, replica_keys, victim_present
+from serve_chaos.harness.observe.history import History, ray_pods_running
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.harness.load.servedby import served
 
 #: A proxy must have served this many successes per replica it should reach in a window
 #: before we judge what it reached.
@@ -40,7 +40,7 @@ class SteadyState:
 def proxy_reach_problems(snap: Snapshot, ok_requests: pd.DataFrame) -> list[str]:
     """What proxies failed to reach, judged from successful requests grouped by serving pod.
 
-    Who served a request comes from Serve's logs (``harness.load.servedby``), or from a
+    Who served a request comes from Serve's logs (``serve_chaos.harness.load.servedby``), or from a
     PID the app returns; requests nobody is known to have served are not judged.
     Only ingress replicas are expected to be reached (downstream ones are called by them).
     Where Ray does not say which deployment is the ingress (before 2.60), the deployments

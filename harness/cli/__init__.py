@@ -6,10 +6,10 @@ import sys
 
 import typer
 
-from harness.cli import advise, cluster, experiments, k8s, kind, matrix, reports, runs, versions
-from harness.cli.common import console, err_console
-from harness.interrupts import interrupt_on_stop_signals
-from runtime.errors import ServeChaosError
+from serve_chaos.harness.cli import advise, cluster, experiments, k8s, kind, matrix, reports, runs, versions
+from serve_chaos.harness.cli.common import console, err_console
+from serve_chaos.harness.interrupts import interrupt_on_stop_signals
+from serve_chaos.runtime.errors import ServeChaosError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Chaos experiments for Ray Serve end-to-end fault tolerance.")

@@ -2,6 +2,6 @@
 
 import sys
 
-from harness.cli import main
+from serve_chaos.harness.cli import main
 
 sys.exit(main())

@@ -14,8 +14,8 @@ from typing import Optional
 
 import typer
 
-from harness.cli.common import AppDir, AppFile, ConfigFile, Image, Target, console
-from runtime.errors import ConfigError
+from serve_chaos.harness.cli.common import AppDir, AppFile, ConfigFile, Image, Target, console
+from serve_chaos.runtime.errors import ConfigError
 
 EXAMPLES = ("sleepy_pid", "composed", "chained")
 
@@ -38,7 +38,7 @@ def advise(
 ) -> None:
     """Read a Serve config against the fault-tolerance guide: one line per finding, with the
     setting to change, what we measured, and the scenario that shows it."""
-    from harness.app.advise import SEVERE, advise as findings_of, measured_p99_ms, tally
+    from serve_chaos.harness.app.advise import SEVERE, advise as findings_of, measured_p99_ms, tally
 
     spec = _app(app, app_dir, image, example)
     shape = target_shape(target, config, workers, gcs_ft)
@@ -57,8 +57,8 @@ def advise(
 
 
 def _app(app: Optional[str], app_dir: Optional[str], image: Optional[str], example: Optional[str]):
-    from harness.app.options import app_spec
-    from runtime.app.serve_config import CHAINED_APP, COMPOSED_APP, SCENARIO_APP
+    from serve_chaos.harness.app.options import app_spec
+    from serve_chaos.runtime.app.serve_config import CHAINED_APP, COMPOSED_APP, SCENARIO_APP
 
     if example is not None:
         if app is not None:
@@ -72,14 +72,14 @@ def _app(app: Optional[str], app_dir: Optional[str], image: Optional[str], examp
 
 def target_shape(target: str, config: Optional[str], workers: Optional[int], gcs_ft: Optional[bool]):
     """The cluster of ``target`` as ``up`` would make it (nothing is started)."""
-    from harness.app.advise import TargetShape
-    from harness.targets import TargetOptions
+    from serve_chaos.harness.app.advise import TargetShape
+    from serve_chaos.harness.targets import TargetOptions
 
     TargetOptions(target=target)  # one line for an unknown target
     if workers is not None and not 1 <= workers <= 20:
         raise ConfigError(f"--workers {workers} must be between 1 and 20")
     if target == "local":
-        from runtime.local.cluster import load_config_file
+        from serve_chaos.runtime.local.cluster import load_config_file
 
         cfg = load_config_file(config)
         count = workers if workers is not None else cfg.workers
@@ -89,7 +89,7 @@ def target_shape(target: str, config: Optional[str], workers: Optional[int], gcs
     if config is not None:
         raise ConfigError("--config holds local cluster settings; the kind target takes none",
                           hint="leave --config out with --target kind")
-    from runtime.kuberay.manifests import KubeRayConfig
+    from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 
     ray = KubeRayConfig()
     count = workers if workers is not None else ray.workers
@@ -101,6 +101,6 @@ def target_shape(target: str, config: Optional[str], workers: Optional[int], gcs
 def _verdicts(runs: list[Path]) -> list[dict]:
     if not runs:
         return []
-    from harness.report import artifacts as report
+    from serve_chaos.harness.report import artifacts as report
 
     return [report.load_verdict(d) for d in report.collect_runs(runs)]

@@ -8,13 +8,13 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DashboardUrl, GcsBackend, Image, Ingress,
+from serve_chaos.harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DashboardUrl, GcsBackend, Image, Ingress,
                                 KubeContext, Namespace,
                                 NodeLossHook, RayVersion, ServeUrl, Target, app_options, attached, console, ray_progress,
                                 snapshot, target_options)
-from harness.targets import bring_up, build_cluster, check_ray_options_fit, check_ray_version_fits
-from runtime.cluster import Cluster
-from runtime.errors import ConfigError, ServeChaosError
+from serve_chaos.harness.targets import bring_up, build_cluster, check_ray_options_fit, check_ray_version_fits
+from serve_chaos.runtime.cluster import Cluster
+from serve_chaos.runtime.errors import ConfigError, ServeChaosError
 
 
 def register(app: typer.Typer) -> None:
@@ -46,7 +46,7 @@ def up(
 
     On kind, this applies the RayService to an existing cluster with KubeRay
     (`serve-chaos kind up` creates one).  `--app`/`--app-dir`/`--image` deploy your app."""
-    from harness.targets import check_app_fits
+    from serve_chaos.harness.targets import check_app_fits
 
     local = {k: v for k, v in {"isolation": isolation, "front_port": front_port}.items() if v is not None}
     spec, _ = app_options(app, app_dir, image)
@@ -102,8 +102,8 @@ def down(
         console.print(f"cluster {label} is down")
         return
     if target == "local":
-        from runtime.local import leftovers
-        from runtime.local.config import DEFAULT_HOME
+        from serve_chaos.runtime.local import leftovers
+        from serve_chaos.runtime.local.config import DEFAULT_HOME
 
         cleaned = leftovers.reap_all(DEFAULT_HOME)
         for line in cleaned:

@@ -9,9 +9,9 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-from harness.targets import TargetOptions, build_cluster
-from runtime.cluster import Cluster
-from runtime.ray_versions import DEFAULT_RAY_VERSION, SUPPORTED_RANGE
+from serve_chaos.harness.targets import TargetOptions, build_cluster
+from serve_chaos.runtime.cluster import Cluster
+from serve_chaos.runtime.ray_versions import DEFAULT_RAY_VERSION, SUPPORTED_RANGE
 
 # Rich assumes 80 columns when output is not a terminal, which truncates the verdict
 # table in CI logs and files; a log has no width, so give it room unless COLUMNS says.
@@ -68,7 +68,7 @@ def target_options(target: str, config: Optional[str] = None, kube_context: Opti
 def ray_progress(status: Any) -> Any:
     """A progress callback for making a Ray environment under a rich ``status``: pip's steps
     turn the spinner, the others are printed so the log keeps them."""
-    from runtime.local.rayenv import pip_step
+    from serve_chaos.runtime.local.rayenv import pip_step
 
     def say(line: str) -> None:
         if pip_step(line):
@@ -83,7 +83,7 @@ def app_options(app: Optional[str], app_dir: Optional[str], image: Optional[str]
                 locustfile: Optional[str] = None, deployment: Optional[str] = None,
                 health_toggle: bool = False) -> Any:
     """``(AppSpec | None, AppUnderTest)`` from the app options (one-line errors)."""
-    from harness.app.options import app_spec, app_under_test
+    from serve_chaos.harness.app.options import app_spec, app_under_test
 
     spec = app_spec(app, app_dir, image, requests, health_toggle)
     return spec, app_under_test(spec, deployment, requests, locustfile)
@@ -96,7 +96,7 @@ def attached(options: TargetOptions) -> Cluster | None:
 
 
 def snapshot(cluster: Cluster) -> Any:
-    from harness.observe.probe import Prober
+    from serve_chaos.harness.observe.probe import Prober
 
     prober = Prober(cluster.endpoints().dashboard, lambda: [p.to_dict() for p in cluster.pods()])
     try:

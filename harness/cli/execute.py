@@ -11,11 +11,11 @@ from typing import Any, Optional
 
 import typer
 
-from harness.cli.common import console, err_console, ray_progress
-from harness.cli.views import print_repeat_summary, print_verdicts
-from harness.options import RunOptions
-from harness.targets import build_cluster
-from runtime.errors import ClusterLost
+from serve_chaos.harness.cli.common import console, err_console, ray_progress
+from serve_chaos.harness.cli.views import print_repeat_summary, print_verdicts
+from serve_chaos.harness.options import RunOptions
+from serve_chaos.harness.targets import build_cluster
+from serve_chaos.runtime.errors import ClusterLost
 
 
 def with_load_rate(chosen: list, options: RunOptions) -> list:
@@ -26,10 +26,10 @@ def with_load_rate(chosen: list, options: RunOptions) -> list:
 
 def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos run") -> int:
     """Bring up (or attach to) the cluster, run, always report; return the exit code."""
-    from harness.engine import AbortPolicy, Engine, ScenarioSkipped
-    from harness.observe.live import LiveView
-    from harness.targets import bring_up, check_app_fits
-    from harness.report.trends import HistoryStore
+    from serve_chaos.harness.engine import AbortPolicy, Engine, ScenarioSkipped
+    from serve_chaos.harness.observe.live import LiveView
+    from serve_chaos.harness.targets import bring_up, check_app_fits
+    from serve_chaos.harness.report.trends import HistoryStore
 
     store = HistoryStore(options.history_dir) if options.history_dir is not None else None
     cluster = build_cluster(options.target, owner_pid=None if options.keep_cluster else os.getpid())
@@ -107,9 +107,9 @@ def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos
 def write_reports(results: list, report_dir: Path, store: Any, html: Optional[Path]) -> bool:
     """The HTML, Markdown and JUnit reports of a run; False (and one line on stderr) when one
     could not be written -- the caller still tears down, then exits non-zero."""
-    from harness.report import render
-    from harness.outputs import write_text
-    from runtime.errors import ServeChaosError
+    from serve_chaos.harness.report import render
+    from serve_chaos.harness.outputs import write_text
+    from serve_chaos.runtime.errors import ServeChaosError
 
     run_dirs = [r.run_dir for r in results]
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

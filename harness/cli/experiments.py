@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from harness.cli.common import console
+from serve_chaos.harness.cli.common import console
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 def schema(files: Optional[list[str]] = typer.Argument(None, help="experiment files to check against it")) -> None:
     """Print the JSON Schema of experiment files (for editors), or check FILES against it."""
-    from harness.experiment import experiment_schema, load_experiment
+    from serve_chaos.harness.experiment import experiment_schema, load_experiment
 
     if not files:
         print(json.dumps(experiment_schema(), indent=2))
@@ -31,10 +31,10 @@ def schema(files: Optional[list[str]] = typer.Argument(None, help="experiment fi
 def show(name: str = typer.Argument(..., help="a scenario name (`serve-chaos list`) or an experiment file"),
          as_yaml: bool = typer.Option(True, "--yaml/--json", help="the experiment file (YAML) or its data (JSON)")) -> None:
     """A scenario as an experiment file: save it, change it, `serve-chaos run` it."""
-    from harness.catalog import select
-    from harness.experiment.files import dump_scenario, scenario_data
+    from serve_chaos.harness.catalog import select
+    from serve_chaos.harness.experiment.files import dump_scenario, scenario_data
 
-    from runtime.errors import ConfigError
+    from serve_chaos.runtime.errors import ConfigError
 
     if name == "all":
         raise ConfigError("show takes one scenario, not all", hint="`serve-chaos list` names them; show one at a time")

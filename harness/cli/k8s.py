@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from harness.cli.common import AppDir, AppFile, app_options, console
+from serve_chaos.harness.cli.common import AppDir, AppFile, app_options, console
 
 k8s_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                       help="The k8s target: a real control plane and the KubeRay operator on this machine.")
@@ -29,7 +29,7 @@ def _say(line: str) -> None:
 
 
 def _print_access() -> None:
-    from runtime.k8s import target
+    from serve_chaos.runtime.k8s import target
 
     running = target.find()
     if running is None:
@@ -57,7 +57,7 @@ def k8s_up(
     app_dir: AppDir = None,
 ) -> None:
     """Build (once) and start the control plane, the nodes and the KubeRay operator, then the RayService."""
-    from harness.targets import TargetOptions, bring_up, build_cluster
+    from serve_chaos.harness.targets import TargetOptions, bring_up, build_cluster
 
     spec, _ = app_options(app, app_dir, None)
     options = TargetOptions(target="k8s", namespace=namespace, workers=workers, gcs_ft=gcs_ft, app=spec,
@@ -71,7 +71,7 @@ def k8s_up(
 @k8s_app.command("down")
 def k8s_down() -> None:
     """Stop the control plane, the nodes and everything they run; remove what a killed run left."""
-    from runtime.k8s import target
+    from serve_chaos.runtime.k8s import target
 
     running = target.find()
     if running is None:
@@ -88,9 +88,9 @@ def k8s_down() -> None:
 @k8s_app.command("env")
 def k8s_env() -> None:
     """Print the kubeconfig and kubectl of the running cluster."""
-    from runtime.errors import ServeChaosError
+    from serve_chaos.runtime.errors import ServeChaosError
 
-    from runtime.k8s import target
+    from serve_chaos.runtime.k8s import target
 
     if target.find() is None:
         raise ServeChaosError("no k8s-target cluster is running", hint="`serve-chaos k8s up`")
@@ -107,8 +107,8 @@ def k8s_build(
     modules, and say where they are."""
     import time
 
-    from runtime.errors import EnvironmentProblem
-    from runtime.k8s.build import ensure_binaries
+    from serve_chaos.runtime.errors import EnvironmentProblem
+    from serve_chaos.runtime.k8s.build import ensure_binaries
 
     t0 = time.monotonic()
     try:

@@ -13,8 +13,8 @@ from typing import Optional
 
 import typer
 
-from harness.cli.common import AppDir, AppFile, Image, app_options, console
-from runtime.errors import ServeChaosError
+from serve_chaos.harness.cli.common import AppDir, AppFile, Image, app_options, console
+from serve_chaos.runtime.errors import ServeChaosError
 
 kind_app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                        help="The Kubernetes target: a kind cluster with KubeRay.")
@@ -29,8 +29,8 @@ RayVersion = typer.Option(None, "--ray-version", help="Ray the pods run: rayproj
 
 def _ray_config(gcs_ft: Optional[str], workers: Optional[int], namespace: str, spec=None,
                 ray_version: Optional[str] = None):
-    from runtime.app.serve_config import SCENARIO_APP
-    from runtime.kuberay.manifests import KubeRayConfig
+    from serve_chaos.runtime.app.serve_config import SCENARIO_APP
+    from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 
     shape = {k: v for k, v in (("gcs_ft", gcs_ft), ("workers", workers), ("ray_version", ray_version))
              if v is not None}
@@ -56,7 +56,7 @@ def kind_manifests(
     """Print what `kind up` applies, as YAML (secret values redacted), to review or apply elsewhere.
     With `--app` (and `--app-dir` or `--image`): your app's config and code.  With `--faults`:
     every Chaos Mesh object the gray faults apply (pod names are placeholders)."""
-    from runtime.kuberay.manifests import render, to_yaml
+    from serve_chaos.runtime.kuberay.manifests import render, to_yaml
 
     spec, _ = app_options(app, app_dir, image)
     config = _ray_config(gcs_ft, workers, namespace, spec, ray_version)
@@ -71,7 +71,7 @@ def kind_manifests(
 def _print_fault_objects(config) -> None:
     import yaml
 
-    from runtime.kuberay import chaosmesh
+    from serve_chaos.runtime.kuberay import chaosmesh
 
     print(f"# serve-chaos: the Chaos Mesh {chaosmesh.CHART_VERSION} objects the gray faults apply, one fault at a "
           "time, each aimed at exactly one pod.")
@@ -102,9 +102,9 @@ def kind_up(
     from kubernetes import client
     from kubernetes import config as kconfig
 
-    from runtime.kuberay import kind
-    from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
-    from runtime.kuberay.manifests import ROLE_LABEL
+    from serve_chaos.runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+    from serve_chaos.runtime.kuberay.manifests import ROLE_LABEL
 
     spec, _ = app_options(app, app_dir, image)
     ray_cfg = _ray_config(gcs_ft, workers, namespace, spec, ray_version)
@@ -153,7 +153,7 @@ def kind_up(
 def refuse_if_in_use(context: str, namespace: str, force: bool) -> None:
     """A run holding our RayService's lock (a live harness) keeps its cluster: `kind down` refuses,
     in one line naming it, unless ``force`` -- as `serve-chaos down` does."""
-    from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+    from serve_chaos.runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
 
     cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace))
     if not cluster._exists():
@@ -175,7 +175,7 @@ def kind_down(name: str = typer.Option("serve-chaos", help="kind cluster name"),
     from kubernetes import client
     from kubernetes import config as kconfig
 
-    from runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay import kind
 
     kind.require("kind")
     if name not in kind.clusters():
@@ -197,8 +197,8 @@ def kind_down(name: str = typer.Option("serve-chaos", help="kind cluster name"),
 
 def _remove_installed(context: str, namespace: str, releases: list[str], core, force: bool = False) -> None:
     """Our RayService goes first: its finalizers need the operator that is removed after it."""
-    from runtime.kuberay import kind
-    from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+    from serve_chaos.runtime.kuberay import kind
+    from serve_chaos.runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
 
     cluster = KubeRayCluster(KubeTargetConfig(context=context, namespace=namespace))
     if cluster.attach():

@@ -15,12 +15,12 @@ from typing import Any, Callable, Optional
 import typer
 from rich.table import Table
 
-from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DeploymentRef, HealthToggle, Image,
+from serve_chaos.harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DeploymentRef, HealthToggle, Image,
                                 KubeContext, Locustfile, Namespace, NodeLossHook, RequestsFile, Target, app_options,
                                 attached, console, target_options)
-from harness.options import RunOptions, parse_seed
-from runtime.errors import ConfigError
-from runtime.ray_versions import TESTED_RAY_VERSIONS, parse_ray_range, parse_ray_versions, releases_between
+from serve_chaos.harness.options import RunOptions, parse_seed
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.ray_versions import TESTED_RAY_VERSIONS, parse_ray_range, parse_ray_versions, releases_between
 
 RayVersions = typer.Option(None, "--ray-versions", help="comma-separated Ray releases, e.g. "
                                                         f"{','.join(TESTED_RAY_VERSIONS)} (the default), or a "
@@ -54,7 +54,7 @@ def matrix(
     health_toggle: HealthToggle = False,
 ) -> None:
     """Run the scenarios on several Ray releases (a cluster per release) and render the truth table."""
-    from harness.catalog import select
+    from serve_chaos.harness.catalog import select
 
     if from_dirs:
         if scenarios or ray_versions:
@@ -83,7 +83,7 @@ def matrix(
     code = run_matrix(chosen, versions, options_for, "serve-chaos matrix")
     try:
         if span is not None and code != 130:
-            from runtime.local.rayenv import published_ray_releases
+            from serve_chaos.runtime.local.rayenv import published_ray_releases
 
             # The index is asked only when a verdict differs between the ends.
             code = max(code, bisect_changes(chosen, lambda: list(releases_between(span[0], span[1],
@@ -101,7 +101,7 @@ def run_matrix(chosen: list, versions: tuple[str, ...], options_for: Callable[[s
     """Each release in turn: its own cluster, the scenarios, its report, the cluster down.
     Exit code: 130 when interrupted (the releases after it are not run), 1 when any release
     had a failure that is not a known deviation, else 0."""
-    from harness.cli.execute import run_scenarios, with_load_rate
+    from serve_chaos.harness.cli.execute import run_scenarios, with_load_rate
 
     first = options_for(versions[0])
     if first.target.app is not None and first.target.app.image and len(versions) > 1:
@@ -130,9 +130,9 @@ def bisect_changes(chosen: list, releases_fn: Callable[[], list[str]], options_f
     between (``releases_fn``, asked once and only then) as a binary search needs and say where it
     changed ("first kept in X"); the lines go to ``bisect.md`` beside the matrix too.  Exit code as
     ``run_matrix``'s."""
-    from harness.cli.execute import run_scenarios, with_load_rate
-    from harness.report import matrix as truth
-    from harness.report.bisect import bisect_change
+    from serve_chaos.harness.cli.execute import run_scenarios, with_load_rate
+    from serve_chaos.harness.report import matrix as truth
+    from serve_chaos.harness.report.bisect import bisect_change
 
     worst, lines = 0, []
     known: list[str] = []
@@ -180,7 +180,7 @@ def bisect_changes(chosen: list, releases_fn: Callable[[], list[str]], options_f
 
 
 def _status_in(run_dir: Path, scenario: str, version: str) -> str:
-    from harness.report import matrix as truth
+    from serve_chaos.harness.report import matrix as truth
 
     if not any(run_dir.glob("*/verdict.json")):
         return truth.MISSING
@@ -189,9 +189,9 @@ def _status_in(run_dir: Path, scenario: str, version: str) -> str:
 
 def write_matrix(dirs: list[Path], html: Path) -> Any:
     """Render the table of the runs in ``dirs`` to ``html`` and its Markdown beside it; print it."""
-    from harness.report import matrix as truth
-    from harness.catalog import ORDER
-    from harness.outputs import check_file
+    from serve_chaos.harness.report import matrix as truth
+    from serve_chaos.harness.catalog import ORDER
+    from serve_chaos.harness.outputs import check_file
 
     runs = truth.find_runs(dirs)
     check_file(html, "the matrix HTML", "--out", inputs=runs)
@@ -206,7 +206,7 @@ def write_matrix(dirs: list[Path], html: Path) -> Any:
 
 
 def print_matrix(table: Any) -> None:
-    from harness.report.matrix import LABELS, change_text
+    from serve_chaos.harness.report.matrix import LABELS, change_text
 
     view = Table(title="the guide's promises across Ray releases")
     view.add_column("scenario")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from harness.cli.common import console
+from serve_chaos.harness.cli.common import console
 
 
 def register(app: typer.Typer) -> None:
@@ -22,10 +22,10 @@ def report_cmd(
     junit: Optional[Path] = typer.Option(None, help="also write JUnit XML here"),
 ) -> None:
     """Write a self-contained HTML report (plots embedded) from run artifacts."""
-    from harness.report import artifacts as report
-    from harness.report import render
-    from harness.outputs import check_dir, check_distinct, check_file, write_text
-    from harness.report.trends import HistoryStore
+    from serve_chaos.harness.report import artifacts as report
+    from serve_chaos.harness.report import render
+    from serve_chaos.harness.outputs import check_dir, check_distinct, check_file, write_text
+    from serve_chaos.harness.report.trends import HistoryStore
 
     dirs = report.collect_runs(run_dirs)
     outputs = {"--out": out, "--markdown": markdown, "--junit": junit}

@@ -9,13 +9,13 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DashboardUrl, DeploymentRef, GcsBackend,
+from serve_chaos.harness.cli.common import (AllowContext, AppDir, AppFile, ConfigFile, DashboardUrl, DeploymentRef, GcsBackend,
                                 HealthToggle, Ingress,
                                 Image, KubeContext, Locustfile, Namespace, NodeLossHook, RayVersion, RequestsFile,
                                 ServeUrl, Target, app_options, attached, console, target_options)
-from harness.cli.execute import run_scenarios, with_load_rate
-from harness.cli.views import print_plan
-from harness.options import RunOptions, parse_seed
+from serve_chaos.harness.cli.execute import run_scenarios, with_load_rate
+from serve_chaos.harness.cli.views import print_plan
+from serve_chaos.harness.options import RunOptions, parse_seed
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 def list_scenarios() -> None:
     """The scenarios with their promises and SLOs."""
-    from harness.catalog import load_scenarios
+    from serve_chaos.harness.catalog import load_scenarios
 
     table = Table(title="serve-chaos scenarios")
     for col in ("scenario", "fault", "promise", "SLOs", "expected churn"):
@@ -74,7 +74,7 @@ def run(
     """Run scenarios against the cluster (brought up if needed), show them live, report.
 
     `--app your.yaml --app-dir src/` runs them against your own Serve app."""
-    from harness.catalog import select
+    from serve_chaos.harness.catalog import select
 
     spec, under_test = app_options(app, app_dir, image, requests, locustfile, deployment, health_toggle)
     options = RunOptions.build(
@@ -122,7 +122,7 @@ def nightly(
     """The nightly job: run the scenarios, record verdicts, write the HTML report with trends.
 
     With `--ray-versions`, once per release (a cluster each), and the matrix page beside."""
-    from harness.catalog import select
+    from serve_chaos.harness.catalog import select
 
     stamp = time.strftime("%Y%m%d", time.gmtime())
     spec, under_test = app_options(app, app_dir, image, requests, locustfile, deployment, health_toggle)
@@ -149,9 +149,9 @@ def nightly_matrix(chosen: list, ray_versions: str, ray_version: Optional[str], 
                    history_dir: Path, seed: Optional[str], repeat: int, target_for: Any, under_test: Any) -> int:
     """``nightly --ray-versions``: every release into ``<report-dir>/nightly-<date>/ray-<version>/``
     with its own nightly page, one history (trends compare a release with itself), and the matrix."""
-    from harness.cli.matrix import run_matrix, write_matrix
-    from runtime.errors import ConfigError
-    from runtime.ray_versions import parse_ray_versions
+    from serve_chaos.harness.cli.matrix import run_matrix, write_matrix
+    from serve_chaos.runtime.errors import ConfigError
+    from serve_chaos.runtime.ray_versions import parse_ray_versions
 
     if ray_version is not None:
         raise ConfigError("--ray-version and --ray-versions exclude each other",
@@ -203,7 +203,7 @@ def soak(
     """Soak: random faults from the catalogue at random intervals, with the same checks and a report."""
     import random
 
-    from harness.soak import build_soak, soak_faults
+    from serve_chaos.harness.soak import build_soak, soak_faults
 
     seed_value = parse_seed(seed)
     if seed_value is None:

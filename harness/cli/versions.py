@@ -17,10 +17,10 @@ from typing import Callable, Optional
 
 import typer
 
-from harness.cli.common import console
-from runtime.errors import ServeChaosError
-from runtime.ray_requirements import extra_requirements
-from runtime.ray_versions import (DEFAULT_RAY_VERSION, NEWEST_SUPPORTED, OLDEST_SUPPORTED, SUPPORTED_RANGE, TESTED_RAY_VERSIONS,
+from serve_chaos.harness.cli.common import console
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.ray_requirements import extra_requirements
+from serve_chaos.runtime.ray_versions import (DEFAULT_RAY_VERSION, NEWEST_SUPPORTED, OLDEST_SUPPORTED, SUPPORTED_RANGE, TESTED_RAY_VERSIONS,
                                   parse_ray_range, parse_ray_versions, releases_between)
 
 
@@ -62,7 +62,7 @@ def own_serve_import() -> None:
     """``import ray.serve`` in the harness's own interpreter (the pinned release), in a child process."""
     import sys
 
-    from runtime.errors import InfrastructureError
+    from serve_chaos.runtime.errors import InfrastructureError
 
     proc = subprocess.run([sys.executable, "-c", "import ray, ray.serve; print(ray.__version__)"],
                           capture_output=True, text=True, timeout=300)
@@ -84,7 +84,7 @@ def versions(
                                                                              f"{SUPPORTED_RANGE})"),
 ) -> None:
     """The Ray releases serve-chaos claims; with --check, whether each one builds and imports Serve."""
-    from runtime.local.rayenv import RayEnvCache, published_ray_releases
+    from serve_chaos.runtime.local.rayenv import RayEnvCache, published_ray_releases
 
     span = parse_ray_range(ray_versions or f"{OLDEST_SUPPORTED}..{NEWEST_SUPPORTED}")
     if span is None:

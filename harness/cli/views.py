@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
-from harness.cli.common import console
-from runtime.errors import ServeChaosError
+from serve_chaos.harness.cli.common import console
+from serve_chaos.runtime.errors import ServeChaosError
 
 
 def _f(value: Any, spec: str) -> str:
@@ -18,10 +18,10 @@ def _f(value: Any, spec: str) -> str:
 
 def print_verdicts(results: list, report_dir: Path) -> None:
     """The summary line, the settings every run shared, the verdict table in the words of
-    ``harness.report.verdicts``, and per run that is not kept what explains it and what would help."""
-    from harness.report.text import explanation_lines
-    from harness.report.view import view
-    from harness.report.verdicts import SHARED_SETTINGS_LABEL, settings_text
+    ``serve_chaos.harness.report.verdicts``, and per run that is not kept what explains it and what would help."""
+    from serve_chaos.harness.report.text import explanation_lines
+    from serve_chaos.harness.report.view import view
+    from serve_chaos.harness.report.verdicts import SHARED_SETTINGS_LABEL, settings_text
 
     report = view([res.verdict for res in results])
     console.print(report.summary.line(), style="bold", markup=False, highlight=False, soft_wrap=True)
@@ -43,7 +43,7 @@ def print_verdicts(results: list, report_dir: Path) -> None:
 
 
 def print_repeat_summary(results: list) -> None:
-    from harness.report.verdicts import classify
+    from serve_chaos.harness.report.verdicts import classify
 
     table = Table(title="repeatability")
     for col in ("scenario", "runs", "verdicts", "class", "availability min/med/max", "recovery s min/med/max"):
@@ -79,9 +79,9 @@ def print_plan(chosen: list, seed: int | None, cluster: Any | None, abort_below:
                abort_after: float = 30.0, app: Any = None) -> None:
     """The dry-run plan; with a live ``cluster`` and a seed, the victims the real run would pick.
     ``app`` (an AppUnderTest): the app each scenario would deploy, or why it would be skipped."""
-    from harness.app.selection import AppUnderTest, ScenarioSkipped
-    from harness.cli.common import snapshot
-    from harness.scenario import scenario_rng
+    from serve_chaos.harness.app.selection import AppUnderTest, ScenarioSkipped
+    from serve_chaos.harness.cli.common import snapshot
+    from serve_chaos.harness.scenario import scenario_rng
 
     app = app or AppUnderTest()
     snap = snapshot(cluster) if cluster is not None else None
@@ -117,7 +117,7 @@ def print_plan(chosen: list, seed: int | None, cluster: Any | None, abort_below:
         for follow in sc.followups:
             console.print(f"then:    {follow.name}: {follow.fault.describe()} once recovered")
         if sc.known_broken or sc.known_intermittent:
-            from harness.deviations import ranges
+            from serve_chaos.harness.deviations import ranges
 
             known = ranges({**sc.known_intermittent, **sc.known_broken})
             console.print("known Ray deviations: " + "; ".join(f"{k} ({v})" for k, v in known.items()),

@@ -7,9 +7,9 @@ runs in ``finally`` -- after a failed check, an exception, an abort, a declined 
 -- *before* the load is drained, so a fault never outlives the run by a drain; the artifacts are
 written even then."""
 
-from harness.app.selection import ScenarioSkipped
-from harness.engine.core import Engine
-from harness.engine.run import AbortPolicy, GateError
-from harness.outcome import PromiseBroken, RunResult, SLOViolation
+from serve_chaos.harness.app.selection import ScenarioSkipped
+from serve_chaos.harness.engine.core import Engine
+from serve_chaos.harness.engine.run import AbortPolicy, GateError
+from serve_chaos.harness.outcome import PromiseBroken, RunResult, SLOViolation
 
 __all__ = ["AbortPolicy", "Engine", "GateError", "PromiseBroken", "RunResult", "SLOViolation", "ScenarioSkipped"]

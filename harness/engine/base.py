@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.app.selection import AppUnderTest
-from harness.engine.run import AbortPolicy, GateError, LoadFactory, Observer, ProberFactory, ProberLike, ServedByFactory
-from harness.faults import FaultPlan
-from harness.observe.history import JsonlTail
-from harness.observe.probe import Snapshot
-from harness.outcome import RunResult
-from runtime.cluster import Cluster
-from runtime.errors import ClusterLost, ServeChaosError
+from serve_chaos.harness.app.selection import AppUnderTest
+from serve_chaos.harness.engine.run import AbortPolicy, GateError, LoadFactory, Observer, ProberFactory, ProberLike, ServedByFactory
+from serve_chaos.harness.faults import FaultPlan
+from serve_chaos.harness.observe.history import JsonlTail
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.harness.outcome import RunResult
+from serve_chaos.runtime.cluster import Cluster
+from serve_chaos.runtime.errors import ClusterLost, ServeChaosError
 
 
 class EngineBase:

@@ -7,24 +7,24 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from harness.app.selection import AppUnderTest, ScenarioSkipped
-from harness.engine.gate import GatePhase
-from harness.engine.heal import HealPhase
-from harness.engine.inject import InjectPhase
-from harness.engine.judge import JudgePhase
-from harness.engine.load import LoadPhase
-from harness.engine.observe import ObservePhase
-from harness.engine.run import (AbortPolicy, LoadFactory, Observer, ProberFactory, ServedByFactory, default_load,
+from serve_chaos.harness.app.selection import AppUnderTest, ScenarioSkipped
+from serve_chaos.harness.engine.gate import GatePhase
+from serve_chaos.harness.engine.heal import HealPhase
+from serve_chaos.harness.engine.inject import InjectPhase
+from serve_chaos.harness.engine.judge import JudgePhase
+from serve_chaos.harness.engine.load import LoadPhase
+from serve_chaos.harness.engine.observe import ObservePhase
+from serve_chaos.harness.engine.run import (AbortPolicy, LoadFactory, Observer, ProberFactory, ServedByFactory, default_load,
                                 default_prober, default_served_by)
-from harness.faults import FaultPlan
-from harness.interrupts import DeferredInterrupt
-from harness.observe.history import JsonlTail
-from harness.observe.probe import Snapshot
-from harness.observe.startup import measured_start_s
-from harness.outcome import RunResult
-from harness.scenario import Scenario
-from runtime.cluster import Cluster
-from runtime.errors import ClusterLost, ServeChaosError
+from serve_chaos.harness.faults import FaultPlan
+from serve_chaos.harness.interrupts import DeferredInterrupt
+from serve_chaos.harness.observe.history import JsonlTail
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.harness.observe.startup import measured_start_s
+from serve_chaos.harness.outcome import RunResult
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.cluster import Cluster
+from serve_chaos.runtime.errors import ClusterLost, ServeChaosError
 
 
 class Engine(GatePhase, LoadPhase, InjectPhase, ObservePhase, HealPhase, JudgePhase):

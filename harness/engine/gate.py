@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import time
 
-from harness.app.selection import ScenarioSkipped
-from harness.checks import first_steady_state, route_problem
-from harness.engine.base import EngineBase
-from harness.engine.run import GateError, RunState
-from harness.observe.history import REQUESTS_FILE
-from harness.scenario import Scenario
-from runtime.app.serve_config import restarts_replicas
-from runtime.app.spec import AppSpec
-from runtime.errors import InfrastructureError, ServeChaosError
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.harness.app.selection import ScenarioSkipped
+from serve_chaos.harness.checks import first_steady_state, route_problem
+from serve_chaos.harness.engine.base import EngineBase
+from serve_chaos.harness.engine.run import GateError, RunState
+from serve_chaos.harness.observe.history import REQUESTS_FILE
+from serve_chaos.harness.scenario import Scenario
+from serve_chaos.runtime.app.serve_config import restarts_replicas
+from serve_chaos.runtime.app.spec import AppSpec
+from serve_chaos.runtime.errors import InfrastructureError, ServeChaosError
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 
 class GatePhase(EngineBase):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from harness.checks import first_steady_state
-from harness.engine.base import EngineBase
-from harness.engine.run import RunState
-from harness.observe.history import History, requests_frame
-from runtime.errors import ServeChaosError
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.harness.checks import first_steady_state
+from serve_chaos.harness.engine.base import EngineBase
+from serve_chaos.harness.engine.run import RunState
+from serve_chaos.harness.observe.history import History, requests_frame
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 
 class HealPhase(EngineBase):

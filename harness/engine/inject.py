@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from harness.app.selection import ScenarioSkipped
-from harness.engine.base import EngineBase
-from harness.engine.run import RunState
-from harness.faults import DoesNotApply
-from harness.observe.history import FaultRecord
-from runtime.errors import InfrastructureError, ServeChaosError
+from serve_chaos.harness.app.selection import ScenarioSkipped
+from serve_chaos.harness.engine.base import EngineBase
+from serve_chaos.harness.engine.run import RunState
+from serve_chaos.harness.faults import DoesNotApply
+from serve_chaos.harness.observe.history import FaultRecord
+from serve_chaos.runtime.errors import InfrastructureError, ServeChaosError
 
 
 class InjectPhase(EngineBase):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import secrets
 import time
 
-from harness.checks import evaluate_phases
-from harness.engine.base import EngineBase
-from harness.engine.run import RunState, now_id
-from harness.observe.history import History, requests_frame
-from harness.outcome import RunResult
-from harness.report import artifacts as report
-from harness.scenario import Scenario
+from serve_chaos.harness.checks import evaluate_phases
+from serve_chaos.harness.engine.base import EngineBase
+from serve_chaos.harness.engine.run import RunState, now_id
+from serve_chaos.harness.observe.history import History, requests_frame
+from serve_chaos.harness.outcome import RunResult
+from serve_chaos.harness.report import artifacts as report
+from serve_chaos.harness.scenario import Scenario
 
 
 class JudgePhase(EngineBase):

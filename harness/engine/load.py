@@ -8,18 +8,18 @@ import random
 import secrets
 import time
 
-from harness.bounds import PROBE_SLACK_S, front_door_lag_s
-from harness.engine.base import EngineBase
-from harness.engine.run import RunState, now_id, recent_replicas, replace_fault
-from harness.load.slots import SLOTS_PREFIX, SlotTable
-from harness.load.spec import LoadSpec, Traffic
-from harness.observe.history import REQUESTS_FILE, SERVED_BY_FILE, SNAPSHOTS_FILE
-from harness.report import artifacts as report
-from harness.scenario import Scenario, scenario_rng
-from runtime.cluster import Endpoints, PodInfo
-from runtime.errors import ServeChaosError
-from runtime.local.procs import OWNER_ENV, ROLE_ENV, RUN_ENV
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.harness.bounds import PROBE_SLACK_S, front_door_lag_s
+from serve_chaos.harness.engine.base import EngineBase
+from serve_chaos.harness.engine.run import RunState, now_id, recent_replicas, replace_fault
+from serve_chaos.harness.load.slots import SLOTS_PREFIX, SlotTable
+from serve_chaos.harness.load.spec import LoadSpec, Traffic
+from serve_chaos.harness.observe.history import REQUESTS_FILE, SERVED_BY_FILE, SNAPSHOTS_FILE
+from serve_chaos.harness.report import artifacts as report
+from serve_chaos.harness.scenario import Scenario, scenario_rng
+from serve_chaos.runtime.cluster import Endpoints, PodInfo
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.local.procs import OWNER_ENV, ROLE_ENV, RUN_ENV
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 
 class LoadPhase(EngineBase):
@@ -54,7 +54,7 @@ class LoadPhase(EngineBase):
 
     def _slots(self, spec: LoadSpec, endpoints: Endpoints, lag_s: float) -> SlotTable:
         """The load's endpoints at its start; ``pods:<role>`` takes the pods ready now (Serve runs a
-        proxy only on nodes hosting replicas).  Slots follow pods by incarnation (``harness.load.slots``).
+        proxy only on nodes hosting replicas).  Slots follow pods by incarnation (``serve_chaos.harness.load.slots``).
 
         A cluster is ready once its front door serves through one pod; the others pass their
         readiness check up to the front door's lag (``lag_s``, s) later, so the load waits that

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from harness.checks import availability, first_steady_state
-from harness.engine.base import EngineBase
-from harness.engine.run import RunState
-from harness.observe.history import FaultRecord, History, JsonlTail, REQUESTS_FILE, read_jsonl
-from harness.scenario import Phase
+from serve_chaos.harness.checks import availability, first_steady_state
+from serve_chaos.harness.engine.base import EngineBase
+from serve_chaos.harness.engine.run import RunState
+from serve_chaos.harness.observe.history import FaultRecord, History, JsonlTail, REQUESTS_FILE, read_jsonl
+from serve_chaos.harness.scenario import Phase
 
 
 class ObservePhase(EngineBase):

@@ -10,16 +10,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from harness.faults import FaultPlan
-from harness.load.generator import LoadGenerator
-from harness.load.servedby import ServedByReader
-from harness.load.slots import SlotTable
-from harness.load.spec import LoadSpec, Traffic
-from harness.observe.history import FaultRecord
-from harness.observe.probe import Prober, Snapshot
-from harness.scenario import Phase, Scenario
-from runtime.app.spec import AppSpec
-from runtime.errors import InfrastructureError
+from serve_chaos.harness.faults import FaultPlan
+from serve_chaos.harness.load.generator import LoadGenerator
+from serve_chaos.harness.load.servedby import ServedByReader
+from serve_chaos.harness.load.slots import SlotTable
+from serve_chaos.harness.load.spec import LoadSpec, Traffic
+from serve_chaos.harness.observe.history import FaultRecord
+from serve_chaos.harness.observe.probe import Prober, Snapshot
+from serve_chaos.harness.scenario import Phase, Scenario
+from serve_chaos.runtime.app.spec import AppSpec
+from serve_chaos.runtime.errors import InfrastructureError
 
 
 Observer = Callable[[str, dict[str, Any]], None]
@@ -35,7 +35,7 @@ class LoadLike(Protocol):
     def stop(self) -> None: ...
 
     def retarget(self, targets: list[dict[str, Any]]) -> None:
-        """New addresses for the same endpoints, in the same order (``harness.load.slots``)."""
+        """New addresses for the same endpoints, in the same order (``serve_chaos.harness.load.slots``)."""
 
     def set_rates(self, rates: list[tuple[float, float]]) -> None:
         """From each ``(epoch s, rate)`` on, that many requests per second per endpoint."""
@@ -130,7 +130,7 @@ class RunState:
     status_override: str = ""
     cluster_healthy: bool = True
     events_since: float = field(default_factory=time.time)
-    #: The pod behind each of the load's slots (``harness.load.slots``).
+    #: The pod behind each of the load's slots (``serve_chaos.harness.load.slots``).
     slots: SlotTable = field(default_factory=lambda: SlotTable([]))
 
     @property

@@ -19,14 +19,14 @@ from typing import Any, Callable
 import jsonschema
 import yaml
 
-from harness.checks import SLO
-from harness.deviations import KnownDeviation
-from harness.experiment.schema import TIMING_KEYS, experiment_schema
-from harness.faults import CATALOGUE, During, Fault
-from harness.load.spec import LoadSpec
-from harness.scenario import Followup, Scenario
-from runtime.app.spec import AppSpec
-from runtime.errors import ConfigError
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.deviations import KnownDeviation
+from serve_chaos.harness.experiment.schema import TIMING_KEYS, experiment_schema
+from serve_chaos.harness.faults import CATALOGUE, During, Fault
+from serve_chaos.harness.load.spec import LoadSpec
+from serve_chaos.harness.scenario import Followup, Scenario
+from serve_chaos.runtime.app.spec import AppSpec
+from serve_chaos.runtime.errors import ConfigError
 
 SUFFIXES = (".yaml", ".yml")
 HINT = "`serve-chaos schema` prints what an experiment file may hold"
@@ -175,9 +175,9 @@ def reference(obj: Any) -> str | None:
 
 
 def _app_reference(app: AppSpec) -> str | None:
-    from runtime.app import serve_config
+    from serve_chaos.runtime.app import serve_config
 
-    return next((f"runtime.app.serve_config:{k}" for k, v in vars(serve_config).items() if v is app), None)
+    return next((f"serve_chaos.runtime.app.serve_config:{k}" for k, v in vars(serve_config).items() if v is app), None)
 
 
 def _steps(fault: Fault) -> list[dict[str, Any]]:

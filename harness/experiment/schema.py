@@ -9,10 +9,10 @@ import types
 import typing
 from typing import Any
 
-from harness.checks import SLO
-from harness.faults import CATALOGUE
-from harness.scenario import APP_NEEDS
-from runtime.cluster import GCS_BACKENDS, INGRESSES
+from serve_chaos.harness.checks import SLO
+from serve_chaos.harness.faults import CATALOGUE
+from serve_chaos.harness.scenario import APP_NEEDS
+from serve_chaos.runtime.cluster import GCS_BACKENDS, INGRESSES
 
 SCHEMA_ID = "https://serve-chaos.invalid/experiment.schema.json"
 #: Python objects an experiment may name (``module:attribute``): checks, metrics, bounds, an app.

@@ -15,20 +15,20 @@
 A new fault goes into its family's module (or a new one) and into ``CATALOGUE``.
 """
 
-from harness.faults.actors import (ActorKill, ControllerKill, ControllerRestart, HealthFlap, HealthCheckFailure, MassReplicaKill, ProxyKill,
+from serve_chaos.harness.faults.actors import (ActorKill, ControllerKill, ControllerRestart, HealthFlap, HealthCheckFailure, MassReplicaKill, ProxyKill,
                                    ReplicaHang, ReplicaKill, replica_answering)
-from harness.faults.base import (DOWNSTREAM, DoesNotApply, Fault, FaultNotApplicable, FaultPlan, NoSuchDeployment, actor_victim,
+from serve_chaos.harness.faults.base import (DOWNSTREAM, DoesNotApply, Fault, FaultNotApplicable, FaultPlan, NoSuchDeployment, actor_victim,
                                  aimed, pick, pod_victim, pod_victims, record, serving_pods)
-from harness.faults.badversion import BadRollout
-from harness.faults.compound import During
-from harness.faults.crashloop import CrashLoop
-from harness.faults.loadshape import LoadBursts, LoadStep
-from harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
-from harness.faults.network import PodPartition, PodReject
-from harness.faults.operator import ConfigChange, InplaceUpdate, RollingUpdate, ScaleDown
-from harness.faults.poison import QueryOfDeath
-from harness.faults.pods import GcsCrash, IngressCrash, NodeDrain, NodeLoss, PodKill, RedisLoss
-from harness.faults.upgrade import RayServiceUpgrade
+from serve_chaos.harness.faults.badversion import BadRollout
+from serve_chaos.harness.faults.compound import During
+from serve_chaos.harness.faults.crashloop import CrashLoop
+from serve_chaos.harness.faults.loadshape import LoadBursts, LoadStep
+from serve_chaos.harness.faults.gray import CpuStarvation, GrayFault, MemoryPressure, NetworkDelay, PacketLoss, ReplicaSlow
+from serve_chaos.harness.faults.network import PodPartition, PodReject
+from serve_chaos.harness.faults.operator import ConfigChange, InplaceUpdate, RollingUpdate, ScaleDown
+from serve_chaos.harness.faults.poison import QueryOfDeath
+from serve_chaos.harness.faults.pods import GcsCrash, IngressCrash, NodeDrain, NodeLoss, PodKill, RedisLoss
+from serve_chaos.harness.faults.upgrade import RayServiceUpgrade
 
 CATALOGUE: dict[str, type[Fault]] = {
     cls.name: cls for cls in (ReplicaKill, ProxyKill, ControllerKill, MassReplicaKill, PodKill, NodeLoss,

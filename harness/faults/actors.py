@@ -8,15 +8,15 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from harness.checks import CheckResult
-from harness.checks.results import FAIL, PASS, UNKNOWN
-from harness.faults.base import Fault, FaultNotApplicable, FaultPlan, actor_victim, pick, record
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
-from runtime.app.spec import HEALTH_ROUTE, AppSpec
-from runtime.cluster import ActionRecord, Cluster, PodInfo
-from runtime.errors import InfrastructureError
-from runtime.ray_settings import SERVE_REPLICA_UNHEALTHY_THRESHOLD
+from serve_chaos.harness.checks import CheckResult
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN
+from serve_chaos.harness.faults.base import Fault, FaultNotApplicable, FaultPlan, actor_victim, pick, record
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.app.spec import HEALTH_ROUTE, AppSpec
+from serve_chaos.runtime.cluster import ActionRecord, Cluster, PodInfo
+from serve_chaos.runtime.errors import InfrastructureError
+from serve_chaos.runtime.ray_settings import SERVE_REPLICA_UNHEALTHY_THRESHOLD
 
 #: How many reads through a pod's proxy may land on its other replicas before the flapping one answers.
 FLAP_READ_TRIES = 40

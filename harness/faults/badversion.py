@@ -27,13 +27,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from harness.checks import CheckResult
-from harness.checks.results import FAIL, PASS, UNKNOWN
-from harness.faults.base import FaultPlan
-from harness.faults.operator import ROLLOUT_ENV, Change, ConfigChange
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
-from runtime.cluster import ActionRecord, Cluster, PodInfo
+from serve_chaos.harness.checks import CheckResult
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN
+from serve_chaos.harness.faults.base import FaultPlan
+from serve_chaos.harness.faults.operator import ROLLOUT_ENV, Change, ConfigChange
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.cluster import ActionRecord, Cluster, PodInfo
 
 #: The env var SleepyPid reads for a deliberately bad version (``runtime/app/sleepy_pid.py``).
 BAD_VERSION_ENV = "SERVE_CHAOS_BAD_VERSION"

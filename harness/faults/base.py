@@ -12,13 +12,13 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
-from harness.checks import CheckResult, fault_effect
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
-from runtime.app.spec import AppSpec
-from runtime.cluster import ActionRecord, Cluster, PodInfo
-from runtime.errors import InfrastructureError
-from runtime.ray_compat import FEATURE_SINCE
+from serve_chaos.harness.checks import CheckResult, fault_effect
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.app.spec import AppSpec
+from serve_chaos.runtime.cluster import ActionRecord, Cluster, PodInfo
+from serve_chaos.runtime.errors import InfrastructureError
+from serve_chaos.runtime.ray_compat import FEATURE_SINCE
 
 
 class FaultNotApplicable(InfrastructureError):

@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from harness.checks import CheckResult
-from harness.checks.results import FAIL, PASS, UNKNOWN
-from harness.faults.base import Fault, FaultPlan
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
-from runtime.app.spec import AppSpec
-from runtime.cluster import ActionRecord, Cluster, PodInfo
+from serve_chaos.harness.checks import CheckResult
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN
+from serve_chaos.harness.faults.base import Fault, FaultPlan
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.app.spec import AppSpec
+from serve_chaos.runtime.cluster import ActionRecord, Cluster, PodInfo
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,14 @@ from typing import Any, ClassVar
 
 import requests
 
-from harness.checks import CheckResult
-from harness.checks.results import FAIL, PASS, UNKNOWN
-from harness.faults.actors import ReplicaKill
-from harness.faults.base import FaultPlan
-from harness.observe.history import FaultRecord, History
-from runtime.app.spec import HEALTH_ROUTE, AppSpec
-from runtime.cluster import ActionRecord, Cluster
-from runtime.errors import InfrastructureError
+from serve_chaos.harness.checks import CheckResult
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN
+from serve_chaos.harness.faults.actors import ReplicaKill
+from serve_chaos.harness.faults.base import FaultPlan
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.runtime.app.spec import HEALTH_ROUTE, AppSpec
+from serve_chaos.runtime.cluster import ActionRecord, Cluster
+from serve_chaos.runtime.errors import InfrastructureError
 
 #: SleepyPid's gate route (the same name as in ``runtime/app/sleepy_pid.py``).
 START_GATE_ROUTE = "/-/chaos/startgate"

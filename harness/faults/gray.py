@@ -13,11 +13,11 @@ import random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from harness.checks import FAIL, PASS, UNKNOWN, CheckResult
-from harness.faults.base import DoesNotApply, Fault, FaultPlan, actor_victim, pick, record, serving_pods
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
-from runtime.cluster import ActionRecord, Cluster, PodInfo
+from serve_chaos.harness.checks import FAIL, PASS, UNKNOWN, CheckResult
+from serve_chaos.harness.faults.base import DoesNotApply, Fault, FaultPlan, actor_victim, pick, record, serving_pods
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.cluster import ActionRecord, Cluster, PodInfo
 
 
 def lifted(record: FaultRecord, kind: str) -> dict[str, Any] | None:

@@ -20,12 +20,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
-from harness.checks import CheckResult
-from harness.checks.results import FAIL, PASS, UNKNOWN
-from harness.faults.base import Fault, FaultPlan, record
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
-from runtime.cluster import ActionRecord, Cluster, PodInfo
+from serve_chaos.harness.checks import CheckResult
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN
+from serve_chaos.harness.faults.base import Fault, FaultPlan, record
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.cluster import ActionRecord, Cluster, PodInfo
 
 #: The offered rate counts as stepped when the requests sent in the step reach this share of it.
 RATE_SHARE = 0.8

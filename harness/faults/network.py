@@ -6,11 +6,11 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar
 
-from harness.checks import CheckResult, partition_effect
-from harness.faults.base import Fault, FaultPlan, pick, record, serving_pods
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
-from runtime.cluster import ActionRecord, Cluster, PodInfo
+from serve_chaos.harness.checks import CheckResult, partition_effect
+from serve_chaos.harness.faults.base import Fault, FaultPlan, pick, record, serving_pods
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.cluster import ActionRecord, Cluster, PodInfo
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from harness.faults.base import Fault, FaultPlan, NoSuchDeployment, actor_victim, aimed, record
-from harness.observe.history import FaultRecord
-from harness.observe.probe import Snapshot
-from runtime.cluster import Cluster, PodInfo
+from serve_chaos.harness.faults.base import Fault, FaultPlan, NoSuchDeployment, actor_victim, aimed, record
+from serve_chaos.harness.observe.history import FaultRecord
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.cluster import Cluster, PodInfo
 
 #: The env var a rolling update sets in the replicas' runtime_env (a new version of nothing else).
 ROLLOUT_ENV = "SERVE_CHAOS_ROLLOUT"

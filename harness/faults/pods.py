@@ -6,11 +6,11 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar
 
-from harness.faults.base import Fault, FaultNotApplicable, FaultPlan, actor_victim, pick, pod_victim, pod_victims, record, serving_pods
-from harness.observe.history import FaultRecord
-from harness.observe.probe import Snapshot
-from runtime.app.spec import AppSpec
-from runtime.cluster import ActionRecord, Cluster, PodInfo
+from serve_chaos.harness.faults.base import Fault, FaultNotApplicable, FaultPlan, actor_victim, pick, pod_victim, pod_victims, record, serving_pods
+from serve_chaos.harness.observe.history import FaultRecord
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.app.spec import AppSpec
+from serve_chaos.runtime.cluster import ActionRecord, Cluster, PodInfo
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ from typing import Any, ClassVar
 
 import requests
 
-from harness.checks import CheckResult
-from harness.checks.results import FAIL, PASS, UNKNOWN
-from harness.faults.base import Fault, FaultPlan
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
-from runtime.cluster import ActionRecord, Cluster, PodInfo
+from serve_chaos.harness.checks import CheckResult
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN
+from serve_chaos.harness.faults.base import Fault, FaultPlan
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.cluster import ActionRecord, Cluster, PodInfo
 
 #: The query SleepyPid exits on (the same name as in ``runtime/app/sleepy_pid.py``).
 EXIT_QUERY = "serve_chaos_exit"

@@ -15,12 +15,12 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar
 
-from harness.checks import CheckResult
-from harness.checks.results import FAIL, PASS, UNKNOWN
-from harness.faults.base import Fault, FaultPlan, pod_victims, record
-from harness.observe.history import FaultRecord, History
-from harness.observe.probe import Snapshot
-from runtime.cluster import ActionRecord, Cluster, PodInfo
+from serve_chaos.harness.checks import CheckResult
+from serve_chaos.harness.checks.results import FAIL, PASS, UNKNOWN
+from serve_chaos.harness.faults.base import Fault, FaultPlan, pod_victims, record
+from serve_chaos.harness.observe.history import FaultRecord, History
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.cluster import ActionRecord, Cluster, PodInfo
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.load.spec import LoadSpec, Traffic, write_targets
-from runtime.errors import InfrastructureError
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.harness.load.spec import LoadSpec, Traffic, write_targets
+from serve_chaos.runtime.errors import InfrastructureError
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 __all__ = ["LoadGenerator"]

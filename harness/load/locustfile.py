@@ -1,21 +1,21 @@
 """Locust user for serve-chaos: an open-model load at a constant arrival rate.
 
-Run only by ``harness.load.generator`` in its own process (Locust monkey-patches with
+Run only by ``serve_chaos.harness.load.generator`` in its own process (Locust monkey-patches with
 gevent; it must never share a process with Ray).  Configured through env:
 
 - ``SC_LOAD_ENDPOINTS_FILE``: a JSON file listing the endpoints, ``{"name", "url",
-  "role", "pod", "incarnation"}`` each (``harness.load.slots.Target``), re-read every
+  "role", "pod", "incarnation"}`` each (``serve_chaos.harness.load.slots.Target``), re-read every
   second: the harness rewrites it (atomically) when a slot's pod was recreated
   at a new address; the endpoints and their order never change.  A ``url`` of
   null is a vacant slot: its sends are recorded as ``slot_vacant`` and not made.
   (``SC_LOAD_ENDPOINTS``, the same list inline, is read when no file is given.)
-- ``SC_LOAD_REQUESTS``: JSON list of requests (``runtime.app.spec.RequestSpec``:
+- ``SC_LOAD_REQUESTS``: JSON list of requests (``serve_chaos.runtime.app.spec.RequestSpec``:
   name, method, path, headers, body | json | form, expect_status, weight), mixed by weight;
 - ``SC_LOAD_ID_PREFIX``: prefix of the unique ``X-Request-Id`` of every request
   (Serve's proxy keeps it and every replica logs it: how the harness learns
   which replica served a request without help from the app);
 - ``SC_LOAD_USER_FILE``: a user's own locustfile, whose tasks replace the requests
-  (see ``harness.load.userload``);
+  (see ``serve_chaos.harness.load.userload``);
 - ``SC_LOAD_RATE``: requests per second *per endpoint*;
 - ``SC_LOAD_RATES_FILE``: optional, a JSON list ``[[epoch s, rate], ...]`` re-read every
   second: from each time on, that rate (requests per second per endpoint) replaces
@@ -54,7 +54,7 @@ DEFAULT_REQUESTS = [{"name": "", "method": "GET", "path": "/", "headers": {}, "b
 ENDPOINTS_FILE = os.environ.get("SC_LOAD_ENDPOINTS_FILE")
 #: How often (s) the endpoints file is re-read.
 FOLLOW_PERIOD_S = 1.0
-#: Error class of a send not made because its slot had no pod (``harness.load.slots.VACANT``).
+#: Error class of a send not made because its slot had no pod (``serve_chaos.harness.load.slots.VACANT``).
 VACANT = "slot_vacant"
 RATE = float(os.environ.get("SC_LOAD_RATE", "20"))
 TIMEOUT_S = float(os.environ.get("SC_LOAD_TIMEOUT_S", "5"))
@@ -364,7 +364,7 @@ def finish(environment, record: dict, sent: float, exc: BaseException | None) ->
 def load_user_tasks(environment):
     import sys
 
-    from harness.load import userload
+    from serve_chaos.harness.load import userload
 
     userload.bind(sys.modules[__name__])
     return userload.UserTasks.load(USER_FILE, environment, TIMEOUT_S, next(e["url"] for e in ENDPOINTS if e.get("url")))

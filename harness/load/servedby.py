@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 import requests
 
-from runtime.ray_compat import LOG_FILE_API, access_via_http, log_file_params, log_text
+from serve_chaos.runtime.ray_compat import LOG_FILE_API, access_via_http, log_file_params, log_text
 #: Request ids the load generates: ``sc<run tag>-<sequence number>``.
 REQUEST_ID_RE = re.compile(r"\b(sc[0-9a-z]{1,12}-(?:\d+|start)(?:\.\d+)?)\b")
 #: The fields of a replica a served-by record carries.

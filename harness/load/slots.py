@@ -28,15 +28,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable
 
-from runtime.cluster import POD_ROLES, ROLE_ENDPOINT, Endpoints, PodInfo
-from runtime.errors import ConfigError
+from serve_chaos.runtime.cluster import POD_ROLES, ROLE_ENDPOINT, Endpoints, PodInfo
+from serve_chaos.runtime.errors import ConfigError
 
 FRONT_DOOR = "front"
 #: Prefix of the slots ``pods:<role>`` expands to (``pods:worker#1``).
 SLOTS_PREFIX = "pods:"
 #: Prefix of a slot that starts on one named pod (``pod:worker-1``).
 POD_PREFIX = "pod:"
-#: Error class of a send the load did not make because its slot had no pod (``harness.load.locustfile``).
+#: Error class of a send the load did not make because its slot had no pod (``serve_chaos.harness.load.locustfile``).
 VACANT = "slot_vacant"
 
 
@@ -65,7 +65,7 @@ class Target:
     keepalive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """What the Locust process reads (``harness.load.locustfile``)."""
+        """What the Locust process reads (``serve_chaos.harness.load.locustfile``)."""
         out = asdict(self)
         del out["follows"]
         return out

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.load.slots import FRONT_DOOR, SlotTable, check_endpoint_names
-from runtime.cluster import Endpoints
-from runtime.errors import ConfigError
+from serve_chaos.harness.load.slots import FRONT_DOOR, SlotTable, check_endpoint_names
+from serve_chaos.runtime.cluster import Endpoints
+from serve_chaos.runtime.errors import ConfigError
 
 __all__ = ["FRONT_DOOR", "LoadSpec", "Traffic", "resolve_endpoints", "write_targets"]
 
@@ -26,7 +26,7 @@ class LoadSpec:
     per pod of that role ready when the load starts, ``pods:worker#1``, ...,
     each following its pod into its recreation) or ``pod:<name>`` (a slot that
     starts on that pod's own proxy, like ``kubectl port-forward``); see
-    ``harness.load.slots``.  Roles, not names: pod names are the target's (KubeRay
+    ``serve_chaos.harness.load.slots``.  Roles, not names: pod names are the target's (KubeRay
     generates them).
     """
 
@@ -62,7 +62,7 @@ class Traffic:
 def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str],
                       ready: set[str] | None = None) -> list[dict[str, Any]]:
     """The load's targets when it starts: ``{"name", "url", "role", "pod", "incarnation",
-    "keepalive"}`` per endpoint (``harness.load.slots.SlotTable.start``); ``roles`` maps pod -> role.
+    "keepalive"}`` per endpoint (``serve_chaos.harness.load.slots.SlotTable.start``); ``roles`` maps pod -> role.
     ``pods:<role>`` takes only pods in ``ready`` (when given).  A per-pod or role target the
     cluster reaches through a port-forward (``Endpoints.forwarded``) is ``keepalive``: the load
     keeps its connections to it open instead of paying a websocket setup per request."""

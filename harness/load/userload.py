@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-#: The running locustfile module (Locust loads it from its path, not as ``harness.load.locustfile``:
+#: The running locustfile module (Locust loads it from its path, not as ``serve_chaos.harness.load.locustfile``:
 #: importing that would make a second module with a second recorder).  Set by ``bind``.
 lf: Any = None
 
@@ -174,7 +174,7 @@ class UserTasks:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m harness.load.userload FILE``: check a locustfile in a process of its own
+    """``python -m serve_chaos.harness.load.userload FILE``: check a locustfile in a process of its own
     (Locust patches the interpreter with gevent); prints one line and exits 1 if unusable."""
     try:
         cls = user_class(argv[0])

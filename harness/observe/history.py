@@ -14,8 +14,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from harness.observe.probe import Snapshot
-from harness.load.slots import VACANT
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.harness.load.slots import VACANT
 
 REQUEST_COLUMNS = ["seq", "t", "t_sent", "endpoint", "route", "request_id", "ok", "error", "status", "pid", "pod",
                    "role", "latency_ms", "address", "incarnation"]
@@ -140,15 +140,15 @@ class History:
     t_heal_start: float | None = None
     load_timeout_s: float = 5.0
     desired_replicas: int = 0
-    #: ``request id -> replica`` records read from Serve's logs (``harness.load.servedby``).
+    #: ``request id -> replica`` records read from Serve's logs (``serve_chaos.harness.load.servedby``).
     served_by: list[dict[str, Any]] = field(default_factory=list)
-    #: Sends the load did not make because their slot had no pod (``harness.load.slots``): not
+    #: Sends the load did not make because their slot had no pod (``serve_chaos.harness.load.slots``): not
     #: requests, but their sequence numbers and times are known (see ``judged_until``).
     unsent: pd.DataFrame = field(default_factory=lambda: requests_frame([]))
 
     @classmethod
     def build(cls, request_records: list[dict[str, Any]], **kwargs: Any) -> "History":
-        from harness.load.servedby import attribute
+        from serve_chaos.harness.load.servedby import attribute
 
         sent = [r for r in request_records if r.get("error") != UNSENT_ERROR]
         unsent = [r for r in request_records if r.get("error") == UNSENT_ERROR]

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from harness.report.latency import LABELS, band_counts, latency_figures
+from serve_chaos.harness.report.latency import LABELS, band_counts, latency_figures
 
 WINDOW_S = 10.0
 

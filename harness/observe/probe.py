@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 import requests
 
-from harness.observe.hostcpu import HostCpu
-from runtime.ray_compat import app_topology
+from serve_chaos.harness.observe.hostcpu import HostCpu
+from serve_chaos.runtime.ray_compat import app_topology
 
 SERVE_DETAILS = "/api/serve/applications/"
 ACTORS_ALIVE = (
@@ -58,7 +58,7 @@ class Snapshot:
     ``controller_log``: the Serve controller's log file (relative), on ``controller_node``.
     ``serve_ok`` / ``actors_ok`` say whether the dashboard answered; when not,
     ``errors`` says why.  ``host_cpu_busy``: the fraction of the harness host's CPUs busy since
-    the previous snapshot (``harness.observe.hostcpu``).
+    the previous snapshot (``serve_chaos.harness.observe.hostcpu``).
     """
 
     t: float

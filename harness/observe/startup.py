@@ -13,8 +13,8 @@ from typing import Any
 
 import requests
 
-from harness.observe.probe import Snapshot
-from runtime.ray_compat import LOG_FILE_API, REPLICA_STARTED_RE, LogUnavailable, log_file_params, log_text
+from serve_chaos.harness.observe.probe import Snapshot
+from serve_chaos.runtime.ray_compat import LOG_FILE_API, REPLICA_STARTED_RE, LogUnavailable, log_file_params, log_text
 
 #: The controller's line for a replica that turned RUNNING, in every supported Ray (ray_compat).
 STARTED_RE = REPLICA_STARTED_RE

@@ -8,10 +8,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.checks import Evaluation
-from harness.deviations import in_play, ranges
-from harness.faults import FaultPlan
-from harness.observe.history import FAULTS_FILE, REQUESTS_FILE, History
+from serve_chaos.harness.checks import Evaluation
+from serve_chaos.harness.deviations import in_play, ranges
+from serve_chaos.harness.faults import FaultPlan
+from serve_chaos.harness.observe.history import FAULTS_FILE, REQUESTS_FILE, History
 
 VERDICT_FILE = "verdict.json"
 SCENARIO_FILE = "scenario.json"
@@ -56,9 +56,9 @@ def verdict(
 
     ``app`` (an ``AppSpec``): the app the run deployed; its deployments' settings are
     kept (``app_config``) so that the report can name the setting a remedy is about.
-    ``outcome`` is the run's verdict in the one vocabulary of ``harness.report.verdicts``."""
-    from harness.app.settings import app_summary
-    from harness.report.verdicts import classify
+    ``outcome`` is the run's verdict in the one vocabulary of ``serve_chaos.harness.report.verdicts``."""
+    from serve_chaos.harness.app.settings import app_summary
+    from serve_chaos.harness.report.verdicts import classify
 
     metrics = evaluation.metrics if evaluation else {}
     checks = [c.to_dict() for c in evaluation.checks] if evaluation else []
@@ -114,7 +114,7 @@ def load_verdict(run_dir: Path) -> dict[str, Any]:
 
     A verdict file that is not JSON, empty, not an object or short of the fields
     every verdict has is named in one ConfigError line."""
-    from runtime.errors import ConfigError
+    from serve_chaos.runtime.errors import ConfigError
 
     path = run_dir / VERDICT_FILE
     if not path.exists():
@@ -139,7 +139,7 @@ def load_verdict(run_dir: Path) -> dict[str, Any]:
 
 def partial_verdict(run_dir: Path) -> dict[str, Any]:
     """What a run killed before its verdict leaves: its requests, probes and faults, marked partial."""
-    from harness.observe.history import read_jsonl
+    from serve_chaos.harness.observe.history import read_jsonl
 
     reqs = read_jsonl(run_dir / REQUESTS_FILE)
     started = min((r.get("t", 0.0) for r in reqs), default=run_dir.stat().st_mtime)
@@ -162,7 +162,7 @@ def is_run_dir(path: Path) -> bool:
 
 def collect_runs(paths: list[Path]) -> list[Path]:
     """Run directories named directly or found one level below (e.g. ``reports/``), oldest first."""
-    from runtime.errors import ConfigError
+    from serve_chaos.runtime.errors import ConfigError
 
     if not paths:
         raise ConfigError("no run directory given", hint="pass reports/<run-id> or reports/")

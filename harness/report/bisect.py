@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from harness.report.matrix import JUDGED, KEPT, LABELS
+from serve_chaos.harness.report.matrix import JUDGED, KEPT, LABELS
 
 
 @dataclass(frozen=True)

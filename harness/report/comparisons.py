@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.report.verdicts import churn_text
+from serve_chaos.harness.report.verdicts import churn_text
 
 
 @dataclass(frozen=True)

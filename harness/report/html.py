@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.report.latency import latency_rows
-from harness.report.artifacts import json_short, load_verdict
-from harness.report.view import ReportView, Row, view
-from harness.report.symptoms import beyond, symptom
-from harness.report.verdicts import (ACCEPTED, BROKEN, KEPT, KNOWN, SHARED_SETTINGS_LABEL, fmt, primary_endpoint,
+from serve_chaos.harness.report.latency import latency_rows
+from serve_chaos.harness.report.artifacts import json_short, load_verdict
+from serve_chaos.harness.report.view import ReportView, Row, view
+from serve_chaos.harness.report.symptoms import beyond, symptom
+from serve_chaos.harness.report.verdicts import (ACCEPTED, BROKEN, KEPT, KNOWN, SHARED_SETTINGS_LABEL, fmt, primary_endpoint,
                               settings_text)
 
 esc = html.escape
@@ -115,8 +115,8 @@ def _what_would_help(report: ReportView) -> list[str]:
 
 
 def _trends(store: Any) -> list[str]:
-    from harness.report import plots
-    from harness.report.trends import flag_regressions
+    from serve_chaos.harness.report import plots
+    from serve_chaos.harness.report.trends import flag_regressions
 
     df = flag_regressions(store.frame())
     if df.empty:
@@ -197,8 +197,8 @@ def _routes_table(metrics: dict[str, Any]) -> list[str]:
 
 
 def _run_section(run_dir: Path, verdict: dict[str, Any], r: Row) -> list[str]:
-    from harness.report import plots
-    from harness.observe.history import History
+    from serve_chaos.harness.report import plots
+    from serve_chaos.harness.observe.history import History
 
     metrics = verdict.get("metrics") or {}
     out = [f"<h2 id='{esc(r.run_id)}'>{esc(r.scenario)}: {esc(r.outcome)}</h2>",

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.report import verdicts
-from harness.report.artifacts import is_run_dir, load_verdict
-from harness.report.text import verdict_row
-from runtime.errors import ConfigError
-from runtime.ray_versions import version_key
+from serve_chaos.harness.report import verdicts
+from serve_chaos.harness.report.artifacts import is_run_dir, load_verdict
+from serve_chaos.harness.report.text import verdict_row
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.ray_versions import version_key
 
-#: Cell statuses: the report's one vocabulary (``harness.report.verdicts``), plus a cell with no run.
+#: Cell statuses: the report's one vocabulary (``serve_chaos.harness.report.verdicts``), plus a cell with no run.
 KEPT, KNOWN, BROKEN, SKIPPED, ERROR, MISSING = (verdicts.KEPT, verdicts.KNOWN, verdicts.BROKEN, verdicts.SKIPPED,
                                                  verdicts.ERROR, "not run")
 LABELS = {KEPT: KEPT, KNOWN: KNOWN, BROKEN: BROKEN, SKIPPED: SKIPPED, ERROR: "no verdict", MISSING: MISSING}

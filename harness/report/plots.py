@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from harness.observe.history import History  # noqa: E402
-from harness.report.latency import FAILED, LABELS, band_shares  # noqa: E402
+from serve_chaos.harness.observe.history import History  # noqa: E402
+from serve_chaos.harness.report.latency import FAILED, LABELS, band_shares  # noqa: E402
 
 ERROR_COLORS = {
     "refused": "#d62728",

@@ -5,7 +5,7 @@ at "the pod is killed", our own measurements) says to change, which setting of
 the user's own config it is about, the scenario that demonstrates it, and a
 figure we measured (README, Ray 2.60, the 2-core CI machine).  ``advice`` turns
 a broken or deviating verdict into lines naming the remedy, the user's current
-setting and the figure this run measured; ``harness.app.advise`` uses the same
+setting and the figure this run measured; ``serve_chaos.harness.app.advise`` uses the same
 remedies to read a config before anything runs.  Pure functions of verdict dicts.
 """
 
@@ -15,9 +15,9 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from harness.app.settings import DeploymentSettings
-from harness.report.symptoms import parse_check, symptom, value_line
-from harness.report.verdicts import BROKEN, KNOWN, UNKNOWN, classify
+from serve_chaos.harness.app.settings import DeploymentSettings
+from serve_chaos.harness.report.symptoms import parse_check, symptom, value_line
+from serve_chaos.harness.report.verdicts import BROKEN, KNOWN, UNKNOWN, classify
 
 GUIDE = "Serve guide \"Add End-to-End Fault Tolerance\""
 

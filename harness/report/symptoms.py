@@ -183,7 +183,7 @@ def beyond(said: str, seen: str) -> str:
 
 def value_line(check: dict[str, Any]) -> str:
     """``name = value (bound ...)``, as the check line reads without its detail."""
-    from harness.checks.results import CheckResult
+    from serve_chaos.harness.checks.results import CheckResult
 
     return CheckResult(check["name"], str(check.get("status")), check.get("value"), check.get("bound"),
                        check.get("unit") or "").line()

@@ -1,4 +1,4 @@
-"""Markdown (a CI job summary) and JUnit XML from run directories, in the words of ``harness.report.verdicts``.
+"""Markdown (a CI job summary) and JUnit XML from run directories, in the words of ``serve_chaos.harness.report.verdicts``.
 
 Both read top-down like the HTML page: the summary line, the settings shared by
 every run, one row per run with only what differs, then what would help.  In
@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from harness.report.artifacts import load_verdict
-from harness.report.view import ReportView, Row, row, view
-from harness.report.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KEPT, KNOWN, SHARED_SETTINGS_LABEL, SKIPPED,
+from serve_chaos.harness.report.artifacts import load_verdict
+from serve_chaos.harness.report.view import ReportView, Row, row, view
+from serve_chaos.harness.report.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KEPT, KNOWN, SHARED_SETTINGS_LABEL, SKIPPED,
                               UNKNOWN, fmt, settings_text)
 
 

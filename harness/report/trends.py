@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from runtime.errors import ConfigError
+from serve_chaos.runtime.errors import ConfigError
 
 STORE_FILE = "verdicts.jsonl"
 #: How many earlier runs of a scenario form its baseline.

@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.checks.results import CheckResult
-from harness.report.comparisons import Comparison, comparisons
-from harness.report.remedies import Advice, advice
-from harness.report.symptoms import beyond, symptom
-from harness.report.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KNOWN, SKIPPED, UNKNOWN, SettingsSplit, Summary,
+from serve_chaos.harness.checks.results import CheckResult
+from serve_chaos.harness.report.comparisons import Comparison, comparisons
+from serve_chaos.harness.report.remedies import Advice, advice
+from serve_chaos.harness.report.symptoms import beyond, symptom
+from serve_chaos.harness.report.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KNOWN, SKIPPED, UNKNOWN, SettingsSplit, Summary,
                               churn_text, classify, headline, known_in_play, split_settings, summarize)
 
 
@@ -116,7 +116,7 @@ class ReportView:
     summary: Summary
     settings: SettingsSplit
     rows: tuple[Row, ...] = field(default_factory=tuple)
-    #: planned and unplanned losses of the same thing, side by side (``harness.report.comparisons``)
+    #: planned and unplanned losses of the same thing, side by side (``serve_chaos.harness.report.comparisons``)
     comparisons: tuple[Comparison, ...] = ()
 
     @property

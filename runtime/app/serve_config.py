@@ -6,13 +6,13 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from runtime.app.spec import AppSpec, RequestSpec, bundled_files, replicas_at_rest
-from runtime.errors import ConfigError
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.app.spec import AppSpec, RequestSpec, bundled_files, replicas_at_rest
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 APP_NAME = "sleepy"
 DEPLOYMENT_NAME = "SleepyPid"
-IMPORT_PATH = "runtime.app.sleepy_pid:app"
+IMPORT_PATH = "serve_chaos.runtime.app.sleepy_pid:app"
 #: The modules of the bundled examples, shipped together (one ConfigMap on Kubernetes),
 #: so a cluster carries every bundled example and scenarios may switch between them.
 BUNDLED_MODULES = ("sleepy_pid", "composed", "chained")
@@ -138,7 +138,7 @@ def composed_app(replicas: int = 3, max_per_node: int = 2) -> AppSpec:
     somewhere to go on three nodes (Serve spreads them one per node when it can)."""
     deployments = [{"name": name, "num_replicas": replicas, "max_replicas_per_node": max_per_node,
                     "ray_actor_options": {"num_cpus": 0}} for name in ("Ingress", "Downstream")]
-    config = {"applications": [{"name": "composed", "route_prefix": "/", "import_path": "runtime.app.composed:app",
+    config = {"applications": [{"name": "composed", "route_prefix": "/", "import_path": "serve_chaos.runtime.app.composed:app",
                                 "deployments": deployments}]}
     return AppSpec.of(config, "bundled composed example (runtime/app/composed.py)",
                       files=bundled_files(*BUNDLED_MODULES), bundled="composed")
@@ -153,7 +153,7 @@ def chained_app(replicas: int = 3, max_per_node: int = 2) -> AppSpec:
     of each per node."""
     deployments = [{"name": name, "num_replicas": replicas, "max_replicas_per_node": max_per_node,
                     "ray_actor_options": {"num_cpus": 0}} for name in ("Ingress", "Embed", "Score")]
-    config = {"applications": [{"name": "chained", "route_prefix": "/", "import_path": "runtime.app.chained:app",
+    config = {"applications": [{"name": "chained", "route_prefix": "/", "import_path": "serve_chaos.runtime.app.chained:app",
                                 "deployments": deployments}]}
     return AppSpec.of(config, "bundled chained example (runtime/app/chained.py)",
                       files=bundled_files(*BUNDLED_MODULES), bundled="chained")

@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from runtime.errors import ConfigError
+import serve_chaos
+from serve_chaos.runtime.errors import ConfigError
 
 #: Serve's defaults, written out so a verdict can say what was in effect (s).
 SERVE_DEFAULT_HEALTH_CHECK_PERIOD_S = 10.0
@@ -31,8 +32,10 @@ SERVE_DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S = 20.0
 #: with ``{"pid": <replica PID>, "mode": ...}`` lets the harness make the receiving replica's
 #: ``check_health`` raise or hang.  Other apps get ``replica_hang`` (SIGSTOP) instead.
 HEALTH_ROUTE = "/-/chaos/health"
-#: Files of a bundled app shipped with it (a ConfigMap on Kubernetes), relative to the repository.
+#: Where the bundled apps' files are read from: the directory holding ``runtime/`` (the checkout, or
+#: ``serve_chaos/`` in an installed wheel) and the package's own directory.
 REPO = Path(__file__).resolve().parents[2]
+PACKAGE = Path(serve_chaos.__file__).resolve().parent
 #: What a ConfigMap may hold (bytes); bigger code goes into an image.
 CONFIGMAP_LIMIT = 900 * 1024
 
@@ -386,6 +389,10 @@ def files_size(files: tuple[tuple[str, str], ...]) -> int:
 
 
 def bundled_files(*modules: str) -> tuple[tuple[str, str], ...]:
-    """The bundled app modules with their packages' ``__init__.py``, relative to the repository."""
-    paths = {"runtime/__init__.py", "runtime/app/__init__.py", *[f"runtime/app/{m}.py" for m in modules]}
-    return tuple(sorted((p, (REPO / p).read_text() if (REPO / p).exists() else '"""package"""\n') for p in paths))
+    """The bundled app modules with their packages' ``__init__.py``, at the paths they are
+    imported from (``serve_chaos/runtime/app/<module>.py``: a pod mounts them on its ``PYTHONPATH``)."""
+    sources = {"serve_chaos/__init__.py": PACKAGE / "__init__.py",
+               "serve_chaos/runtime/__init__.py": REPO / "runtime" / "__init__.py",
+               "serve_chaos/runtime/app/__init__.py": REPO / "runtime" / "app" / "__init__.py",
+               **{f"serve_chaos/runtime/app/{m}.py": REPO / "runtime" / "app" / f"{m}.py" for m in modules}}
+    return tuple(sorted((key, path.read_text()) for key, path in sources.items()))

@@ -10,7 +10,7 @@
 - **The KubeRay operator** with ``go install github.com/ray-project/kuberay/ray-operator@<v>``:
   v1.7.0 first; where the proxy refuses it, the newest release it serves, said in one line.
 
-Binaries go to ``<cache>/k8s/<digest>/`` (the cache of ``runtime.local.rayenv``); the digest
+Binaries go to ``<cache>/k8s/<digest>/`` (the cache of ``serve_chaos.runtime.local.rayenv``); the digest
 covers our module's files, the Go version and the build flags, so a change rebuilds and a
 warm start reuses.  A stamp written last marks a complete build.  Go's own caches
 (GOCACHE, GOMODCACHE) stay where Go keeps them, outside the repository.
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from runtime.errors import EnvironmentProblem, InfrastructureError
-from runtime.local.rayenv import default_cache_root
+from serve_chaos.runtime.errors import EnvironmentProblem, InfrastructureError
+from serve_chaos.runtime.local.rayenv import default_cache_root
 
 GO_MODULE = Path(__file__).resolve().parent / "go"
 KUBERAY_MODULE = "github.com/ray-project/kuberay/ray-operator"

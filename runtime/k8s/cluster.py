@@ -1,4 +1,4 @@
-"""``K8sCluster``: the Cluster protocol on the k8s target -- ``runtime.kuberay`` against a real control
+"""``K8sCluster``: the Cluster protocol on the k8s target -- ``serve_chaos.runtime.kuberay`` against a real control
 plane and the real KubeRay operator on this machine.
 
 Everything ``KubeRayCluster`` does runs unchanged through the real API server: server-side
@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable
 
-from runtime.cluster import Capabilities
-from runtime.errors import ServeChaosError
-from runtime.k8s import target as k8s_target
-from runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
-from runtime.kuberay.manifests import DASHBOARD_NODE_PORT, SERVE_NODE_PORT
+from serve_chaos.runtime.cluster import Capabilities
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.k8s import target as k8s_target
+from serve_chaos.runtime.kuberay.cluster import KubeRayCluster, KubeTargetConfig
+from serve_chaos.runtime.kuberay.manifests import DASHBOARD_NODE_PORT, SERVE_NODE_PORT
 
 NO_CHAOS_MESH = ("Chaos Mesh cannot run on the k8s target (it needs a container runtime: its daemon injects "
                  "through containerd); run gray faults on the local target or on kind")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from runtime.k8s.build import Binaries
-from runtime.k8s.layout import API_SERVICE_IP, CLUSTER_DOMAIN, CONTEXT, SERVICE_CIDR, K8sLayout, NodeSpec
-from runtime.k8s.pki import CertificateAuthority, CertPair, kubeconfig, service_account_keys
+from serve_chaos.runtime.k8s.build import Binaries
+from serve_chaos.runtime.k8s.layout import API_SERVICE_IP, CLUSTER_DOMAIN, CONTEXT, SERVICE_CIDR, K8sLayout, NodeSpec
+from serve_chaos.runtime.k8s.pki import CertificateAuthority, CertPair, kubeconfig, service_account_keys
 
 #: The admission plugins kind's API server runs beyond the defaults (kubeadm enables NodeRestriction):
 #: a node may change only itself and the pods bound to it.

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from dnslib import QTYPE, RCODE, RR, A
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
-from runtime.k8s.layout import CLUSTER_DOMAIN
+from serve_chaos.runtime.k8s.layout import CLUSTER_DOMAIN
 
 TTL_S = 30
 CACHE_S = 30.0

@@ -27,11 +27,11 @@ from typing import Any, Callable
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from runtime.k8s import network
-from runtime.k8s.informer import Informer
-from runtime.k8s.layout import K8sLayout
-from runtime.k8s.proxy import render_rules, services
-from runtime.local.commands import run
+from serve_chaos.runtime.k8s import network
+from serve_chaos.runtime.k8s.informer import Informer
+from serve_chaos.runtime.k8s.layout import K8sLayout
+from serve_chaos.runtime.k8s.proxy import render_rules, services
+from serve_chaos.runtime.local.commands import run
 
 PROVISIONER = "serve-chaos.io/host-path"
 STORAGE_CLASS = "standard"

@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 import yaml
 
-from runtime.k8s.build import Binaries
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.k8s.build import Binaries
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 NAMESPACE = "kuberay-system"
 NAME = "kuberay-operator"

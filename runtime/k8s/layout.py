@@ -1,7 +1,7 @@
 """Names, addresses and paths of one k8s-target cluster, all derived from its run label.
 
 The labels, the bridge, network-namespace, veth and cgroup names follow the local target's
-conventions (``runtime.local.layout``), so what a killed run left is found and removed by the
+conventions (``serve_chaos.runtime.local.layout``), so what a killed run left is found and removed by the
 same reaper, by label, never by process name.  The cluster lives in one /24 of the local
 target's 198.18.0.0/15 range on a bridge of its own: ``.1`` is the host (the API server
 listens there), ``.2``-``.15`` are the nodes' addresses (each node's kubelet endpoint), and
@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.local.layout import RunLayout
+from serve_chaos.runtime.local.layout import RunLayout
 
 DEFAULT_HOME = Path(os.environ.get("SERVE_CHAOS_K8S_HOME", "/tmp/serve-chaos-k8s"))
 #: kind's defaults (kind v0.31 ``pkg/apis/config/v1alpha4/default.go``): services in 10.96.0.0/16,

@@ -4,7 +4,7 @@ nftables table that does what kube-proxy and the CNI's host rules do.
 - The bridge (the local target's ``scb<label>``) holds the host's address (``.1``: the API
   server and every pod's default gateway) and each node's address (its kubelet endpoint and
   its NodePorts).
-- Pods get a network namespace with a veth on the bridge (``runtime.local.netns``) and a
+- Pods get a network namespace with a veth on the bridge (``serve_chaos.runtime.local.netns``) and a
   default route through the host, so they reach Service IPs.
 - Service IPs (``10.96.0.0/16``) are routed onto the bridge, so a Service without endpoints
   is refused here and never leaves the machine; pods may reach nothing beyond the bridge
@@ -12,16 +12,16 @@ nftables table that does what kube-proxy and the CNI's host rules do.
 - Forwarding between pods through a Service needs ``net.ipv4.ip_forward``; its old value is
   written back at teardown.
 
-The Service rules themselves are rendered by ``runtime.k8s.proxy`` into the same table.
+The Service rules themselves are rendered by ``serve_chaos.runtime.k8s.proxy`` into the same table.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.k8s.layout import SERVICE_CIDR, K8sLayout
-from runtime.local import netns
-from runtime.local.commands import run
+from serve_chaos.runtime.k8s.layout import SERVICE_CIDR, K8sLayout
+from serve_chaos.runtime.local import netns
+from serve_chaos.runtime.local.commands import run
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 

@@ -4,7 +4,7 @@
 to a Service's ClusterIP and port -- or to any node's address at its NodePort -- is
 DNAT-ed to one of the Service's ready endpoints, chosen at random (``numgen random``, as
 kube-proxy's ``service-...`` chains do); a Service with no ready endpoint is refused by the
-filter chain of ``runtime.k8s.network``.  Endpoints come from EndpointSlices (label
+filter chain of ``serve_chaos.runtime.k8s.network``.  Endpoints come from EndpointSlices (label
 ``kubernetes.io/service-name``), ready ones only (``conditions.ready``; kube-proxy falls
 back to serving-and-terminating ones only when none is ready, which we do too), the target
 port looked up by the Service port's name in the slice (``pkg/proxy/endpointslicecache.go``).
@@ -19,7 +19,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.k8s.layout import CLUSTER_DOMAIN
+from serve_chaos.runtime.k8s.layout import CLUSTER_DOMAIN
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,14 @@ from typing import Any
 
 import requests
 
-from runtime.errors import InfrastructureError, ServeChaosError
-from runtime.k8s import dns, kuberay, network
-from runtime.k8s.build import Binaries
-from runtime.k8s.controlplane import Component, ControlPlane
-from runtime.k8s.hostcontrollers import HostPathProvisioner, ServiceProxy, storage_class
-from runtime.k8s.layout import K8sLayout, NodeSpec
-from runtime.local import cgroups, control, netns, procs
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.errors import InfrastructureError, ServeChaosError
+from serve_chaos.runtime.k8s import dns, kuberay, network
+from serve_chaos.runtime.k8s.build import Binaries
+from serve_chaos.runtime.k8s.controlplane import Component, ControlPlane
+from serve_chaos.runtime.k8s.hostcontrollers import HostPathProvisioner, ServiceProxy, storage_class
+from serve_chaos.runtime.k8s.layout import K8sLayout, NodeSpec
+from serve_chaos.runtime.local import cgroups, control, netns, procs
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 LOOP_S = 0.5
 ROUTES = (
@@ -140,7 +140,7 @@ class Supervisor:
                 "ca": str(self.layout.pki / "ca.crt")}
 
     def _start_agent(self, node: NodeSpec) -> None:
-        argv = [sys.executable, "-m", "runtime.k8s.agent.main", "--config", json.dumps(self._agent_config(node))]
+        argv = [sys.executable, "-m", "serve_chaos.runtime.k8s.agent.main", "--config", json.dumps(self._agent_config(node))]
         self.agents[node.name] = self._spawn(f"agent-{node.name}", argv, f"agent:{node.name}")
 
     def node(self, name: str) -> NodeSpec:

@@ -20,16 +20,16 @@ from typing import Any, Callable
 
 import requests
 
-from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
-from runtime.k8s import build
-from runtime.k8s.layout import CONTEXT, DEFAULT_HOME, MAX_NODES, K8sLayout, NodeSpec
-from runtime.k8s.network import table_name
-from runtime.local import leftovers, netns, procs
-from runtime.local.commands import run
-from runtime.local.layout import new_label
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.errors import ConfigError, InfrastructureError, ServeChaosError
+from serve_chaos.runtime.k8s import build
+from serve_chaos.runtime.k8s.layout import CONTEXT, DEFAULT_HOME, MAX_NODES, K8sLayout, NodeSpec
+from serve_chaos.runtime.k8s.network import table_name
+from serve_chaos.runtime.local import leftovers, netns, procs
+from serve_chaos.runtime.local.commands import run
+from serve_chaos.runtime.local.layout import new_label
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
-#: kind-config.yaml's role label; ``runtime.kuberay.manifests.ROLE_LABEL``.
+#: kind-config.yaml's role label; ``serve_chaos.runtime.kuberay.manifests.ROLE_LABEL``.
 ROLE_LABEL = "serve-chaos/role"
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 UP_TIMEOUT_S = 240.0
@@ -157,7 +157,7 @@ def start(workers: int, labelled: bool = True, home: Path = DEFAULT_HOME, progre
     (layout.root / "settings.json").write_text(json.dumps(settings))
     env = {**os.environ, procs.RUN_ENV: label, procs.ROLE_ENV: "supervisor"}
     log = open(home / f"{label}.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.k8s.supervisor", "--settings", json.dumps(settings)],
+    proc = subprocess.Popen([sys.executable, "-m", "serve_chaos.runtime.k8s.supervisor", "--settings", json.dumps(settings)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                             start_new_session=True, cwd=str(layout.root))
     log.close()

@@ -20,8 +20,8 @@ import copy
 import json
 from typing import Any, Callable
 
-from runtime.errors import ConfigError, InfrastructureError
-from runtime.kuberay import safety
+from serve_chaos.runtime.errors import ConfigError, InfrastructureError
+from serve_chaos.runtime.kuberay import safety
 
 FIELD_MANAGER = "serve-chaos"
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"

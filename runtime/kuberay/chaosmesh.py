@@ -34,8 +34,8 @@ import math
 import secrets
 from typing import Any
 
-from runtime.errors import ConfigError
-from runtime.kuberay.manifests import KubeRayConfig, labels
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig, labels
 
 GROUP, VERSION = "chaos-mesh.org", "v1alpha1"
 PLURALS = {"StressChaos": "stresschaos", "NetworkChaos": "networkchaos"}

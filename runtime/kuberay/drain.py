@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.errors import ConfigError
+from serve_chaos.runtime.errors import ConfigError
 
 #: ``ray.core.generated.autoscaler_pb2.DrainNodeReason`` without UNSPECIFIED (Ray 2.60).
 DRAIN_REASONS = ("DRAIN_NODE_REASON_IDLE_TERMINATION", "DRAIN_NODE_REASON_PREEMPTION")

@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.errors import InfrastructureError
-from runtime.kuberay.api import KubeApi, kube_error
+from serve_chaos.runtime.errors import InfrastructureError
+from serve_chaos.runtime.kuberay.api import KubeApi, kube_error
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ import re
 import time
 from typing import Any, Callable
 
-from runtime.cluster import ActionRecord
-from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
-from runtime.kuberay import chaosmesh
-from runtime.kuberay.api import KubeApi
-from runtime.kuberay.execs import Background, PodExec
-from runtime.kuberay.lease import KubeLease
-from runtime.kuberay.manifests import KubeRayConfig
+from serve_chaos.runtime.cluster import ActionRecord
+from serve_chaos.runtime.errors import ConfigError, InfrastructureError, ServeChaosError
+from serve_chaos.runtime.kuberay import chaosmesh
+from serve_chaos.runtime.kuberay.api import KubeApi
+from serve_chaos.runtime.kuberay.execs import Background, PodExec
+from serve_chaos.runtime.kuberay.lease import KubeLease
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 
 SLOW_PID_FILE = "/tmp/serve-chaos-slow-{pid}.pid"
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import EnvironmentProblem, InfrastructureError
+from serve_chaos.runtime.errors import EnvironmentProblem, InfrastructureError
 
 KUBERAY_CHART = "kuberay/kuberay-operator"
 KUBERAY_CHART_VERSION = "1.7.0"
@@ -86,7 +86,7 @@ def config_for_workers(base: Path, workers: int) -> str:
     per node, plus a spare for a lost one's replacement (the workers' anti-affinity)."""
     import yaml
 
-    from runtime.kuberay.manifests import ROLE_LABEL
+    from serve_chaos.runtime.kuberay.manifests import ROLE_LABEL
 
     config = yaml.safe_load(base.read_text())
     nodes = config["nodes"]
@@ -180,7 +180,7 @@ def uninstall(context: str, release: str) -> None:
 # ---------------------------------------------------------------------- markers and checks over the API
 def mark_created(core: Any) -> None:
     """Leave the proof that serve-chaos created this cluster (``kind down`` requires it)."""
-    from runtime.kuberay.manifests import MANAGED_BY
+    from serve_chaos.runtime.kuberay.manifests import MANAGED_BY
 
     core.create_namespaced_config_map("kube-system", {
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -189,7 +189,7 @@ def mark_created(core: Any) -> None:
 
 
 def created_by_us(core: Any) -> bool:
-    from runtime.kuberay import safety
+    from serve_chaos.runtime.kuberay import safety
 
     try:
         marker = core.read_namespaced_config_map(CREATED_MARKER, "kube-system")
@@ -200,7 +200,7 @@ def created_by_us(core: Any) -> bool:
 
 def installed_releases(core: Any) -> list[str]:
     """The helm releases serve-chaos installed on this cluster (its marker in kube-system)."""
-    from runtime.kuberay import safety
+    from serve_chaos.runtime.kuberay import safety
 
     try:
         marker = core.read_namespaced_config_map(INSTALLED_MARKER, "kube-system")
@@ -213,7 +213,7 @@ def installed_releases(core: Any) -> list[str]:
 
 def record_installed(core: Any, release: str) -> None:
     """Add ``release`` to the marker of what serve-chaos installed (created on first use)."""
-    from runtime.kuberay.manifests import MANAGED_BY
+    from serve_chaos.runtime.kuberay.manifests import MANAGED_BY
 
     releases = sorted(set(installed_releases(core)) | {release})
     body = {"apiVersion": "v1", "kind": "ConfigMap",
@@ -272,7 +272,7 @@ def kuberay_installed(api_client: Any) -> bool:
 
 def nodes_with_roles(core: Any, roles: tuple[str, ...]) -> list[str]:
     """Names of the nodes labelled ``serve-chaos/role`` with one of ``roles``."""
-    from runtime.kuberay.manifests import ROLE_LABEL
+    from serve_chaos.runtime.kuberay.manifests import ROLE_LABEL
 
     return sorted(n.metadata.name for n in core.list_node().items
                   if (n.metadata.labels or {}).get(ROLE_LABEL) in roles)

@@ -18,10 +18,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from runtime.errors import ServeChaosError
-from runtime.kuberay.api import KubeApi, KubeApiError
-from runtime.kuberay.manifests import KubeRayConfig, labels
-from runtime.local import procs
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.kuberay.api import KubeApi, KubeApiError
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig, labels
+from serve_chaos.runtime.local import procs
 
 LEASE_SUFFIX = "lease"
 #: How often a write of the record is tried again after someone else wrote it meanwhile.

@@ -29,9 +29,9 @@ from typing import Any
 
 import yaml
 
-from runtime.app.serve_config import SCENARIO_APP
-from runtime.app.spec import CONFIGMAP_LIMIT, AppSpec, files_size
-from runtime.errors import ConfigError
+from serve_chaos.runtime.app.serve_config import SCENARIO_APP
+from serve_chaos.runtime.app.spec import CONFIGMAP_LIMIT, AppSpec, files_size
+from serve_chaos.runtime.errors import ConfigError
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "serve-chaos"}
 GCS_FT_MODES = ("options", "legacy", "off")

@@ -11,7 +11,7 @@ honour them -- is refused, never silently run.  A pure function of what the API 
 
 from __future__ import annotations
 
-from runtime.cluster import PodInfo
+from serve_chaos.runtime.cluster import PodInfo
 
 
 def placement_problem(pods: list[PodInfo], node_roles: dict[str, str], by_role: bool = True) -> str | None:

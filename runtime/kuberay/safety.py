@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.errors import ConfigError
-from runtime.kuberay.manifests import MANAGED_BY
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.kuberay.manifests import MANAGED_BY
 
 MANAGED_KEY, MANAGED_VALUE = next(iter(MANAGED_BY.items()))
 MANAGED_SELECTOR = f"{MANAGED_KEY}={MANAGED_VALUE}"

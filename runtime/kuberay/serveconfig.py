@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.kuberay.manifests import SERVE_CONFIG_ANNOTATION, KubeRayConfig, labels, serve_config_v2
+from serve_chaos.runtime.kuberay.manifests import SERVE_CONFIG_ANNOTATION, KubeRayConfig, labels, serve_config_v2
 
 #: Our field manager for serveConfigV2 and the desired-config annotation only.
 SERVE_CONFIG_MANAGER = "serve-chaos-serve-config"

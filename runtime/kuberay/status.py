@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.kuberay.manifests import (
+from serve_chaos.runtime.kuberay.manifests import (
     APP_CODE_ANNOTATION,
     CLUSTER_CHANGE_ANNOTATION,
     RAY_CLUSTER_LABEL,

@@ -6,7 +6,7 @@ import subprocess
 import threading
 from collections.abc import Sequence
 
-from runtime.errors import InfrastructureError
+from serve_chaos.runtime.errors import InfrastructureError
 
 #: Held while a short command runs, so the supervisor's zombie reaper (which
 #: waits on any child) cannot steal the exit status subprocess.run waits for.

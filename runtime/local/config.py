@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from runtime.app.serve_config import SleepyPidConfig
-from runtime.app.spec import validate_serve_config
-from runtime.errors import ConfigError
-from runtime.ray_versions import DEFAULT_RAY_VERSION, check_ray_version
+from serve_chaos.runtime.app.serve_config import SleepyPidConfig
+from serve_chaos.runtime.app.spec import validate_serve_config
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.ray_versions import DEFAULT_RAY_VERSION, check_ray_version
 
 GiB = 1024**3
 MiB = 1024**2

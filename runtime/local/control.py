@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlparse
 
-from runtime.errors import ServeChaosError
+from serve_chaos.runtime.errors import ServeChaosError
 
 TOKEN_HEADER = "X-Serve-Chaos-Token"
 OWNER_HEADER = "X-Serve-Chaos-Owner"

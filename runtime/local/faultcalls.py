@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.app.serve_config import restarts_replicas
-from runtime.cluster import RayOptions
-from runtime.errors import ServeChaosError
-from runtime.local.gray import delay_supported
+from serve_chaos.runtime.app.serve_config import restarts_replicas
+from serve_chaos.runtime.cluster import RayOptions
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.local.gray import delay_supported
 
 
 class SupervisorFaults:

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from runtime.errors import ServeChaosError
-from runtime.local import cgroups, procs
-from runtime.local.commands import run
-from runtime.local.pods import Pod
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.local import cgroups, procs
+from serve_chaos.runtime.local.commands import run
+from serve_chaos.runtime.local.pods import Pod
 
 CFS_PERIOD_US = 100_000
 LOSS_TABLE = "serve_chaos_loss"

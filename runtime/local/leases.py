@@ -14,8 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from runtime.errors import ServeChaosError
-from runtime.local import procs
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.local import procs
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.local import cgroups, netns, procs
-from runtime.local.layout import (CGROUP_RE, HAPROXY_DIR_RE, HAPROXY_TMP, LABEL_RE, LINK_RE, NETNS_RE, RunLayout,
+from serve_chaos.runtime.local import cgroups, netns, procs
+from serve_chaos.runtime.local.layout import (CGROUP_RE, HAPROXY_DIR_RE, HAPROXY_TMP, LABEL_RE, LINK_RE, NETNS_RE, RunLayout,
                                   labels_in_home)
 
 

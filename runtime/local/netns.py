@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.local.commands import run
+from serve_chaos.runtime.local.commands import run
 
 NETNS_DIR = Path("/run/netns")
 SUBNET_BASE = ipaddress.ip_network("198.18.0.0/15")

@@ -27,20 +27,20 @@ from typing import Any
 
 import requests
 
-from runtime.app.serve_config import wait_apps_deleted
-from runtime.app.spec import validate_serve_config
-from runtime.cluster import ActionRecord, RayOptions
-from runtime.errors import ConfigError, InfrastructureError, ServeChaosError
-from runtime.local import procs
-from runtime.local.config import KUBERAY_RAYSERVICE_ENV, LocalClusterConfig
-from runtime.local.kubelet import Event, Kubelet
-from runtime.local.layout import RunLayout
-from runtime.local.pods import Pod
-from runtime.local.rayenv import RayRuntime, installed_runtime
-from runtime.ray_settings import RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S, node_health_check
-from runtime.local.podspecs import OperatorPodSpecs, redis_server_binary
-from runtime.ray_compat import FEATURE_SINCE, features
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.app.serve_config import wait_apps_deleted
+from serve_chaos.runtime.app.spec import validate_serve_config
+from serve_chaos.runtime.cluster import ActionRecord, RayOptions
+from serve_chaos.runtime.errors import ConfigError, InfrastructureError, ServeChaosError
+from serve_chaos.runtime.local import procs
+from serve_chaos.runtime.local.config import KUBERAY_RAYSERVICE_ENV, LocalClusterConfig
+from serve_chaos.runtime.local.kubelet import Event, Kubelet
+from serve_chaos.runtime.local.layout import RunLayout
+from serve_chaos.runtime.local.pods import Pod
+from serve_chaos.runtime.local.rayenv import RayRuntime, installed_runtime
+from serve_chaos.runtime.ray_settings import RAY_DEFAULT_GCS_RECONNECT_TIMEOUT_S, node_health_check
+from serve_chaos.runtime.local.podspecs import OperatorPodSpecs, redis_server_binary
+from serve_chaos.runtime.ray_compat import FEATURE_SINCE, features
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 
 
@@ -68,7 +68,7 @@ class RayServiceOperator(OperatorPodSpecs):
     def __init__(self, config: LocalClusterConfig, layout: RunLayout, kubelet: Kubelet, event: Event,
                  lock: threading.RLock, runtime: RayRuntime | None = None) -> None:
         self.config = config
-        #: The Ray every pod runs (``ray start``, ``runtime.raykill``, ``ray drain-node``).
+        #: The Ray every pod runs (``ray start``, ``serve_chaos.runtime.raykill``, ``ray drain-node``).
         self.runtime = runtime or installed_runtime(config.ray_version)
         self.layout = layout
         self.kubelet = kubelet
@@ -288,7 +288,7 @@ class RayServiceOperator(OperatorPodSpecs):
         args += ["--no-restart"] if no_restart else []
         args += ["--ignore-missing"] if ignore_missing else []
         # `kubectl exec` brings no environment of its own: the driver gets the pod's.
-        cmd = self.runtime.exec_argv(self.runtime.module("runtime.raykill", *args), self.config.app_dir)
+        cmd = self.runtime.exec_argv(self.runtime.module("serve_chaos.runtime.raykill", *args), self.config.app_dir)
         t0 = time.time()
         code, lines, out_path = self._exec_in_head(cmd, f"ray.kill of {name}")
         results = [ln for ln in lines if ln.startswith("{")]

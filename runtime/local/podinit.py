@@ -1,7 +1,7 @@
 """A pod's init step: wait until a TCP address answers, then exec the pod's command.
 
 This is KubeRay's worker init container, which waits for the head's GCS
-before ``ray start`` runs.  Usage: ``python -m runtime.local.podinit HOST:PORT -- CMD...``
+before ``ray start`` runs.  Usage: ``python -m serve_chaos.runtime.local.podinit HOST:PORT -- CMD...``
 """
 
 from __future__ import annotations

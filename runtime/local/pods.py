@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.local import netns
+from serve_chaos.runtime.local import netns
 
 
 @dataclass

@@ -7,10 +7,10 @@ import secrets
 import shutil
 from pathlib import Path
 
-from runtime.errors import ServeChaosError
-from runtime.local.config import KUBERAY_RAYSERVICE_ENV
-from runtime.local.pods import Pod
-from runtime.ray_compat import features
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.local.config import KUBERAY_RAYSERVICE_ENV
+from serve_chaos.runtime.local.pods import Pod
+from serve_chaos.runtime.ray_compat import features
 
 
 def redis_server_binary() -> str:
@@ -88,7 +88,7 @@ class OperatorPodSpecs:
         if self.gcs_ft:
             env["RAY_gcs_rpc_server_reconnect_timeout_s"] = str(cfg.gcs_reconnect_timeout_s)
         gcs = f"{head_ip}:{cfg.gcs_port}"
-        return self.runtime.module("runtime.local.podinit", gcs, "--", ray, "start", f"--address={gcs}",
+        return self.runtime.module("serve_chaos.runtime.local.podinit", gcs, "--", ray, "start", f"--address={gcs}",
                                    *common), env
 
     def _rocksdb_env(self) -> dict[str, str]:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from runtime.local.commands import CHILD_WAIT_LOCK
+from serve_chaos.runtime.local.commands import CHILD_WAIT_LOCK
 
 RUN_ENV = "SERVE_CHAOS_RUN"
 ROLE_ENV = "SERVE_CHAOS_ROLE"

@@ -8,11 +8,11 @@ environment in a cache directory (``$SERVE_CHAOS_RAY_ENVS``, else
 marks an environment as complete; one without it (an install that was killed or
 failed) is removed and made again, never used.  Nothing of this project is
 installed there: the pods get the project on ``PYTHONPATH``, as an image would
-carry it, so they import ``runtime.local.podinit``, ``runtime.raykill`` and the
+carry it, so they import ``serve_chaos.runtime.local.podinit``, ``serve_chaos.runtime.raykill`` and the
 bundled apps from the very code the harness runs.
 
 The choice of interpreter is ``RayRuntime``: everything that runs in a pod
-(``ray start``, ``ray.kill`` through ``runtime.raykill``, ``ray drain-node``)
+(``ray start``, ``ray.kill`` through ``serve_chaos.runtime.raykill``, ``ray drain-node``)
 takes its ``python`` / ``ray_bin`` / ``pod_env`` from it.
 """
 
@@ -32,14 +32,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-import runtime
-from runtime.errors import ConfigError, InfrastructureError
-from runtime.ray_requirements import extra_requirements
-from runtime.ray_versions import SUPPORTED_RANGE, TESTED_RAY_VERSIONS
+import serve_chaos
+from serve_chaos.runtime.errors import ConfigError, InfrastructureError
+from serve_chaos.runtime.ray_requirements import extra_requirements
+from serve_chaos.runtime.ray_versions import SUPPORTED_RANGE, TESTED_RAY_VERSIONS
 
 STAMP = "serve-chaos-ready.json"
-#: Where the project's importable packages live (the parent of ``runtime/``).
-PROJECT_ROOT = Path(runtime.__file__).resolve().parent.parent
+#: The directory ``serve_chaos`` is imported from: the checkout, or the site-packages it was installed into.
+PROJECT_ROOT = Path(serve_chaos.__file__).resolve().parent.parent
 
 Progress = Callable[[str], None]
 
@@ -97,17 +97,17 @@ class RayRuntime:
 
 
 def import_root(root: Path = PROJECT_ROOT, cache: Path | None = None) -> Path:
-    """The directory the pods import ``runtime`` from: the project's checkout; or, when the
+    """The directory the pods import ``serve_chaos`` from: the project's checkout; or, when the
     project was installed into a site-packages (where the harness's own Ray sits beside it and
-    would shadow the pods' Ray), a directory in the cache holding only a link to ``runtime``."""
+    would shadow the pods' Ray), a directory in the cache holding only a link to ``serve_chaos``."""
     if not (root / "ray").exists():
         return root
     shim = (cache or default_cache_root()) / f"project-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
-    link = shim / "runtime"
+    link = shim / "serve_chaos"
     if not link.is_symlink():
         shim.mkdir(parents=True, exist_ok=True)
         try:
-            link.symlink_to(root / "runtime", target_is_directory=True)
+            link.symlink_to(root / "serve_chaos", target_is_directory=True)
         except FileExistsError:
             pass  # another harness made it meanwhile
     return shim

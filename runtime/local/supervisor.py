@@ -1,6 +1,6 @@
 """The local cluster's supervisor: Kubernetes and KubeRay for the embedded cluster, in one daemon.
 
-Runs in the background (``python -m runtime.local.supervisor``) and puts together
+Runs in the background (``python -m serve_chaos.runtime.local.supervisor``) and puts together
 - the **kubelet** (``kubelet.py``): pods as processes in namespaces and cgroups;
 - the **operator** (``operator.py``): pod specs, the Serve config, the head rule;
 - the **front door** (``frontdoor.py``): HAProxy, a Service's endpoints, readiness;
@@ -27,20 +27,20 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import InfrastructureError, ServeChaosError
-from runtime.local import control, procs
-from runtime.local.commands import run
-from runtime.local.config import LocalClusterConfig
-from runtime.local.frontdoor import FrontDoorConfig, HAProxyAdmin, haproxy_binary
-from runtime.local.kubelet import Kubelet
-from runtime.local.layout import RunLayout
-from runtime.cluster import GRAY_FAULTS
-from runtime.local.gray import GrayFaults
-from runtime.local.leases import Lease, Leases
-from runtime.local.operator import RayServiceOperator, redis_server_binary, wait_tcp
-from runtime.local.pods import Pod
-from runtime.local.faultcalls import SupervisorFaults
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.errors import InfrastructureError, ServeChaosError
+from serve_chaos.runtime.local import control, procs
+from serve_chaos.runtime.local.commands import run
+from serve_chaos.runtime.local.config import LocalClusterConfig
+from serve_chaos.runtime.local.frontdoor import FrontDoorConfig, HAProxyAdmin, haproxy_binary
+from serve_chaos.runtime.local.kubelet import Kubelet
+from serve_chaos.runtime.local.layout import RunLayout
+from serve_chaos.runtime.cluster import GRAY_FAULTS
+from serve_chaos.runtime.local.gray import GrayFaults
+from serve_chaos.runtime.local.leases import Lease, Leases
+from serve_chaos.runtime.local.operator import RayServiceOperator, redis_server_binary, wait_tcp
+from serve_chaos.runtime.local.pods import Pod
+from serve_chaos.runtime.local.faultcalls import SupervisorFaults
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 __all__ = ["Supervisor", "main", "redis_server_binary", "wait_tcp", "TOKEN_HEADER", "OWNER_ENV", "FORCED_SUFFIX"]
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime.local import procs
+from serve_chaos.runtime.local import procs
 
 
 class Children:

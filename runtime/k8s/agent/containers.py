@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from runtime.k8s.agent import rootfs
-from runtime.k8s.agent.children import Children, child_pid
-from runtime.k8s.agent.probes import ProbeWorker
-from runtime.local import cgroups
+from serve_chaos.runtime.k8s.agent import rootfs
+from serve_chaos.runtime.k8s.agent.children import Children, child_pid
+from serve_chaos.runtime.k8s.agent.probes import ProbeWorker
+from serve_chaos.runtime.local import cgroups
 
 BACKOFF_INITIAL_S = 10.0
 BACKOFF_MAX_S = 300.0

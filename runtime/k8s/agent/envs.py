@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
-from runtime.k8s.agent.volumes import VolumeNotReady, _field
+from serve_chaos.runtime.k8s.agent.volumes import VolumeNotReady, _field
 
 _REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 

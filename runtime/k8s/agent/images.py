@@ -4,7 +4,7 @@ A container's root filesystem here is the host's own, seen through an overlay of
 (``rootfs.py``); an image adds a thin layer on top: the files its entrypoints are found at,
 its environment and working directory.  Only the images serve-chaos's manifests name are
 known -- Ray's (``rayproject/ray:X.Y.Z``: that release's ``ray``/``python`` from the venv the
-local target runs it from, ``runtime.local.rayenv``), Redis (``redis:*``: the host's
+local target runs it from, ``serve_chaos.runtime.local.rayenv``), Redis (``redis:*``: the host's
 ``redis-server``) and the KubeRay operator (``quay.io/kuberay/operator:<v>``: the operator
 built from its Go module) -- and any other is a pull that fails, as it would on a node that
 cannot reach its registry (``ErrImagePull`` with the reason).
@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.errors import ServeChaosError
+from serve_chaos.runtime.errors import ServeChaosError
 
 #: The PATH a Debian-based image sets (the Ray and Redis images' own base).
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -48,7 +48,7 @@ class Image:
 
 
 def _ray(name: str, version: str) -> Image:
-    from runtime.local.rayenv import installed_runtime
+    from serve_chaos.runtime.local.rayenv import installed_runtime
 
     try:
         ray = installed_runtime(version)

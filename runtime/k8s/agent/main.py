@@ -22,13 +22,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from runtime.k8s.agent import sandbox
-from runtime.k8s.agent.children import Children, janitor
-from runtime.k8s.agent.node import RENEW_S, Registration
-from runtime.k8s.agent.nodeapi import NodeApi
-from runtime.k8s.agent.podworker import PodWorker
-from runtime.k8s.layout import KUBELET_PORT, K8sLayout, NodeSpec
-from runtime.local import cgroups, netns, procs
+from serve_chaos.runtime.k8s.agent import sandbox
+from serve_chaos.runtime.k8s.agent.children import Children, janitor
+from serve_chaos.runtime.k8s.agent.node import RENEW_S, Registration
+from serve_chaos.runtime.k8s.agent.nodeapi import NodeApi
+from serve_chaos.runtime.k8s.agent.podworker import PodWorker
+from serve_chaos.runtime.k8s.layout import KUBELET_PORT, K8sLayout, NodeSpec
+from serve_chaos.runtime.local import cgroups, netns, procs
 
 
 class Agent:

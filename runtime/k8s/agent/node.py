@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
-from runtime.k8s.layout import KUBELET_PORT, NodeSpec
+from serve_chaos.runtime.k8s.layout import KUBELET_PORT, NodeSpec
 
 LEASE_S = 40
 RENEW_S = 10.0

@@ -22,12 +22,12 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from runtime.errors import ServeChaosError
-from runtime.k8s.agent import envs, images, rootfs, sandbox
-from runtime.k8s.agent.containers import ContainerRun, Launch, rfc3339
-from runtime.k8s.agent.probes import ProbeWorker
-from runtime.k8s.agent.volumes import PodVolumes, VolumeMaker, VolumeNotReady
-from runtime.k8s.proxy import PodHosts, service_env
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.k8s.agent import envs, images, rootfs, sandbox
+from serve_chaos.runtime.k8s.agent.containers import ContainerRun, Launch, rfc3339
+from serve_chaos.runtime.k8s.agent.probes import ProbeWorker
+from serve_chaos.runtime.k8s.agent.volumes import PodVolumes, VolumeMaker, VolumeNotReady
+from serve_chaos.runtime.k8s.proxy import PodHosts, service_env
 
 TICK_S = 0.5
 DEFAULT_GRACE_S = 30.0
@@ -193,7 +193,7 @@ class PodWorker(threading.Thread):
         self.problem = None
         (self.dir / "hostname").write_text(pod["metadata"]["name"] + "\n")
         ns = pod["metadata"]["namespace"]
-        from runtime.k8s.layout import CLUSTER_DOMAIN
+        from serve_chaos.runtime.k8s.layout import CLUSTER_DOMAIN
 
         (self.dir / "resolv.conf").write_text(
             f"search {ns}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}\n"

@@ -24,7 +24,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.k8s.agent.images import Image
+from serve_chaos.runtime.k8s.agent.images import Image
 
 CGROUPS_ENV = "SERVE_CHAOS_CGROUPS"
 #: Join every cgroup ``CGROUPS_ENV`` names (``cgroup.procs`` paths), forget the variable, run "$@".

@@ -1,6 +1,6 @@
 """A pod's sandbox on a node: its network namespace and address, and its cgroups.
 
-The network is the local target's (``runtime.local.netns``: a namespace with a veth on the
+The network is the local target's (``serve_chaos.runtime.local.netns``: a namespace with a veth on the
 cluster bridge), plus a default route through the host so Service addresses work.  The
 cgroups mirror the kubelet's hierarchy: ``<run>/<node>/<pod uid>/<container>`` in cgroup v2
 (where ``cgroup.kill`` ends a container, a pod or a whole node at once) and in the v1 ``cpu``
@@ -17,8 +17,8 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
-from runtime.local import cgroups, netns
-from runtime.local.commands import run
+from serve_chaos.runtime.local import cgroups, netns
+from serve_chaos.runtime.local.commands import run
 
 #: The CFS period runc uses (``cpu.cfs_period_us``), in microseconds.
 CFS_PERIOD_US = 100_000

@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 from kubernetes.utils.quantity import parse_quantity
 
-from runtime.errors import ServeChaosError
-from runtime.k8s.agent.rootfs import Mount
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.k8s.agent.rootfs import Mount
 
 #: ``pkg/volume/util`` default file mode of ConfigMap, Secret, projected and downward-API files.
 DEFAULT_MODE = 0o644

@@ -22,13 +22,13 @@ table of healers (``_heal_fault``).
 
 from __future__ import annotations
 
-from runtime.kuberay.cluster.faults import KubeRayFaults
-from runtime.kuberay.cluster.healing import KubeRayHealing
-from runtime.kuberay.cluster.lifecycle import KubeRayLifecycle
-from runtime.kuberay.cluster.pods import KubeRayPods
-from runtime.kuberay.cluster.readiness import KubeRayReadiness
-from runtime.kuberay.cluster.serving import KubeRayServing
-from runtime.kuberay.cluster.targetconfig import KubeTargetConfig
+from serve_chaos.runtime.kuberay.cluster.faults import KubeRayFaults
+from serve_chaos.runtime.kuberay.cluster.healing import KubeRayHealing
+from serve_chaos.runtime.kuberay.cluster.lifecycle import KubeRayLifecycle
+from serve_chaos.runtime.kuberay.cluster.pods import KubeRayPods
+from serve_chaos.runtime.kuberay.cluster.readiness import KubeRayReadiness
+from serve_chaos.runtime.kuberay.cluster.serving import KubeRayServing
+from serve_chaos.runtime.kuberay.cluster.targetconfig import KubeTargetConfig
 
 __all__ = ["KubeRayCluster", "KubeTargetConfig"]
 

@@ -10,16 +10,16 @@ from typing import Any
 
 import requests
 
-from runtime.errors import InfrastructureError, ServeChaosError
-from runtime.kuberay import kind, safety
-from runtime.kuberay.api import KubeApi, KubeApiError, load_configuration
-from runtime.kuberay.execs import ExecResult, PodExec
-from runtime.kuberay.grayfaults import GrayFaults
-from runtime.kuberay.lease import KubeLease
-from runtime.kuberay.manifests import REDIS_SECRET_KEY, render
-from runtime.kuberay.portforward import PodPortForwarder
-from runtime.kuberay.status import RayServiceState, pod_role
-from runtime.kuberay.cluster.targetconfig import KubeTargetConfig
+from serve_chaos.runtime.errors import InfrastructureError, ServeChaosError
+from serve_chaos.runtime.kuberay import kind, safety
+from serve_chaos.runtime.kuberay.api import KubeApi, KubeApiError, load_configuration
+from serve_chaos.runtime.kuberay.execs import ExecResult, PodExec
+from serve_chaos.runtime.kuberay.grayfaults import GrayFaults
+from serve_chaos.runtime.kuberay.lease import KubeLease
+from serve_chaos.runtime.kuberay.manifests import REDIS_SECRET_KEY, render
+from serve_chaos.runtime.kuberay.portforward import PodPortForwarder
+from serve_chaos.runtime.kuberay.status import RayServiceState, pod_role
+from serve_chaos.runtime.kuberay.cluster.targetconfig import KubeTargetConfig
 
 
 class KubeRayBase:

@@ -12,11 +12,11 @@ from typing import Any
 
 import requests
 
-from runtime.cluster import ActionRecord, GRAY_FAULTS
-from runtime.errors import InfrastructureError, ServeChaosError
-from runtime.kuberay import safety
-from runtime.kuberay.cluster.base import KubeRayBase
-from runtime.kuberay.drain import check_drain, drain_command, node_id_for_ip, refusal
+from serve_chaos.runtime.cluster import ActionRecord, GRAY_FAULTS
+from serve_chaos.runtime.errors import InfrastructureError, ServeChaosError
+from serve_chaos.runtime.kuberay import safety
+from serve_chaos.runtime.kuberay.cluster.base import KubeRayBase
+from serve_chaos.runtime.kuberay.drain import check_drain, drain_command, node_id_for_ip, refusal
 
 
 class KubeRayFaults(KubeRayBase):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from runtime.cluster import ActionRecord, GRAY_FAULTS
-from runtime.errors import InfrastructureError, ServeChaosError
-from runtime.kuberay.api import KubeApiError
-from runtime.kuberay.cluster.base import KubeRayBase
+from serve_chaos.runtime.cluster import ActionRecord, GRAY_FAULTS
+from serve_chaos.runtime.errors import InfrastructureError, ServeChaosError
+from serve_chaos.runtime.kuberay.api import KubeApiError
+from serve_chaos.runtime.kuberay.cluster.base import KubeRayBase
 
 
 class KubeRayHealing(KubeRayBase):

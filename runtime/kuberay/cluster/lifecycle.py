@@ -8,15 +8,15 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from runtime.cluster import ActionRecord, RayOptions
-from runtime.errors import ConfigError, ServeChaosError
-from runtime.kuberay import safety
-from runtime.kuberay.api import RAYCLUSTER_PLURAL, RAY_GROUP, RAY_PLURAL, RAY_VERSION
-from runtime.kuberay.cluster.base import KubeRayBase
-from runtime.kuberay.manifests import merge_change
-from runtime.kuberay.status import RunningShape
-from runtime.kuberay.cluster.targetconfig import GCS_FT_DELETION_TIMEOUT_S, UPGRADE_SETTLE_TIMEOUT_S
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.cluster import ActionRecord, RayOptions
+from serve_chaos.runtime.errors import ConfigError, ServeChaosError
+from serve_chaos.runtime.kuberay import safety
+from serve_chaos.runtime.kuberay.api import RAYCLUSTER_PLURAL, RAY_GROUP, RAY_PLURAL, RAY_VERSION
+from serve_chaos.runtime.kuberay.cluster.base import KubeRayBase
+from serve_chaos.runtime.kuberay.manifests import merge_change
+from serve_chaos.runtime.kuberay.status import RunningShape
+from serve_chaos.runtime.kuberay.cluster.targetconfig import GCS_FT_DELETION_TIMEOUT_S, UPGRADE_SETTLE_TIMEOUT_S
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 
 class KubeRayLifecycle(KubeRayBase):
@@ -155,7 +155,7 @@ class KubeRayLifecycle(KubeRayBase):
         Terminating for good: nothing would remove their finalizers."""
         if self.gray.chaos_mesh_missing():
             return
-        from runtime.kuberay.api import CUSTOM_KINDS
+        from serve_chaos.runtime.kuberay.api import CUSTOM_KINDS
 
         def ours() -> list[tuple[str, str]]:
             found = []

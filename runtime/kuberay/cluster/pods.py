@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from runtime.cluster import Capabilities, Endpoints, NodeInfo, PodInfo
-from runtime.errors import ConfigError
-from runtime.kuberay import chaosmesh
-from runtime.kuberay.cluster.base import KubeRayBase
-from runtime.kuberay.manifests import SERVE_PORT, dashboard_service
-from runtime.kuberay.placement import placement_problem
-from runtime.kuberay.portforward import PodPortForwarder
-from runtime.kuberay.status import container_restarts, memory_limit
-from runtime.kuberay.cluster.targetconfig import DASHBOARD_PORT
+from serve_chaos.runtime.cluster import Capabilities, Endpoints, NodeInfo, PodInfo
+from serve_chaos.runtime.errors import ConfigError
+from serve_chaos.runtime.kuberay import chaosmesh
+from serve_chaos.runtime.kuberay.cluster.base import KubeRayBase
+from serve_chaos.runtime.kuberay.manifests import SERVE_PORT, dashboard_service
+from serve_chaos.runtime.kuberay.placement import placement_problem
+from serve_chaos.runtime.kuberay.portforward import PodPortForwarder
+from serve_chaos.runtime.kuberay.status import container_restarts, memory_limit
+from serve_chaos.runtime.kuberay.cluster.targetconfig import DASHBOARD_PORT
 
 
 class KubeRayPods(KubeRayBase):
@@ -81,13 +81,13 @@ class KubeRayPods(KubeRayBase):
     def nodes_have_roles(self) -> bool:
         """Whether any node carries kind-config.yaml's role label: only then are the Ray pods and
         Redis placed by it (a node selector no node matches leaves every pod Pending)."""
-        from runtime.kuberay.manifests import ROLE_LABEL
+        from serve_chaos.runtime.kuberay.manifests import ROLE_LABEL
 
         return any(ROLE_LABEL in (n.metadata.labels or {}) for n in self.core.list_node().items)
 
     def placement_problem(self) -> str | None:
         """Why the active cluster's Ray pods are not one per node on nodes of their role, or None."""
-        from runtime.kuberay.manifests import ROLE_LABEL
+        from serve_chaos.runtime.kuberay.manifests import ROLE_LABEL
 
         roles = {n.name: n.labels.get(ROLE_LABEL, "") for n in self.nodes() if n.state == "Ready"}
         return placement_problem(self.pods(), roles, by_role=self.ray.node_selectors)

@@ -7,19 +7,19 @@ from typing import Any
 
 import requests
 
-from runtime.app.serve_config import (
+from serve_chaos.runtime.app.serve_config import (
     AppDeployFailed,
     PROXY_ROUTES_PATH,
     deploy_failure,
     deployed_config_problem,
     desired_replicas,
 )
-from runtime.cluster import ClusterStatus, Endpoints
-from runtime.errors import ServeChaosError
-from runtime.kuberay.cluster.base import KubeRayBase
-from runtime.kuberay.serveconfig import event_time
-from runtime.kuberay.cluster.targetconfig import PlacementRefused, REJECTION_RECENT_S
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.cluster import ClusterStatus, Endpoints
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.kuberay.cluster.base import KubeRayBase
+from serve_chaos.runtime.kuberay.serveconfig import event_time
+from serve_chaos.runtime.kuberay.cluster.targetconfig import PlacementRefused, REJECTION_RECENT_S
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 
 class KubeRayReadiness(KubeRayBase):

@@ -9,12 +9,12 @@ from typing import Any
 
 import requests
 
-from runtime.app.serve_config import deploy_failure, deployed_config_problem, wait_apps_deleted
-from runtime.cluster import ActionRecord
-from runtime.errors import InfrastructureError, ServeChaosError
-from runtime.kuberay.cluster.base import KubeRayBase
-from runtime.kuberay.manifests import SERVE_CONFIG_ANNOTATION
-from runtime.kuberay.serveconfig import (
+from serve_chaos.runtime.app.serve_config import deploy_failure, deployed_config_problem, wait_apps_deleted
+from serve_chaos.runtime.cluster import ActionRecord
+from serve_chaos.runtime.errors import InfrastructureError, ServeChaosError
+from serve_chaos.runtime.kuberay.cluster.base import KubeRayBase
+from serve_chaos.runtime.kuberay.manifests import SERVE_CONFIG_ANNOTATION
+from serve_chaos.runtime.kuberay.serveconfig import (
     REJECTED_REASON,
     SERVE_CONFIG_MANAGER,
     SUBMIT_TIMEOUT_S,
@@ -22,8 +22,8 @@ from runtime.kuberay.serveconfig import (
     rejection,
     serve_config_patch,
 )
-from runtime.kuberay.status import RayServiceState, RunningShape
-from runtime.kuberay.cluster.targetconfig import (
+from serve_chaos.runtime.kuberay.status import RayServiceState, RunningShape
+from serve_chaos.runtime.kuberay.cluster.targetconfig import (
     APPS_DELETE_S,
     FRONT_DOOR_LAG_S,
     PODGC_PERIOD_S,
@@ -32,8 +32,8 @@ from runtime.kuberay.cluster.targetconfig import (
     READINESS_TIMEOUT_S,
     ServeRejected,
 )
-from runtime.ray_settings import node_health_check
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.ray_settings import node_health_check
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 
 class KubeRayServing(KubeRayBase):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from runtime.errors import ConfigError, InfrastructureError
-from runtime.kuberay.manifests import KubeRayConfig
+from serve_chaos.runtime.errors import ConfigError, InfrastructureError
+from serve_chaos.runtime.kuberay.manifests import KubeRayConfig
 
 
 #: kubernetes ``pkg/controller/podgc/gc_controller.go``: pods bound to a deleted Node are

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from runtime.local.cluster.faults import LocalClusterFaults
-from runtime.local.cluster.lifecycle import LocalClusterLifecycle
-from runtime.local.cluster.readiness import LocalClusterReadiness
-from runtime.local.cluster.preflight import load_config_file, preflight, resolve_isolation
+from serve_chaos.runtime.local.cluster.faults import LocalClusterFaults
+from serve_chaos.runtime.local.cluster.lifecycle import LocalClusterLifecycle
+from serve_chaos.runtime.local.cluster.readiness import LocalClusterReadiness
+from serve_chaos.runtime.local.cluster.preflight import load_config_file, preflight, resolve_isolation
 
 __all__ = ["LocalCluster", "load_config_file", "preflight", "resolve_isolation"]
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import requests
 
-from runtime.cluster import Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
-from runtime.errors import ClusterLost, InfrastructureError, ServeChaosError
-from runtime.local import cgroups, control, netns
-from runtime.local.cluster.preflight import _delay_support, resolve_isolation
-from runtime.local.config import LocalClusterConfig
-from runtime.local.rayenv import Progress
-from runtime.ray_compat import FEATURE_SINCE, features
+from serve_chaos.runtime.cluster import Capabilities, ClusterStatus, Endpoints, NodeInfo, PodInfo
+from serve_chaos.runtime.errors import ClusterLost, InfrastructureError, ServeChaosError
+from serve_chaos.runtime.local import cgroups, control, netns
+from serve_chaos.runtime.local.cluster.preflight import _delay_support, resolve_isolation
+from serve_chaos.runtime.local.config import LocalClusterConfig
+from serve_chaos.runtime.local.rayenv import Progress
+from serve_chaos.runtime.ray_compat import FEATURE_SINCE, features
 
 
 class LocalClusterBase:

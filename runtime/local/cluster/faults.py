@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from runtime.cluster import ActionRecord, RayOptions
-from runtime.errors import ServeChaosError
-from runtime.local.cluster.base import LocalClusterBase
+from serve_chaos.runtime.cluster import ActionRecord, RayOptions
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.local.cluster.base import LocalClusterBase
 
 
 class LocalClusterFaults(LocalClusterBase):

@@ -8,14 +8,14 @@ import shutil
 import subprocess
 import sys
 
-from runtime.errors import InfrastructureError, ServeChaosError
-from runtime.local import leftovers, procs
-from runtime.local.cluster.base import LocalClusterBase
-from runtime.local.cluster.preflight import check_platform, preflight
-from runtime.local.layout import RunLayout, new_label
-from runtime.local.rayenv import ray_runtime
-from runtime.local.supervisor import FORCED_SUFFIX
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.errors import InfrastructureError, ServeChaosError
+from serve_chaos.runtime.local import leftovers, procs
+from serve_chaos.runtime.local.cluster.base import LocalClusterBase
+from serve_chaos.runtime.local.cluster.preflight import check_platform, preflight
+from serve_chaos.runtime.local.layout import RunLayout, new_label
+from serve_chaos.runtime.local.rayenv import ray_runtime
+from serve_chaos.runtime.local.supervisor import FORCED_SUFFIX
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 
 class LocalClusterLifecycle(LocalClusterBase):
@@ -52,7 +52,7 @@ class LocalClusterLifecycle(LocalClusterBase):
         cmd = [
             sys.executable,
             "-m",
-            "runtime.local.supervisor",
+            "serve_chaos.runtime.local.supervisor",
             "--config",
             self.config.to_json(),
             "--label",

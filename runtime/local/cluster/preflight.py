@@ -9,12 +9,12 @@ import os
 import socket
 from pathlib import Path
 
-from runtime.errors import ConfigError, EnvironmentProblem
-from runtime.local import netns
-from runtime.local.config import LocalClusterConfig
-from runtime.local.gray import delay_supported
-from runtime.local.operator import redis_server_binary
-from runtime.ray_compat import FEATURE_SINCE, features
+from serve_chaos.runtime.errors import ConfigError, EnvironmentProblem
+from serve_chaos.runtime.local import netns
+from serve_chaos.runtime.local.config import LocalClusterConfig
+from serve_chaos.runtime.local.gray import delay_supported
+from serve_chaos.runtime.local.operator import redis_server_binary
+from serve_chaos.runtime.ray_compat import FEATURE_SINCE, features
 
 
 @functools.lru_cache(maxsize=1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import requests
 
-from runtime.app.serve_config import PROXY_ROUTES_PATH, deploy_failure, deployed_config_problem, desired_replicas
-from runtime.local.cluster.base import LocalClusterBase
-from runtime.waiting import NotYet, wait_until
+from serve_chaos.runtime.app.serve_config import PROXY_ROUTES_PATH, deploy_failure, deployed_config_problem, desired_replicas
+from serve_chaos.runtime.local.cluster.base import LocalClusterBase
+from serve_chaos.runtime.waiting import NotYet, wait_until
 
 
 class LocalClusterReadiness(LocalClusterBase):

@@ -9,11 +9,11 @@ it all down.  Every process is ended by PID (or by its pod's cgroup).
 
 from __future__ import annotations
 
-from runtime.local.kubelet.lifecycle import KubeletPods
-from runtime.local.kubelet.network import KubeletNetwork
-from runtime.local.kubelet.nodes import KubeletNodes
-from runtime.local.kubelet.processes import KubeletProcesses
-from runtime.local.kubelet.spec import (
+from serve_chaos.runtime.local.kubelet.lifecycle import KubeletPods
+from serve_chaos.runtime.local.kubelet.network import KubeletNetwork
+from serve_chaos.runtime.local.kubelet.nodes import KubeletNodes
+from serve_chaos.runtime.local.kubelet.processes import KubeletProcesses
+from serve_chaos.runtime.local.kubelet.spec import (
     Event,
     PodSpec,
     session_dir,

@@ -9,12 +9,12 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from runtime.errors import ServeChaosError
-from runtime.local import cgroups, netns, procs
-from runtime.local.config import LocalClusterConfig
-from runtime.local.kubelet.spec import Event, PodSpec
-from runtime.local.layout import RunLayout
-from runtime.local.pods import Node, Pod
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.local import cgroups, netns, procs
+from serve_chaos.runtime.local.config import LocalClusterConfig
+from serve_chaos.runtime.local.kubelet.spec import Event, PodSpec
+from serve_chaos.runtime.local.layout import RunLayout
+from serve_chaos.runtime.local.pods import Node, Pod
 
 
 class KubeletBase:

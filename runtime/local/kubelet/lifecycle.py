@@ -10,11 +10,11 @@ import time
 import uuid
 from pathlib import Path
 
-from runtime.cluster import ActionRecord
-from runtime.errors import ServeChaosError
-from runtime.local import cgroups, mounts, netns, procs
-from runtime.local.kubelet.base import KubeletBase
-from runtime.local.pods import Pod
+from serve_chaos.runtime.cluster import ActionRecord
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.local import cgroups, mounts, netns, procs
+from serve_chaos.runtime.local.kubelet.base import KubeletBase
+from serve_chaos.runtime.local.pods import Pod
 
 
 class KubeletPods(KubeletBase):

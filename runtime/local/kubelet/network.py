@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from runtime.cluster import ActionRecord
-from runtime.errors import ServeChaosError
-from runtime.local import netns
-from runtime.local.kubelet.base import KubeletBase
-from runtime.local.pods import Pod
+from serve_chaos.runtime.cluster import ActionRecord
+from serve_chaos.runtime.errors import ServeChaosError
+from serve_chaos.runtime.local import netns
+from serve_chaos.runtime.local.kubelet.base import KubeletBase
+from serve_chaos.runtime.local.pods import Pod
 
 
 class KubeletNetwork(KubeletBase):

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from runtime.local.pods import Pod
+from serve_chaos.runtime.local.pods import Pod
 
 
 #: ``pod -> (command, extra env)``: what a pod runs (the operator's pod template).
