@@ -220,7 +220,7 @@ def test_advise_on_the_bundled_examples_and_strict_exit_codes():
     assert sleepy.returncode == 0 and "sleepy_pid (bundled SleepyPid" in sleepy.stdout
     composed = cli("--example", "composed")
     assert composed.returncode == 0
-    assert "warn   composed runtime/app/composed.py:37: handle call `self.downstream.remote(1)`" in composed.stdout
+    assert "warn   composed serve_chaos/runtime/app/composed.py:37: handle call `self.downstream.remote(1)`" in composed.stdout
     no_ft = cli("--example", "composed", "--no-gcs-ft", "--strict")
     assert no_ft.returncode == 1 and "severe cluster: GCS fault tolerance is off" in no_ft.stdout
     assert cli("--example", "composed", "--strict").returncode == 0  # warnings only

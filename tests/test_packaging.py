@@ -27,7 +27,7 @@ def _wheel(tmp_path: Path) -> Path:
         else:
             src.mkdir(exist_ok=True)
             shutil.copy(path, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                     "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("serve_chaos-*.whl")
     return wheel
