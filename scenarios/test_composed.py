@@ -24,7 +24,7 @@ from serve_chaos.harness.checks import SLO, failures_after_fault, replica_spread
 from serve_chaos.harness.faults import DOWNSTREAM, MassReplicaKill, ReplicaHang, ReplicaKill
 from serve_chaos.harness.scenario import Scenario
 from serve_chaos.runtime.app.serve_config import COMPOSED_APP
-from serve_chaos.scenarios.test_replica_hang import REPLICA_HANG
+from .test_replica_hang import REPLICA_HANG
 
 
 def all_downstream_bounds(settings: dict) -> dict:

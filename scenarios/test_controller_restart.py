@@ -21,8 +21,8 @@ from serve_chaos.harness.faults import ControllerRestart, During, RollingUpdate
 from serve_chaos.harness.load.spec import LoadSpec
 from serve_chaos.harness.scenario import Scenario
 from serve_chaos.runtime.app.serve_config import PLANNED_APP
-from serve_chaos.scenarios.test_controller_failure import replicas_after_recovery
-from serve_chaos.scenarios.test_planned_updates import EVERY_POD, rollout_bounds
+from .test_controller_failure import replicas_after_recovery
+from .test_planned_updates import EVERY_POD, rollout_bounds
 
 #: A restarted controller: Ray notices the dead actor and recreates it (ray-facts: a new controller
 #: starts in 6.6-9 s), then it recovers its state from the checkpoint (s).

@@ -24,8 +24,8 @@ from serve_chaos.harness.faults import During, HealthCheckFailure, InplaceUpdate
 from serve_chaos.harness.load.spec import LoadSpec
 from serve_chaos.harness.scenario import Scenario
 from serve_chaos.runtime.app.serve_config import DRAIN_APP, SCENARIO_APP
-from serve_chaos.scenarios.test_node_drain import DEADLINE_S, bounds as drain_bounds
-from serve_chaos.scenarios.test_planned_updates import rollout_bounds
+from .test_node_drain import DEADLINE_S, bounds as drain_bounds
+from .test_planned_updates import rollout_bounds
 
 REPLACEMENT_DELAY_S = 10.0
 

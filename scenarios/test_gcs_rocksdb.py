@@ -17,8 +17,8 @@ from dataclasses import replace
 import pytest
 
 from serve_chaos.harness.scenario import Scenario
-from serve_chaos.scenarios.test_gcs_crash import GCS_CRASH
-from serve_chaos.scenarios.test_head_failure_gcs_ft import HEAD_FAILURE_GCS_FT
+from .test_gcs_crash import GCS_CRASH
+from .test_head_failure_gcs_ft import HEAD_FAILURE_GCS_FT
 
 HEAD_FAILURE_GCS_ROCKSDB: Scenario = replace(
     HEAD_FAILURE_GCS_FT,

@@ -22,7 +22,7 @@ from serve_chaos.harness.checks import SLO
 from serve_chaos.harness.faults import IngressCrash
 from serve_chaos.harness.load.spec import LoadSpec
 from serve_chaos.harness.scenario import Scenario
-from serve_chaos.scenarios.test_head_failure_gcs_ft import HEAD_FAILURE_GCS_FT
+from .test_head_failure_gcs_ft import HEAD_FAILURE_GCS_FT
 
 INGRESS_CRASH = Scenario(
     name="ingress_crash",

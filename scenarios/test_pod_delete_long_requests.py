@@ -21,7 +21,7 @@ from serve_chaos.harness.faults import PodKill
 from serve_chaos.harness.load.spec import LoadSpec
 from serve_chaos.harness.scenario import Scenario
 from serve_chaos.runtime.app.serve_config import LONG_REQUEST_APP
-from serve_chaos.scenarios.test_worker_pod_failure import bounds
+from .test_worker_pod_failure import bounds
 
 POD_DELETE_LONG_REQUESTS = Scenario(
     name="pod_delete_long_requests",

@@ -10,7 +10,8 @@ Imported inside Ray workers (the bundled apps): keep it free of imports.
 
 from os import path as _path
 
-_HERE = _path.dirname(_path.abspath(__file__))
+# Resolved: the pods import this package through a link to it (runtime/local/rayenv.py import_root).
+_HERE = _path.dirname(_path.realpath(__file__))
 _CHECKOUT = _path.dirname(_HERE)
 if not _path.isdir(_path.join(_HERE, "runtime")) and _path.isfile(_path.join(_CHECKOUT, "runtime", "__init__.py")):
     __path__.append(_CHECKOUT)  # noqa: F821 - a package's own __path__

@@ -73,6 +73,7 @@ def test_overlapping_steps_become_nested_faults_in_time_order(tmp_path):
     ({"faults": [{"fault": "replica_kill", "at_s": 5}]}, "faults[0].at_s: the first fault starts at 0 s"),
     ({"faults": [{"fault": "load_step", "with": {"rate": 9000}}]}, "faults[0]: a load step needs a rate"),
     ({"checks": ["nowhere.at_all:check"]}, "nowhere.at_all:check cannot be imported"),
+    ({"checks": ["harness.checks.extra:ray_node_death"]}, "names serve-chaos's code by its old import name"),
     ({"expected_churn": {"replica": "sometimes"}}, "unknown churn expectation 'sometimes'"),
     ({"cluster": {"ingress": "nginx"}}, "cluster.ingress: 'nginx' is not one of"),
     ({"slo": {"min_availability": 1.5}}, "min_availability"),

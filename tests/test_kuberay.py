@@ -363,7 +363,7 @@ def kube_snapshot(kube: Kube, pids_per_pod: tuple[int, ...] = (101, 102)) -> Sna
     actors.append({"role": "controller", "actor_id": "ctrl", "name": "SERVE_CONTROLLER_ACTOR", "pid": 60,
                    "pod": next(p.name for p in pods if p.role == "head"), "state": "ALIVE"})
     ray_pods = sum(p.role in ("head", "worker") for p in pods)
-    # What the Serve REST API reports of each deployment (harness.observe.probe.app_summary).
+    # What the Serve REST API reports of each deployment (serve_chaos.harness.observe.probe.app_summary).
     deployments = {dep: {"config": {"num_replicas": ray_pods, "max_ongoing_requests": 5}, "target_num_replicas": ray_pods}
                    for dep in ("I", "D")}
     return Snapshot(t=0.0, serve_ok=True, actors_ok=True, pods_ok=True, nodes_ok=True,

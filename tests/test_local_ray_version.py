@@ -18,7 +18,7 @@ from serve_chaos.runtime.local.config import LocalClusterConfig
 from serve_chaos.runtime.local.layout import RunLayout
 from serve_chaos.runtime.local.operator import RayServiceOperator
 from serve_chaos.runtime.local.pods import Pod
-from serve_chaos.runtime.local.rayenv import PROJECT_ROOT, RayRuntime
+from serve_chaos.runtime.local.rayenv import RayRuntime, import_root
 
 VENV = Path("/cache/serve-chaos/ray-2.50.0")
 
@@ -66,7 +66,7 @@ def test_head_and_workers_start_that_versions_ray_with_the_project_on_the_import
     assert worker_cmd[:3] == [str(VENV / "bin" / "python"), "-m", "serve_chaos.runtime.local.podinit"]
     assert worker_cmd[worker_cmd.index("--") + 1:][:2] == [str(VENV / "bin" / "ray"), "start"]
     for env in (head_env, worker_env):
-        assert env["PYTHONPATH"].split(os.pathsep)[:2] == [str(PROJECT_ROOT), str(app_dir)]
+        assert env["PYTHONPATH"].split(os.pathsep)[:2] == [str(import_root()), str(app_dir)]
         assert env["PATH"].startswith(str(VENV / "bin") + os.pathsep)
         assert env["RAY_SERVE_KV_TIMEOUT_S"] == "5"  # KubeRay's env is still there
     assert op.settings()["ray_version"] == "2.50.0"
@@ -77,7 +77,7 @@ def test_ray_kill_runs_as_a_driver_of_that_version(tmp_path):
     op.kill_actor(["SERVE_REPLICA::sleepy#SleepyPid#abc"], "serve", no_restart=True)
     (cmd,) = kubelet.executed
     # `kubectl exec` has no environment: the driver gets the pod's through env(1).
-    assert cmd[0] == "env" and any(a.startswith(f"PYTHONPATH={PROJECT_ROOT}") for a in cmd)
+    assert cmd[0] == "env" and any(a.startswith(f"PYTHONPATH={import_root()}") for a in cmd)
     start = cmd.index(str(VENV / "bin" / "python"))
     assert cmd[start:start + 3] == [str(VENV / "bin" / "python"), "-m", "serve_chaos.runtime.raykill"]
     assert "--name=SERVE_REPLICA::sleepy#SleepyPid#abc" in cmd and "--no-restart" in cmd

@@ -46,7 +46,8 @@ def test_the_wheel_installs_one_top_level_package_that_works_alone(tmp_path):
     wheel = _wheel(tmp_path)
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"serve_chaos"}
-    assert "serve_chaos/runtime/k8s/go/go.mod" in names and "serve_chaos/harness/load/locustfile.py" in names
+    assert {"serve_chaos/runtime/k8s/go/go.mod", "serve_chaos/harness/load/locustfile.py",
+            "serve_chaos/runtime/kuberay/kind-config.yaml"} <= set(names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "serve_chaos.harness.pytest_plugin" in text and "serve_chaos.harness.cli:main" in text
@@ -82,3 +83,25 @@ def test_a_pod_imports_the_bundled_app_from_its_configmap_alone(tmp_path):
     seen = _imported_old_names(f"import {module} as m\nassert hasattr(m, {attr!r})", tmp_path, env)
     assert seen["file"] == str(tmp_path / "mount" / "serve_chaos" / "__init__.py")
     assert seen["path"] == [str(tmp_path / "mount" / "serve_chaos")]
+
+
+def test_the_local_pods_import_serve_chaos_and_nothing_else_of_the_checkout(tmp_path):
+    """The pods' PYTHONPATH leads to the project's one package, through a link that still finds
+    its folders; a user's ``runtime`` or ``harness`` in ``--app-dir`` is not shadowed."""
+    from serve_chaos.runtime.local.rayenv import import_root
+
+    env = {**os.environ, "PYTHONPATH": str(import_root(cache=tmp_path / "cache"))}
+    seen = _imported_old_names("import serve_chaos.runtime.raykill, serve_chaos.runtime.local.podinit\n"
+                               "import importlib.util as u\n"
+                               "assert not any(u.find_spec(n) for n in ('harness', 'runtime', 'scenarios'))",
+                               tmp_path, env)
+    assert seen["old"] == [] and seen["file"].startswith(str(tmp_path / "cache"))
+
+
+def test_scenario_modules_import_each_other_relatively():
+    # pytest imports scenarios/test_x.py as `scenarios.test_x`; an absolute `serve_chaos.scenarios.test_y`
+    # import beside it would load a second copy of test_y (and of its Scenario) in the same process.
+    absolute = [f"{p.name}: {line.strip()}" for p in sorted((ROOT / "scenarios").glob("*.py"))
+                for line in p.read_text().splitlines() if line.startswith(("from serve_chaos.scenarios",
+                                                                            "import serve_chaos.scenarios"))]
+    assert absolute == []

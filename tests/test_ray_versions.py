@@ -192,8 +192,11 @@ def test_pod_env_puts_this_ray_first_and_the_project_on_the_import_path(tmp_path
     monkeypatch.setenv("PYTHONPATH", "/inherited")
     rt = own_runtime()
     env = rt.pod_env(app_dir="/user/src")
-    root = str(Path(__file__).resolve().parent.parent)
-    assert env["PYTHONPATH"].split(os.pathsep) == [root, "/user/src", "/inherited"]
+    # The project's one package (a link to it: the checkout's other folders stay off the path).
+    root = env["PYTHONPATH"].split(os.pathsep)[0]
+    assert sorted(p.name for p in Path(root).iterdir()) == ["serve_chaos"]
+    assert (Path(root) / "serve_chaos").resolve() == Path(__file__).resolve().parent.parent / "serve_chaos"
+    assert env["PYTHONPATH"].split(os.pathsep)[1:] == ["/user/src", "/inherited"]
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     argv = rt.exec_argv(rt.module("serve_chaos.runtime.raykill", "--name=x"), app_dir="/user/src")
     assert argv[0] == "env" and f"PYTHONPATH={env['PYTHONPATH']}" in argv
@@ -219,9 +222,12 @@ def test_the_cache_directory_follows_xdg_and_can_be_overridden(monkeypatch, tmp_
 def test_the_pods_never_import_the_harnesss_ray_through_the_project(tmp_path):
     from serve_chaos.runtime.local.rayenv import import_root
 
+    # A checkout: its harness/, runtime/ and scenarios/ would shadow a user's own; the pods get only `serve_chaos`.
     checkout = tmp_path / "checkout"
     (checkout / "serve_chaos").mkdir(parents=True)
-    assert import_root(checkout, tmp_path / "cache") == checkout
+    (checkout / "runtime").mkdir()
+    shim = import_root(checkout, tmp_path / "cache")
+    assert sorted(p.name for p in shim.iterdir()) == ["serve_chaos"]
     # Installed into a site-packages: the harness's Ray is there too; the pods get only `serve_chaos`.
     site = tmp_path / "site-packages"
     (site / "serve_chaos").mkdir(parents=True)

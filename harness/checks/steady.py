@@ -153,7 +153,7 @@ def steady_state_over(
     if not df.empty:
         in_window = df[(df["t"] >= t0) & (df["t"] <= t1)]
         # A request aimed at a pod the fault took away says nothing about the cluster; its
-        # slot is judged again once it aims at the pod that came back (harness.load.slots).
+        # slot is judged again once it aims at the pod that came back (serve_chaos.harness.load.slots).
         in_window = in_window[~aimed_at_victims(in_window, victims)]
         failed = int((~in_window["ok"]).sum())
         if failed:

@@ -1,4 +1,4 @@
-"""``python -m harness.cli`` runs the CLI."""
+"""``python -m serve_chaos.harness.cli`` runs the CLI."""
 
 import sys
 

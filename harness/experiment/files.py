@@ -51,9 +51,17 @@ def validate(data: Any, source: str) -> None:
         raise ConfigError(f"{source}: {_where(error.absolute_path)}: {' '.join(error.message.split())}", hint=HINT)
 
 
+#: Top-level names serve-chaos's own code had before it moved under ``serve_chaos``.
+RENAMED = ("harness", "runtime", "scenarios")
+
+
 def resolve(ref: str, source: str) -> Any:
     """The Python object ``module:attribute`` names (a check, a metric, bounds, an app)."""
     module, _, attr = ref.partition(":")
+    if module.split(".")[0] in RENAMED:
+        # In a checkout the old name still imports -- as a second copy of the module.
+        raise ConfigError(f"{source}: {ref} names serve-chaos's code by its old import name",
+                          hint=f"write serve_chaos.{ref} (serve-chaos installs under the one name serve_chaos)")
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as err:

@@ -25,7 +25,7 @@ from ray import serve
 from starlette.requests import Request
 
 # Self-contained on purpose: the kind target ships this very file to the pods in
-# a ConfigMap, without the rest of the package.  runtime.app.serve_config holds
+# a ConfigMap, without the rest of the package.  serve_chaos.runtime.app.serve_config holds
 # the same two constants for the harness (a test keeps them equal).
 HEALTH_ROUTE = "/-/chaos/health"
 HEALTH_MODES = ("ok", "raise", "hang", "flap")

@@ -1,6 +1,6 @@
 """The k8s target's supervisor: a real Kubernetes control plane and its nodes on this machine, in one daemon.
 
-``python -m runtime.k8s.supervisor`` (started by ``serve-chaos k8s up``) brings up, in order:
+``python -m serve_chaos.runtime.k8s.supervisor`` (started by ``serve-chaos k8s up``) brings up, in order:
 the cluster network (``network.py``), the certificates, etcd, kube-apiserver (waited for until
 ``/readyz``), kube-controller-manager and kube-scheduler (``controlplane.py``), the Service
 proxy and the volume provisioner (``hostcontrollers.py``), kind's StorageClass, one node agent

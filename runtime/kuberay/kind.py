@@ -40,7 +40,9 @@ INSTALL_HINTS = {
     "docker": "install Docker and start its daemon: https://docs.docker.com/engine/install/",
     "kubectl": "install kubectl: https://kubernetes.io/docs/tasks/tools/",
 }
-DEFAULT_KIND_CONFIG = Path(__file__).resolve().parents[2] / "kind-config.yaml"
+#: Package data, so that an installed serve-chaos (the GitHub Action's) has it; the repository's root
+#: ``kind-config.yaml`` is a link to it.
+DEFAULT_KIND_CONFIG = Path(__file__).resolve().parent / "kind-config.yaml"
 
 
 def require(tool: str) -> str:

@@ -97,12 +97,11 @@ class RayRuntime:
 
 
 def import_root(root: Path = PROJECT_ROOT, cache: Path | None = None) -> Path:
-    """The directory the pods import ``serve_chaos`` from: the project's checkout; or, when the
-    project was installed into a site-packages (where the harness's own Ray sits beside it and
-    would shadow the pods' Ray), a directory in the cache holding only a link to ``serve_chaos``."""
-    if not (root / "ray").exists():
-        return root
-    shim = (cache or default_cache_root()) / f"project-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+    """The directory the pods import ``serve_chaos`` from: one in the cache holding only a link to
+    the project's ``serve_chaos`` -- never ``root`` itself, where the checkout's ``harness/``,
+    ``runtime/`` and ``scenarios/`` would shadow a user's packages of those names in ``--app-dir``,
+    or, installed, the harness's own Ray in the same site-packages would shadow the pods' Ray."""
+    shim = (cache or default_cache_root()) / f"import-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
     link = shim / "serve_chaos"
     if not link.is_symlink():
         shim.mkdir(parents=True, exist_ok=True)

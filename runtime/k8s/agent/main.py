@@ -1,4 +1,4 @@
-"""The node agent: one process per node, what the kubelet is to a node (``python -m runtime.k8s.agent.main``).
+"""The node agent: one process per node, what the kubelet is to a node (``python -m serve_chaos.runtime.k8s.agent.main``).
 
 It registers the node and keeps its Lease, watches the pods bound to it and runs each with a
 pod worker (``podworker.py``), gives each pod an address from the node's block, reads the
