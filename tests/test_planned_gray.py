@@ -114,7 +114,15 @@ def test_rollout_checks_pass_one_at_a_time_and_catch_a_second_replacement():
     assert rollout_replaced_once(hist, fault).status == "fail"
     dip = [old, [old[1]], [], [new[0], new[1]]]
     hist = syn.history([], [syn.snapshot(t + 1, actors) for t, actors in enumerate(dip)], [fault], desired=2)
-    assert rollout_capacity(hist, fault).status == "fail"
+    capacity = rollout_capacity(hist, fault)
+    assert capacity.status == "fail" and capacity.value == 0
+    assert "fewest 2.0 s after the change: no replica listed)" in capacity.detail
+    stopping = [old, [old[1], dict(old[0], state="STOPPING"), dict(new[0], state="STARTING")], [new[0], new[1]]]
+    hist = syn.history([], [syn.snapshot(t + 1, actors) for t, actors in enumerate(stopping)], [fault], desired=2)
+    capacity = rollout_capacity(hist, fault)
+    assert capacity.status == "pass" and capacity.value == 1
+    fault.params["rollout"]["app/d"]["batch"] = 0
+    assert "new STARTING 1, old RUNNING 1, old STOPPING 1" in rollout_capacity(hist, fault).detail
 
 
 def test_only_new_replicas_answer_after_the_rollout():

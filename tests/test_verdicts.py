@@ -266,6 +266,9 @@ def test_a_symptom_counts_what_failed_and_how():
         "longest outage 2.0 s; sent 46.0-52.3 s after it; 7 of them a replica served by Serve's own logs "
         "(on head-x 6, worker-y 1): the answer was lost after the replica (its proxy, or the path back to the "
         "client)")
+    shaped = {**some, "failures": {"from_s": 0.2, "to_s": 84.0, "per_10s": [40, 12, 0, 0, 0, 0, 0, 3, 5]}}
+    assert "; sent 0.2-84.0 s after it (40, 12, 0, 0, 0, 0, 0, 3, 5 per 10 s)" in \
+        request_symptom("front", shaped, window, "the fault")
 
 
 def test_a_failed_request_a_replica_served_is_counted_apart():
@@ -279,6 +282,10 @@ def test_a_failed_request_a_replica_served_is_counted_apart():
     assert (figures["failed_during_fault"], figures["failed_but_served_during_fault"]) == (10, 5)
     assert figures["failures"] == {"from_s": 1.0, "to_s": 2.8, "served_by_pods": {"pod-a": 5}}
     assert endpoint_metrics(df[df["ok"]], PhaseWindow(0.0, 9.0, 15.0, True, 20.0), 0.01)["failures"] == {}
+    # Failures spanning 10 s or more are also counted per 10 s: a burst and a lasting fault differ.
+    late = requests_frame(syn.requests(0, 40, 5.0, fail=lambda t: "timeout" if t in (10, 11, 33) else None))
+    assert endpoint_metrics(late, PhaseWindow(0.0, 9.0, 38.0, True, 40.0), 0.01)["failures"] == \
+        {"from_s": 1.0, "to_s": 24.0, "per_10s": [2, 0, 1]}
 
 
 def test_a_check_name_points_at_its_phase_and_endpoint():

@@ -184,6 +184,7 @@ def phase_slice(history: History, record: FaultRecord, t_start: float | None, t_
         history,
         requests=cut(history.requests),
         unsent=cut(history.unsent),
+        set_aside=cut(history.set_aside),
         snapshots=[s for s in history.snapshots if (t_start is None or s.t >= t_start) and (t_next is None or s.t < t_next)],
         faults=[record],
         t_load_start=history.t_load_start if t_start is None else t_start,

@@ -67,23 +67,42 @@ def rollout_replaced_once(history: History, fault: FaultRecord) -> CheckResult:
 def rollout_capacity(history: History, fault: FaultRecord) -> CheckResult:
     """Capacity during the rollout: the serving replicas of each changed deployment never drop
     below its target minus one batch (Ray 2.60 ``deployment_state.py``: at most ``max(int(0.2 *
-    target), 1)`` old replicas stop at a time, before their replacements start)."""
+    target), 1)`` old replicas stop at a time, before their replacements start).  The detail names
+    the probe of the fewest (s after the change) and the replica states Serve reported there."""
     name = "rollout.capacity"
     rollout = fault.params.get("rollout") or {}
     snaps = _during(history, fault)
     if not snaps or not rollout:
         return CheckResult(name, UNKNOWN, detail="no usable probe after the change")
-    worst: tuple[int, int, str] | None = None
+    old = _old_ids(fault)
+    worst: tuple[int, int, str, Snapshot] | None = None
     for key, info in rollout.items():
         app, _, dep = key.partition("/")
         floor = int(info["target"]) - int(info["batch"])
-        low = min(sum(a.get("state") in SERVING_STATES for a in _replicas(s, {(app, dep)})) for s in snaps)
+        snap = min(snaps, key=lambda s: _serving(_replicas(s, {(app, dep)})))
+        low = _serving(_replicas(snap, {(app, dep)}))
         if worst is None or low - floor < worst[0] - worst[1]:
-            worst = (low, floor, key)
+            worst = (low, floor, key, snap)
     assert worst is not None
-    low, floor, key = worst
+    low, floor, key, snap = worst
+    app, _, dep = key.partition("/")
+    where = (f" (fewest {snap.t - fault.t_inject:.1f} s after the change: "
+             f"{_state_counts(_replicas(snap, {(app, dep)}), old)})" if low < floor else "")
     return CheckResult(name, PASS if low >= floor else FAIL, low, f">= {floor}", "",
-                       f"{key}: at least {low} replicas serving during the rollout")
+                       f"{key}: at least {low} replicas serving during the rollout{where}")
+
+
+def _serving(replicas: list[dict[str, Any]]) -> int:
+    return sum(a.get("state") in SERVING_STATES for a in replicas)
+
+
+def _state_counts(replicas: list[dict[str, Any]], old: set[str]) -> str:
+    """'old RUNNING 3, new STARTING 1, ...': the replicas of one probe by version and state."""
+    counts: dict[str, int] = {}
+    for a in replicas:
+        label = f"{'old' if a.get('actor_id') in old else 'new'} {a.get('state')}"
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{label} {n}" for label, n in sorted(counts.items())) or "no replica listed"
 
 
 def rollout_metrics(history: History, fault: FaultRecord) -> dict[str, Any]:

@@ -206,15 +206,25 @@ class PhaseWindow:
         return asdict(self)
 
 
+#: The width of the buckets ``failure_detail`` counts failures in (s).
+FAILURE_BUCKET_S = 10.0
+
+
 def failure_detail(during: pd.DataFrame, t_fault: float) -> dict[str, Any]:
     """When a fault window's failed requests were meant to be sent (``from_s``/``to_s``, s after
-    the fault) and, of those a replica served by Serve's logs, how many each replica's pod
+    the fault; ``per_10s``: how many in each 10 s from the fault, when they span 10 s or more) and, of those a replica served by Serve's logs, how many each replica's pod
     served (``served_by_pods``): which path lost the answers.  Empty when none failed."""
     failed = during.loc[~during["ok"]] if not during.empty else during
     if failed.empty:
         return {}
     out: dict[str, Any] = {"from_s": round(float(failed["t"].min()) - t_fault, 1),
                            "to_s": round(float(failed["t"].max()) - t_fault, 1)}
+    if out["to_s"] >= FAILURE_BUCKET_S:
+        # The shape over time tells a burst at the fault (requests in flight) from a path that
+        # stays broken (a router still choosing a lost replica, a stuck proxy).
+        buckets = ((failed["t"] - t_fault) // FAILURE_BUCKET_S).clip(lower=0).astype(int)
+        out["per_10s"] = [int(n) for n in buckets.value_counts().reindex(range(int(buckets.max()) + 1),
+                                                                            fill_value=0)]
     if "replica_pod" in failed:
         counts = failed["replica_pod"].dropna().value_counts()
         out["served_by_pods"] = {str(pod): int(n) for pod, n in counts.items()}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 import time
 
-from serve_chaos.harness.checks import evaluate_phases
+from serve_chaos.harness.checks import Evaluation, evaluate_phases
+from serve_chaos.harness.checks.testbed import doubt
 from serve_chaos.harness.engine.base import EngineBase
 from serve_chaos.harness.engine.run import RunState, now_id
 from serve_chaos.harness.observe.history import History, requests_frame
@@ -25,6 +26,8 @@ class JudgePhase(EngineBase):
         evaluation = evaluate_phases(history, run.phases, run.scenario.hold_s, run.settings,
                                      partial_ok=run.scenario.stop_after_s is not None) if run.faults else None
         status = run.status_override or (evaluation.status if evaluation else "error")
+        if evaluation is not None and status == "fail" and self._testbed_doubt(run, history, evaluation):
+            status = "inconclusive"
         verdict = report.verdict(
             scenario=run.scenario, run_id=run.run_id, status=status, seed=run.seed, settings=run.settings,
             started=run.started, finished=time.time(), evaluation=evaluation, history=history,
@@ -37,6 +40,25 @@ class JudgePhase(EngineBase):
         self.last_result = result
         self._emit("done", result=result)
         return result
+
+    def _testbed_doubt(self, run: RunState, history: History, evaluation: Evaluation) -> bool:
+        """A broken run that keeps its promises without the requests the saturated host could
+        have starved is inconclusive (``checks/testbed.py``); the figures go in its metrics."""
+        def result(ev: Evaluation) -> RunResult:
+            return RunResult(run.scenario, run.run_id, run.run_dir, ev.status, ev, history, None,
+                             {"settings": run.settings, "target": self.cluster.name})
+
+        if result(evaluation).explained():
+            return False
+
+        def kept(lenient: History) -> bool:
+            return result(evaluate_phases(lenient, run.phases, run.scenario.hold_s, run.settings,
+                                          partial_ok=run.scenario.stop_after_s is not None)).explained()
+
+        found = doubt(history, kept)
+        if found is not None:
+            evaluation.metrics["testbed"] = found
+        return bool(found and found["kept_without"])
 
     def _skipped(self, scenario: Scenario, reason: str) -> RunResult:
         """A verdict for a scenario that does not apply here: status ``skipped`` and why."""

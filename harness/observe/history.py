@@ -145,6 +145,9 @@ class History:
     #: Sends the load did not make because their slot had no pod (``serve_chaos.harness.load.slots``): not
     #: requests, but their sequence numbers and times are known (see ``judged_until``).
     unsent: pd.DataFrame = field(default_factory=lambda: requests_frame([]))
+    #: Requests left out of judging because the harness's host was CPU-saturated while they were
+    #: in flight (``serve_chaos.harness.checks.testbed``): not judged, but their sequence is known.
+    set_aside: pd.DataFrame = field(default_factory=lambda: requests_frame([]))
 
     @classmethod
     def build(cls, request_records: list[dict[str, Any]], **kwargs: Any) -> "History":
@@ -202,7 +205,8 @@ class History:
         endpoints in turn, so ``seq % endpoints`` names the endpoint of a missing
         request.  ``inf`` when nothing is pending.
         """
-        frames = [f[["seq", "t", "t_sent", "endpoint"]] for f in (self.requests, self.unsent) if not f.empty]
+        frames = [f[["seq", "t", "t_sent", "endpoint"]] for f in (self.requests, self.unsent, self.set_aside)
+                  if not f.empty]
         if not frames:
             return float("inf")
         df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

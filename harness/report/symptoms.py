@@ -120,7 +120,9 @@ def _when_text(figures: dict[str, Any]) -> str:
         return ""
     if failures["from_s"] == failures["to_s"]:
         return f"; sent {failures['from_s']:.1f} s after it"
-    return f"; sent {failures['from_s']:.1f}-{failures['to_s']:.1f} s after it"
+    per = failures.get("per_10s")
+    shape = f" ({', '.join(map(str, per))} per 10 s)" if per else ""
+    return f"; sent {failures['from_s']:.1f}-{failures['to_s']:.1f} s after it{shape}"
 
 
 def _served_text(figures: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from serve_chaos.harness.report.artifacts import load_verdict
 from serve_chaos.harness.report.view import ReportView, Row, row, view
-from serve_chaos.harness.report.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KEPT, KNOWN, SHARED_SETTINGS_LABEL, SKIPPED,
+from serve_chaos.harness.report.verdicts import (ABORTED, BROKEN, ERROR, INCONCLUSIVE, INTERRUPTED, KEPT, KNOWN, SHARED_SETTINGS_LABEL, SKIPPED,
                               UNKNOWN, fmt, settings_text)
 
 
@@ -72,7 +72,7 @@ def _testcase_body(r: Row) -> tuple[str, str]:
         first = r.details[0] if r.details else BROKEN
         body = escape("\n".join(x for x in (detail, help_text) if x))
         return f"<failure message={quoteattr('broken: ' + first)}>{body}</failure>", "failures"
-    if r.outcome in (ERROR, UNKNOWN, ABORTED, INTERRUPTED):
+    if r.outcome in (ERROR, UNKNOWN, ABORTED, INTERRUPTED, INCONCLUSIVE):
         return f"<error message={quoteattr(r.outcome + ': ' + '; '.join(r.details))}/>", "errors"
     return "", ""
 

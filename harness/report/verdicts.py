@@ -8,6 +8,9 @@ A run is
   deviation still failing -- never called a failure;
 - **broken**: a promise failed that is not a known deviation, or a known
   deviation stopped reproducing (the entry must go);
+- **inconclusive**: broken, but only while the harness's host was CPU-saturated: judged
+  without the requests in flight then, the run keeps its promises (``checks/testbed.py``) --
+  the testbed, not Ray, may have failed them;
 - **skipped**: the scenario does not apply to this app or target;
 - **error**: the cluster was not at steady state before the fault, or the run crashed;
 - **interrupted**: stopped by Ctrl-C, a signal or the cluster taken away (a killed
@@ -28,19 +31,20 @@ from typing import Any, Iterable
 KEPT = "kept"
 KNOWN = "known deviation"
 BROKEN = "broken"
+INCONCLUSIVE = "inconclusive"
 SKIPPED = "skipped"
 ERROR = "error"
 INTERRUPTED = "interrupted"
 ABORTED = "aborted"
 UNKNOWN = "unknown"
 #: Every outcome, in the order a summary counts them.
-OUTCOMES = (KEPT, KNOWN, BROKEN, SKIPPED, ERROR, INTERRUPTED, ABORTED, UNKNOWN)
+OUTCOMES = (KEPT, KNOWN, BROKEN, INCONCLUSIVE, SKIPPED, ERROR, INTERRUPTED, ABORTED, UNKNOWN)
 #: Outcomes the summary line always counts, even at zero (the others only when present).
 ALWAYS_COUNTED = (KEPT, KNOWN, BROKEN, SKIPPED)
 #: Outcomes a run command does not exit non-zero for.
 ACCEPTED = frozenset({KEPT, KNOWN, SKIPPED})
 #: The engine's raw statuses that are outcomes by themselves.
-_DIRECT = {"skipped": SKIPPED, "error": ERROR, "interrupted": INTERRUPTED, "partial": INTERRUPTED,
+_DIRECT = {"inconclusive": INCONCLUSIVE, "skipped": SKIPPED, "error": ERROR, "interrupted": INTERRUPTED, "partial": INTERRUPTED,
            "aborted": ABORTED, "unknown": UNKNOWN}
 
 

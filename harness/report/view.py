@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serve_chaos.harness.checks.results import CheckResult
+from serve_chaos.harness.checks.testbed import doubt_line
 from serve_chaos.harness.report.comparisons import Comparison, comparisons
 from serve_chaos.harness.report.remedies import Advice, advice
 from serve_chaos.harness.report.symptoms import beyond, symptom
-from serve_chaos.harness.report.verdicts import (ABORTED, BROKEN, ERROR, INTERRUPTED, KNOWN, SKIPPED, UNKNOWN, SettingsSplit, Summary,
+from serve_chaos.harness.report.verdicts import (ABORTED, BROKEN, ERROR, INCONCLUSIVE, INTERRUPTED, KNOWN, SKIPPED, UNKNOWN, SettingsSplit, Summary,
                               churn_text, classify, headline, known_in_play, split_settings, summarize)
 
 
@@ -42,7 +43,8 @@ def details(verdict: dict[str, Any]) -> list[str]:
         return [f"partial run: {verdict.get('error') or 'it left no verdict'}"]
     if classified.outcome in (SKIPPED, ERROR, INTERRUPTED, ABORTED):
         return [str(verdict.get("error") or classified.outcome)]
-    lines = []
+    testbed = (verdict.get("metrics") or {}).get("testbed") or {}
+    lines = [doubt_line(testbed)] if classified.outcome == INCONCLUSIVE else []
     for name in classified.unexpected:
         check = checks.get(name)
         if check is None:
