@@ -37,13 +37,15 @@ class Span:
 
 def saturated_spans(snapshots: list[Any], start: float = float("-inf"), end: float = float("inf")) -> list[Span]:
     """The stretches of ``[start, end)`` (epoch s) the host was at least ``SATURATED`` busy: each
-    probe's sample covers the interval since the probe before it; adjacent intervals merge."""
-    samples = [(s.t, s.host_cpu_busy) for s in snapshots
-               if getattr(s, "host_cpu_busy", None) is not None and start <= s.t < end]
+    probe's sample is taken as it ends (``t_end``) and covers the interval since the sample
+    before it; adjacent intervals merge."""
+    samples = [(getattr(s, "t_end", None) or s.t, s.host_cpu_busy) for s in snapshots
+               if getattr(s, "host_cpu_busy", None) is not None]
     spans: list[Span] = []
     for (t_prev, _), (t, busy) in zip(samples, samples[1:]):
-        if busy < SATURATED:
+        if busy < SATURATED or t <= start or t_prev >= end:
             continue
+        t_prev, t = max(t_prev, start), min(t, end)
         if spans and spans[-1].end >= t_prev:
             spans[-1] = Span(spans[-1].start, t)
         else:
@@ -52,13 +54,17 @@ def saturated_spans(snapshots: list[Any], start: float = float("-inf"), end: flo
 
 
 def starved(requests: pd.DataFrame, spans: list[Span], timeout_s: float) -> pd.Series:
-    """Which requests (sent at ``t``, epoch s) could have been starved: those whose time in
-    flight -- up to the load's ``timeout_s`` -- overlaps a saturated span."""
+    """Which requests could have been starved: those whose time in flight -- from when they
+    were sent (``t_sent``, else ``t``) for their latency (the load's ``timeout_s`` when none was
+    recorded) -- met a saturated span.  A request that failed fast before a span is Ray's answer,
+    not the testbed's, and stays judged."""
     mask = pd.Series(False, index=requests.index)
     if requests.empty:
         return mask
+    sent = requests["t_sent"].astype(float).fillna(requests["t"].astype(float))
+    flight_s = (requests["latency_ms"].astype(float) / 1000.0).fillna(timeout_s)
     for span in spans:
-        mask |= (requests["t"] + timeout_s >= span.start) & (requests["t"] <= span.end)
+        mask |= (sent + flight_s >= span.start) & (sent <= span.end)
     return mask
 
 
@@ -66,26 +72,26 @@ def without_starved(history: History, spans: list[Span]) -> tuple[History, int]:
     """``history`` with the requests the spans could have starved set aside (kept in
     ``History.set_aside``, so the load's sequence stays whole), and how many were."""
     mask = starved(history.requests, spans, history.load_timeout_s)
-    aside = history.requests[mask]
-    kept = history.requests[~mask]
-    merged = pd.concat([history.set_aside, aside]) if not history.set_aside.empty else aside
-    return replace(history, requests=kept, set_aside=merged), int(mask.sum())
+    frames = [f for f in (history.set_aside, history.requests[mask]) if not f.empty]
+    aside = pd.concat(frames) if len(frames) > 1 else (frames[0] if frames else history.set_aside)
+    return replace(history, requests=history.requests[~mask], set_aside=aside), int(mask.sum())
 
 
-def doubt(history: History, rejudge: Callable[[History], bool]) -> dict[str, Any] | None:
-    """Whether a broken run's verdict may be the testbed's: None when the host was saturated for
-    less than ``MIN_SATURATED_S`` over the run; else the spans (s after the first fault), how
-    many requests they set aside, and ``kept_without``: ``rejudge`` (True when the run keeps
-    its promises) of the history without them."""
-    spans = saturated_spans(history.snapshots)
+def doubt(history: History, rejudge: Callable[[History], Any], t_from: float, t_until: float) -> dict[str, Any] | None:
+    """Whether a broken run's verdict may be the testbed's.  Only saturation from the first
+    fault (``t_from``) until healing began (``t_until``, epoch s) counts: the gate and the heal
+    judge nothing.  None when it lasted less than ``MIN_SATURATED_S``; else the spans (s after
+    the fault), how many requests they set aside, and ``kept_without``: whether ``rejudge``
+    (``(kept, statuses by check)``) keeps the run on the history without them."""
+    spans = saturated_spans(history.snapshots, t_from, t_until)
     total = sum(span.duration for span in spans)
     if total < MIN_SATURATED_S:
         return None
     lenient, set_aside = without_starved(history, spans)
-    t0 = history.faults[0].t_inject if history.faults else 0.0
+    kept, statuses = rejudge(lenient) if set_aside else (False, {})
     return {"saturated_s": round(total, 1), "set_aside": set_aside,
-            "spans_s": [[round(span.start - t0, 1), round(span.end - t0, 1)] for span in spans],
-            "kept_without": bool(set_aside) and rejudge(lenient)}
+            "spans_s": [[round(span.start - t_from, 1), round(span.end - t_from, 1)] for span in spans],
+            "kept_without": bool(kept), "checks_without": statuses}
 
 
 def doubt_line(testbed: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import replace
 
 from serve_chaos.harness.checks import Evaluation, evaluate_phases
 from serve_chaos.harness.checks.testbed import doubt
@@ -43,19 +44,24 @@ class JudgePhase(EngineBase):
 
     def _testbed_doubt(self, run: RunState, history: History, evaluation: Evaluation) -> bool:
         """A broken run that keeps its promises without the requests the saturated host could
-        have starved is inconclusive (``checks/testbed.py``); the figures go in its metrics."""
+        have starved is inconclusive (``checks/testbed.py``); the figures go in its metrics.
+        Each fault is re-judged at the recovery the whole history showed: setting requests
+        aside must not move it (a steady state needs no failed request)."""
         def result(ev: Evaluation) -> RunResult:
             return RunResult(run.scenario, run.run_id, run.run_dir, ev.status, ev, history, None,
                              {"settings": run.settings, "target": self.cluster.name})
 
-        if result(evaluation).explained():
+        pinned = _recoveries_pinned(history, evaluation)
+        if result(evaluation).explained() or pinned is None:
             return False
 
-        def kept(lenient: History) -> bool:
-            return result(evaluate_phases(lenient, run.phases, run.scenario.hold_s, run.settings,
-                                          partial_ok=run.scenario.stop_after_s is not None)).explained()
+        def rejudge(lenient: History) -> tuple[bool, dict[str, str]]:
+            again = evaluate_phases(lenient, run.phases, run.scenario.hold_s, run.settings,
+                                    partial_ok=run.scenario.stop_after_s is not None)
+            return result(again).explained(), {c.name: c.status for c in again.checks}
 
-        found = doubt(history, kept)
+        t_until = next((t for t in (history.t_heal_start, history.t_data_end) if t is not None), float("inf"))
+        found = doubt(pinned, rejudge, pinned.faults[0].t_inject, t_until)
         if found is not None:
             evaluation.metrics["testbed"] = found
         return bool(found and found["kept_without"])
@@ -75,3 +81,13 @@ class JudgePhase(EngineBase):
         result = RunResult(scenario, run_id, run_dir, "skipped", None, history, None, verdict, reason, True)
         self._emit("done", result=result)
         return result
+
+
+def _recoveries_pinned(history: History, evaluation: Evaluation) -> History | None:
+    """``history`` with every fault's recovery set to the one ``evaluation`` found; None when a
+    fault never recovered (a verdict the testbed cannot be blamed for here)."""
+    found = {evaluation.metrics.get("phase"): evaluation.t_recovered,
+             **{name: m.get("t_recovered") for name, m in (evaluation.metrics.get("followups") or {}).items()}}
+    if not history.faults or any(found.get(f.phase) is None for f in history.faults):
+        return None
+    return replace(history, faults=[replace(f, t_recovered_observed=found[f.phase]) for f in history.faults])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serve_chaos.harness.checks.testbed import doubt_line
 from serve_chaos.harness.report import verdicts
 from serve_chaos.harness.report.artifacts import is_run_dir, load_verdict
 from serve_chaos.harness.report.text import verdict_row
@@ -78,6 +79,9 @@ def _detail(verdict: dict[str, Any], status: str) -> str:
         return "; ".join(f"{k}: {v}" for k, v in known.items() if k in failing) or "; ".join(known.values())
     if status == BROKEN:
         return str((verdict.get("violations") or [""])[0])
+    if status == ERROR and verdict.get("status") == "inconclusive":
+        # The testbed could not judge it: no verdict, so no change between releases either.
+        return "inconclusive: " + doubt_line((verdict.get("metrics") or {}).get("testbed") or {})
     if status == ERROR:
         return f"{verdict.get('status')}: {verdict.get('error') or ''}".strip(": ")
     return ""
