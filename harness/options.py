@@ -18,6 +18,8 @@ from serve_chaos.harness.targets import TargetOptions
 from serve_chaos.runtime.errors import ConfigError
 
 MAX_LOAD_RATE = 2000.0
+#: The most Locust worker processes one run's load may use (``--load-workers``).
+MAX_LOAD_WORKERS = 16
 
 
 def parse_seed(seed: Any) -> int | None:
@@ -49,6 +51,7 @@ class RunOptions(BaseModel):
     seed: int | None = None
     report_dir: Path = Path("reports")
     load_rate: float | None = None
+    load_workers: int = 1
     repeat: int = 1
     abort_below: float | None = None
     abort_after: float = 30.0
@@ -65,6 +68,13 @@ class RunOptions(BaseModel):
         _finite("--load-rate", value)
         if value is not None and not 0 < value <= MAX_LOAD_RATE:
             raise ValueError(f"--load-rate {value} must be in (0, {MAX_LOAD_RATE:g}] requests/s")
+        return value
+
+    @field_validator("load_workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        if not 1 <= value <= MAX_LOAD_WORKERS:
+            raise ValueError(f"--load-workers {value} must be in 1..{MAX_LOAD_WORKERS} Locust worker processes")
         return value
 
     @field_validator("repeat")

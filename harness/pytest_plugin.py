@@ -48,6 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--seed", default=None, help="seed for victim choice (default: random, recorded)")
     group.addoption("--cluster-config", default=None, help="JSON file with LocalClusterConfig fields")
     group.addoption("--load-rate", default=None, help="requests/s per endpoint (overrides scenarios)")
+    group.addoption("--load-workers", default="1", help="Locust worker processes sending the load (default 1)")
     group.addoption("--kube-context", default=None, help="kind target: kubeconfig context (default: current)")
     group.addoption("--allow-context", action="append", default=[],
                     help="kind target: also allow this non-kind-* context")
@@ -81,6 +82,9 @@ def run_options(config: pytest.Config) -> RunOptions:
         rate_value = float(rate) if rate is not None else None
     except ValueError:
         raise ConfigError(f"--load-rate {rate!r} must be a number of requests/s in (0, 2000]") from None
+    workers = config.getoption("--load-workers")
+    if not str(workers).isdigit():
+        raise ConfigError(f"--load-workers {workers!r} must be a whole number of Locust worker processes (1..16)")
     from serve_chaos.harness.app.options import app_spec, app_under_test
 
     spec = app_spec(config.getoption("--app"), config.getoption("--app-dir"), config.getoption("--image"),
@@ -95,7 +99,8 @@ def run_options(config: pytest.Config) -> RunOptions:
                            serve_url=config.getoption("--serve-url"), dashboard_url=config.getoption("--dashboard-url"),
                            app=spec, ray_version=config.getoption("--ray-version"))
     return RunOptions.build(seed=parse_seed(config.getoption("--seed")), report_dir=Path(config.getoption("--report-dir")),
-                            load_rate=rate_value, keep_cluster=config.getoption("--keep-cluster"), target=target,
+                            load_rate=rate_value, load_workers=int(workers),
+                            keep_cluster=config.getoption("--keep-cluster"), target=target,
                             app=under_test)
 
 
@@ -175,7 +180,7 @@ def chaos_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 def chaos_engine(request: pytest.FixtureRequest, chaos_cluster: Cluster) -> Engine:
     options = request.config.stash[OPTIONS_KEY]
     return Engine(chaos_cluster, options.report_dir, seed=options.seed, run_label=chaos_cluster.label,
-                  app=options.app)
+                  app=options.app, load_workers=options.load_workers)
 
 
 @pytest.fixture

@@ -172,6 +172,7 @@ CASES = [
     Case("up --config a list", ("up",), "must hold a JSON object",
          prepare=lambda b: (["--config", config_file(b, [1])], {})),
     Case("--repeat 0", ("run", "all", "--repeat", "0"), "--repeat 0 must be at least 1"),
+    Case("--load-workers 0", ("run", "all", "--load-workers", "0"), "--load-workers 0 must be in 1..16"),
     Case("--abort-below 2", ("run", "all", "--abort-below", "2"), "--abort-below 2.0 must be an availability ratio"),
     Case("--step with --repeat", ("run", "all", "--step", "--repeat", "2"), "cannot be combined with --repeat"),
     Case("report of nothing", ("report", "/nonexistent/run"), "/nonexistent/run does not exist"),

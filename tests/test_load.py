@@ -180,3 +180,28 @@ def test_a_slot_follows_new_addresses_and_a_vacant_slot_sends_nothing(server, tm
     seqs = sorted(r["seq"] for r in records)
     assert seqs == list(range(len(seqs)))
     assert all(r["endpoint"] == ("front", "pods:worker#1")[r["seq"] % 2] for r in records)
+
+
+def test_locusts_own_workers_share_one_schedule_and_one_file(server, tmp_path):
+    # --load-workers 2: Locust's master and two workers; each makes the sends whose sequence
+    # number is its own, all appending whole lines to one file: merged, one process's schedule.
+    targets = [{"name": "ok", "url": server + "/"}, {"name": "fail", "url": server + "/fail"}]
+    out = tmp_path / "requests.jsonl"
+    gen = LoadGenerator(LoadSpec(rate=20, timeout_s=1.0), targets, out, max_duration_s=60,
+                        traffic=Traffic(id_prefix="w", workers=2))
+    assert ["--master" in c for c in gen._commands()] == [True, False, False]
+    gen.start(timeout_s=30)
+    time.sleep(4)
+    assert len(gen.procs) == 3 and all(p.poll() is None for p in gen.procs)
+    gen.stop()
+    assert all(p.poll() is not None for p in gen.procs)
+    df = requests_frame(read_jsonl(out))
+    seqs = df.sort_values("seq")
+    assert seqs["seq"].tolist() == list(range(len(seqs))) and len(seqs) >= 60
+    assert set(df["worker"]) == {0, 1}
+    assert (df["seq"] % 2 == df["worker"]).all() or (df["seq"] % 2 != df["worker"]).all()
+    assert df["request_id"].is_unique
+    # Endpoints strictly in turn, at the one schedule's spacing, whichever worker sent them.
+    assert (seqs["endpoint"] == seqs["seq"].map(lambda s: ("ok", "fail")[s % 2])).all()
+    assert seqs["t"].diff().dropna().max() == pytest.approx(1 / 40, abs=1e-6)
+    assert (df["t_sent"] - df["t"]).quantile(0.95) < 0.05

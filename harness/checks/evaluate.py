@@ -19,7 +19,7 @@ from serve_chaos.harness.checks.results import FAIL, UNKNOWN, CheckResult, Evalu
 from serve_chaos.harness.checks.slo import SLO, judge
 from serve_chaos.harness.checks.steady import first_steady_state, snapshot_at_or_after, snapshot_before
 from serve_chaos.harness.checks.routes import route_metrics
-from serve_chaos.harness.checks.timeline import PhaseWindow, availability, endpoint_metrics
+from serve_chaos.harness.checks.timeline import PhaseWindow, availability, by_worker, endpoint_metrics
 from serve_chaos.harness.load.servedby import agreement
 from serve_chaos.harness.observe.history import FaultRecord, History
 from serve_chaos.harness.observe.hostcpu import host_cpu
@@ -128,6 +128,7 @@ def evaluate(
         "availability": availability(reqs, window.start, window.after_end),
         "endpoints": per_endpoint,
         "routes": route_metrics(reqs, window),
+        "load_workers": by_worker(reqs),
         "served_by": agreement(reqs),
         "churn": _churn_snapshots(history, fault, t_recovered),
         "host_cpu": host_cpu(history.snapshots, window.fault, window.end),

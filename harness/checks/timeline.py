@@ -206,6 +206,15 @@ class PhaseWindow:
         return asdict(self)
 
 
+def by_worker(reqs: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Which Locust worker sent what (``--load-workers``): requests and failures per worker
+    index; empty for a load from one process."""
+    if reqs.empty or "worker" not in reqs or reqs["worker"].dropna().nunique() < 2:
+        return {}
+    groups = reqs.dropna(subset=["worker"]).groupby(reqs["worker"].dropna().astype(int))
+    return {str(k): {"requests": int(len(g)), "failed": int((~g["ok"]).sum())} for k, g in groups}
+
+
 #: The width of the buckets ``failure_detail`` counts failures in (s).
 FAILURE_BUCKET_S = 10.0
 

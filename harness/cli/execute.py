@@ -60,7 +60,7 @@ def run_scenarios(chosen: list, options: RunOptions, command: str = "serve-chaos
         abort = AbortPolicy(options.abort_below, options.abort_after) if options.abort_below is not None else None
         engine = Engine(cluster, options.report_dir, seed=options.seed, observer=view,
                         confirm=confirm if options.step else None, abort=abort, run_label=cluster.label,
-                        app=options.app)
+                        app=options.app, load_workers=options.load_workers)
         for sc in chosen:
             for i in range(options.repeat):
                 label = sc.name + (f" ({i + 1}/{options.repeat})" if options.repeat > 1 else "")

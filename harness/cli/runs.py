@@ -47,6 +47,7 @@ def run(
     dry_run: bool = typer.Option(False, help="print the plan and touch nothing"),
     step: bool = typer.Option(False, help="ask before each fault"),
     load_rate: Optional[float] = typer.Option(None, help="requests/s per endpoint"),
+    load_workers: int = typer.Option(1, help="Locust worker processes sending the load (its distributed mode)"),
     config: ConfigFile = None,
     repeat: int = typer.Option(1, help="run each scenario N times and classify it stable or flaky"),
     abort_below: Optional[float] = typer.Option(None, help="halt when front-door availability stays below this"),
@@ -78,7 +79,8 @@ def run(
 
     spec, under_test = app_options(app, app_dir, image, requests, locustfile, deployment, health_toggle)
     options = RunOptions.build(
-        seed=parse_seed(seed), report_dir=report_dir, load_rate=load_rate, repeat=repeat, abort_below=abort_below,
+        seed=parse_seed(seed), report_dir=report_dir, load_rate=load_rate, load_workers=load_workers, repeat=repeat,
+        abort_below=abort_below,
         abort_after=abort_after, keep_cluster=keep_cluster, step=step, history_dir=history_dir, html=html,
         target=target_options(target, config, kube_context, allow_context, namespace, node_loss_hook, app=spec,
                               ray_version=ray_version, serve_url=serve_url, dashboard_url=dashboard_url,

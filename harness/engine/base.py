@@ -32,6 +32,7 @@ class EngineBase:
     start_probe: Callable[[str, Snapshot], dict[str, float]]
     tick_s: float
     app: AppUnderTest
+    load_workers: int
     last_result: RunResult | None
     _tail: JsonlTail | None
 

@@ -34,6 +34,7 @@ class Engine(GatePhase, LoadPhase, InjectPhase, ObservePhase, HealPhase, JudgePh
     return False to skip the fault.  ``observer(event, data)`` receives progress
     (phase changes and a live tick about once a second) and must not raise.
     ``tick_s`` is how often (s) the engine looks at the history while waiting.
+    ``load_workers``: Locust worker processes per run's load (``--load-workers``).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class Engine(GatePhase, LoadPhase, InjectPhase, ObservePhase, HealPhase, JudgePh
         app: AppUnderTest | None = None,
         served_by_factory: ServedByFactory = default_served_by,
         start_probe: Callable[[str, Snapshot], dict[str, float]] = measured_start_s,
+        load_workers: int = 1,
     ) -> None:
         self.cluster = cluster
         self.report_dir = Path(report_dir)
@@ -65,6 +67,7 @@ class Engine(GatePhase, LoadPhase, InjectPhase, ObservePhase, HealPhase, JudgePh
         self.app = app or AppUnderTest()
         self.served_by_factory = served_by_factory
         self.start_probe = start_probe
+        self.load_workers = load_workers
         self.last_result: RunResult | None = None
         self._tail: JsonlTail | None = None
 

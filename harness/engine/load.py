@@ -43,7 +43,8 @@ class LoadPhase(EngineBase):
         markers = {ROLE_ENV: "load", OWNER_ENV: str(os.getpid()), **({RUN_ENV: self.run_label} if self.run_label else {})}
         phases = [replace_fault(p, p.fault.for_app(app, self.app.deployment)) for p in scenario.phases()]
         max_load_s = scenario.gate_timeout_s + scenario.warmup_s + sum(p.deadline_s + p.delay_s for p in phases) + 300
-        traffic = Traffic(tuple(r.model_dump() for r in app.routes()), f"sc{secrets.token_hex(3)}", self.app.locustfile)
+        traffic = Traffic(tuple(r.model_dump() for r in app.routes()), f"sc{secrets.token_hex(3)}", self.app.locustfile,
+                          self.load_workers)
         load = self.load_factory(scenario.load, slots.dicts(), run_dir / REQUESTS_FILE, max_load_s, markers, traffic)
         prober = self.prober_factory(endpoints.dashboard, lambda: [p.to_dict() for p in self.cluster.pods()],
                                      run_dir / SNAPSHOTS_FILE)

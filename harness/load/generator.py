@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,8 @@ class LoadGenerator:
         self.max_duration_s = max_duration_s
         self.env_markers = env_markers or {}
         self.proc: subprocess.Popen | None = None
+        #: Every Locust process of the load: the one, or the master first and its workers.
+        self.procs: list[subprocess.Popen] = []
         self.log_path = out_path.with_suffix(".locust.log")
         #: The targets the Locust process re-reads about once a second (``retarget``).
         self.targets_path = out_path.with_suffix(".targets.json")
@@ -54,37 +57,53 @@ class LoadGenerator:
                 "SC_LOAD_OUT": str(self.out_path),
                 "SC_LOAD_REQUESTS": json.dumps(list(self.traffic.requests)),
                 "SC_LOAD_ID_PREFIX": self.traffic.id_prefix,
+                "SC_LOAD_WORKERS": str(self.traffic.workers),
             }
         )
         if self.traffic.user_file:
             env["SC_LOAD_USER_FILE"] = str(Path(self.traffic.user_file).resolve())
-        cmd = [
-            sys.executable, "-m", "locust",
-            "-f", str(LOCUSTFILE),
-            "--headless", "--users", "1", "--spawn-rate", "1",
-            "--run-time", f"{int(self.max_duration_s)}s",
-            "--stop-timeout", "2",
-            "--host", next(t["url"] for t in self.targets if t.get("url")),
-            "--only-summary", "--loglevel", "WARNING",
-            "--skip-log-setup",
-        ]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        try:
+            self.procs = [self._spawn(cmd, env, log) for cmd in self._commands()]
+        finally:
+            log.close()
+        self.proc = self.procs[0]
 
         def first_record() -> None:
-            if self.proc.poll() is not None:
-                raise InfrastructureError(f"Locust exited at start (code {self.proc.returncode})",
+            dead = next((proc for proc in self.procs if proc.poll() is not None), None)
+            if dead is not None:
+                raise InfrastructureError(f"Locust exited at start (code {dead.returncode})",
                                           evidence=str(self.log_path), hint="see the Locust log")
             if self.out_path.stat().st_size == 0:
                 raise NotYet("no request record yet")
 
+        # Locust's workers each import gevent and Locust before the master may start them.
+        timeout_s = timeout_s + 5.0 * (len(self.procs) - 1)
         try:
             wait_until(first_record, timeout_s, 0.1, what="Locust's first request record", evidence=str(self.log_path))
         except InfrastructureError:
             self.stop()
             raise
+
+    def _commands(self) -> list[list[str]]:
+        """One Locust process, or Locust's master and ``traffic.workers`` workers on loopback."""
+        common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING", "--skip-log-setup"]
+        users = self.traffic.workers
+        run = ["--headless", "--users", str(users), "--spawn-rate", str(users),
+               "--run-time", f"{int(self.max_duration_s)}s", "--stop-timeout", "2",
+               "--host", next(t["url"] for t in self.targets if t.get("url")), "--only-summary"]
+        if users == 1:
+            return [common + run]
+        port = free_port()
+        master = common + run + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                                 "--expect-workers", str(users)]
+        worker = common + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+        return [master] + [worker] * users
+
+    @staticmethod
+    def _spawn(cmd: list[str], env: dict[str, str], log: Any) -> subprocess.Popen:
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
 
     def retarget(self, targets: list[dict[str, Any]]) -> None:
         """Hand the running load new addresses for the same endpoints, in the same order
@@ -104,15 +123,28 @@ class LoadGenerator:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM (Locust's graceful stop: in-flight requests finish and are recorded), then SIGKILL."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
+        """SIGTERM (Locust's graceful stop: in-flight requests finish and are recorded; a master
+        first stops its workers, which record theirs), then SIGKILL whatever is left."""
+        for proc in self.procs:
+            _stop(proc, timeout_s)
+
+
+def _stop(proc: subprocess.Popen, timeout_s: float) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+def free_port() -> int:
+    """A TCP port on loopback nobody listens on now (Locust's master binds it just after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -23,7 +23,13 @@ gevent; it must never share a process with Ray).  Configured through env:
 - ``SC_LOAD_TIMEOUT_S``: per-request timeout (seconds);
 - ``SC_LOAD_MAX_IN_FLIGHT``: cap on concurrent requests (beyond it a send is
   recorded as ``client_overload`` instead of silently skipped);
-- ``SC_LOAD_OUT``: JSONL file, one record per request.
+- ``SC_LOAD_OUT``: JSONL file, one record per request;
+- ``SC_LOAD_WORKERS``: how many Locust worker processes share the load (Locust's distributed
+  mode, ``--load-workers``; 1: this process alone).  Every worker walks the same schedule from
+  the start time the master sends it and makes the sends whose sequence number is its own
+  (``seq % workers == worker index``), so the merged sends are exactly one process's schedule;
+  each appends its records to the same file, one whole write per flush (``O_APPEND``), and
+  records its index as ``worker``.
 
 Each request is sent at its *intended* time, ``1 / (rate x endpoints)`` after the one before, whether or
 not earlier ones returned, so a stalled server cannot slow the offered load and
@@ -64,6 +70,13 @@ REQUESTS = json.loads(os.environ.get("SC_LOAD_REQUESTS", "null") or "null") or D
 ID_PREFIX = os.environ.get("SC_LOAD_ID_PREFIX", "sc0")
 USER_FILE = os.environ.get("SC_LOAD_USER_FILE")
 RATES_FILE = os.environ.get("SC_LOAD_RATES_FILE")
+WORKERS = max(1, int(os.environ.get("SC_LOAD_WORKERS", "1")))
+#: The message the master sends every worker: the epoch s the shared schedule starts at.
+START_MESSAGE = "serve_chaos_start"
+#: When the shared schedule starts (epoch s; None until the master said, with several workers).
+START: list[float] = []
+#: How long after the master's test start the first send is intended (s): the message's trip.
+START_LEAD_S = 0.5
 #: The rate schedule as last read: ``[(epoch s, rate per endpoint), ...]``, sorted.
 RATES: list[tuple[float, float]] = []
 
@@ -205,10 +218,11 @@ def classify(exc: BaseException) -> str:
 
 
 class Recorder:
-    """Buffers records and flushes them to the JSONL file every 200 ms."""
+    """Buffers records and appends them to the JSONL file every 200 ms, in one ``write`` on an
+    ``O_APPEND`` descriptor: whole lines, never interleaved with another worker's."""
 
     def __init__(self, path: str) -> None:
-        self.fh = open(path, "a", buffering=1 << 16)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.buffer: list[str] = []
         self.closed = False
         gevent.spawn(self._flusher)
@@ -219,8 +233,9 @@ class Recorder:
     def flush(self) -> None:
         if self.buffer and not self.closed:
             lines, self.buffer = self.buffer, []
-            self.fh.write("\n".join(lines) + "\n")
-            self.fh.flush()
+            data = ("\n".join(lines) + "\n").encode()
+            while data:
+                data = data[os.write(self.fd, data):]
 
     def _flusher(self) -> None:
         while not self.closed:
@@ -230,7 +245,7 @@ class Recorder:
     def close(self) -> None:
         self.flush()
         self.closed = True
-        self.fh.close()
+        os.close(self.fd)
 
 
 #: Kept-alive connections per ``keepalive`` endpoint (its name -> a Session with a pool as
@@ -257,9 +272,23 @@ RECORDER: Recorder | None = None
 IN_FLIGHT = Pool(MAX_IN_FLIGHT)
 
 
+@events.init.add_listener
+def _on_init(environment, **_kwargs) -> None:
+    from locust.runners import WorkerRunner
+
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message(START_MESSAGE, lambda msg, **_kw: START.append(float(msg.data)))
+
+
 @events.test_start.add_listener
 def _on_start(environment, **_kwargs) -> None:
     global RECORDER
+    from locust.runners import MasterRunner
+
+    if isinstance(environment.runner, MasterRunner):
+        # The master sends nothing itself; it only tells every worker when the schedule starts.
+        environment.runner.send_message(START_MESSAGE, time.time() + START_LEAD_S)
+        return
     RECORDER = Recorder(OUT_PATH)
     reload_rates()
     if ENDPOINTS_FILE:
@@ -303,13 +332,22 @@ class OpenLoopUser(User):
             record["error"] = classify(err)
         finish(self.environment, record, sent, exc)
 
+    def _start(self) -> tuple[float, int]:
+        """When the schedule starts (epoch s) and which residue of it this process sends."""
+        if WORKERS == 1:
+            return time.time() + 0.05, 0
+        while not START:
+            gevent.sleep(0.01)
+        return START[0], int(getattr(self.environment.runner, "worker_index", 0)) % WORKERS
+
     @task
     def drive(self) -> None:
         if not ENDPOINTS:
             raise RuntimeError("SC_LOAD_ENDPOINTS is empty")
         mix = schedule(REQUESTS)
         user_tasks = load_user_tasks(self.environment) if USER_FILE else None
-        intended = time.time() + 0.05
+        intended, mine = self._start()
+        WORKER[0] = mine
         seq = 0
         # Return when Locust stops the user: in-flight requests are joined at test_stop, and an
         # endless task would hold the stop for the whole --stop-timeout.
@@ -318,6 +356,9 @@ class OpenLoopUser(User):
                 # Each send 1 / (rate x endpoints) after the last *intended* one: the schedule's
                 # rate at that time, the open model kept across a change of rate.
                 intended += 1.0 / (rate_at(intended) * max(1, len(ENDPOINTS)))
+            if seq % WORKERS != mine:
+                seq += 1
+                continue
             delay = intended - time.time()
             if delay > 0:
                 gevent.sleep(delay)
@@ -346,7 +387,11 @@ def new_record(seq: int | str, intended: float, endpoint: dict, spec: dict | Non
             "status": None, "ok": False, "error": None, "pid": None, "pod": endpoint.get("pod"),
             "role": endpoint.get("role"), "latency_ms": None,
             # Which incarnation of a slot's pod the request was aimed at, and at what address.
-            "address": endpoint.get("url"), "incarnation": endpoint.get("incarnation")}
+            "address": endpoint.get("url"), "incarnation": endpoint.get("incarnation"), "worker": WORKER[0]}
+
+
+#: This process's worker index (0 alone), set once Locust's master has numbered it.
+WORKER: list[int] = [0]
 
 
 def finish(environment, record: dict, sent: float, exc: BaseException | None) -> None:

@@ -51,12 +51,14 @@ class Traffic:
 
     ``requests``: the app's routes (``RequestSpec.model_dump()`` dicts), mixed by
     weight; ``id_prefix``: the start of every request's unique ``X-Request-Id``;
-    ``user_file``: a user's locustfile whose tasks replace ``requests``.
+    ``user_file``: a user's locustfile whose tasks replace ``requests``; ``workers``: how many
+    Locust worker processes send it (Locust's distributed mode; 1: one process, no master).
     """
 
     requests: tuple[dict[str, Any], ...] = ()
     id_prefix: str = "sc0"
     user_file: str | None = None
+    workers: int = 1
 
 
 def resolve_endpoints(spec: LoadSpec, endpoints: Endpoints, roles: dict[str, str],

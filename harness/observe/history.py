@@ -18,7 +18,7 @@ from serve_chaos.harness.observe.probe import Snapshot
 from serve_chaos.harness.load.slots import VACANT
 
 REQUEST_COLUMNS = ["seq", "t", "t_sent", "endpoint", "route", "request_id", "ok", "error", "status", "pid", "pod",
-                   "role", "latency_ms", "address", "incarnation"]
+                   "role", "latency_ms", "address", "incarnation", "worker"]
 #: Error class of a send the load did not make: its slot had no pod.
 UNSENT_ERROR = VACANT
 #: Added by ``History.build``: the replica that served a request, from Serve's logs

@@ -221,6 +221,11 @@ def _run_section(run_dir: Path, verdict: dict[str, Any], r: Row) -> list[str]:
         out.append(f"<p class='small'>no timeline: {esc(str(err))}</p>")
     out += _checks_table(verdict)
     out += _routes_table(metrics)
+    workers = metrics.get("load_workers") or {}
+    if workers:
+        out.append("<p class='small'>load sent by Locust workers: " + ", ".join(
+            f"worker {esc(k)}: {w['requests']} requests ({w['failed']} failed)" for k, w in sorted(workers.items()))
+                   + "</p>")
     extra = metrics.get("extra") or {}
     if extra:
         out.append("<p class='small'>" + esc(json_short(extra, 2000)) + "</p>")
