@@ -21,6 +21,7 @@ import pytest
 from serve_chaos.harness.bounds import node_loss_bounds
 from serve_chaos.harness.checks import SLO, capacity_floor, front_door_drop, ray_node_death, replica_spread
 from serve_chaos.harness.checks.planned import drain_timeline, replacements_before_stop
+from serve_chaos.harness.deviations import KnownDeviation
 from serve_chaos.harness.faults import NodeDrain
 from serve_chaos.harness.load.spec import LoadSpec
 from serve_chaos.harness.scenario import Scenario
@@ -28,6 +29,18 @@ from serve_chaos.runtime.app.serve_config import COMPOSED_APP, DRAIN_APP
 
 DEADLINE_S = 45.0
 REPLACEMENT_DELAY_S = 10.0
+
+#: Measured (serve-chaos matrix node_drain --ray-versions 2.50.0..2.60.0: broken on 2.50.0, 2.54.1,
+#: 2.57.0, 2.58.0, 2.58.1 and 2.59.0, first kept in 2.60.0), and why: before 2.60.0
+#: ``DefaultClusterNodeInfoCache.get_draining_nodes`` (``serve/_private/cluster_node_info_cache.py``)
+#: returned an empty dict -- the Serve controller never learnt that a node was draining.
+SERVE_BLIND_TO_DRAINING = (
+    "Serve before 2.60.0 does not see a draining node (DefaultClusterNodeInfoCache.get_draining_nodes returns {}; "
+    "2.60.0 asks the GCS): no replica migrates and the node's proxy keeps passing its health check, so the front "
+    "door keeps routing to the node until it dies at the deadline")
+IN_FLIGHT_AT_LOSS = (
+    "the requests the front door still sent to the draining node's proxy are in flight when the node dies at its "
+    "deadline (1-3 of ~2,450 in each of 6 runs, 2.50.0-2.59.0): " + SERVE_BLIND_TO_DRAINING)
 
 
 def bounds(settings: dict) -> dict:
@@ -59,6 +72,8 @@ def drain_scenario(name: str, app, title: str, rate: float, **kw) -> Scenario:
         extra_metrics=(drain_timeline, front_door_drop, ray_node_death, replica_spread),
         min_observe_s=DEADLINE_S + 2.0,
         deadline_s=DEADLINE_S + 150.0,
+        known_broken={"front_door_drop_s": KnownDeviation(SERVE_BLIND_TO_DRAINING, fixed_in="2.60.0")},
+        known_intermittent={"front.availability_during_fault": KnownDeviation(IN_FLIGHT_AT_LOSS, fixed_in="2.60.0")},
         **kw,
     )
 
