@@ -20,7 +20,8 @@ import pytest
 import requests
 import yaml
 
-from serve_chaos.runtime.k8s.controlplane import ControlPlane, free_port
+from serve_chaos.runtime.k8s.controlplane import ControlPlane
+from serve_chaos.runtime.ports import free_port
 from serve_chaos.runtime.k8s.layout import K8sLayout
 
 

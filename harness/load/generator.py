@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from serve_chaos.harness.load.spec import LoadSpec, Traffic, write_targets
 from serve_chaos.runtime.errors import InfrastructureError
+from serve_chaos.runtime.ports import free_port
 from serve_chaos.runtime.waiting import NotYet, wait_until
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -142,9 +142,3 @@ def _stop(proc: subprocess.Popen, timeout_s: float) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
 
-
-def free_port() -> int:
-    """A TCP port on loopback nobody listens on now (Locust's master binds it just after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -8,7 +8,6 @@ loopback ports picked free, nothing serves metrics or profiling, and nobody elec
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,16 +16,11 @@ import yaml
 from serve_chaos.runtime.k8s.build import Binaries
 from serve_chaos.runtime.k8s.layout import API_SERVICE_IP, CLUSTER_DOMAIN, CONTEXT, SERVICE_CIDR, K8sLayout, NodeSpec
 from serve_chaos.runtime.k8s.pki import CertificateAuthority, CertPair, kubeconfig, service_account_keys
+from serve_chaos.runtime.ports import free_port
 
 #: The admission plugins kind's API server runs beyond the defaults (kubeadm enables NodeRestriction):
 #: a node may change only itself and the pods bound to it.
 ADMISSION = "NodeRestriction"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)
